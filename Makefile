@@ -1,0 +1,57 @@
+# docker-tls — build, test, demo.
+# `make demo` and `make test` are the two commands the README promises.
+
+GO        ?= go
+BIN       := bin/docker-tls
+PKG       := github.com/docker-tls/docker-tls
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+DOCKER_CONFIG ?= $(HOME)/.docker
+FUZZTIME  ?= 5s
+
+.PHONY: build install deps test unit e2e fuzz bench demo cross clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/docker-tls
+
+# Installs as a Docker CLI plugin: `docker tls ...`.
+install: build
+	./scripts/install.sh $(BIN) $(DOCKER_CONFIG)
+
+# Everything: unit tests, integration and end-to-end tests (which skip with a
+# reason when root, dockerd or openssl are missing), then a short fuzz run of
+# every parser. Prints what was skipped and why, and a closing count.
+deps:
+	./scripts/deps.sh
+
+test: deps
+	./scripts/test.sh
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -count=1 -v ./e2e/
+
+fuzz:
+	$(GO) test ./pki -run '^$$' -fuzz '^FuzzParseSANs$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pki -run '^$$' -fuzz '^FuzzParsePrivateKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pki -run '^$$' -fuzz '^FuzzParseCertificates$$' -fuzztime $(FUZZTIME)
+
+bench:
+	./scripts/bench.sh
+
+demo: deps build
+	./scripts/demo.sh $(BIN)
+
+cross:
+	@for os in linux darwin windows; do for arch in amd64 arm64; do \
+		ext=; [ $$os = windows ] && ext=.exe; \
+		echo "build $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o bin/$$os-$$arch/docker-tls$$ext ./cmd/docker-tls || exit 1; \
+	done; done
+
+clean:
+	rm -rf bin

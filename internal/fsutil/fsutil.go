@@ -1,0 +1,114 @@
+// Package fsutil owns the one way docker-tls writes files: atomically (temp
+// file in the same directory, fsync, rename), with explicit permissions, and
+// never over an existing file unless asked. Keys and CAs depend on it.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// ErrExists is returned when a target exists and overwriting was not asked for.
+var ErrExists = errors.New("already exists")
+
+// File modes for what docker-tls writes.
+const (
+	PrivateFile fs.FileMode = 0o600 // keys, anything secret
+	PublicFile  fs.FileMode = 0o644 // certificates, snippets
+	PrivateDir  fs.FileMode = 0o700
+)
+
+// WriteFile writes data to path atomically: readers see the old file or the
+// new one, never a torn one, and a crash leaves at most a stray temp file.
+// Without overwrite it fails with ErrExists if path exists, checked by the
+// final link so that two concurrent writers cannot both win.
+func WriteFile(path string, data []byte, perm fs.FileMode, overwrite bool) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	defer os.Remove(tmpName) // no-op after a successful rename
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if overwrite {
+		if err := os.Rename(tmpName, path); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return syncDir(dir)
+	}
+	// A hard link fails if the target exists: an atomic create-exclusive.
+	if err := os.Link(tmpName, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s %w", path, ErrExists)
+		}
+		// File systems without hard links: check, then rename.
+		if _, statErr := os.Lstat(path); statErr == nil {
+			return fmt.Errorf("%s %w", path, ErrExists)
+		}
+		if err := os.Rename(tmpName, path); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename durable. Not all platforms can open a directory for
+// sync; that is not an error worth failing a write for.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	_ = d.Sync()
+	return nil
+}
+
+// MkdirPrivate creates dir and its parents with mode 0700 and makes sure an
+// existing dir is not readable by others.
+func MkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, PrivateDir); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, PrivateDir); err != nil {
+			return fmt.Errorf("restrict %s to its owner: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// CheckAbsent returns ErrExists (wrapped with the first path found) if any of
+// paths exists, so that a multi-file write can refuse before writing anything.
+func CheckAbsent(paths ...string) error {
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%s %w", p, ErrExists)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check %s: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package plugin
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/config"
+	"golang.org/x/term"
+
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// PassphraseEnv names the environment variable that may hold a CA key's
+// passphrase, for scripts that cannot use a file.
+const PassphraseEnv = "DOCKER_TLS_CA_PASSPHRASE"
+
+// env is what every command needs from its surroundings, resolved lazily:
+// the docker CLI is initialised (config dir, --config) only when a command runs.
+type env struct {
+	cli command.Cli
+}
+
+// configDir is $DOCKER_CONFIG (or --config), as the docker CLI resolved it.
+func (e *env) configDir() string {
+	if cf := e.cli.ConfigFile(); cf != nil && cf.Filename != "" {
+		return filepath.Dir(cf.Filename)
+	}
+	return config.Dir()
+}
+
+// stateDir is where docker-tls keeps its own files: $DOCKER_CONFIG/tls.
+func (e *env) stateDir() string { return filepath.Join(e.configDir(), "tls") }
+
+// fileKeys is the file key store, with the passphrase used to encrypt new
+// keys and read encrypted ones.
+func (e *env) fileKeys(passphrase []byte) *keystore.File {
+	return &keystore.File{Dir: filepath.Join(e.stateDir(), "keys"), Passphrase: passphrase}
+}
+
+// cas is the CA store; passphrase unlocks file-stored CA keys.
+func (e *env) cas(passphrase []byte) *castore.Store {
+	return &castore.Store{
+		Dir: filepath.Join(e.stateDir(), "ca"),
+		KeyStore: func(kind string) (keystore.Store, error) {
+			if kind == "file" {
+				return e.fileKeys(passphrase), nil
+			}
+			return nil, fmt.Errorf("key store %q is not available in this version of docker-tls", kind)
+		},
+	}
+}
+
+// passphraseOptions are the flags every command that touches an encrypted
+// key shares.
+type passphraseOptions struct {
+	file string
+}
+
+// read returns the passphrase from --passphrase-file, then $DOCKER_TLS_CA_PASSPHRASE,
+// or nil if neither is set. It never echoes or logs the value.
+func (p passphraseOptions) read() ([]byte, error) {
+	if p.file != "" {
+		data, err := readSmallFile(p.file, 4096)
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase file: %w", err)
+		}
+		pass := trimNewline(data)
+		if len(pass) == 0 {
+			return nil, fmt.Errorf("passphrase file %s is empty", p.file)
+		}
+		return pass, nil
+	}
+	if v, ok := os.LookupEnv(PassphraseEnv); ok {
+		if v == "" {
+			return nil, fmt.Errorf("%s is set but empty", PassphraseEnv)
+		}
+		return []byte(v), nil
+	}
+	return nil, nil
+}
+
+// prompt asks for a passphrase on the terminal without echo, or says how to
+// give one when there is no terminal.
+func (e *env) prompt(what string) ([]byte, error) {
+	in := e.cli.In()
+	if !in.IsTerminal() {
+		return nil, fmt.Errorf("%s is encrypted: pass --passphrase-file FILE or set %s", what, PassphraseEnv)
+	}
+	fmt.Fprintf(e.cli.Err(), "Passphrase for %s: ", what)
+	pass, err := term.ReadPassword(int(in.FD()))
+	fmt.Fprintln(e.cli.Err())
+	if err != nil {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	if len(pass) == 0 {
+		return nil, errors.New("empty passphrase")
+	}
+	return pass, nil
+}
+
+// loadCA returns the named CA ready to sign, asking for its key's passphrase
+// if the key is encrypted and none was given.
+func (e *env) loadCA(name string, pp passphraseOptions) (*castore.CA, *pki.CA, error) {
+	pass, err := pp.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	stored, err := e.cas(pass).Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := e.cas(pass).Signer(stored)
+	if errors.Is(err, pki.ErrPassphraseRequired) {
+		if pass, err = e.prompt(fmt.Sprintf("the key of CA %q", name)); err != nil {
+			return nil, nil, err
+		}
+		signer, err = e.cas(pass).Signer(stored)
+	}
+	if errors.Is(err, pki.ErrWrongPassphrase) {
+		return nil, nil, fmt.Errorf("wrong passphrase for the key of CA %q", name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return stored, signer, nil
+}
+
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+// readPEMFile reads a certificate or key file of reasonable size.
+func readPEMFile(path string) ([]byte, error) {
+	data, err := readSmallFile(path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func trimNewline(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// lifetime converts a --days flag to a duration; 0 means the profile's default.
+func lifetime(days int) (time.Duration, error) {
+	if days < 0 || days > 100*365 {
+		return 0, fmt.Errorf("--days %d: give a number of days from 1 to 36500", days)
+	}
+	return time.Duration(days) * 24 * time.Hour, nil
+}
+
+func keyTypeNames() string {
+	var names []string
+	for _, t := range pki.KeyTypes() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}

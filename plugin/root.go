@@ -1,0 +1,37 @@
+package plugin
+
+import (
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+)
+
+// NewRootCommand returns the `tls` command with every verb under it. The same
+// tree serves the plugin (docker tls …) and the standalone binary.
+func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
+	e := &env{cli: dockerCLI}
+	cmd := &cobra.Command{
+		Use:   "tls",
+		Short: "Mutual TLS for remote Docker engines: CAs, certificates and contexts",
+		Long: `docker tls creates CAs and issues the server and client certificates that
+protect a Docker engine's TCP socket with mutual TLS (dockerd --tlsverify).
+
+Files, keys and CAs are never overwritten without --force. Private keys are
+written 0600 and never printed.`,
+		Example: `  # A CA on this machine, a server certificate for the engine, a client certificate for you
+  docker tls ca init
+  docker tls server issue engine.example.com 192.0.2.10 --out ./engine-tls
+  docker tls client issue alice --out ~/.docker/engine`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(
+		newCACommand(e),
+		newServerCommand(e),
+		newClientCommand(e),
+	)
+	return cmd
+}

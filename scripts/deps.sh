@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the full test suite and the demo use: a real dockerd
+# (docker.io), openssl and curl for interop, busybox-static for a container
+# image, and a Secret Service (gnome-keyring under dbus) for keyring tests.
+# Idempotent. Without root it lists what is missing and carries on, so the
+# unit tests still run and the rest skip with a reason.
+set -euo pipefail
+pkgs=(docker.io openssl curl busybox-static dbus gnome-keyring libsecret-tools ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "deps: not installed: ${missing[*]}" >&2
+    echo "deps: tests that need them will be skipped; to run them: sudo apt-get install ${missing[*]}" >&2
+  else
+    echo "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+go mod download
