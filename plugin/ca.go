@@ -2,8 +2,8 @@ package plugin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -412,12 +412,11 @@ func runCAInspect(e *env, opts caInspectOptions, names []string) error {
 	store := e.cas(nil)
 	now := time.Now()
 	var views []caView
-	var failed []string
+	var failed []error
 	for _, n := range names {
 		c, err := store.Get(n)
 		if err != nil {
-			fmt.Fprintln(e.cli.Err(), err)
-			failed = append(failed, n)
+			failed = append(failed, err)
 			continue
 		}
 		views = append(views, newCAView(c, now))
@@ -442,8 +441,6 @@ func runCAInspect(e *env, opts caInspectOptions, names []string) error {
 			fmt.Fprintln(e.cli.Out())
 		}
 	}
-	if len(failed) > 0 {
-		return cli.StatusError{StatusCode: 1, Status: "no such CA: " + strings.Join(failed, ", ")}
-	}
-	return nil
+	// Like docker inspect: print what was found, then fail for the rest.
+	return errors.Join(failed...)
 }

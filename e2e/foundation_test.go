@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPluginDiscovery: installed in DOCKER_CONFIG/cli-plugins, docker lists
+// the plugin and runs it as `docker tls`; run directly it takes the same
+// words and the docker CLI's global flags.
+func TestPluginDiscovery(t *testing.T) {
+	need(t, "docker")
+	e := NewEnv(t)
+	help := e.Docker("--help")
+	requireOK(t, help)
+	if !strings.Contains(help.Stdout, "tls*") || !strings.Contains(help.Stdout, "Mutual TLS") {
+		t.Fatalf("docker --help does not list the plugin:\n%s", help.Stdout)
+	}
+	// docker info fails without a daemon but still reports client plugins.
+	info := e.Docker("info", "--format", "{{range .ClientInfo.Plugins}}{{.Name}} {{.Vendor}} {{.Path}}\n{{end}}")
+	if !strings.Contains(info.Stdout, "tls docker-tls "+filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls")) {
+		t.Fatalf("docker info does not list the plugin: %s", info)
+	}
+	meta := e.Standalone("docker-cli-plugin-metadata")
+	requireOK(t, meta)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(meta.Stdout), &m); err != nil || m["SchemaVersion"] != "0.1.0" || m["Vendor"] == "" {
+		t.Fatalf("metadata %q: %v", meta.Stdout, err)
+	}
+
+	requireOK(t, e.TLS("ca", "init"))
+	// Standalone, same words, same state.
+	ls := e.Standalone("ca", "ls", "--quiet")
+	requireOK(t, ls)
+	if strings.TrimSpace(ls.Stdout) != "default" {
+		t.Fatalf("standalone ca ls: %s", ls)
+	}
+	// Global --config, before the verb, in both modes.
+	other := e.Path("other-config")
+	requireOK(t, e.Standalone("--config", other, "ca", "init", "elsewhere"))
+	if _, err := os.Stat(filepath.Join(other, "tls", "ca", "elsewhere", "ca.pem")); err != nil {
+		t.Fatalf("--config not honoured standalone: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(other, "cli-plugins"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls"), filepath.Join(other, "cli-plugins", "docker-tls")); err != nil {
+		t.Fatal(err)
+	}
+	ls = e.Docker("--config", other, "tls", "ca", "ls", "--format", "{{.Name}}")
+	requireOK(t, ls)
+	if strings.TrimSpace(ls.Stdout) != "elsewhere" {
+		t.Fatalf("docker --config … tls ca ls: %s", ls)
+	}
+	// Unknown verbs fail with a usage error, not a panic.
+	r := e.TLS("frobnicate")
+	if r.Code == 0 {
+		t.Fatalf("unknown verb accepted: %s", r)
+	}
+}
+
+// TestMutualTLSAgainstRealDockerd is the foundation's proof: a CA, a server
+// certificate, a real dockerd --tlsverify, a client certificate, and the
+// real docker CLI and curl getting through, while the wrong certificates
+// do not.
+func TestMutualTLSAgainstRealDockerd(t *testing.T) {
+	need(t, "docker")
+	needRoot(t)
+	need(t, "dockerd")
+	e := NewEnv(t)
+	requireOK(t, e.TLS("ca", "init"))
+	srv := e.Path("server")
+	requireOK(t, e.TLS("server", "issue", "localhost", "127.0.0.1", "--out", srv))
+	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+
+	alice := e.Path("alice")
+	requireOK(t, e.TLS("client", "issue", "alice", "--out", alice))
+	for _, host := range []string{d.Host, strings.Replace(d.Host, "127.0.0.1", "localhost", 1)} {
+		v := e.DockerVia(host, DirTLS(alice), "version", "--format", "{{.Server.Version}}")
+		requireOK(t, v)
+		if strings.TrimSpace(v.Stdout) == "" {
+			t.Fatalf("no server version through %s: %s", host, v)
+		}
+	}
+	// The DOCKER_CERT_PATH layout works as the docker CLI reads it.
+	envRun := exec.Command("docker", "version", "--format", "{{.Server.APIVersion}}")
+	envRun.Env = append(e.environ(), "DOCKER_HOST="+d.Host, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH="+alice)
+	if out, err := envRun.CombinedOutput(); err != nil {
+		t.Fatalf("DOCKER_CERT_PATH=%s docker version: %v\n%s", alice, err, out)
+	}
+
+	t.Run("curl", func(t *testing.T) {
+		need(t, "curl")
+		c := DirTLS(alice)
+		r := e.Run(nil, "curl", "-sS", "--max-time", "20", "--cacert", c.CA, "--cert", c.Cert, "--key", c.Key, "https://127.0.0.1:"+itoa(d.Port)+"/_ping")
+		requireOK(t, r)
+		if r.Stdout != "OK" {
+			t.Fatalf("_ping said %q", r.Stdout)
+		}
+		// Without a client certificate dockerd refuses the handshake.
+		r = e.Run(nil, "curl", "-sS", "--max-time", "20", "--cacert", c.CA, "https://127.0.0.1:"+itoa(d.Port)+"/_ping")
+		if r.Code == 0 {
+			t.Fatalf("dockerd answered without a client certificate: %s", r)
+		}
+	})
+
+	t.Run("client cert from another CA is rejected", func(t *testing.T) {
+		requireOK(t, e.TLS("ca", "init", "other"))
+		mallory := e.Path("mallory")
+		requireOK(t, e.TLS("client", "issue", "mallory", "--ca", "other", "--out", mallory))
+		c := DirTLS(mallory)
+		c.CA = filepath.Join(alice, "ca.pem") // trusts the right server, presents the wrong client cert
+		r := e.DockerVia(d.Host, c, "version", "--format", "{{.Server.Version}}")
+		if r.Code == 0 || strings.TrimSpace(r.Stdout) != "" {
+			t.Fatalf("dockerd accepted a client certificate from another CA: %s", r)
+		}
+		if !strings.Contains(r.Stderr, "bad certificate") && !strings.Contains(r.Stderr, "unknown certificate authority") {
+			t.Fatalf("unexpected failure: %s", r)
+		}
+	})
+
+	t.Run("serverAuth-only cert is rejected as a client cert", func(t *testing.T) {
+		other := e.Path("server-as-client")
+		requireOK(t, e.TLS("server", "issue", "client.example.com", "--out", other))
+		c := ClientTLS{CA: filepath.Join(alice, "ca.pem"), Cert: filepath.Join(other, "server-cert.pem"), Key: filepath.Join(other, "server-key.pem")}
+		r := e.DockerVia(d.Host, c, "version", "--format", "{{.Server.Version}}")
+		if r.Code == 0 || strings.TrimSpace(r.Stdout) != "" {
+			t.Fatalf("dockerd accepted a certificate without clientAuth: %s", r)
+		}
+		if !strings.Contains(r.Stderr, "bad certificate") {
+			t.Fatalf("unexpected failure: %s", r)
+		}
+	})
+
+	t.Run("server name not in the certificate is refused by the client", func(t *testing.T) {
+		// 127.0.0.2 is loopback too, but not in the server certificate's SANs.
+		host := strings.Replace(d.Host, "127.0.0.1", "127.0.0.2", 1)
+		r := e.DockerVia(host, DirTLS(alice), "version", "--format", "{{.Server.Version}}")
+		if r.Code == 0 {
+			t.Fatalf("client accepted a server certificate without the name it dialled: %s", r)
+		}
+		if !strings.Contains(r.Stderr, "127.0.0.2") {
+			t.Fatalf("unexpected failure: %s", r)
+		}
+	})
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

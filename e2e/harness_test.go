@@ -1,0 +1,387 @@
+// Package e2e runs the built docker-tls binary as users do: installed as a
+// Docker CLI plugin in a temporary DOCKER_CONFIG and driven through the real
+// docker CLI, against a real dockerd started with --tlsverify on a free
+// loopback port, with real openssl and curl for interop.
+//
+// Every test that needs something this machine lacks (root, dockerd, docker,
+// openssl, curl) skips with the reason and the package to install.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pluginBinary is the docker-tls binary TestMain builds once for the package.
+var pluginBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "docker-tls-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pluginBinary = filepath.Join(dir, "docker-tls")
+	build := exec.Command("go", "build", "-o", pluginBinary, "../cmd/docker-tls")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build docker-tls: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// need skips the test unless every named program is on PATH.
+func need(t testing.TB, programs ...string) {
+	t.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			pkg := map[string]string{"dockerd": "docker.io", "docker": "docker.io", "openssl": "openssl", "curl": "curl"}[p]
+			if pkg == "" {
+				pkg = p
+			}
+			t.Skipf("%s is not installed (apt-get install %s)", p, pkg)
+		}
+	}
+}
+
+// needRoot skips the test unless it runs as root, which dockerd requires.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux to start a real dockerd (run `sudo make test`)")
+	}
+}
+
+// Env is one user's machine: a temporary DOCKER_CONFIG with the plugin
+// installed, a temporary HOME, and nothing inherited that could point the
+// docker CLI elsewhere (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CERT_PATH …).
+type Env struct {
+	t         testing.TB
+	Dir       string // scratch space for the test's files
+	ConfigDir string // DOCKER_CONFIG
+	Home      string
+	// Secrets are strings that must never appear in any output.
+	Secrets []string
+	// extraEnv is added to every command's environment.
+	extraEnv []string
+}
+
+// NewEnv makes a fresh Env with the plugin installed.
+func NewEnv(t testing.TB) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &Env{t: t, Dir: dir, ConfigDir: filepath.Join(dir, "docker-config"), Home: filepath.Join(dir, "home")}
+	for _, d := range []string{filepath.Join(e.ConfigDir, "cli-plugins"), e.Home} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(pluginBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Path returns a path inside the test's scratch directory.
+func (e *Env) Path(parts ...string) string {
+	return filepath.Join(append([]string{e.Dir}, parts...)...)
+}
+
+// Setenv adds a variable to the environment of every later command.
+func (e *Env) Setenv(k, v string) { e.extraEnv = append(e.extraEnv, k+"="+v) }
+
+func (e *Env) environ() []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + e.Home,
+		"DOCKER_CONFIG=" + e.ConfigDir,
+		"LANG=C",
+	}
+	return append(env, e.extraEnv...)
+}
+
+// Result is what a command printed and how it exited.
+type Result struct {
+	Args   []string
+	Stdout string
+	Stderr string
+	Code   int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%s (exit %d)\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Args, " "), r.Code, r.Stdout, r.Stderr)
+}
+
+// Run runs a program with the Env's environment, bounded to two minutes.
+func (e *Env) Run(stdin io.Reader, name string, args ...string) Result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = e.environ()
+	cmd.Dir = e.Dir
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Args: append([]string{name}, args...), Stdout: stdout.String(), Stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		r.Code = exitErr.ExitCode()
+	default:
+		e.t.Fatalf("run %s: %v", name, err)
+	}
+	e.assertNoSecrets(r)
+	return r
+}
+
+// assertNoSecrets fails the test if a command printed private key material
+// or a known passphrase. Tests that export a key on purpose read the file.
+func (e *Env) assertNoSecrets(r Result) {
+	e.t.Helper()
+	for _, out := range []string{r.Stdout, r.Stderr} {
+		if strings.Contains(out, "PRIVATE KEY-----") {
+			e.t.Fatalf("%s printed a private key", strings.Join(r.Args, " "))
+		}
+		for _, s := range e.Secrets {
+			if s != "" && strings.Contains(out, s) {
+				e.t.Fatalf("%s printed a secret", strings.Join(r.Args, " "))
+			}
+		}
+	}
+}
+
+// Docker runs the real docker CLI.
+func (e *Env) Docker(args ...string) Result {
+	e.t.Helper()
+	return e.Run(nil, "docker", args...)
+}
+
+// TLS runs `docker tls ARGS…` through the real docker CLI.
+func (e *Env) TLS(args ...string) Result {
+	e.t.Helper()
+	return e.Docker(append([]string{"tls"}, args...)...)
+}
+
+// MustTLS runs `docker tls ARGS…` and fails the test unless it succeeds.
+func (e *Env) MustTLS(args ...string) Result {
+	e.t.Helper()
+	r := e.TLS(args...)
+	if r.Code != 0 {
+		e.t.Fatalf("expected success: %s", r)
+	}
+	return r
+}
+
+// Standalone runs the binary directly, as `docker-tls ARGS…`.
+func (e *Env) Standalone(args ...string) Result {
+	e.t.Helper()
+	return e.Run(nil, filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls"), args...)
+}
+
+// ClientTLS is a set of client-side files for the docker CLI or curl.
+type ClientTLS struct{ CA, Cert, Key string }
+
+// DirTLS is the DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem.
+func DirTLS(dir string) ClientTLS {
+	return ClientTLS{filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")}
+}
+
+// DockerVia runs the docker CLI against host with explicit TLS flags, the
+// way the guides do.
+func (e *Env) DockerVia(host string, c ClientTLS, args ...string) Result {
+	e.t.Helper()
+	flags := []string{"--tlsverify", "--tlscacert=" + c.CA, "--tlscert=" + c.Cert, "--tlskey=" + c.Key, "-H", host}
+	return e.Docker(append(flags, args...)...)
+}
+
+// Dockerd is a real dockerd started by a test with --tlsverify on
+// 127.0.0.1 and a free port, with every path of its own under a temp dir.
+type Dockerd struct {
+	Port int
+	Host string // tcp://127.0.0.1:PORT
+	dir  string
+	log  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// ServerTLS is what dockerd gets as --tlscacert/--tlscert/--tlskey.
+type ServerTLS struct{ CA, Cert, Key string }
+
+// StartDockerd starts dockerd and stops it when the test ends. It skips the
+// test without root or dockerd.
+func StartDockerd(t testing.TB, s ServerTLS) *Dockerd {
+	t.Helper()
+	needRoot(t)
+	need(t, "dockerd")
+	var lastErr error
+	for attempt := range 3 { // a free port can be taken between probe and bind
+		d, err := startDockerd(t, s)
+		if err == nil {
+			return d
+		}
+		lastErr = err
+		t.Logf("dockerd start attempt %d: %v", attempt+1, err)
+	}
+	t.Fatalf("dockerd did not start: %v", lastErr)
+	return nil
+}
+
+func startDockerd(t testing.TB, s ServerTLS) (*Dockerd, error) {
+	// Short path: containerd's sockets live under --exec-root and unix
+	// socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "dtls-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	d := &Dockerd{Port: port, Host: fmt.Sprintf("tcp://127.0.0.1:%d", port), dir: dir, log: filepath.Join(dir, "dockerd.log"), done: make(chan error, 1)}
+	logFile, err := os.Create(d.log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	d.cmd = exec.Command("dockerd",
+		"-H", d.Host,
+		"-H", "unix://"+filepath.Join(dir, "docker.sock"),
+		"--tlsverify",
+		"--tlscacert="+s.CA, "--tlscert="+s.Cert, "--tlskey="+s.Key,
+		"--data-root", filepath.Join(dir, "root"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "docker.pid"),
+		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+		"--storage-driver=vfs",
+	)
+	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		logFile.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	go func() { d.done <- d.cmd.Wait(); logFile.Close() }()
+	t.Cleanup(func() { d.stop(t) })
+
+	want := fmt.Sprintf("API listen on 127.0.0.1:%d", port)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			return nil, fmt.Errorf("dockerd exited: %v\n%s", err, d.tail(30))
+		case <-time.After(200 * time.Millisecond):
+		}
+		if data, _ := os.ReadFile(d.log); bytes.Contains(data, []byte(want)) {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("dockerd not listening after 60s:\n%s", d.tail(30))
+}
+
+// stop sends SIGTERM to dockerd's own pid, waits for it to exit (SIGKILL
+// after 30s), then removes its directory.
+func (d *Dockerd) stop(t testing.TB) {
+	if d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Logf("dockerd did not stop after SIGTERM; killing it")
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+	if t.Failed() {
+		t.Logf("dockerd log tail:\n%s", d.tail(40))
+	}
+	// A clean exit unmounts everything under --data-root; give the
+	// kernel a moment if a mount is still busy.
+	for range 10 {
+		if err := os.RemoveAll(d.dir); err == nil {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Logf("could not remove %s", d.dir)
+}
+
+// Log returns dockerd's log so far.
+func (d *Dockerd) Log() string {
+	data, _ := os.ReadFile(d.log)
+	return string(data)
+}
+
+func (d *Dockerd) tail(n int) string {
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(d.Log()))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	_, p, _ := net.SplitHostPort(l.Addr().String())
+	return strconv.Atoi(p)
+}
+
+// requireOK fails unless r succeeded.
+func requireOK(t testing.TB, r Result) {
+	t.Helper()
+	if r.Code != 0 {
+		t.Fatalf("expected success: %s", r)
+	}
+}
+
+// requireFail fails unless r failed with an error on stderr that contains
+// every one of wants (case-insensitive), on one line.
+func requireFail(t testing.TB, r Result, wants ...string) {
+	t.Helper()
+	if r.Code == 0 {
+		t.Fatalf("expected failure: %s", r)
+	}
+	low := strings.ToLower(r.Stderr)
+	for _, w := range wants {
+		if !strings.Contains(low, strings.ToLower(w)) {
+			t.Fatalf("stderr does not mention %q: %s", w, r)
+		}
+	}
+}
