@@ -237,8 +237,9 @@ func (ca *CA) Issue(req IssueRequest) (*x509.Certificate, error) {
 	}
 	notAfter := now.Add(life)
 	if notAfter.After(ca.Cert.NotAfter) {
-		return nil, fmt.Errorf("a %d-day certificate would outlive its CA, which expires on %s (%d days left): ask for fewer days",
-			int(life.Hours()/24), ca.Cert.NotAfter.UTC().Format("2006-01-02"), int(ca.Cert.NotAfter.Sub(now).Hours()/24))
+		left := int(ca.Cert.NotAfter.Sub(now).Hours() / 24)
+		return nil, fmt.Errorf("a %d-day certificate would outlive its CA, which expires on %s: ask for at most %d days",
+			int(life.Hours()/24), ca.Cert.NotAfter.UTC().Format("2006-01-02"), left)
 	}
 	serial, err := NewSerial()
 	if err != nil {

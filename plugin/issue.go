@@ -53,9 +53,6 @@ type outFile struct {
 // anything if a file exists and force is off, and removes what it wrote if a
 // later write fails.
 func writeOutDir(dir string, files []outFile, force bool) error {
-	if err := fsutil.MkdirPrivate(dir); err != nil {
-		return err
-	}
 	if !force {
 		paths := make([]string, len(files))
 		for i, f := range files {
@@ -64,6 +61,11 @@ func writeOutDir(dir string, files []outFile, force bool) error {
 		if err := fsutil.CheckAbsent(paths...); err != nil {
 			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
 		}
+	}
+	// A new directory is made private; an existing one (the current
+	// directory, ~/.docker) keeps its mode: the key file itself is 0600.
+	if err := os.MkdirAll(dir, fsutil.PrivateDir); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	for i, f := range files {
 		if err := fsutil.WriteFile(filepath.Join(dir, f.name), f.data, f.perm, force); err != nil {
