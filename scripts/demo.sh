@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The whole docker-tls story on this machine, against a real dockerd on a
+# free loopback port, in a throw-away DOCKER_CONFIG: nothing of yours is
+# touched. Usage: scripts/demo.sh [path/to/docker-tls]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-bin/docker-tls}
+[ -x "$bin" ] || { echo "demo: $bin not built (run: make build)" >&2; exit 1; }
+
+bold=; dim=; reset=
+if [ -t 1 ]; then bold=$'\e[1m'; dim=$'\e[2m'; reset=$'\e[0m'; fi
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$reset"; }
+show() { printf '%s$ %s%s\n' "$dim" "$*" "$reset"; "$@"; }
+
+missing=()
+for p in docker dockerd curl; do command -v "$p" >/dev/null || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "demo: needs ${missing[*]}: install them with: sudo apt-get install docker.io curl" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: starting a real dockerd needs root: run sudo make demo" >&2
+  exit 1
+fi
+
+work=$(mktemp -d /tmp/docker-tls-demo.XXXX)
+dockerd_pid=
+cleanup() {
+  if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+    kill -TERM "$dockerd_pid"
+    for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$dockerd_pid" 2>/dev/null && kill -KILL "$dockerd_pid"
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export DOCKER_CONFIG="$work/docker-config"
+unset DOCKER_HOST DOCKER_CONTEXT DOCKER_CERT_PATH DOCKER_TLS_VERIFY
+mkdir -p "$DOCKER_CONFIG/cli-plugins"
+cp "$bin" "$DOCKER_CONFIG/cli-plugins/docker-tls"
+
+# A free port on 127.0.0.1: the first one nothing answers on.
+port=
+for p in $(seq 23760 23860); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || { echo "demo: no free port in 23760-23860" >&2; exit 1; }
+
+step "A CA on this machine (ECDSA P-256, 10 years)"
+show docker tls ca init
+show docker tls ca ls
+
+step "A server certificate for the engine, reachable as localhost and 127.0.0.1"
+show docker tls server issue localhost 127.0.0.1 --out "$work/server"
+show ls -l "$work/server"
+
+step "A real dockerd with --tlsverify on 127.0.0.1:$port"
+d="$work/dockerd"
+mkdir -p "$d"
+printf '%s$ dockerd -H tcp://127.0.0.1:%s --tlsverify --tlscacert=… --tlscert=… --tlskey=… (own data-root, no bridge, no iptables)%s\n' "$dim" "$port" "$reset"
+dockerd -H "tcp://127.0.0.1:$port" -H "unix://$d/docker.sock" --tlsverify \
+  --tlscacert="$work/server/ca.pem" --tlscert="$work/server/server-cert.pem" --tlskey="$work/server/server-key.pem" \
+  --data-root "$d/root" --exec-root "$d/exec" --pidfile "$d/docker.pid" \
+  --bridge=none --iptables=false --ip6tables=false --ip-masq=false --storage-driver=vfs >"$d/log" 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 1 300); do
+  grep -q "API listen on 127.0.0.1:$port" "$d/log" && break
+  kill -0 "$dockerd_pid" 2>/dev/null || { echo "demo: dockerd exited:" >&2; tail -20 "$d/log" >&2; exit 1; }
+  sleep 0.2
+done
+grep -q "API listen on 127.0.0.1:$port" "$d/log" || { echo "demo: dockerd did not start in 60s" >&2; tail -20 "$d/log" >&2; exit 1; }
+echo "dockerd is listening (pid $dockerd_pid)"
+
+step "A client certificate for you"
+show docker tls client issue demo-user --out "$work/client"
+
+step "The docker CLI over mutual TLS"
+show docker --tlsverify --tlscacert="$work/client/ca.pem" --tlscert="$work/client/cert.pem" --tlskey="$work/client/key.pem" \
+  -H "tcp://127.0.0.1:$port" version --format 'client {{.Client.Version}} -> engine {{.Server.Version}} (API {{.Server.APIVersion}})'
+
+step "curl with the same files"
+show curl -sS --cacert "$work/client/ca.pem" --cert "$work/client/cert.pem" --key "$work/client/key.pem" "https://127.0.0.1:$port/_ping"
+echo
+
+step "Without a client certificate the engine refuses"
+if curl -sS --max-time 10 --cacert "$work/client/ca.pem" "https://127.0.0.1:$port/_ping" 2>&1; then
+  echo "demo: the engine answered without a client certificate!" >&2; exit 1
+fi
+echo "(refused, as it should be)"
+
+step "Done: dockerd stopped and $work removed"
