@@ -18,14 +18,15 @@ build:
 install: build
 	./scripts/install.sh $(BIN) $(DOCKER_CONFIG)
 
-# Everything: unit tests, integration and end-to-end tests (which skip with a
-# reason when root, dockerd or openssl are missing), then a short fuzz run of
-# every parser. Prints what was skipped and why, and a closing count.
+# Everything: unit tests, integration tests against a real Secret Service
+# (scripts/with-keyring.sh) and end-to-end tests (which skip with a reason
+# when root, dockerd, openssl or a keyring are missing), then a short fuzz
+# run of every parser. Prints what was skipped and why, and a closing count.
 deps:
 	./scripts/deps.sh
 
 test: deps
-	./scripts/test.sh
+	./scripts/with-keyring.sh ./scripts/test.sh
 	$(MAKE) fuzz
 
 unit:

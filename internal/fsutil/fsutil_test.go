@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -76,4 +78,21 @@ func TestMkdirPrivateAndCheckAbsent(t *testing.T) {
 	if err := CheckAbsent(filepath.Join(d, "x"), d); !errors.Is(err, ErrExists) {
 		t.Fatalf("existing dir not reported: %v", err)
 	}
+}
+
+func TestLockExcludes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.lock")
+	release, err := Lock(p, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(p, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "another docker-tls process") {
+		t.Fatalf("second lock: %v", err)
+	}
+	release()
+	release2, err := Lock(p, time.Second)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	release2()
 }

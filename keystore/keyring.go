@@ -1,0 +1,318 @@
+package keystore
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	gokeyring "github.com/zalando/go-keyring"
+
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// Service is the keyring service name every docker-tls entry is stored under.
+const Service = "docker-tls"
+
+// DefaultTimeout bounds every keyring call: go-keyring has no timeout of its
+// own, and a locked keyring waiting on a prompt can block forever.
+const DefaultTimeout = 10 * time.Second
+
+// ErrKeyringTimeout is returned when the OS keyring does not answer in time.
+var ErrKeyringTimeout = errors.New("the OS keyring did not answer in time (is it locked?)")
+
+// ErrKeyringUnavailable wraps failures to reach the OS keyring at all.
+var ErrKeyringUnavailable = errors.New("the OS keyring is not available")
+
+// Backend is the part of go-keyring a Keyring uses; tests substitute a map.
+type Backend interface {
+	Set(service, user, secret string) error
+	Get(service, user string) (string, error)
+	Delete(service, user string) error
+}
+
+// OSBackend is the real OS keyring through go-keyring: macOS Keychain,
+// Windows Credential Manager, Secret Service on Linux and the BSDs.
+type OSBackend struct{}
+
+func (OSBackend) Set(service, user, secret string) error   { return gokeyring.Set(service, user, secret) }
+func (OSBackend) Get(service, user string) (string, error) { return gokeyring.Get(service, user) }
+func (OSBackend) Delete(service, user string) error        { return gokeyring.Delete(service, user) }
+
+// Keyring keeps each key as one entry (service "docker-tls", user = id) in
+// the OS keyring. Keyrings cannot list entries portably, so the ids are also
+// recorded, without any secret, in an index file next to the file store.
+type Keyring struct {
+	Backend Backend
+	// IndexPath is the JSON list of ids this store holds.
+	IndexPath string
+	// Timeout bounds each keyring call; DefaultTimeout if zero.
+	Timeout time.Duration
+	// MaxSecret is the largest entry the platform accepts (Windows
+	// Credential Manager: 2560 bytes; macOS Keychain: about 3000 bytes with
+	// service and account). Zero means no limit (Secret Service).
+	MaxSecret int
+}
+
+// NewKeyring returns the OS keyring store with its index under dir.
+func NewKeyring(dir string) *Keyring {
+	return &Keyring{Backend: OSBackend{}, IndexPath: filepath.Join(dir, "keyring-index.json"), MaxSecret: platformMaxSecret()}
+}
+
+// Kind implements Store.
+func (k *Keyring) Kind() string { return "keyring" }
+
+// call runs f under the store's timeout. The goroutine of a timed-out call
+// is abandoned: there is no way to cancel a blocked D-Bus or Keychain call.
+func (k *Keyring) call(f func() error) error {
+	timeout := k.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("%w: no answer in %s", ErrKeyringTimeout, timeout)
+	}
+}
+
+func (k *Keyring) wrap(op, id string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gokeyring.ErrNotFound):
+		return fmt.Errorf("key %s: %w", id, ErrNotFound)
+	case errors.Is(err, ErrKeyringTimeout):
+		return fmt.Errorf("%s key %s: %w", op, id, err)
+	case errors.Is(err, gokeyring.ErrSetDataTooBig):
+		return fmt.Errorf("%s key %s: it is too large for this OS keyring; use a smaller key type (ecdsa-p256) or --keystore file", op, id)
+	}
+	return fmt.Errorf("%s key %s: %w: %v (use --keystore file on machines without one)", op, id, ErrKeyringUnavailable, err)
+}
+
+// Put implements Store.
+func (k *Keyring) Put(id string, key crypto.Signer, overwrite bool) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	secret, err := encodeKeyringSecret(key)
+	if err != nil {
+		return err
+	}
+	if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {
+		return fmt.Errorf("key %s (%s) does not fit in this OS keyring (%d bytes, limit %d): use --key-type ecdsa-p256 or --keystore file",
+			id, pki.DescribeKey(key.Public()), len(secret), k.MaxSecret)
+	}
+	return k.withIndex(func(ids []string) ([]string, error) {
+		if !overwrite {
+			err := k.call(func() error { _, err := k.Backend.Get(Service, id); return err })
+			switch {
+			case err == nil:
+				return nil, fmt.Errorf("key %s: %w", id, ErrExists)
+			case !errors.Is(err, gokeyring.ErrNotFound):
+				return nil, k.wrap("store", id, err)
+			}
+		}
+		if err := k.call(func() error { return k.Backend.Set(Service, id, secret) }); err != nil {
+			return nil, k.wrap("store", id, err)
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+		return ids, nil
+	})
+}
+
+// Get implements Store.
+func (k *Keyring) Get(id string) (crypto.Signer, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	var secret string
+	err := k.call(func() error {
+		var err error
+		secret, err = k.Backend.Get(Service, id)
+		return err
+	})
+	if err != nil {
+		return nil, k.wrap("read", id, err)
+	}
+	key, err := decodeKeyringSecret(secret)
+	if err != nil {
+		return nil, fmt.Errorf("key %s in the OS keyring: %w", id, err)
+	}
+	return key, nil
+}
+
+// Delete implements Store.
+func (k *Keyring) Delete(id string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	return k.withIndex(func(ids []string) ([]string, error) {
+		err := k.call(func() error { return k.Backend.Delete(Service, id) })
+		ids = slices.DeleteFunc(ids, func(s string) bool { return s == id })
+		if err != nil {
+			if errors.Is(err, gokeyring.ErrNotFound) {
+				// Keep the index honest even when the entry was removed by hand.
+				return ids, fmt.Errorf("key %s: %w", id, ErrNotFound)
+			}
+			return nil, k.wrap("delete", id, err)
+		}
+		return ids, nil
+	})
+}
+
+// List implements Store, from the index.
+func (k *Keyring) List(prefix string) ([]string, error) {
+	ids, err := k.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	ids = slices.DeleteFunc(ids, func(s string) bool { return !strings.HasPrefix(s, prefix) })
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (k *Keyring) readIndex() ([]string, error) {
+	data, err := os.ReadFile(k.IndexPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read keyring index: %w", err)
+	}
+	var ids []string
+	if err := json.Unmarshal(data, &ids); err != nil {
+		return nil, fmt.Errorf("read keyring index %s: %w", k.IndexPath, err)
+	}
+	return ids, nil
+}
+
+// withIndex runs f with the index locked and writes back the ids it returns
+// (unless it returns nil ids with an error). The lock serialises concurrent
+// docker-tls processes.
+func (k *Keyring) withIndex(f func([]string) ([]string, error)) error {
+	if err := fsutil.MkdirPrivate(filepath.Dir(k.IndexPath)); err != nil {
+		return err
+	}
+	release, err := fsutil.Lock(k.IndexPath+".lock", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ids, err := k.readIndex()
+	if err != nil {
+		return err
+	}
+	next, ferr := f(ids)
+	if next == nil && ferr != nil {
+		return ferr
+	}
+	slices.Sort(next)
+	data, err := json.Marshal(slices.Compact(next))
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFile(k.IndexPath, append(data, '\n'), fsutil.PrivateFile, true); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Keyring entries are text. Most keys are stored as "pkcs8:" + base64 of
+// PKCS#8 DER. An RSA key whose PKCS#8 form would not fit the Windows (2560
+// bytes) or macOS (~3000 bytes) limits is stored as "rsa-primes:" + base64
+// of DER SEQUENCE{e, p, q}, from which the rest of the key is recomputed:
+// an RSA-4096 key takes about 700 bytes that way instead of 3200.
+const (
+	prefixPKCS8     = "pkcs8:"
+	prefixRSAPrimes = "rsa-primes:"
+	compactAbove    = 2400
+)
+
+type rsaPrimes struct {
+	E, P, Q *big.Int
+}
+
+func encodeKeyringSecret(key crypto.Signer) (string, error) {
+	der, err := pki.MarshalPrivateKeyDER(key)
+	if err != nil {
+		return "", err
+	}
+	s := prefixPKCS8 + base64.StdEncoding.EncodeToString(der)
+	if rk, ok := key.(*rsa.PrivateKey); ok && len(s) > compactAbove && len(rk.Primes) == 2 {
+		der, err := asn1.Marshal(rsaPrimes{E: big.NewInt(int64(rk.E)), P: rk.Primes[0], Q: rk.Primes[1]})
+		if err != nil {
+			return "", fmt.Errorf("encode RSA key: %w", err)
+		}
+		s = prefixRSAPrimes + base64.StdEncoding.EncodeToString(der)
+	}
+	return s, nil
+}
+
+func decodeKeyringSecret(s string) (crypto.Signer, error) {
+	switch {
+	case strings.HasPrefix(s, prefixPKCS8):
+		der, err := base64.StdEncoding.DecodeString(s[len(prefixPKCS8):])
+		if err != nil {
+			return nil, errors.New("the entry is not valid base64")
+		}
+		return pki.ParsePrivateKey(der, nil)
+	case strings.HasPrefix(s, prefixRSAPrimes):
+		der, err := base64.StdEncoding.DecodeString(s[len(prefixRSAPrimes):])
+		if err != nil {
+			return nil, errors.New("the entry is not valid base64")
+		}
+		var p rsaPrimes
+		if rest, err := asn1.Unmarshal(der, &p); err != nil || len(rest) > 0 {
+			return nil, errors.New("the RSA entry is malformed")
+		}
+		return rsaFromPrimes(p)
+	}
+	return nil, errors.New("the entry was not written by docker-tls")
+}
+
+// rsaFromPrimes rebuilds a full RSA private key from e, p and q.
+func rsaFromPrimes(p rsaPrimes) (*rsa.PrivateKey, error) {
+	if p.E == nil || p.P == nil || p.Q == nil || !p.E.IsInt64() || p.P.Sign() <= 0 || p.Q.Sign() <= 0 {
+		return nil, errors.New("the RSA entry is malformed")
+	}
+	one := big.NewInt(1)
+	pm1 := new(big.Int).Sub(p.P, one)
+	qm1 := new(big.Int).Sub(p.Q, one)
+	phi := new(big.Int).Mul(pm1, qm1)
+	d := new(big.Int).ModInverse(p.E, phi)
+	if d == nil {
+		return nil, errors.New("the RSA entry is inconsistent")
+	}
+	key := &rsa.PrivateKey{
+		PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p.P, p.Q), E: int(p.E.Int64())},
+		D:         d,
+		Primes:    []*big.Int{p.P, p.Q},
+	}
+	if err := key.Validate(); err != nil {
+		return nil, fmt.Errorf("the RSA entry is inconsistent: %w", err)
+	}
+	key.Precompute()
+	// Round-trip through PKCS#1 so the key is in Go's canonical form.
+	back, err := x509.ParsePKCS1PrivateKey(x509.MarshalPKCS1PrivateKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("the RSA entry is inconsistent: %w", err)
+	}
+	return back, nil
+}
