@@ -254,6 +254,21 @@ func (s *Store) List() ([]*CA, map[string]error, error) {
 	return cas, errs, nil
 }
 
+// SetKeyStore records that the CA's key now lives in another key store (after
+// a migration that has already copied it there).
+func (s *Store) SetKeyStore(name, kind string) error {
+	ca, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	ca.Meta.KeyStore = kind
+	data, err := json.MarshalIndent(ca.Meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFile(filepath.Join(ca.Dir, "ca.json"), append(data, '\n'), fsutil.PrivateFile, true)
+}
+
 // Signer loads the CA's key and returns a CA ready to issue.
 func (s *Store) Signer(ca *CA) (*pki.CA, error) {
 	ks, err := s.keyStore(ca.KeyStore)

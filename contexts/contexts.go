@@ -48,6 +48,7 @@ type Meta struct {
 	Version       int       `json:"version"`
 	KeyStore      string    `json:"keyStore"`
 	KeyID         string    `json:"keyID"`
+	KeyType       string    `json:"keyType,omitempty"`
 	CA            string    `json:"ca,omitempty"` // local CA name, if issued by one
 	CAFingerprint string    `json:"caFingerprint"`
 	Subject       string    `json:"subject"`
@@ -264,6 +265,31 @@ func (s *Store) SetKey(name string, key []byte) error {
 		files[KeyFile] = key
 	}
 	return s.s.ResetEndpointTLSMaterial(name, docker.DockerEndpoint, &store.EndpointTLSData{Files: files})
+}
+
+// UpdateMeta rewrites the x-docker-tls field of a managed context, leaving
+// its endpoint, description and TLS files as they are.
+func (s *Store) UpdateMeta(name string, meta Meta) error {
+	release, err := s.lock(name)
+	if err != nil {
+		return err
+	}
+	defer release()
+	md, err := s.s.GetMetadata(name)
+	if err != nil {
+		return fmt.Errorf("context %q: %w", name, ErrNotFound)
+	}
+	dc, err := command.GetDockerContext(md)
+	if err != nil {
+		return err
+	}
+	if _, ok := dc.AdditionalFields[Field]; !ok {
+		return fmt.Errorf("context %q was not created by docker tls", name)
+	}
+	meta.Version = 1
+	dc.AdditionalFields[Field] = meta
+	md.Metadata = dc
+	return s.s.CreateOrUpdate(md)
 }
 
 // Remove deletes a context and its TLS files.

@@ -41,7 +41,7 @@ func TestPluginDiscovery(t *testing.T) {
 	}
 	// Global --config, before the verb, in both modes.
 	other := e.Path("other-config")
-	requireOK(t, e.Standalone("--config", other, "ca", "init", "elsewhere"))
+	requireOK(t, e.Standalone("--config", other, "ca", "init", "elsewhere", "--keystore", "file"))
 	if _, err := os.Stat(filepath.Join(other, "tls", "ca", "elsewhere", "ca.pem")); err != nil {
 		t.Fatalf("--config not honoured standalone: %v", err)
 	}

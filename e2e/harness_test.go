@@ -21,9 +21,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
 )
 
 // pluginBinary is the docker-tls binary TestMain builds once for the package.
@@ -83,7 +87,41 @@ type Env struct {
 	extraEnv []string
 }
 
-// NewEnv makes a fresh Env with the plugin installed.
+// keyringProbe says once per test binary whether a real OS keyring answers
+// (a Secret Service under scripts/with-keyring.sh on Linux).
+var keyringProbe = sync.OnceValue(func() error {
+	k := keystore.NewKeyring(os.TempDir())
+	k.IndexPath = filepath.Join(os.TempDir(), fmt.Sprintf("docker-tls-e2e-probe-%d.json", os.Getpid()))
+	defer os.Remove(k.IndexPath)
+	k.Timeout = 5 * time.Second
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("e2e-probe-%d", os.Getpid())
+	if err := k.Put(id, key, true); err != nil {
+		return err
+	}
+	return k.Delete(id)
+})
+
+// RequireKeyring skips the test without a usable OS keyring, or fails it
+// when DOCKER_TLS_TEST_REQUIRE_KEYRING=1 (CI), so CI never skips quietly.
+func RequireKeyring(t testing.TB) {
+	t.Helper()
+	if err := keyringProbe(); err != nil {
+		msg := fmt.Sprintf("no usable OS keyring (%v): run under scripts/with-keyring.sh (apt-get install dbus gnome-keyring)", err)
+		if os.Getenv("DOCKER_TLS_TEST_REQUIRE_KEYRING") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// NewEnv makes a fresh Env with the plugin installed. Keys go to the OS
+// keyring, docker-tls's default, when one answers; otherwise the Env's
+// config.json selects the file key store so that tests not about the
+// keyring still run.
 func NewEnv(t testing.TB) *Env {
 	t.Helper()
 	dir := t.TempDir()
@@ -100,7 +138,20 @@ func NewEnv(t testing.TB) *Env {
 	if err := os.WriteFile(filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if keyringProbe() != nil {
+		e.UseFileKeystore()
+	}
 	return e
+}
+
+// UseFileKeystore selects the file key store in the Env's config.json, the
+// way a user configures a headless machine.
+func (e *Env) UseFileKeystore() {
+	e.t.Helper()
+	cfg := []byte(`{"plugins": {"tls": {"keystore": "file"}}}` + "\n")
+	if err := os.WriteFile(filepath.Join(e.ConfigDir, "config.json"), cfg, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // Path returns a path inside the test's scratch directory.
@@ -117,6 +168,12 @@ func (e *Env) environ() []string {
 		"HOME=" + e.Home,
 		"DOCKER_CONFIG=" + e.ConfigDir,
 		"LANG=C",
+	}
+	// The keyring session the tests run in (scripts/with-keyring.sh).
+	for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "XDG_DATA_HOME"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
 	}
 	return append(env, e.extraEnv...)
 }
@@ -159,10 +216,18 @@ func (e *Env) Run(stdin io.Reader, name string, args ...string) Result {
 }
 
 // assertNoSecrets fails the test if a command printed private key material
-// or a known passphrase. Tests that export a key on purpose read the file.
+// (a PEM header, or any line of any private key file under the Env, such as
+// the context store's key.pem copies) or a known passphrase. Tests that
+// export a key on purpose read the file, not the output.
 func (e *Env) assertNoSecrets(r Result) {
 	e.t.Helper()
+	keyLines := e.privateKeyLines()
 	for _, out := range []string{r.Stdout, r.Stderr} {
+		for _, l := range keyLines {
+			if strings.Contains(out, l) {
+				e.t.Fatalf("%s printed private key material", strings.Join(r.Args, " "))
+			}
+		}
 		if strings.Contains(out, "PRIVATE KEY-----") {
 			e.t.Fatalf("%s printed a private key", strings.Join(r.Args, " "))
 		}
@@ -172,6 +237,28 @@ func (e *Env) assertNoSecrets(r Result) {
 			}
 		}
 	}
+}
+
+// privateKeyLines returns the base64 lines of every private key file under
+// the Env's directory (40+ characters each, so no false matches).
+func (e *Env) privateKeyLines() []string {
+	var lines []string
+	_ = filepath.WalkDir(e.Dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".pem") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(data, []byte("PRIVATE KEY-----")) {
+			return nil
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if len(l) >= 40 && !strings.HasPrefix(l, "-----") {
+				lines = append(lines, l)
+			}
+		}
+		return nil
+	})
+	return lines
 }
 
 // Docker runs the real docker CLI.

@@ -66,7 +66,7 @@ func TestOpenSSLInterop(t *testing.T) {
 	passFile := articleMaterial(t, art)
 	e.Secrets = append(e.Secrets, "Article-CA-Passphrase-42")
 
-	imp := e.MustTLS("ca", "import", "article", "--cert", filepath.Join(art, "ca.pem"), "--key", filepath.Join(art, "ca-key.pem"), "--passphrase-file", passFile)
+	imp := e.MustTLS("--keystore", "file", "ca", "import", "article", "--cert", filepath.Join(art, "ca.pem"), "--key", filepath.Join(art, "ca-key.pem"), "--passphrase-file", passFile)
 	fp := openssl(t, art, "x509", "-in", "ca.pem", "-noout", "-fingerprint", "-sha256")
 	fp = strings.TrimSpace(fp[strings.Index(fp, "=")+1:])
 	if !strings.Contains(imp.Stdout, fp) {

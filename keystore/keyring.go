@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -101,7 +102,16 @@ func (k *Keyring) wrap(op, id string, err error) error {
 	case errors.Is(err, gokeyring.ErrSetDataTooBig):
 		return fmt.Errorf("%s key %s: it is too large for this OS keyring; use a smaller key type (ecdsa-p256) or --keystore file", op, id)
 	}
-	return fmt.Errorf("%s key %s: %w: %v (use --keystore file on machines without one)", op, id, ErrKeyringUnavailable, err)
+	return fmt.Errorf("%s key %s: %w: %s (use --keystore file on machines without one)", op, id, ErrKeyringUnavailable, unavailableReason(err))
+}
+
+// unavailableReason explains the common Linux case in words: godbus reports
+// a missing session bus as a failure to run dbus-launch.
+func unavailableReason(err error) string {
+	if runtime.GOOS == "linux" && os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		return "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset), so no Secret Service"
+	}
+	return err.Error()
 }
 
 // Put implements Store.

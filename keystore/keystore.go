@@ -36,8 +36,8 @@ func CheckID(id string) error {
 	if id == "" || len(id) > 128 {
 		return fmt.Errorf("key id %q must be 1 to 128 characters", id)
 	}
-	if strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" || strings.HasPrefix(id, ".") {
-		return fmt.Errorf("key id %q may contain only letters, digits, '-', '_' and '.', and may not start with '.'", id)
+	if strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+") != "" || strings.HasPrefix(id, ".") {
+		return fmt.Errorf("key id %q may contain only letters, digits, '-', '_', '+' and '.', and may not start with '.'", id)
 	}
 	return nil
 }

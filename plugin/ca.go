@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -59,6 +61,7 @@ type caInitOptions struct {
 	keyType      string
 	days         int
 	force        bool
+	export       string
 	passphrase   passphraseOptions
 }
 
@@ -71,12 +74,17 @@ func newCAInitCommand(e *env) *cobra.Command {
 
 The CA certificate is valid for 10 years (--days), has BasicConstraints
 CA:TRUE with path length 0 and KeyUsage keyCertSign+cRLSign. Its key is
-ECDSA P-256 unless --key-type says otherwise, and is kept under
-$DOCKER_CONFIG/tls (0600), encrypted when a passphrase is given with
---passphrase-file or ` + PassphraseEnv + `.`,
+ECDSA P-256 unless --key-type says otherwise, and goes into the key store:
+the OS keyring by default, or with --keystore file a 0600 file under
+$DOCKER_CONFIG/tls/keys, encrypted when a passphrase is given with
+--passphrase-file or ` + PassphraseEnv + `.
+
+--export DIR also writes ca.pem and a passphrase-encrypted ca-key.pem
+(PKCS#8, readable by openssl) to carry the CA to another machine.`,
 		Example: `  docker tls ca init
   docker tls ca init prod --cn "Prod Docker CA" --key-type rsa-4096
-  docker tls ca init team --passphrase-file ~/.config/ca-pass`,
+  docker tls ca init team --keystore file --passphrase-file ~/.config/ca-pass
+  docker tls ca init engine --export ./engine-ca --passphrase-file pass.txt`,
 		Args: cli.RequiresMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = castore.DefaultName
@@ -93,8 +101,10 @@ $DOCKER_CONFIG/tls (0600), encrypted when a passphrase is given with
 	f.StringVar(&opts.keyType, "key-type", string(pki.DefaultKeyType), "Key type: "+keyTypeNames())
 	f.IntVar(&opts.days, "days", 0, "Lifetime in days (default 3650)")
 	f.BoolVar(&opts.force, "force", false, "Replace an existing CA of the same name (its key is deleted)")
-	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Encrypt the CA key with the passphrase in this file")
+	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase for the file key store and --export")
+	f.StringVar(&opts.export, "export", "", "Also write ca.pem and an encrypted ca-key.pem to this directory")
 	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
+	_ = cmd.MarkFlagDirname("export")
 	return cmd
 }
 
@@ -111,6 +121,22 @@ func runCAInit(e *env, opts caInitOptions) error {
 		return err
 	}
 	pass, err := opts.passphrase.read()
+	if err != nil {
+		return err
+	}
+	exportFiles := []string{}
+	if opts.export != "" {
+		exportFiles = []string{filepath.Join(opts.export, "ca.pem"), filepath.Join(opts.export, "ca-key.pem")}
+		if err := fsutil.CheckAbsent(exportFiles...); err != nil && !opts.force {
+			return fmt.Errorf("--export: %w: use --force or another directory", err)
+		}
+		if pass == nil {
+			if pass, err = e.promptNew("the exported CA key"); err != nil {
+				return err
+			}
+		}
+	}
+	keys, err := e.newKeyStore(pass)
 	if err != nil {
 		return err
 	}
@@ -133,14 +159,30 @@ func runCAInit(e *env, opts caInitOptions) error {
 	if err != nil {
 		return err
 	}
-	stored, err := store.Create(opts.name, ca, castore.CreateOptions{Keys: e.fileKeys(pass), Force: opts.force})
+	var exportKey []byte
+	if opts.export != "" {
+		if exportKey, err = pki.EncodePrivateKey(key, pass); err != nil {
+			return err
+		}
+	}
+	stored, err := store.Create(opts.name, ca, castore.CreateOptions{Keys: keys, Force: opts.force})
 	if err != nil {
 		return err
 	}
 	out := e.cli.Out()
-	fmt.Fprintf(out, "Created CA %q (%s, valid until %s)\n", stored.Name, pki.DescribeKey(stored.Cert.PublicKey), stored.Cert.NotAfter.Format("2006-01-02"))
+	fmt.Fprintf(out, "Created CA %q (%s, valid until %s), key in the %s key store\n", stored.Name, pki.DescribeKey(stored.Cert.PublicKey), stored.Cert.NotAfter.Format("2006-01-02"), stored.KeyStore)
 	fmt.Fprintf(out, "SHA-256 fingerprint: %s\n", pki.Fingerprint(stored.Cert))
 	fmt.Fprintf(out, "Certificate: %s\n", stored.CertPath)
+	if opts.export != "" {
+		err := writeOutDir(opts.export, []outFile{
+			{"ca.pem", pki.EncodeCertificate(stored.Cert), fsutil.PublicFile},
+			{"ca-key.pem", exportKey, fsutil.PrivateFile},
+		}, opts.force)
+		if err != nil {
+			return fmt.Errorf("CA %q was created, but the export failed: %w", stored.Name, err)
+		}
+		fmt.Fprintf(out, "Exported ca.pem and the encrypted ca-key.pem to %s\n", opts.export)
+	}
 	return nil
 }
 
@@ -161,7 +203,7 @@ func newCAImportCommand(e *env) *cobra.Command {
 commands of Docker's documentation. Every format openssl writes is read:
 PEM or DER, PKCS#1, SEC1, PKCS#8, encrypted PKCS#8 (genrsa -aes256 on
 OpenSSL 3) and legacy encrypted PEM. An encrypted key stays encrypted with
-the same passphrase. The certificate must be a CA (BasicConstraints CA:TRUE),
+the same passphrase when it goes to the file key store. The certificate must be a CA (BasicConstraints CA:TRUE),
 valid now, and match the key. The original files are left alone.`,
 		Example: `  docker tls ca import engine --cert ca.pem --key ca-key.pem --passphrase-file pass.txt`,
 		Args:    cli.ExactArgs(1),
@@ -226,12 +268,17 @@ func runCAImport(e *env, opts caImportOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s and %s: %w", opts.certFile, opts.keyFile, err)
 	}
-	// Keep an encrypted key encrypted, with the passphrase it came with.
+	// In the file store, keep an encrypted key encrypted, with the
+	// passphrase it came with.
 	var storePass []byte
 	if pki.IsEncryptedKey(keyData) {
 		storePass = pass
 	}
-	stored, err := e.cas(storePass).Create(opts.name, ca, castore.CreateOptions{Keys: e.fileKeys(storePass), Imported: true, Force: opts.force})
+	keys, err := e.newKeyStore(storePass)
+	if err != nil {
+		return err
+	}
+	stored, err := e.cas(storePass).Create(opts.name, ca, castore.CreateOptions{Keys: keys, Imported: true, Force: opts.force})
 	if err != nil {
 		return err
 	}

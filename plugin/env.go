@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -27,7 +28,16 @@ const PassphraseEnv = "DOCKER_TLS_CA_PASSPHRASE"
 // the docker CLI is initialised (config dir, --config) only when a command runs.
 type env struct {
 	cli command.Cli
+	// keystore is the --keystore flag; empty means the plugin setting in
+	// config.json ("plugins": {"tls": {"keystore": …}}), else keyring.
+	keystore string
 }
+
+// Key store kinds users select with --keystore.
+const (
+	KeystoreKeyring = "keyring"
+	KeystoreFile    = "file"
+)
 
 // configDir is $DOCKER_CONFIG (or --config), as the docker CLI resolved it.
 func (e *env) configDir() string {
@@ -40,24 +50,57 @@ func (e *env) configDir() string {
 // stateDir is where docker-tls keeps its own files: $DOCKER_CONFIG/tls.
 func (e *env) stateDir() string { return filepath.Join(e.configDir(), "tls") }
 
-// fileKeys is the file key store, with the passphrase used to encrypt new
-// keys and read encrypted ones.
-func (e *env) fileKeys(passphrase []byte) *keystore.File {
-	return &keystore.File{Dir: filepath.Join(e.stateDir(), "keys"), Passphrase: passphrase}
+func (e *env) keysDir() string { return filepath.Join(e.stateDir(), "keys") }
+
+// defaultKeystore is the store new keys go to.
+func (e *env) defaultKeystore() (string, error) {
+	kind := e.keystore
+	if kind == "" {
+		if cf := e.cli.ConfigFile(); cf != nil {
+			kind, _ = cf.PluginConfig("tls", "keystore")
+		}
+	}
+	if kind == "" {
+		kind = KeystoreKeyring
+	}
+	switch kind {
+	case KeystoreKeyring, KeystoreFile:
+		return kind, nil
+	}
+	return "", fmt.Errorf("unknown key store %q: use --keystore keyring or --keystore file", kind)
+}
+
+// keyStore opens a key store by kind. passphrase encrypts new keys of the
+// file store and opens encrypted ones; the keyring ignores it.
+func (e *env) keyStore(kind string, passphrase []byte) (keystore.Store, error) {
+	switch kind {
+	case KeystoreFile:
+		return &keystore.File{Dir: e.keysDir(), Passphrase: passphrase}, nil
+	case KeystoreKeyring:
+		return keystore.NewKeyring(e.keysDir()), nil
+	}
+	return nil, fmt.Errorf("unknown key store %q", kind)
+}
+
+// newKeyStore is the store new keys go to, per --keystore or config.
+func (e *env) newKeyStore(passphrase []byte) (keystore.Store, error) {
+	kind, err := e.defaultKeystore()
+	if err != nil {
+		return nil, err
+	}
+	return e.keyStore(kind, passphrase)
 }
 
 // cas is the CA store; passphrase unlocks file-stored CA keys.
 func (e *env) cas(passphrase []byte) *castore.Store {
 	return &castore.Store{
-		Dir: filepath.Join(e.stateDir(), "ca"),
-		KeyStore: func(kind string) (keystore.Store, error) {
-			if kind == "file" {
-				return e.fileKeys(passphrase), nil
-			}
-			return nil, fmt.Errorf("key store %q is not available in this version of docker-tls", kind)
-		},
+		Dir:      filepath.Join(e.stateDir(), "ca"),
+		KeyStore: func(kind string) (keystore.Store, error) { return e.keyStore(kind, passphrase) },
 	}
 }
+
+// contexts is the Docker context store of this DOCKER_CONFIG.
+func (e *env) contexts() *contexts.Store { return contexts.Open(e.configDir()) }
 
 // passphraseOptions are the flags every command that touches an encrypted
 // key shares.
@@ -105,6 +148,25 @@ func (e *env) prompt(what string) ([]byte, error) {
 		return nil, errors.New("empty passphrase")
 	}
 	return pass, nil
+}
+
+// promptNew asks twice for a new passphrase on the terminal.
+func (e *env) promptNew(what string) ([]byte, error) {
+	if !e.cli.In().IsTerminal() {
+		return nil, fmt.Errorf("%s needs a passphrase: pass --passphrase-file FILE or set %s", what, PassphraseEnv)
+	}
+	first, err := e.prompt(what)
+	if err != nil {
+		return nil, err
+	}
+	again, err := e.prompt(what + " (again)")
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(first, again) {
+		return nil, errors.New("the passphrases do not match")
+	}
+	return first, nil
 }
 
 // loadCA returns the named CA ready to sign, asking for its key's passphrase

@@ -28,10 +28,21 @@ written 0600 and never printed.`,
 			return cmd.Help()
 		},
 	}
+	cmd.PersistentFlags().StringVar(&e.keystore, "keystore", "",
+		`Where new private keys go: "keyring" (the OS keyring, default) or "file" ($DOCKER_CONFIG/tls/keys, 0600)`)
+	_ = cmd.RegisterFlagCompletionFunc("keystore", cobra.FixedCompletions([]string{KeystoreKeyring, KeystoreFile}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(
 		newCACommand(e),
 		newServerCommand(e),
 		newClientCommand(e),
+		newContextCommand(e),
+		newImportCommand(e),
+		newListCommand(e),
+		newRemoveCommand(e),
+		newLockCommand(e),
+		newUnlockCommand(e),
+		newEnvCommand(e),
+		newKeysCommand(e),
 	)
 	return cmd
 }
