@@ -43,6 +43,7 @@ written 0600 and never printed.`,
 		newUnlockCommand(e),
 		newEnvCommand(e),
 		newKeysCommand(e),
+		newVerifyCommand(e),
 	)
 	return cmd
 }

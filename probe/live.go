@@ -1,0 +1,404 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// checkNetwork resolves the host and connects to it.
+func checkNetwork(ctx context.Context, r *Report, hostname, port string, timeout time.Duration) (net.Conn, bool) {
+	addrs := []string{hostname}
+	if net.ParseIP(hostname) == nil {
+		lctx, cancel := context.WithTimeout(ctx, timeout)
+		found, err := net.DefaultResolver.LookupHost(lctx, hostname)
+		cancel()
+		if err != nil || len(found) == 0 {
+			r.add("dns", Fail, "check the host name in the endpoint, or this machine's DNS settings",
+				"the host name %q does not resolve: %s", hostname, shortErr(err))
+			return nil, false
+		}
+		addrs = found
+		r.add("dns", OK, "", "%s resolves to %s", hostname, strings.Join(found, ", "))
+	}
+	d := net.Dialer{Timeout: timeout}
+	var errs []error
+	for _, a := range addrs {
+		addr := net.JoinHostPort(a, port)
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			r.add("tcp", OK, "", "connected to %s", addr)
+			return conn, true
+		}
+		errs = append(errs, err)
+	}
+	err := errs[0]
+	target := net.JoinHostPort(hostname, port)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		r.add("tcp", Fail, "start dockerd with -H tcp://0.0.0.0:"+port+" (see docker tls server issue), or check the port",
+			"connection to %s refused: nothing listens on that port", target)
+	case isTimeout(err):
+		r.add("tcp", Fail, "check that the host is up and that a firewall lets port "+port+" through",
+			"no answer from %s within %s: the host is down or a firewall drops the packets", target, timeout)
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		r.add("tcp", Fail, "check the address and this machine's network (VPN, routes)",
+			"%s is unreachable from this machine: no route to it", target)
+	default:
+		r.add("tcp", Fail, "", "cannot connect to %s: %s", target, shortErr(err))
+	}
+	return nil, false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func shortErr(err error) string {
+	if err == nil {
+		return "no addresses"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return "no such host"
+		}
+		return dnsErr.Err
+	}
+	return err.Error()
+}
+
+// handshakeResult is what the TLS handshake showed.
+type handshakeResult struct {
+	conn      *tls.Conn
+	state     tls.ConnectionState
+	requested bool     // the server asked for a client certificate
+	presented bool     // we sent one
+	trusted   [][]byte // the CA names (DER) the server said it accepts
+	timeout   time.Duration
+}
+
+// handshake runs a TLS handshake that accepts any server certificate, so
+// that what the server presented can be examined and explained rather than
+// refused with an opaque error. Nothing is sent before it is checked.
+func handshake(ctx context.Context, r *Report, conn net.Conn, t Target, hostname string, o Options) (*handshakeResult, bool) {
+	hs := &handshakeResult{timeout: o.Timeout}
+	cfg := &tls.Config{
+		ServerName:         hostname,
+		InsecureSkipVerify: true, // verified below, against the context's CA only, with explanations
+		MinVersion:         tls.VersionTLS12,
+		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			hs.requested = true
+			hs.trusted = cri.AcceptableCAs
+			if t.Cert == nil || t.Key == nil {
+				return &tls.Certificate{}, nil
+			}
+			hs.presented = true
+			return &tls.Certificate{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}, nil
+		},
+	}
+	_ = conn.SetDeadline(time.Now().Add(o.Timeout))
+	tc := tls.Client(conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	err := tc.HandshakeContext(hctx)
+	if err == nil {
+		hs.conn, hs.state = tc, tc.ConnectionState()
+		return hs, true
+	}
+	defer conn.Close()
+	var rh tls.RecordHeaderError
+	switch {
+	case errors.As(err, &rh):
+		head := rh.RecordHeader[:]
+		if rh.Conn != nil {
+			// Read a little more to show what the port speaks.
+			_ = rh.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			more := make([]byte, 64)
+			n, _ := io.ReadAtLeast(rh.Conn, more, 1)
+			head = append(append([]byte{}, head...), more[:n]...)
+		}
+		if bytes.HasPrefix(head, []byte("HTTP/")) {
+			r.add("tls", Fail, "restart dockerd with --tlsverify --tlscacert --tlscert --tlskey (docker tls server issue HOST --out DIR prints them)",
+				"this engine is exposed without TLS: it answered in plain HTTP, so anyone who reaches the port is root on the host")
+		} else {
+			r.add("tls", Fail, "check the port: Docker with TLS normally listens on 2376",
+				"the port does not speak TLS; it sent %q: is this the Docker port?", printable(head))
+		}
+	case isTimeout(err):
+		r.add("tls", Fail, "check that this port is dockerd's TLS port, and that nothing in between holds the connection",
+			"the port accepted the connection but sent no TLS answer within %s", o.Timeout)
+	case strings.Contains(err.Error(), "remote error: tls:"):
+		// TLS 1.2 servers reject a client certificate inside the handshake.
+		hs.state = tc.ConnectionState()
+		if len(hs.state.PeerCertificates) > 0 {
+			checkServer(r, t, hs, hostname, o.Now)
+		}
+		addClientRejected(r, t, hs, err)
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		r.add("tls", Fail, "check that this is dockerd's TLS port and that it allows TLS 1.2 or later",
+			"the server closed the connection during the TLS handshake")
+	default:
+		r.add("tls", Fail, "", "TLS handshake failed: %s", err)
+	}
+	return nil, false
+}
+
+// printable shows the first bytes a non-TLS server sent, safely.
+func printable(b []byte) string {
+	s := strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		if !unicode.IsPrint(r) || r > unicode.MaxASCII {
+			return '.'
+		}
+		return r
+	}, string(b))
+	return strings.TrimSpace(s)
+}
+
+// checkServer examines the server certificate the handshake recorded.
+func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now time.Time) {
+	leaf := hs.state.PeerCertificates[0]
+	reissue := serverIssueFix(leaf, hostname, t.CAName)
+
+	// Chain, against the context's CA only (never the system roots).
+	if t.CA != nil {
+		roots := x509.NewCertPool()
+		roots.AddCert(t.CA)
+		inter := x509.NewCertPool()
+		for _, c := range hs.state.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		at := now
+		if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+			at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2) // expiry gets its own message
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			r.add("server-chain", Fail, "use the engine's CA in the context (docker tls import/context create --ca-file), or re-issue the engine's certificate from this CA: "+reissue,
+				"the server's certificate (%s) was issued by %q, not by the context's CA %q (%s)",
+				short(pki.Fingerprint(leaf)), leaf.Issuer.CommonName, t.CA.Subject.CommonName, short(pki.Fingerprint(t.CA)))
+		} else {
+			r.add("server-chain", OK, "", "the server's certificate chains to %q", t.CA.Subject.CommonName)
+		}
+	}
+
+	// Names: Go (and so the docker CLI) checks only the SANs.
+	sans := pki.CertSANs(leaf)
+	switch {
+	case sans.Len() == 0:
+		r.add("server-name", Fail, reissue+" (then restart dockerd with it)",
+			"the server's certificate has no subject alternative names, only CN=%q, and the docker CLI ignores the CN", leaf.Subject.CommonName)
+	case leaf.VerifyHostname(hostname) != nil:
+		r.add("server-name", Fail, reissue+" (then restart dockerd with it)",
+			"the server's certificate is valid for %s, not for %s", strings.Join(sans.Strings(), ", "), hostname)
+	default:
+		r.add("server-name", OK, "", "the server's certificate names %s", hostname)
+	}
+
+	hasServerAuth := len(leaf.ExtKeyUsage) == 0
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+			hasServerAuth = true
+		}
+	}
+	if hasServerAuth {
+		r.add("server-eku", OK, "", "serverAuth")
+	} else {
+		r.add("server-eku", Fail, reissue, "the server's certificate lacks extended key usage serverAuth (it is a %s certificate)", ekuList(leaf))
+	}
+
+	switch left := leaf.NotAfter.Sub(now); {
+	case now.After(leaf.NotAfter):
+		r.add("server-expiry", Fail, reissue+" (then restart dockerd with it)", "the server's certificate expired on %s", day(leaf.NotAfter))
+	case now.Before(leaf.NotBefore):
+		r.add("server-expiry", Fail, "check the clocks of this machine and of the engine", "the server's certificate is not valid until %s", day(leaf.NotBefore))
+	case left < 14*24*time.Hour:
+		r.add("server-expiry", Warn, reissue+" (then restart dockerd with it)", "the server's certificate expires in %d days (%s)", int(left.Hours()/24), day(leaf.NotAfter))
+	default:
+		r.add("server-expiry", OK, "", "valid until %s", day(leaf.NotAfter))
+	}
+
+	if hs.state.HandshakeComplete {
+		if !hs.requested {
+			r.add("client-auth", Warn, "restart dockerd with --tlsverify (and --tlscacert)",
+				"the daemon did not ask for a client certificate: it runs --tls without --tlsverify, so anyone who reaches the port can use the API")
+		} else {
+			r.add("client-auth", OK, "", "the daemon requires a client certificate (--tlsverify)")
+		}
+		r.add("protocol", Info, "", "%s, %s", tls.VersionName(hs.state.Version), tls.CipherSuiteName(hs.state.CipherSuite))
+	}
+}
+
+// serverIssueFix is the command that makes a server certificate valid for
+// what the current one names plus the name that was dialled.
+func serverIssueFix(leaf *x509.Certificate, hostname, caName string) string {
+	names := []string{}
+	seen := map[string]bool{}
+	for _, n := range append(pki.CertSANs(leaf).Strings(), hostname) {
+		n = strings.TrimPrefix(strings.TrimPrefix(n, "DNS:"), "IP:")
+		if !seen[strings.ToLower(n)] {
+			seen[strings.ToLower(n)] = true
+			names = append(names, n)
+		}
+	}
+	fix := "docker tls server issue " + strings.Join(names, " ")
+	if caName != "" && caName != "default" {
+		fix += " --ca " + caName
+	}
+	return fix + " --out DIR"
+}
+
+func short(fp string) string {
+	if len(fp) > 23 {
+		return "SHA-256 " + fp[:23] + "…"
+	}
+	return "SHA-256 " + fp
+}
+
+// checkClientAccepted finds out whether the daemon accepted our client
+// certificate. With TLS 1.3 a rejection arrives only after the handshake,
+// as an alert on the first read, so it sends GET /_ping and reads.
+func checkClientAccepted(r *Report, t Target, hs *handshakeResult) bool {
+	defer hs.conn.Close()
+	if hs.requested && !hs.presented {
+		r.add("client-accepted", Fail, "", "the daemon requires a client certificate and there is none to present (see client-cert and client-key above)")
+		return false
+	}
+	_ = hs.conn.SetDeadline(time.Now().Add(hs.timeout))
+	if _, err := io.WriteString(hs.conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
+		addClientRejected(r, t, hs, err)
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(hs.conn), nil)
+	if err != nil {
+		addClientRejected(r, t, hs, err)
+		return false
+	}
+	resp.Body.Close()
+	if hs.requested {
+		r.add("client-accepted", OK, "", "the daemon accepted the client certificate")
+	}
+	return true
+}
+
+// addClientRejected turns a TLS alert after we presented our certificate
+// into the reason, using what the daemon said it trusts.
+func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
+	msg := err.Error()
+	if !strings.Contains(msg, "remote error: tls:") {
+		if isTimeout(err) {
+			r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
+		} else {
+			r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
+		}
+		return
+	}
+	alert := msg[strings.Index(msg, "remote error: tls:")+len("remote error: tls: "):]
+	trusts := trustedNames(hs.trusted)
+	c := t.Cert
+	fix := "docker tls context create " + t.Name + " --host " + t.Host + " --issue --force --ca CA-THE-DAEMON-TRUSTS"
+	switch {
+	case c == nil:
+		r.add("client-accepted", Fail, fix, "the daemon rejected the connection (%s)", alert)
+	case len(hs.trusted) > 0 && !trustsIssuer(hs.trusted, c):
+		r.add("client-accepted", Fail, fix, "the daemon does not trust your client certificate: it is issued by %q, the daemon trusts %s (%s)",
+			c.Issuer.CommonName, trusts, alert)
+	case time.Now().After(c.NotAfter) || strings.Contains(alert, "expired"):
+		r.add("client-accepted", Fail, fix, "the daemon rejected your client certificate because it expired on %s (%s)", day(c.NotAfter), alert)
+	case len(c.ExtKeyUsage) > 0 && !strings.Contains(ekuList(c), "clientAuth"):
+		r.add("client-accepted", Fail, fix, "the daemon rejected your certificate because it lacks clientAuth (%s)", alert)
+	default:
+		r.add("client-accepted", Fail, fix, "the daemon rejected your client certificate %q issued by %q (%s); it trusts %s",
+			c.Subject.CommonName, c.Issuer.CommonName, alert, trusts)
+	}
+}
+
+func trustsIssuer(trusted [][]byte, c *x509.Certificate) bool {
+	for _, der := range trusted {
+		if bytes.Equal(der, c.RawIssuer) {
+			return true
+		}
+	}
+	return false
+}
+
+func trustedNames(trusted [][]byte) string {
+	if len(trusted) == 0 {
+		return "an unnamed CA"
+	}
+	var names []string
+	for _, der := range trusted {
+		var rdn pkix.RDNSequence
+		if _, err := asn1.Unmarshal(der, &rdn); err != nil {
+			continue
+		}
+		var n pkix.Name
+		n.FillFromRDNSequence(&rdn)
+		if n.CommonName != "" {
+			names = append(names, fmt.Sprintf("%q", n.CommonName))
+		} else {
+			names = append(names, fmt.Sprintf("%q", n.String()))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkAPI calls /_ping and /version through the Docker API client with the
+// same TLS material, now fully verified, as the docker CLI would.
+func checkAPI(ctx context.Context, r *Report, t Target, hostname, port string, timeout time.Duration) {
+	if r.Count(Fail) > 0 {
+		r.add("api", Skip, "", "Docker API not tried: fix the failures above first")
+		return
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(t.CA)
+	cfg := &tls.Config{RootCAs: roots, ServerName: hostname, MinVersion: tls.VersionTLS12}
+	if t.Cert != nil && t.Key != nil {
+		cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}}
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: false}, Timeout: timeout}
+	cli, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(hostname, port)), client.WithHTTPClient(hc))
+	if err != nil {
+		r.add("api", Fail, "", "Docker API client: %s", err)
+		return
+	}
+	defer cli.Close()
+	actx, cancel := context.WithTimeout(ctx, 2*timeout)
+	defer cancel()
+	ping, err := cli.Ping(actx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		r.add("api", Fail, "", "the Docker API did not answer /_ping: %s", err)
+		return
+	}
+	v, err := cli.ServerVersion(actx, client.ServerVersionOptions{})
+	if err != nil {
+		r.add("api", Fail, "", "the Docker API did not answer /version: %s", err)
+		return
+	}
+	r.Engine = &Engine{Version: v.Version, APIVersion: v.APIVersion, OS: v.Os, Arch: v.Arch}
+	if ping.APIVersion != "" && r.Engine.APIVersion == "" {
+		r.Engine.APIVersion = ping.APIVersion
+	}
+	r.add("api", OK, "", "Docker Engine %s, API %s, %s/%s", v.Version, v.APIVersion, v.Os, v.Arch)
+}
