@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,8 +317,14 @@ type Dockerd struct {
 	done chan error
 }
 
-// ServerTLS is what dockerd gets as --tlscacert/--tlscert/--tlskey.
-type ServerTLS struct{ CA, Cert, Key string }
+// ServerTLS is what dockerd gets as --tlscacert/--tlscert/--tlskey, and how
+// it uses them: --tlsverify by default; NoVerify runs --tls without
+// --tlsverify (no client certificates asked for); Plain runs no TLS at all.
+type ServerTLS struct {
+	CA, Cert, Key string
+	NoVerify      bool
+	Plain         bool
+}
 
 // StartDockerd starts dockerd and stops it when the test ends. It skips the
 // test without root or dockerd.
@@ -356,17 +363,23 @@ func startDockerd(t testing.TB, s ServerTLS) (*Dockerd, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	d.cmd = exec.Command("dockerd",
-		"-H", d.Host,
-		"-H", "unix://"+filepath.Join(dir, "docker.sock"),
-		"--tlsverify",
-		"--tlscacert="+s.CA, "--tlscert="+s.Cert, "--tlskey="+s.Key,
+	args := []string{"-H", d.Host, "-H", "unix://" + filepath.Join(dir, "docker.sock")}
+	switch {
+	case s.Plain:
+		args = append(args, "--tls=false")
+	case s.NoVerify:
+		// dockerd 20.10 implies --tlsverify when --tls comes with a CA file.
+		args = append(args, "--tls", "--tlsverify=false", "--tlscert="+s.Cert, "--tlskey="+s.Key)
+	default:
+		args = append(args, "--tlsverify", "--tlscacert="+s.CA, "--tlscert="+s.Cert, "--tlskey="+s.Key)
+	}
+	d.cmd = exec.Command("dockerd", append(args,
 		"--data-root", filepath.Join(dir, "root"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
 		"--storage-driver=vfs",
-	)
+	)...)
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -411,8 +424,9 @@ func (d *Dockerd) stop(t testing.TB) {
 	if t.Failed() {
 		t.Logf("dockerd log tail:\n%s", d.tail(40))
 	}
-	// A clean exit unmounts everything under --data-root; give the
-	// kernel a moment if a mount is still busy.
+	// A clean exit unmounts everything under --data-root, but a dockerd
+	// that failed during start-up can leave its data-root bind mount.
+	unmountUnder(d.dir)
 	for range 10 {
 		if err := os.RemoveAll(d.dir); err == nil {
 			return
@@ -420,6 +434,25 @@ func (d *Dockerd) stop(t testing.TB) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	t.Logf("could not remove %s", d.dir)
+}
+
+// unmountUnder lazily unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 // Log returns dockerd's log so far.

@@ -117,7 +117,8 @@ func handshake(ctx context.Context, r *Report, conn net.Conn, t Target, hostname
 		},
 	}
 	_ = conn.SetDeadline(time.Now().Add(o.Timeout))
-	tc := tls.Client(conn, cfg)
+	rec := &recordingConn{Conn: conn}
+	tc := tls.Client(rec, cfg)
 	hctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
@@ -129,13 +130,14 @@ func handshake(ctx context.Context, r *Report, conn net.Conn, t Target, hostname
 	var rh tls.RecordHeaderError
 	switch {
 	case errors.As(err, &rh):
-		head := rh.RecordHeader[:]
-		if rh.Conn != nil {
-			// Read a little more to show what the port speaks.
-			_ = rh.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		// What the port sent: the TLS client may have buffered more than
+		// the 5-byte header, so use what the recording conn saw.
+		head := rec.seen
+		if len(head) < 24 {
+			_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 			more := make([]byte, 64)
-			n, _ := io.ReadAtLeast(rh.Conn, more, 1)
-			head = append(append([]byte{}, head...), more[:n]...)
+			n, _ := conn.Read(more)
+			head = append(head, more[:n]...)
 		}
 		if bytes.HasPrefix(head, []byte("HTTP/")) {
 			r.add("tls", Fail, "restart dockerd with --tlsverify --tlscacert --tlscert --tlskey (docker tls server issue HOST --out DIR prints them)",
@@ -161,6 +163,21 @@ func handshake(ctx context.Context, r *Report, conn net.Conn, t Target, hostname
 		r.add("tls", Fail, "", "TLS handshake failed: %s", err)
 	}
 	return nil, false
+}
+
+// recordingConn keeps the first bytes the server sends, to name what a port
+// speaks when it is not TLS.
+type recordingConn struct {
+	net.Conn
+	seen []byte
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if room := 64 - len(c.seen); room > 0 && n > 0 {
+		c.seen = append(c.seen, p[:min(n, room)]...)
+	}
+	return n, err
 }
 
 // printable shows the first bytes a non-TLS server sent, safely.
@@ -240,14 +257,52 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 	}
 
 	if hs.state.HandshakeComplete {
-		if !hs.requested {
-			r.add("client-auth", Warn, "restart dockerd with --tlsverify (and --tlscacert)",
-				"the daemon did not ask for a client certificate: it runs --tls without --tlsverify, so anyone who reaches the port can use the API")
-		} else {
-			r.add("client-auth", OK, "", "the daemon requires a client certificate (--tlsverify)")
-		}
 		r.add("protocol", Info, "", "%s, %s", tls.VersionName(hs.state.Version), tls.CipherSuiteName(hs.state.CipherSuite))
 	}
+}
+
+// checkClientAuthRequired finds out whether the daemon insists on a client
+// certificate, the property that keeps strangers out. Asking for one is not
+// enough: dockerd --tls with a CA asks but lets clients without one in. So
+// it connects once more presenting nothing and sees whether /_ping answers.
+func checkClientAuthRequired(ctx context.Context, r *Report, hs *handshakeResult, hostname, port string, timeout time.Duration) {
+	const fix = "restart dockerd with --tlsverify --tlscacert=CA --tlscert=… --tlskey=…"
+	if !hs.requested {
+		r.add("client-auth", Warn, fix,
+			"the daemon did not ask for a client certificate: it runs --tls without --tlsverify, so anyone who reaches the port can use the API")
+		return
+	}
+	if anonymousAccepted(ctx, hostname, port, timeout) {
+		r.add("client-auth", Warn, fix,
+			"the daemon asks for a client certificate but also serves clients without one (--tls without --tlsverify): anyone who reaches the port can use the API")
+		return
+	}
+	r.add("client-auth", OK, "", "the daemon refuses clients without a certificate (--tlsverify)")
+}
+
+// anonymousAccepted reports whether the server answers /_ping to a client
+// that presents no certificate.
+func anonymousAccepted(ctx context.Context, hostname, port string, timeout time.Duration) bool {
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{
+		ServerName: hostname, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, // only the server's behaviour matters here
+	}}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", net.JoinHostPort(hostname, port))
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode < 500
 }
 
 // serverIssueFix is the command that makes a server certificate valid for

@@ -172,6 +172,7 @@ func Run(ctx context.Context, t Target, o Options) *Report {
 	if !checkClientAccepted(r, t, hs) {
 		return r
 	}
+	checkClientAuthRequired(ctx, r, hs, hostname, port, o.Timeout)
 	checkAPI(ctx, r, t, hostname, port, o.Timeout)
 	return r
 }
