@@ -261,25 +261,6 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 	}
 }
 
-// checkClientAuthRequired finds out whether the daemon insists on a client
-// certificate, the property that keeps strangers out. Asking for one is not
-// enough: dockerd --tls with a CA asks but lets clients without one in. So
-// it connects once more presenting nothing and sees whether /_ping answers.
-func checkClientAuthRequired(ctx context.Context, r *Report, hs *handshakeResult, hostname, port string, timeout time.Duration) {
-	const fix = "restart dockerd with --tlsverify --tlscacert=CA --tlscert=… --tlskey=…"
-	if !hs.requested {
-		r.add("client-auth", Warn, fix,
-			"the daemon did not ask for a client certificate: it runs --tls without --tlsverify, so anyone who reaches the port can use the API")
-		return
-	}
-	if anonymousAccepted(ctx, hostname, port, timeout) {
-		r.add("client-auth", Warn, fix,
-			"the daemon asks for a client certificate but also serves clients without one (--tls without --tlsverify): anyone who reaches the port can use the API")
-		return
-	}
-	r.add("client-auth", OK, "", "the daemon refuses clients without a certificate (--tlsverify)")
-}
-
 // anonymousAccepted reports whether the server answers /_ping to a client
 // that presents no certificate.
 func anonymousAccepted(ctx context.Context, hostname, port string, timeout time.Duration) bool {
@@ -329,32 +310,6 @@ func short(fp string) string {
 		return "SHA-256 " + fp[:23] + "…"
 	}
 	return "SHA-256 " + fp
-}
-
-// checkClientAccepted finds out whether the daemon accepted our client
-// certificate. With TLS 1.3 a rejection arrives only after the handshake,
-// as an alert on the first read, so it sends GET /_ping and reads.
-func checkClientAccepted(r *Report, t Target, hs *handshakeResult) bool {
-	defer hs.conn.Close()
-	if hs.requested && !hs.presented {
-		r.add("client-accepted", Fail, "", "the daemon requires a client certificate and there is none to present (see client-cert and client-key above)")
-		return false
-	}
-	_ = hs.conn.SetDeadline(time.Now().Add(hs.timeout))
-	if _, err := io.WriteString(hs.conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
-		addClientRejected(r, t, hs, err)
-		return false
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(hs.conn), nil)
-	if err != nil {
-		addClientRejected(r, t, hs, err)
-		return false
-	}
-	resp.Body.Close()
-	if hs.requested {
-		r.add("client-accepted", OK, "", "the daemon accepted the client certificate")
-	}
-	return true
 }
 
 // addClientRejected turns a TLS alert after we presented our certificate
@@ -419,21 +374,46 @@ func trustedNames(trusted [][]byte) string {
 	return strings.Join(names, ", ")
 }
 
-// checkAPI calls /_ping and /version through the Docker API client with the
-// same TLS material, now fully verified, as the docker CLI would.
-func checkAPI(ctx context.Context, r *Report, t Target, hostname, port string, timeout time.Duration) {
-	if r.Count(Fail) > 0 {
-		r.add("api", Skip, "", "Docker API not tried: fix the failures above first")
+// checkAPI talks to the Docker API through github.com/moby/moby/client,
+// reusing the connection whose handshake was just examined, so a verify
+// costs no extra handshake. /_ping tells whether the daemon accepted our
+// client certificate: with TLS 1.3 a rejection arrives only now, as an
+// alert on the first read. /version reports the engine. Meanwhile a second
+// connection without a certificate tests whether the daemon requires one.
+func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hostname, port string, timeout time.Duration) {
+	if hs.requested && !hs.presented {
+		hs.conn.Close()
+		r.add("client-accepted", Fail, "", "the daemon requires a client certificate and there is none to present (see client-cert and client-key above)")
 		return
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(t.CA)
-	cfg := &tls.Config{RootCAs: roots, ServerName: hostname, MinVersion: tls.VersionTLS12}
-	if t.Cert != nil && t.Key != nil {
-		cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}}
+	anon := make(chan bool, 1)
+	if hs.requested {
+		go func() { anon <- anonymousAccepted(ctx, hostname, port, timeout) }()
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: false}, Timeout: timeout}
-	cli, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(hostname, port)), client.WithHTTPClient(hc))
+
+	first := hs.conn
+	roots := x509.NewCertPool()
+	if t.CA != nil {
+		roots.AddCert(t.CA)
+	}
+	verified := &tls.Config{RootCAs: roots, ServerName: hostname, MinVersion: tls.VersionTLS12}
+	if t.Cert != nil && t.Key != nil {
+		verified.Certificates = []tls.Certificate{{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}}
+	}
+	tr := &http.Transport{
+		TLSClientConfig: verified, // also tells the API client to use https
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c := first; c != nil {
+				first = nil
+				return c, nil
+			}
+			d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: verified}
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	_ = hs.conn.SetDeadline(time.Time{}) // the HTTP client's timeout applies from here
+	cli, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(hostname, port)), client.WithHTTPClient(&http.Client{Transport: tr, Timeout: timeout}))
 	if err != nil {
 		r.add("api", Fail, "", "Docker API client: %s", err)
 		return
@@ -443,17 +423,43 @@ func checkAPI(ctx context.Context, r *Report, t Target, hostname, port string, t
 	defer cancel()
 	ping, err := cli.Ping(actx, client.PingOptions{NegotiateAPIVersion: true})
 	if err != nil {
-		r.add("api", Fail, "", "the Docker API did not answer /_ping: %s", err)
+		if first != nil {
+			first.Close()
+		}
+		addClientRejected(r, t, hs, err)
 		return
 	}
-	v, err := cli.ServerVersion(actx, client.ServerVersionOptions{})
-	if err != nil {
-		r.add("api", Fail, "", "the Docker API did not answer /version: %s", err)
-		return
+	if hs.requested {
+		r.add("client-accepted", OK, "", "the daemon accepted the client certificate")
 	}
-	r.Engine = &Engine{Version: v.Version, APIVersion: v.APIVersion, OS: v.Os, Arch: v.Arch}
-	if ping.APIVersion != "" && r.Engine.APIVersion == "" {
-		r.Engine.APIVersion = ping.APIVersion
+	var v client.ServerVersionResult
+	var verr error
+	if r.Count(Fail) == 0 {
+		v, verr = cli.ServerVersion(actx, client.ServerVersionOptions{})
 	}
-	r.add("api", OK, "", "Docker Engine %s, API %s, %s/%s", v.Version, v.APIVersion, v.Os, v.Arch)
+	anonymousOK := hs.requested && <-anon
+	switch {
+	case !hs.requested:
+		r.add("client-auth", Warn, clientAuthFix,
+			"the daemon did not ask for a client certificate: it runs --tls without --tlsverify, so anyone who reaches the port can use the API")
+	case anonymousOK:
+		r.add("client-auth", Warn, clientAuthFix,
+			"the daemon asks for a client certificate but also serves clients without one (--tls without --tlsverify): anyone who reaches the port can use the API")
+	default:
+		r.add("client-auth", OK, "", "the daemon refuses clients without a certificate (--tlsverify)")
+	}
+	switch {
+	case r.Count(Fail) > 0:
+		r.add("api", Skip, "", "Docker API not reported: fix the failures above first (the docker CLI would refuse this connection)")
+	case verr != nil:
+		r.add("api", Fail, "", "the Docker API did not answer /version: %s", verr)
+	default:
+		r.Engine = &Engine{Version: v.Version, APIVersion: v.APIVersion, OS: v.Os, Arch: v.Arch}
+		if r.Engine.APIVersion == "" {
+			r.Engine.APIVersion = ping.APIVersion
+		}
+		r.add("api", OK, "", "Docker Engine %s, API %s, %s/%s", v.Version, v.APIVersion, v.Os, v.Arch)
+	}
 }
+
+const clientAuthFix = "restart dockerd with --tlsverify --tlscacert=CA --tlscert=… --tlskey=…"

@@ -169,11 +169,7 @@ func Run(ctx context.Context, t Target, o Options) *Report {
 		return r
 	}
 	checkServer(r, t, hs, hostname, o.Now)
-	if !checkClientAccepted(r, t, hs) {
-		return r
-	}
-	checkClientAuthRequired(ctx, r, hs, hostname, port, o.Timeout)
-	checkAPI(ctx, r, t, hostname, port, o.Timeout)
+	checkAPI(ctx, r, t, hs, hostname, port, o.Timeout)
 	return r
 }
 

@@ -50,3 +50,64 @@ tls_ms=$(runs=$runs_ls mean_ms docker tls ls)
 printf '%-45s %6s ms (mean of %d)\n' "docker context ls" "$ctx_ms" "$runs_ls"
 printf '%-45s %6s ms (mean of %d)\n' "docker tls ls" "$tls_ms" "$runs_ls"
 printf '%-45s %6s (target: at most 2.0)\n' "ratio" "$(awk -v a="$tls_ms" -v b="$ctx_ms" 'BEGIN { printf "%.2f", a / b }')"
+
+echo
+echo "== verify at scale: 200 loopback TLS endpoints, 10 never answer =="
+scale="$tmp/scale-config"
+mkdir -p "$scale/cli-plugins"
+cp bin/docker-tls "$scale/cli-plugins/docker-tls"
+echo '{"plugins": {"tls": {"keystore": "file"}}}' >"$scale/config.json"
+go build -o "$tmp/fake-engines" ./scripts/fake-engines
+DOCKER_CONFIG="$scale" "$tmp/fake-engines" -n 190 -silent 10 -ready "$tmp/ready" -duration 10m &
+fake_pid=$!
+trap 'kill $fake_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 600); do [ -f "$tmp/ready" ] && break; sleep 0.1; done
+[ -f "$tmp/ready" ] || { echo "fake engines did not start" >&2; exit 1; }
+timeout_s=2
+t0=$(date +%s%N)
+DOCKER_CONFIG="$scale" docker tls verify --all --timeout ${timeout_s}s --quiet || true
+t1=$(date +%s%N)
+DOCKER_CONFIG="$scale" docker tls verify engine-000 --quiet
+t2=$(date +%s%N)
+DOCKER_CONFIG="$scale" docker tls verify engine-199 --timeout ${timeout_s}s --quiet || true
+t3=$(date +%s%N)
+seq_start=$(date +%s%N)
+for i in $(seq -f '%03g' 0 199); do
+  DOCKER_CONFIG="$scale" timeout ${timeout_s} docker --context "engine-$i" version >/dev/null 2>&1 || true
+done
+seq_end=$(date +%s%N)
+all_ms=$(( (t1 - t0) / 1000000 )); one_ms=$(( (t2 - t1) / 1000000 )); silent_ms=$(( (t3 - t2) / 1000000 ))
+printf '%-55s %7s ms\n' "docker tls verify --all (200, --timeout ${timeout_s}s)" "$all_ms"
+printf '%-55s %7s ms\n' "docker tls verify (one answering endpoint)" "$one_ms"
+printf '%-55s %7s ms\n' "docker tls verify (one silent endpoint)" "$silent_ms"
+printf '%-55s %7s ms\n' "sequential docker --context X version (200, timeout ${timeout_s}s)" "$(( (seq_end - seq_start) / 1000000 ))"
+printf '%-55s %7s (target: at most 3x verifying one; the slowest single is a silent one)\n' "verify --all / verify of one silent endpoint" "$(awk -v a="$all_ms" -v b="$silent_ms" 'BEGIN { printf "%.2f", a / b }')"
+kill $fake_pid 2>/dev/null || true
+
+echo
+echo "== one verify beside docker version, against a real dockerd =="
+if [ "$(id -u)" -ne 0 ] || ! command -v dockerd >/dev/null; then
+  echo "skipped: needs root and dockerd (apt-get install docker.io)"
+  exit 0
+fi
+real="$tmp/real-config"
+mkdir -p "$real/cli-plugins" "$tmp/d"
+cp bin/docker-tls "$real/cli-plugins/docker-tls"
+echo '{"plugins": {"tls": {"keystore": "file"}}}' >"$real/config.json"
+export DOCKER_CONFIG="$real"
+docker tls ca init >/dev/null
+docker tls server issue localhost 127.0.0.1 --out "$tmp/srv" >/dev/null
+port=
+for p in $(seq 23760 23860); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }; done
+dockerd -H "tcp://127.0.0.1:$port" -H "unix://$tmp/d/docker.sock" --tlsverify --tlscacert="$tmp/srv/ca.pem" \
+  --tlscert="$tmp/srv/server-cert.pem" --tlskey="$tmp/srv/server-key.pem" --data-root "$tmp/d/root" --exec-root "$tmp/d/exec" \
+  --pidfile "$tmp/d/docker.pid" --bridge=none --iptables=false --ip6tables=false --ip-masq=false --storage-driver=vfs >"$tmp/d/log" 2>&1 &
+dpid=$!
+trap 'kill $fake_pid 2>/dev/null; kill -TERM $dpid 2>/dev/null; for _ in $(seq 1 100); do kill -0 $dpid 2>/dev/null || break; sleep 0.2; done; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 300); do grep -q "API listen on 127.0.0.1:$port" "$tmp/d/log" && break; sleep 0.2; done
+docker tls context create real --host "tcp://127.0.0.1:$port" --issue >/dev/null
+v_ms=$(mean_ms docker --context real version)
+f_ms=$(mean_ms docker tls verify real)
+printf '%-45s %6s ms (mean of %d)\n' "docker --context real version" "$v_ms" "$RUNS"
+printf '%-45s %6s ms (mean of %d)\n' "docker tls verify real" "$f_ms" "$RUNS"
+printf '%-45s %6s (target: at most 1.5)\n' "ratio" "$(awk -v a="$f_ms" -v b="$v_ms" 'BEGIN { printf "%.2f", a / b }')"
