@@ -1,0 +1,55 @@
+package remoteca
+
+// The JSON shapes of cfssl's API (api/v1/cfssl/info and authsign), the
+// subset docker-tls speaks as a server and as a client.
+
+// InfoRequest is the body of POST /api/v1/cfssl/info.
+type InfoRequest struct {
+	Label   string `json:"label"`
+	Profile string `json:"profile,omitempty"`
+}
+
+// InfoResult is the result of /info.
+type InfoResult struct {
+	Certificate  string   `json:"certificate"`
+	Usages       []string `json:"usages,omitempty"`
+	ExpiryString string   `json:"expiry,omitempty"`
+}
+
+// AuthenticatedRequest is the body of POST /api/v1/cfssl/authsign: Request
+// is a SignRequest in JSON, Token authenticates it: with a cfssl auth key,
+// HMAC-SHA256(key, Request); with a docker-tls enrollment token, the token
+// itself (the connection is TLS to a pinned CA).
+type AuthenticatedRequest struct {
+	Timestamp     int64  `json:"timestamp,omitempty"`
+	RemoteAddress []byte `json:"remote_address,omitempty"`
+	Token         []byte `json:"token"`
+	Request       []byte `json:"request"`
+}
+
+// SignRequest asks for a certificate for the key in CertificateRequest.
+type SignRequest struct {
+	Hosts              []string `json:"hosts,omitempty"`
+	CertificateRequest string   `json:"certificate_request"`
+	Profile            string   `json:"profile,omitempty"`
+	Label              string   `json:"label,omitempty"`
+}
+
+// SignResult is the result of /authsign.
+type SignResult struct {
+	Certificate string `json:"certificate"`
+}
+
+// Response wraps every cfssl API answer.
+type Response struct {
+	Success  bool            `json:"success"`
+	Result   any             `json:"result"`
+	Errors   []ResponseError `json:"errors"`
+	Messages []any           `json:"messages"`
+}
+
+// ResponseError is one error in a Response.
+type ResponseError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}

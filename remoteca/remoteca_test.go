@@ -1,0 +1,393 @@
+package remoteca
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+type fixture struct {
+	ca     *pki.CA
+	srv    *Server
+	url    string
+	client *Client
+	logBuf *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	ca, err := pki.NewCA(key, pki.CAOptions{CommonName: "served CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	buf := &syncBuffer{}
+	srv := &Server{
+		CA: ca, Tokens: &Tokens{Path: filepath.Join(dir, "tokens.json")}, Inventory: &Inventory{Path: filepath.Join(dir, "issued.jsonl")},
+		AuthKeys: map[string][]byte{"scripts": []byte("0123456789abcdef0123456789abcdef")},
+		Log:      log.New(buf, "", 0), Limiter: NewLimiter(10, time.Minute),
+	}
+	url := serve(t, srv)
+	return &fixture{ca: ca, srv: srv, url: url, logBuf: buf, client: &Client{URL: url, Fingerprint: FingerprintHex(ca.Cert.Raw), Timeout: 10 * time.Second}}
+}
+
+func serve(t testing.TB, srv *Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := srv.ServingCert([]string{"127.0.0.1", "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l, cert) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "https://" + l.Addr().String()
+}
+
+func (f *fixture) token(t testing.TB, o TokenOptions) string {
+	t.Helper()
+	if o.Profile == "" {
+		o.Profile = pki.ClientProfile
+	}
+	if o.TTL == 0 {
+		o.TTL = time.Hour
+	}
+	if o.Uses == 0 {
+		o.Uses = 1
+	}
+	tok, _, err := f.srv.Tokens.New(f.ca.Cert.Raw, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *fixture) enroll(t testing.TB, tok, cn string, hosts []string, profile pki.Profile) (*x509.Certificate, error) {
+	t.Helper()
+	p, err := ParseToken(tok)
+	if err != nil {
+		return nil, err
+	}
+	c := *f.client
+	c.Fingerprint = p.Fingerprint
+	ca, err := c.FetchCA(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	sans, _, _ := pki.ParseSANs(hosts)
+	csr, err := pki.NewCSR(key, cn, sans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Sign(context.Background(), ca, Auth{Token: tok}, csr, profile, hosts)
+}
+
+func TestEnrollWithToken(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, TokenOptions{CN: "alice"})
+	if !strings.HasPrefix(tok, "DTLS1-"+FingerprintHex(f.ca.Cert.Raw)+"-") {
+		t.Fatalf("token %q does not pin the CA", tok)
+	}
+	cert, err := f.enroll(t, tok, "alice", nil, pki.ClientProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "alice" || cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Fatalf("cert %v %v", cert.Subject, cert.ExtKeyUsage)
+	}
+	inv, _ := f.srv.Inventory.List()
+	if len(inv) != 1 || inv[0].CN != "alice" || inv[0].Serial != fmt.Sprintf("%x", cert.SerialNumber) || inv[0].Token == "" || inv[0].Source != "127.0.0.1" {
+		t.Fatalf("inventory %+v", inv)
+	}
+	secret := tok[strings.LastIndex(tok, "-")+1:]
+	if strings.Contains(f.logBuf.String(), secret) || !strings.Contains(f.logBuf.String(), "issued serial=") {
+		t.Fatalf("log:\n%s", f.logBuf.String())
+	}
+	// The token file holds the hash, never the secret.
+	list, _ := f.srv.Tokens.List()
+	if len(list) != 1 || list[0].Used != 1 || strings.Contains(list[0].Hash, secret) {
+		t.Fatalf("tokens %+v", list)
+	}
+}
+
+func TestServerDecidesTheSubject(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, TokenOptions{CN: "alice"})
+	// The token names alice; a CSR for bob is refused without spending it.
+	if _, err := f.enroll(t, tok, "bob", nil, pki.ClientProfile); err == nil || !strings.Contains(err.Error(), `it is for CN "alice"`) {
+		t.Fatalf("CN outside the token: %v", err)
+	}
+	if _, err := f.enroll(t, tok, "alice", []string{"evil.example.com"}, pki.ClientProfile); err == nil || !strings.Contains(err.Error(), "does not allow the name") {
+		t.Fatalf("SAN outside the token: %v", err)
+	}
+	if _, err := f.enroll(t, tok, "alice", nil, pki.ServerProfile); err == nil || !strings.Contains(err.Error(), "client certificate, not server") {
+		t.Fatalf("profile outside the token: %v", err)
+	}
+	if _, err := f.enroll(t, tok, "alice", nil, pki.ClientProfile); err != nil {
+		t.Fatalf("refusals spent the token: %v", err)
+	}
+	// A server token allows exactly its SANs.
+	stok := f.token(t, TokenOptions{Profile: pki.ServerProfile, SANs: []string{"engine.example.com", "10.0.0.5"}})
+	cert, err := f.enroll(t, stok, "whatever", []string{"engine.example.com"}, pki.ServerProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.DNSNames[0] != "engine.example.com" || cert.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
+		t.Fatalf("server cert %v %v", cert.DNSNames, cert.ExtKeyUsage)
+	}
+}
+
+func TestAttacks(t *testing.T) {
+	f := newFixture(t)
+	used := f.token(t, TokenOptions{})
+	if _, err := f.enroll(t, used, "a", nil, pki.ClientProfile); err != nil {
+		t.Fatal(err)
+	}
+	expired, _, _ := f.srv.Tokens.New(f.ca.Cert.Raw, TokenOptions{Profile: pki.ClientProfile, TTL: time.Second, Uses: 1, Now: time.Now().Add(-time.Hour)})
+	good := f.token(t, TokenOptions{})
+	p, _ := ParseToken(good)
+	wrongSecret := ParsedToken{Fingerprint: p.Fingerprint, Secret: strings.Repeat("A", 43)}.String()
+
+	tests := []struct {
+		name, tok, want string
+	}{
+		{"reused token", used, "already been used"},
+		{"expired token", expired, "expired"},
+		{"wrong secret", wrongSecret, "unknown or revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.enroll(t, tt.tok, "a", nil, pki.ClientProfile)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("man in the middle with another CA", func(t *testing.T) {
+		mitm := newFixture(t)
+		c := &Client{URL: mitm.url, Fingerprint: p.Fingerprint}
+		if _, err := c.FetchCA(context.Background()); err == nil || !strings.Contains(err.Error(), "but the token pins") {
+			t.Fatalf("err = %v", err)
+		}
+		// Even handed the right CA, the MITM's serving cert is not from it.
+		if _, err := c.Sign(context.Background(), f.ca.Cert, Auth{Token: good}, mustCSR(t), pki.ClientProfile, nil); err == nil || !strings.Contains(err.Error(), "pinned CA") {
+			t.Fatalf("sign through MITM: %v", err)
+		}
+		if list, _ := mitm.srv.Tokens.List(); len(list) != 0 {
+			t.Fatal("MITM saw a token")
+		}
+	})
+
+	t.Run("CSR signed with the wrong key", func(t *testing.T) {
+		// The last bytes of a CSR are its signature: change one, and the
+		// CSR no longer proves possession of the key it carries.
+		forged := append([]byte{}, mustCSR(t).Raw...)
+		forged[len(forged)-2] ^= 0x55
+		resp := postRaw(t, f, authSignBody(t, good, "", forged))
+		if resp.code != 400 || !strings.Contains(resp.body, "signature does not verify") && !strings.Contains(resp.body, "does not parse") {
+			t.Fatalf("%d %s", resp.code, resp.body)
+		}
+	})
+
+	t.Run("oversized body", func(t *testing.T) {
+		resp := postRaw(t, f, bytes.Repeat([]byte("x"), MaxBody+10))
+		if resp.code != 413 || !strings.Contains(resp.body, "larger than") {
+			t.Fatalf("%d %s", resp.code, resp.body)
+		}
+	})
+
+	t.Run("malformed JSON", func(t *testing.T) {
+		resp := postRaw(t, f, []byte(`{"token": "DTLS1-`))
+		if resp.code != 400 || !strings.Contains(resp.body, "malformed JSON") {
+			t.Fatalf("%d %s", resp.code, resp.body)
+		}
+	})
+
+	// The good token survived all of that.
+	if _, err := f.enroll(t, good, "a", nil, pki.ClientProfile); err != nil {
+		t.Fatalf("good token after attacks: %v", err)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t)
+	p, _ := ParseToken(f.token(t, TokenOptions{}))
+	var codes []int
+	for i := range 50 {
+		wrong := ParsedToken{Fingerprint: p.Fingerprint, Secret: fmt.Sprintf("%043d", i)}.String()
+		resp := postRaw(t, f, authSignBody(t, wrong, EncodeCSR(mustCSR(t)), nil))
+		codes = append(codes, resp.code)
+	}
+	if codes[0] != 401 || codes[9] != 401 || codes[10] != 429 || codes[49] != 429 {
+		t.Fatalf("codes %v", codes)
+	}
+	if !strings.Contains(f.logBuf.String(), "too-many-failures") {
+		t.Fatal("refusals not logged")
+	}
+}
+
+func TestAuthKey(t *testing.T) {
+	f := newFixture(t)
+	ca, err := f.client.FetchCA(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := f.client.Sign(context.Background(), ca, Auth{AuthKey: f.srv.AuthKeys["scripts"]}, mustCSR(t), pki.ClientProfile, nil)
+	if err != nil || cert.Subject.CommonName != "a" {
+		t.Fatalf("%v %v", cert, err)
+	}
+	if _, err := f.client.Sign(context.Background(), ca, Auth{AuthKey: []byte("wrong")}, mustCSR(t), pki.ClientProfile, nil); err == nil || !strings.Contains(err.Error(), "authentication failed") {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+func TestTokenRevokeAndParse(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, TokenOptions{})
+	list, _ := f.srv.Tokens.List()
+	if _, err := f.srv.Tokens.Revoke(list[0].ID[:6]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.enroll(t, tok, "a", nil, pki.ClientProfile); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked: %v", err)
+	}
+	for _, bad := range []string{"", "DTLS2-x-y", "DTLS1-abc-" + strings.Repeat("x", 43), "DTLS1-" + strings.Repeat("a", 64) + "-short"} {
+		if _, err := ParseToken(bad); err == nil {
+			t.Errorf("ParseToken(%q) accepted", bad)
+		}
+	}
+	if _, _, err := f.srv.Tokens.New(f.ca.Cert.Raw, TokenOptions{Profile: pki.ServerProfile, TTL: time.Hour, Uses: 1}); err == nil {
+		t.Error("server token without SANs accepted")
+	}
+}
+
+// TestLoad: 200 enrollments from 20 concurrent clients all succeed, with
+// unique serials and 200 inventory entries. Reports rate and latency.
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test skipped in -short mode")
+	}
+	f := newFixture(t)
+	const total, workers = 200, 20
+	toks := make(chan string, total)
+	for range total {
+		toks <- f.token(t, TokenOptions{})
+	}
+	close(toks)
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		serials   = map[string]bool{}
+		errs      []error
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tok := range toks {
+				t0 := time.Now()
+				cert, err := f.enroll(t, tok, "load", nil, pki.ClientProfile)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					serials[cert.SerialNumber.String()] = true
+					latencies = append(latencies, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(errs) > 0 {
+		t.Fatalf("%d enrollments failed, first: %v", len(errs), errs[0])
+	}
+	if len(serials) != total {
+		t.Fatalf("%d unique serials for %d enrollments", len(serials), total)
+	}
+	inv, _ := f.srv.Inventory.List()
+	if len(inv) != total {
+		t.Fatalf("inventory has %d entries", len(inv))
+	}
+	slices.Sort(latencies)
+	t.Logf("load: %d enrollments, %d clients: %.0f/s, p50 %s, p99 %s", total, workers,
+		float64(total)/elapsed.Seconds(), latencies[total/2].Round(time.Millisecond), latencies[total*99/100].Round(time.Millisecond))
+}
+
+func mustCSR(t testing.TB) *x509.CertificateRequest {
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	csr, err := pki.NewCSR(key, "a", pki.SANs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
+}
+
+func authSignBody(t testing.TB, tok, csrPEM string, rawCSR []byte) []byte {
+	if rawCSR != nil {
+		csrPEM = EncodeCSR(&x509.CertificateRequest{Raw: rawCSR})
+	}
+	sr := fmt.Sprintf(`{"certificate_request": %q, "profile": "client"}`, csrPEM)
+	return []byte(fmt.Sprintf(`{"token": %q, "request": %q}`, b64(tok), b64(sr)))
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+type rawResp struct {
+	code int
+	body string
+}
+
+func postRaw(t testing.TB, f *fixture, body []byte) rawResp {
+	t.Helper()
+	hc := f.client.httpClient(&tls.Config{InsecureSkipVerify: true})
+	resp, err := hc.Post(f.url+"/api/v1/cfssl/authsign", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return rawResp{resp.StatusCode, string(data)}
+}
