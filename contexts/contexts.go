@@ -49,7 +49,8 @@ type Meta struct {
 	KeyStore      string    `json:"keyStore"`
 	KeyID         string    `json:"keyID"`
 	KeyType       string    `json:"keyType,omitempty"`
-	CA            string    `json:"ca,omitempty"` // local CA name, if issued by one
+	CA            string    `json:"ca,omitempty"`    // local CA name, if issued by one
+	CAURL         string    `json:"caURL,omitempty"` // remote CA it enrolled with, if any
 	CAFingerprint string    `json:"caFingerprint"`
 	Subject       string    `json:"subject"`
 	Issuer        string    `json:"issuer"`

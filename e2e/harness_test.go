@@ -233,7 +233,10 @@ func (e *Env) assertNoSecrets(r Result) {
 			e.t.Fatalf("%s printed a private key", strings.Join(r.Args, " "))
 		}
 		for _, s := range e.Secrets {
-			if s != "" && strings.Contains(out, s) {
+			if len(s) < 12 {
+				e.t.Fatalf("secret %d is too short to check for reliably", len(s))
+			}
+			if strings.Contains(out, s) {
 				e.t.Fatalf("%s printed a secret", strings.Join(r.Args, " "))
 			}
 		}
@@ -504,4 +507,93 @@ func requireFail(t testing.TB, r Result, wants ...string) {
 			t.Fatalf("stderr does not mention %q: %s", w, r)
 		}
 	}
+}
+
+// Proc is a long-running command of an Env (docker tls ca serve, cfssl
+// serve), stopped with SIGTERM when the test ends.
+type Proc struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	done   chan struct{}
+	exit   int
+	e      *Env
+	stderr string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Start runs name args… in the background with the Env's environment.
+func (e *Env) Start(name string, args ...string) *Proc {
+	e.t.Helper()
+	p := &Proc{out: &lockedBuffer{}, done: make(chan struct{}), e: e}
+	p.cmd = exec.Command(name, args...)
+	p.cmd.Env = e.environ()
+	p.cmd.Dir = e.Dir
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			p.exit = ee.ExitCode()
+		}
+		close(p.done)
+	}()
+	e.t.Cleanup(func() { p.Stop() })
+	return p
+}
+
+// WaitFor waits until the output contains s, for at most 30 seconds.
+func (p *Proc) WaitFor(s string) {
+	p.e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.out.String(), s) {
+			return
+		}
+		select {
+		case <-p.done:
+			p.e.t.Fatalf("%s exited (%d) before printing %q:\n%s", p.cmd.Path, p.exit, s, p.out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	p.e.t.Fatalf("%s did not print %q in 30s:\n%s", p.cmd.Path, s, p.out.String())
+}
+
+// Output is everything the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Stop sends SIGTERM, waits (SIGKILL after 15s) and returns the exit code.
+// It also checks that the process never printed a secret.
+func (p *Proc) Stop() int {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	p.e.assertNoSecrets(Result{Args: p.cmd.Args, Stdout: p.out.String()})
+	return p.exit
 }

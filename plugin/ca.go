@@ -27,7 +27,8 @@ func newCACommand(e *env) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newCAInitCommand(e), newCAImportCommand(e), newCAListCommand(e), newCAInspectCommand(e))
+	cmd.AddCommand(newCAInitCommand(e), newCAImportCommand(e), newCAListCommand(e), newCAInspectCommand(e),
+		newCAServeCommand(e), newCATokenCommand(e), newCATokensCommand(e), newCARevokeTokenCommand(e), newCAIssuedCommand(e))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
@@ -60,6 +61,7 @@ type adoption struct {
 	caCert, cert            *x509.Certificate
 	key                     crypto.Signer
 	caName                  string // local CA, if any
+	caURL                   string // remote CA, if any
 	imported                bool
 	force                   bool
 }
@@ -89,7 +91,7 @@ func (e *env) createContext(a adoption) (*contexts.Context, keystore.Store, erro
 		CA: pki.EncodeCertificate(a.caCert), Cert: pki.EncodeCertificate(a.cert), Key: keyPEM,
 		Force: a.force,
 		Meta: contexts.Meta{
-			KeyStore: keys.Kind(), KeyID: id, KeyType: pki.DescribeKey(a.key.Public()), CA: a.caName, CAFingerprint: pki.Fingerprint(a.caCert),
+			KeyStore: keys.Kind(), KeyID: id, KeyType: pki.DescribeKey(a.key.Public()), CA: a.caName, CAURL: a.caURL, CAFingerprint: pki.Fingerprint(a.caCert),
 			Subject: a.cert.Subject.String(), Issuer: a.cert.Issuer.String(), NotAfter: a.cert.NotAfter, Imported: a.imported,
 		},
 		Step: crashHook(),
@@ -144,6 +146,7 @@ type contextCreateOptions struct {
 	days        int
 	force       bool
 	passphrase  passphraseOptions
+	remote      remoteOptions
 }
 
 func newContextCreateCommand(e *env) *cobra.Command {
@@ -185,6 +188,7 @@ copy and docker tls unlock NAME restores it from the key store.`,
 	f.IntVar(&opts.days, "days", 0, fmt.Sprintf("Lifetime in days with --issue (default %d)", int(pki.DefaultClientLifetime.Hours()/24)))
 	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
 	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the CA key or of --key, if encrypted")
+	opts.remote.install(f)
 	_ = cmd.MarkFlagRequired("host")
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(e))
 	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
@@ -192,6 +196,74 @@ copy and docker tls unlock NAME restores it from the key store.`,
 	_ = cmd.MarkFlagFilename("cert", "pem", "crt")
 	_ = cmd.MarkFlagFilename("key", "pem", "key")
 	return cmd
+}
+
+// clientSpec says how to get a client certificate: from a local CA, or
+// from a remote one (remote.url set).
+type clientSpec struct {
+	ca         string
+	remote     remoteOptions
+	keyType    string
+	days       int
+	name       string
+	passphrase passphraseOptions
+}
+
+// issuedClient is a new client identity.
+type issuedClient struct {
+	caCert, cert *x509.Certificate
+	key          crypto.Signer
+	caName       string
+}
+
+// issueClient makes a key and gets it a client certificate, locally or from
+// the remote CA, checking everything before anything is stored.
+func (e *env) issueClient(ctx context.Context, s clientSpec) (*issuedClient, error) {
+	kt, err := pki.ParseKeyType(s.keyType)
+	if err != nil {
+		return nil, err
+	}
+	life, err := lifetime(s.days)
+	if err != nil {
+		return nil, err
+	}
+	cn := strings.TrimSpace(s.name)
+	if s.remote.set() {
+		if s.days != 0 {
+			return nil, errors.New("--days: with --ca-url the remote CA decides the lifetime")
+		}
+		if err := s.remote.check(); err != nil {
+			return nil, err
+		}
+		key, err := pki.GenerateKey(kt)
+		if err != nil {
+			return nil, err
+		}
+		caCert, cert, err := remoteIssue(ctx, s.remote, key, cn, defaultClientName(), pki.SANs{}, pki.ClientProfile)
+		if err != nil {
+			return nil, err
+		}
+		return &issuedClient{caCert: caCert, cert: cert, key: key}, nil
+	}
+	if err := s.remote.check(); err != nil {
+		return nil, err
+	}
+	if cn == "" {
+		cn = defaultClientName()
+	}
+	stored, ca, err := e.loadCA(s.ca, s.passphrase)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.GenerateKey(kt)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, PublicKey: key.Public(), Lifetime: life})
+	if err != nil {
+		return nil, err
+	}
+	return &issuedClient{caCert: stored.Cert, cert: cert, key: key, caName: stored.Name}, nil
 }
 
 func defaultClientName() string {
@@ -247,32 +319,15 @@ func runContextCreate(e *env, opts contextCreateOptions) error {
 	}
 	a := adoption{name: opts.name, host: host, description: opts.description, force: opts.force}
 	if opts.issue {
-		kt, err := pki.ParseKeyType(opts.keyType)
+		is, err := e.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, passphrase: opts.passphrase})
 		if err != nil {
 			return err
 		}
-		life, err := lifetime(opts.days)
-		if err != nil {
-			return err
-		}
-		stored, ca, err := e.loadCA(opts.ca, opts.passphrase)
-		if err != nil {
-			return err
-		}
-		cn := opts.clientName
-		if cn == "" {
-			cn = defaultClientName()
-		}
-		key, err := pki.GenerateKey(kt)
-		if err != nil {
-			return err
-		}
-		cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, PublicKey: key.Public(), Lifetime: life})
-		if err != nil {
-			return err
-		}
-		a.caCert, a.cert, a.key, a.caName = stored.Cert, cert, key, stored.Name
+		a.caCert, a.cert, a.key, a.caName, a.caURL = is.caCert, is.cert, is.key, is.caName, opts.remote.url
 	} else {
+		if opts.remote.set() {
+			return errors.New("--ca-url issues a new certificate: use it with --issue, not with --cert/--key")
+		}
 		files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
 		if files.ca == "" {
 			stored, err := e.cas(nil).Get(opts.ca)

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -217,7 +218,8 @@ func runServerIssue(e *env, opts serverIssueOptions) error {
 
 type clientIssueOptions struct {
 	issueOptions
-	name string
+	name   string
+	remote remoteOptions
 }
 
 func newClientCommand(e *env) *cobra.Command {
@@ -254,6 +256,7 @@ DOCKER_CERT_PATH, which the docker CLI reads with --tlsverify.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	opts.install(cmd, e, int(pki.DefaultClientLifetime.Hours()/24))
+	opts.remote.install(cmd.Flags())
 	return cmd
 }
 
@@ -262,25 +265,35 @@ func runClientIssue(e *env, opts clientIssueOptions) error {
 	if name == "" || strings.ContainsAny(name, "\n\r\t/\\") {
 		return fmt.Errorf("client name %q: give a plain name such as alice or ci-runner", opts.name)
 	}
-	stored, key, cert, err := issueLeaf(e, opts.issueOptions, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: name})
+	if !opts.force {
+		// Refuse before a remote CA spends a token on files we cannot write.
+		if err := fsutil.CheckAbsent(filepath.Join(opts.out, "ca.pem"), filepath.Join(opts.out, "cert.pem"), filepath.Join(opts.out, "key.pem")); err != nil {
+			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
+		}
+	}
+	is, err := e.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: name, passphrase: opts.passphrase})
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.EncodePrivateKey(key, nil)
+	keyPEM, err := pki.EncodePrivateKey(is.key, nil)
 	if err != nil {
 		return err
 	}
 	files := []outFile{
-		{"ca.pem", pki.EncodeCertificate(stored.Cert), fsutil.PublicFile},
-		{"cert.pem", pki.EncodeCertificate(cert), fsutil.PublicFile},
+		{"ca.pem", pki.EncodeCertificate(is.caCert), fsutil.PublicFile},
+		{"cert.pem", pki.EncodeCertificate(is.cert), fsutil.PublicFile},
 		{"key.pem", keyPEM, fsutil.PrivateFile},
 	}
 	if err := writeOutDir(opts.out, files, opts.force); err != nil {
 		return err
 	}
 	out := e.cli.Out()
-	fmt.Fprintf(out, "Client certificate for %q from CA %q, valid until %s, written to %s\n",
-		name, stored.Name, cert.NotAfter.Format("2006-01-02"), opts.out)
+	from := fmt.Sprintf("CA %q", is.caName)
+	if opts.remote.set() {
+		from = opts.remote.url
+	}
+	fmt.Fprintf(out, "Client certificate for %q from %s, valid until %s, written to %s\n",
+		name, from, is.cert.NotAfter.Format("2006-01-02"), opts.out)
 	abs, err := filepath.Abs(opts.out)
 	if err != nil {
 		abs = opts.out

@@ -44,6 +44,7 @@ written 0600 and never printed.`,
 		newEnvCommand(e),
 		newKeysCommand(e),
 		newVerifyCommand(e),
+		newEnrollCommand(e),
 	)
 	return cmd
 }

@@ -136,7 +136,11 @@ func TestEnrollWithToken(t *testing.T) {
 	if len(inv) != 1 || inv[0].CN != "alice" || inv[0].Serial != fmt.Sprintf("%x", cert.SerialNumber) || inv[0].Token == "" || inv[0].Source != "127.0.0.1" {
 		t.Fatalf("inventory %+v", inv)
 	}
-	secret := tok[strings.LastIndex(tok, "-")+1:]
+	parsed, err := ParseToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := parsed.Secret
 	if strings.Contains(f.logBuf.String(), secret) || !strings.Contains(f.logBuf.String(), "issued serial=") {
 		t.Fatalf("log:\n%s", f.logBuf.String())
 	}

@@ -222,8 +222,11 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		t, err := s.Tokens.Consume(parsed.Secret, Request{Profile: profile, CN: csr.Subject.CommonName, SANs: sans}, s.now())
 		if err != nil {
 			code := http.StatusUnauthorized
-			if errors.Is(err, ErrTokenMismatch) {
+			switch {
+			case errors.Is(err, ErrTokenMismatch):
 				code = http.StatusForbidden
+			case errors.Is(err, ErrNeedName):
+				code = http.StatusBadRequest
 			}
 			fail(code, err.Error())
 			return

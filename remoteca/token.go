@@ -29,6 +29,8 @@ var (
 	ErrTokenExpired  = errors.New("the enrollment token has expired: ask for a new one (docker tls ca token)")
 	ErrTokenUsed     = errors.New("the enrollment token has already been used: ask for a new one (docker tls ca token)")
 	ErrTokenMismatch = errors.New("the request asks for more than the enrollment token allows")
+	// ErrNeedName: neither the CSR nor the token names the client.
+	ErrNeedName = errors.New("the CSR has no CN and the token does not name the client: give --client-name")
 )
 
 // ParsedToken is the text form of a token taken apart: the CA it pins and
@@ -210,6 +212,9 @@ func (s *Tokens) Consume(secret string, req Request, now time.Time) (*Token, err
 func (t *Token) allows(req Request) error {
 	if req.Profile != "" && req.Profile != t.Profile {
 		return fmt.Errorf("%w: it is for a %s certificate, not %s", ErrTokenMismatch, t.Profile, req.Profile)
+	}
+	if req.Profile == pki.ClientProfile && t.CN == "" && req.CN == "" {
+		return ErrNeedName
 	}
 	if t.CN != "" && req.CN != "" && req.CN != t.CN {
 		return fmt.Errorf("%w: it is for CN %q, the request asks for %q", ErrTokenMismatch, t.CN, req.CN)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the full test suite and the demo use: a real dockerd
 # (docker.io), openssl and curl for interop, busybox-static for a container
-# image, and a Secret Service (gnome-keyring under dbus) for keyring tests.
+# image, a Secret Service (gnome-keyring under dbus) for keyring tests, and
+# cfssl for remote-CA interop.
 # Idempotent. Without root it lists what is missing and carries on, so the
 # unit tests still run and the rest skip with a reason.
 set -euo pipefail
@@ -22,3 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 go mod download
+
+# cfssl, a real third-party CA server for the remote-CA interop tests; it
+# builds from the Go module proxy in a minute or two.
+gobin=$(go env GOPATH)/bin
+if ! command -v cfssl >/dev/null && [ ! -x "$gobin/cfssl" ]; then
+  echo "deps: building cfssl v1.6.5 (go install)"
+  go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5 || echo "deps: cfssl did not build; its tests will be skipped" >&2
+fi

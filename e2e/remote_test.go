@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// caServe starts `docker tls ca serve` for a CA of e on a free loopback port
+// and returns its URL.
+func caServe(t *testing.T, e *Env, ca string) (string, *Proc) {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.Start("docker", "tls", "ca", "serve", "--ca", ca, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--san", "127.0.0.1,localhost")
+	p.WaitFor("Serving CA")
+	return fmt.Sprintf("https://127.0.0.1:%d", port), p
+}
+
+// mintToken runs `docker tls ca token` and writes the token to a 0600 file,
+// so it never appears in any command line; it is also registered as a
+// secret that no output may contain.
+func mintToken(t *testing.T, host, laptop *Env, args ...string) string {
+	t.Helper()
+	r := host.MustTLS(append([]string{"ca", "token"}, args...)...)
+	tok := strings.TrimSpace(r.Stdout)
+	if !strings.HasPrefix(tok, "DTLS1-") {
+		t.Fatalf("token: %s", r)
+	}
+	// DTLS1-<64 hex>-<secret>; the secret itself may contain '-'.
+	secret := tok[len("DTLS1-")+64+1:]
+	host.Secrets = append(host.Secrets, secret)
+	laptop.Secrets = append(laptop.Secrets, secret)
+	f := laptop.Path(fmt.Sprintf("token-%d", time.Now().UnixNano()))
+	write(t, f, tok+"\n")
+	return "file:" + f
+}
+
+// laptopState is what a refused enrollment must leave untouched: the
+// contexts and every key in every store.
+func laptopState(t *testing.T, e *Env) string {
+	t.Helper()
+	keys := e.MustTLS("keys", "ls", "--format", "{{.ID}} {{.Store}} {{.Owner}}")
+	return snapshot(t, filepath.Join(e.ConfigDir, "contexts")) + "\n" + keys.Stdout
+}
+
+// TestRemoteCAEnroll: the CA key stays on the engine's host; the laptop
+// sends only a CSR with a one-time token and ends with a working context.
+func TestRemoteCAEnroll(t *testing.T) {
+	need(t, "docker")
+	needRoot(t)
+	need(t, "dockerd")
+	host, laptop := NewEnv(t), NewEnv(t)
+	host.MustTLS("ca", "init", "engine")
+	srv := host.Path("srv")
+	host.MustTLS("server", "issue", "localhost", "127.0.0.1", "--ca", "engine", "--out", srv)
+	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	url, serve := caServe(t, host, "engine")
+
+	tok := mintToken(t, host, laptop, "--ca", "engine", "--cn", "alice")
+	r := laptop.MustTLS("enroll", "prod", "--ca-url", url, "--token", tok, "--host", d.Host)
+	if !strings.Contains(r.Stdout, "Verified") || !strings.Contains(r.Stdout, `client "CN=alice"`) {
+		t.Fatalf("enroll: %s", r)
+	}
+	requireOK(t, laptop.Docker("--context", "prod", "version", "--format", "{{.Server.Version}}"))
+	// The laptop never had the CA key; the engine's host never had the client key.
+	if keys := laptop.MustTLS("keys", "ls", "--format", "{{.Owner}}"); strings.Contains(keys.Stdout, "ca/") {
+		t.Fatalf("laptop holds a CA key:\n%s", keys.Stdout)
+	}
+	issued := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "--format", "{{.CN}} {{.Profile}} {{.Source}}")
+	if strings.TrimSpace(issued.Stdout) != "alice client 127.0.0.1" {
+		t.Fatalf("inventory:\n%s", issued.Stdout)
+	}
+	if toks := host.MustTLS("ca", "tokens", "ls", "--ca", "engine", "--format", "{{.State}}"); strings.TrimSpace(toks.Stdout) != "used" {
+		t.Fatalf("tokens:\n%s", toks.Stdout)
+	}
+	if !strings.Contains(serve.Output(), `issued serial=`) || !strings.Contains(serve.Output(), `cn="alice"`) {
+		t.Fatalf("ca serve log:\n%s", serve.Output())
+	}
+
+	t.Run("client issue and context create --issue work against the remote CA too", func(t *testing.T) {
+		out := laptop.Path("remote-files")
+		laptop.MustTLS("client", "issue", "bob", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine"), "--out", out)
+		requireOK(t, laptop.DockerVia(d.Host, DirTLS(out), "version", "--format", "{{.Server.Version}}"))
+		laptop.MustTLS("context", "create", "prod2", "--host", d.Host, "--issue", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine"))
+		requireOK(t, laptop.Docker("--context", "prod2", "version", "--format", "{{.Server.Version}}"))
+	})
+
+	mitmHost := NewEnv(t)
+	mitmHost.MustTLS("ca", "init", "evil")
+	mitmURL, _ := caServe(t, mitmHost, "evil")
+
+	attacks := []struct {
+		name string
+		args func(t *testing.T) []string
+		want string
+	}{
+		{"reused token", func(t *testing.T) []string {
+			tok := mintToken(t, host, laptop, "--ca", "engine")
+			laptop.MustTLS("enroll", "once", "--ca-url", url, "--token", tok, "--host", d.Host)
+			return []string{"enroll", "twice", "--ca-url", url, "--token", tok, "--host", d.Host}
+		}, "already been used"},
+		{"expired token", func(t *testing.T) []string {
+			tok := mintToken(t, host, laptop, "--ca", "engine", "--ttl", "1s")
+			time.Sleep(1100 * time.Millisecond)
+			return []string{"enroll", "late", "--ca-url", url, "--token", tok, "--host", d.Host}
+		}, "expired"},
+		{"wrong secret", func(t *testing.T) []string {
+			tok := strings.TrimPrefix(mintToken(t, host, laptop, "--ca", "engine"), "file:")
+			data, _ := os.ReadFile(tok)
+			s := strings.TrimSpace(string(data))
+			forged := laptop.Path("forged")
+			write(t, forged, s[:len("DTLS1-")+64+1]+strings.Repeat("x", 43))
+			return []string{"enroll", "forged", "--ca-url", url, "--token", "file:" + forged, "--host", d.Host}
+		}, "unknown or revoked"},
+		{"a second CA in the middle", func(t *testing.T) []string {
+			return []string{"enroll", "mitm", "--ca-url", mitmURL, "--token", mintToken(t, host, laptop, "--ca", "engine"), "--host", d.Host}
+		}, "but the token pins"},
+		{"a CN the token does not allow", func(t *testing.T) []string {
+			return []string{"enroll", "notbob", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine", "--cn", "bob"), "--client-name", "mallory", "--host", d.Host}
+		}, `it is for CN "bob"`},
+		{"a server token for a client", func(t *testing.T) []string {
+			return []string{"enroll", "srvtok", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine", "--profile", "server", "--san", "x.example.com"), "--host", d.Host}
+		}, "server certificate, not client"},
+		{"verify fails: the engine is not there", func(t *testing.T) []string {
+			port, _ := freePort()
+			return []string{"enroll", "nowhere", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine"), "--host", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--timeout", "2s"}
+		}, "context and its key were removed"},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			args := a.args(t)
+			before := laptopState(t, laptop)
+			r := laptop.TLS(args...)
+			requireFail(t, r, a.want)
+			if after := laptopState(t, laptop); after != before {
+				t.Fatalf("a refused enrollment left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+	if code := serve.Stop(); code != 0 {
+		t.Fatalf("ca serve did not stop cleanly on SIGTERM: exit %d\n%s", code, serve.Output())
+	}
+	if !strings.Contains(serve.Output(), "Stopped") {
+		t.Fatalf("ca serve output:\n%s", serve.Output())
+	}
+}
+
+// cfsslBinary finds cfssl on PATH or where go install puts it.
+func cfsslBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("cfssl"); err == nil {
+		return p
+	}
+	out, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "cfssl")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	t.Skip("cfssl is not installed (go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5; scripts/deps.sh does it)")
+	return ""
+}
+
+// TestEnrollWithCfssl: enroll gets a client certificate from a real cfssl
+// server with an auth key, pinned by fingerprint, and the context works
+// against a real dockerd that trusts cfssl's CA.
+func TestEnrollWithCfssl(t *testing.T) {
+	need(t, "docker")
+	cfssl := cfsslBinary(t)
+	needRoot(t)
+	need(t, "dockerd")
+	e := NewEnv(t)
+	dir := e.Path("cfssl")
+	caCert, caKey := writeCA(t, dir, time.Now(), 5*365*24*time.Hour)
+	sans, _, _ := pki.ParseSANs([]string{"127.0.0.1", "localhost"})
+	srvCert, srvKey := mintLeaf(t, caCert, caKey, filepath.Join(dir, "tls"), pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans})
+	engCert, engKey := mintLeaf(t, caCert, caKey, filepath.Join(dir, "engine"), pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans})
+	keyBytes := make([]byte, 16)
+	_, _ = rand.Read(keyBytes)
+	authKey := hex.EncodeToString(keyBytes)
+	e.Secrets = append(e.Secrets, authKey)
+	write(t, filepath.Join(dir, "config.json"), fmt.Sprintf(`{
+  "signing": {
+    "default": {"expiry": "168h"},
+    "profiles": {"client": {"expiry": "2160h", "usages": ["digital signature", "client auth"], "auth_key": "primary"}}
+  },
+  "auth_keys": {"primary": {"type": "standard", "key": %q}}
+}`, authKey))
+	port, _ := freePort()
+	p := e.Start(cfssl, "serve", "-address", "127.0.0.1", "-port", fmt.Sprint(port),
+		"-ca", caCert, "-ca-key", caKey, "-config", filepath.Join(dir, "config.json"), "-tls-cert", srvCert, "-tls-key", srvKey)
+	p.WaitFor("Now listening")
+	d := StartDockerd(t, ServerTLS{CA: caCert, Cert: engCert, Key: engKey})
+
+	fp := e.Run(nil, "openssl", "x509", "-in", caCert, "-noout", "-fingerprint", "-sha256")
+	fingerprint := "sha256:" + strings.TrimSpace(fp.Stdout[strings.Index(fp.Stdout, "=")+1:])
+	e.Setenv("CFSSL_KEY", authKey)
+	r := e.MustTLS("enroll", "cf", "--ca-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--ca-fingerprint", fingerprint,
+		"--auth-key", "env:CFSSL_KEY", "--profile", "client", "--client-name", "carol", "--host", d.Host)
+	if !strings.Contains(r.Stdout, "Verified") {
+		t.Fatalf("enroll with cfssl: %s", r)
+	}
+	requireOK(t, e.Docker("--context", "cf", "version", "--format", "{{.Server.Version}}"))
+
+	// A wrong fingerprint is refused before anything is sent.
+	wrong := "sha256:" + strings.Repeat("AB:", 31) + "AB"
+	requireFail(t, e.TLS("enroll", "cf2", "--ca-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--ca-fingerprint", wrong,
+		"--auth-key", "env:CFSSL_KEY", "--host", d.Host), "but the token pins")
+	// A wrong auth key is refused by cfssl.
+	e.Setenv("CFSSL_KEY", strings.Repeat("00", 16))
+	requireFail(t, e.TLS("enroll", "cf3", "--ca-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--ca-fingerprint", fingerprint,
+		"--auth-key", "env:CFSSL_KEY", "--host", d.Host), "the CA refused")
+}

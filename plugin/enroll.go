@@ -1,0 +1,124 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/probe"
+)
+
+type enrollOptions struct {
+	name        string
+	host        string
+	description string
+	clientName  string
+	keyType     string
+	force       bool
+	noVerify    bool
+	timeout     time.Duration
+	remote      remoteOptions
+}
+
+func newEnrollCommand(e *env) *cobra.Command {
+	var opts enrollOptions
+	cmd := &cobra.Command{
+		Use:   "enroll NAME --ca-url https://HOST:2377 --token TOKEN --host tcp://HOST:2376",
+		Short: "Get a client certificate from a remote CA and create a context with it",
+		Long: `Enroll with a CA whose key stays elsewhere (docker tls ca serve on the
+engine's host, or a cfssl server): the key is made here, into the key store,
+and only a CSR travels.
+
+With --token (from docker tls ca token) the CA is pinned by the fingerprint
+inside the token: a server presenting any other CA is refused before
+anything secret is sent. With a cfssl server, pin it with --ca-fingerprint
+and authenticate with --auth-key. The certificate that comes back must be for
+our key and chain to the pinned CA; then the context is created and checked
+with docker tls verify. If anything fails, nothing is left behind: no key,
+no context (--no-verify keeps a context whose engine cannot be reached yet).`,
+		Example: `  docker tls enroll prod --ca-url https://engine.example.com:2377 --token file:token.txt --host tcp://engine.example.com:2376
+  docker tls enroll lab --ca-url https://ca.lab:8888 --ca-fingerprint sha256:AB:CD:… --auth-key env:CFSSL_KEY --host tcp://lab:2376`,
+		Args: cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.name = args[0]
+			return runEnroll(cmd.Context(), e, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.host, "host", "H", "", "Engine endpoint, tcp://HOST:PORT (port 2376 if omitted)")
+	f.StringVar(&opts.description, "description", "", "Description of the context")
+	f.StringVar(&opts.clientName, "client-name", "", "CN to ask for (default USER@HOSTNAME; a token may fix it)")
+	f.StringVar(&opts.keyType, "key-type", string(pki.DefaultKeyType), "Key type: "+keyTypeNames())
+	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
+	f.BoolVar(&opts.noVerify, "no-verify", false, "Keep the context even if docker tls verify fails")
+	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "Time limit for each network step")
+	opts.remote.install(f)
+	_ = cmd.MarkFlagRequired("host")
+	_ = cmd.MarkFlagRequired("ca-url")
+	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
+	return cmd
+}
+
+func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	host, err := e.preflight(opts.name, opts.host, opts.force)
+	if err != nil {
+		return err
+	}
+	if err := opts.remote.check(); err != nil {
+		return err
+	}
+	// Fail on a missing keyring before the token is spent.
+	if _, err := e.newKeyStore(nil); err != nil {
+		return err
+	}
+	is, err := e.issueClient(ctx, clientSpec{remote: opts.remote, keyType: opts.keyType, name: opts.clientName})
+	if err != nil {
+		return err
+	}
+	c, keys, err := e.createContext(adoption{
+		name: opts.name, host: host, description: opts.description, force: opts.force,
+		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url,
+	})
+	if err != nil {
+		return err
+	}
+	if opts.noVerify {
+		e.printCreated(c, keys)
+		return nil
+	}
+	t, err := e.contextTarget(e.contexts(), opts.name)
+	if err != nil {
+		return err
+	}
+	report := probe.Run(ctx, t, probe.Options{Timeout: opts.timeout})
+	if report.Worst() == probe.Fail {
+		printReport(e.cli.Err(), report, false)
+		undoErr := errors.Join(e.contexts().Remove(opts.name), deleteKey(keys, c.TLS.KeyID))
+		first := report.First(probe.Fail)
+		msg := fmt.Sprintf("enrolled, but docker tls verify failed (%s: %s), so the context and its key were removed", first.ID, first.Message)
+		if undoErr != nil {
+			msg += fmt.Sprintf(" (cleanup: %v)", undoErr)
+		}
+		return errors.New(msg + "; the token is spent: fix the cause and enroll with a new token, or use --no-verify")
+	}
+	e.printCreated(c, keys)
+	fmt.Fprintf(e.cli.Out(), "Verified: %d checks ok, %d warnings\n", report.Count(probe.OK), report.Count(probe.Warn))
+	return nil
+}
+
+func deleteKey(ks keystore.Store, id string) error {
+	if err := ks.Delete(id); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
+	return nil
+}
