@@ -316,15 +316,22 @@ func short(fp string) string {
 // into the reason, using what the daemon said it trusts.
 func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
 	msg := err.Error()
-	if !strings.Contains(msg, "remote error: tls:") {
-		if isTimeout(err) {
-			r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
-		} else {
-			r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
-		}
+	var alert string
+	switch {
+	case strings.Contains(msg, "remote error: tls:"):
+		alert = msg[strings.Index(msg, "remote error: tls:")+len("remote error: tls: "):]
+	case hs.presented && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "EOF")):
+		// The alert can lose the race with our first write; the reset
+		// that follows it means the same.
+		alert = "the daemon closed the connection"
+	case isTimeout(err):
+		r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
+		return
+	default:
+		r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
 		return
 	}
-	alert := msg[strings.Index(msg, "remote error: tls:")+len("remote error: tls: "):]
 	trusts := trustedNames(hs.trusted)
 	c := t.Cert
 	fix := "docker tls context create " + t.Name + " --host " + t.Host + " --issue --force --ca CA-THE-DAEMON-TRUSTS"
