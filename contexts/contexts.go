@@ -268,6 +268,35 @@ func (s *Store) SetKey(name string, key []byte) error {
 	return s.s.ResetEndpointTLSMaterial(name, docker.DockerEndpoint, &store.EndpointTLSData{Files: files})
 }
 
+// Renew swaps new TLS files (cert.pem, and key.pem unless the context is
+// locked) into a managed context and then records meta, under the context's
+// lock. Each file is replaced by an atomic rename, so a reader sees the old
+// certificate or the new one; with the same key (no rekey) the swap is a
+// single rename and a crash leaves the old, working certificate.
+func (s *Store) Renew(name string, files map[string][]byte, meta Meta) error {
+	release, err := s.lock(name)
+	if err != nil {
+		return err
+	}
+	defer release()
+	c, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	// key.pem first, cert.pem last: the certificate is what readers and
+	// `docker tls ls` go by.
+	for _, f := range []string{KeyFile, CertFile} {
+		data, ok := files[f]
+		if !ok || (f == KeyFile && !c.HasFile(KeyFile)) {
+			continue
+		}
+		if err := fsutil.WriteFile(filepath.Join(c.TLSDir, f), data, fsutil.PrivateFile, true); err != nil {
+			return fmt.Errorf("context %s: %w", name, err)
+		}
+	}
+	return s.updateMetaLocked(name, meta)
+}
+
 // UpdateMeta rewrites the x-docker-tls field of a managed context, leaving
 // its endpoint, description and TLS files as they are.
 func (s *Store) UpdateMeta(name string, meta Meta) error {
@@ -276,6 +305,10 @@ func (s *Store) UpdateMeta(name string, meta Meta) error {
 		return err
 	}
 	defer release()
+	return s.updateMetaLocked(name, meta)
+}
+
+func (s *Store) updateMetaLocked(name string, meta Meta) error {
 	md, err := s.s.GetMetadata(name)
 	if err != nil {
 		return fmt.Errorf("context %q: %w", name, ErrNotFound)

@@ -200,3 +200,38 @@ func TestParseHost(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewSwapsFiles(t *testing.T) {
+	s := Open(t.TempDir())
+	if _, err := s.Create(opts("prod")); err != nil {
+		t.Fatal(err)
+	}
+	m := opts("prod").Meta
+	m.Subject = "CN=renewed"
+	if err := s.Renew("prod", map[string][]byte{CertFile: []byte("new cert"), KeyFile: []byte("new key")}, m); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Get("prod")
+	cert, _ := s.ReadFile("prod", CertFile)
+	key, _ := s.ReadFile("prod", KeyFile)
+	ca, _ := s.ReadFile("prod", CAFile)
+	if string(cert) != "new cert" || string(key) != "new key" || string(ca) != "ca" || c.TLS.Subject != "CN=renewed" {
+		t.Fatalf("after renew: %q %q %q %+v", cert, key, ca, c.TLS)
+	}
+	// A locked context stays locked: no key.pem appears.
+	if err := s.SetKey("prod", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Renew("prod", map[string][]byte{CertFile: []byte("newer"), KeyFile: []byte("k")}, m); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Get("prod"); !c.Locked() {
+		t.Fatal("renew unlocked the context")
+	}
+	entries, _ := os.ReadDir(c.TLSDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Fatalf("temp file left in the TLS dir: %s", e.Name())
+		}
+	}
+}

@@ -45,6 +45,7 @@ written 0600 and never printed.`,
 		newKeysCommand(e),
 		newVerifyCommand(e),
 		newEnrollCommand(e),
+		newRenewCommand(e),
 	)
 	return cmd
 }

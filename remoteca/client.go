@@ -124,6 +124,37 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 	return cert, nil
 }
 
+// Renew asks the CA for a new certificate for csr, authenticating with the
+// current, still valid, client certificate over mutual TLS. ca is the CA the
+// context already trusts; the result is checked like Sign's.
+func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, error) {
+	u, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "https" {
+		return nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	hc := c.httpClient(&tls.Config{RootCAs: roots, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{current}})
+	var res SignResult
+	if err := c.post(ctx, hc, u.String()+RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
+		return nil, err
+	}
+	cert, err := pki.ParseCertificate([]byte(res.Certificate))
+	if err != nil {
+		return nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)
+	}
+	if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(csr.PublicKey) {
+		return nil, errors.New("the CA returned a certificate for another key: refusing it")
+	}
+	if err := pki.VerifyLeaf(cert, ca, pki.ClientProfile, time.Now()); err != nil {
+		return nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)
+	}
+	return cert, nil
+}
+
 func (c *Client) httpClient(cfg *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: c.timeout(),

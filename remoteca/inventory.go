@@ -22,6 +22,7 @@ type Issued struct {
 	NotAfter time.Time `json:"notAfter"`
 	Token    string    `json:"token,omitempty"` // token id, never the secret
 	AuthKey  string    `json:"authKey,omitempty"`
+	Renews   string    `json:"renews,omitempty"` // serial of the certificate this one replaced
 	Source   string    `json:"source"`
 	IssuedAt time.Time `json:"issuedAt"`
 }

@@ -395,3 +395,37 @@ func postRaw(t testing.TB, f *fixture, body []byte) rawResp {
 	data, _ := io.ReadAll(resp.Body)
 	return rawResp{resp.StatusCode, string(data)}
 }
+
+func TestRenewWithClientCertificate(t *testing.T) {
+	f := newFixture(t)
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	old, err := f.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "alice", PublicKey: key.Public(), Lifetime: 2 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: key}
+	newKey, _ := pki.GenerateKey(pki.ECDSAP256)
+	csr, _ := pki.NewCSR(newKey, "mallory", pki.SANs{})
+	cert, err := f.client.Renew(context.Background(), f.ca.Cert, current, csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same subject and lifetime as the old certificate; the CSR's CN is ignored.
+	if cert.Subject.CommonName != "alice" || cert.SerialNumber.Cmp(old.SerialNumber) == 0 || cert.NotAfter.Sub(cert.NotBefore) != old.NotAfter.Sub(old.NotBefore) {
+		t.Fatalf("renewed %v %v %v", cert.Subject, cert.NotBefore, cert.NotAfter)
+	}
+	inv, _ := f.srv.Inventory.List()
+	if len(inv) != 1 || inv[0].Renews != fmt.Sprintf("%x", old.SerialNumber) {
+		t.Fatalf("inventory %+v", inv)
+	}
+	// Without a certificate, or with one from another CA, renewal is refused.
+	if _, err := f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{}, csr); err == nil || !strings.Contains(err.Error(), "valid client certificate") {
+		t.Fatalf("no cert: %v", err)
+	}
+	other := newFixture(t)
+	strangerCert, _ := other.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "x", PublicKey: key.Public()})
+	_, err = f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{Certificate: [][]byte{strangerCert.Raw}, PrivateKey: key}, csr)
+	if err == nil {
+		t.Fatal("a certificate from another CA renewed")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/cfssl/info", s.handleInfo)
 	mux.HandleFunc("/api/v1/cfssl/authsign", s.handleAuthSign)
+	mux.HandleFunc(RenewPath, s.handleRenew)
 	return mux
 }
 
@@ -82,7 +84,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, cert *tls.Certificat
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         s.tlsConfig(cert),
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	errc := make(chan error, 1)
@@ -95,6 +97,73 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, cert *tls.Certificat
 		defer cancel()
 		return srv.Shutdown(sctx)
 	}
+}
+
+// tlsConfig asks clients for a certificate from this CA without requiring
+// one: enrollment has none yet; renewal authenticates with the one it has.
+func (s *Server) tlsConfig(cert *tls.Certificate) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.CA.Cert)
+	return &tls.Config{
+		Certificates: []tls.Certificate{*cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// RenewPath is docker-tls's renewal endpoint: a client proves who it is with
+// its still-valid certificate (mutual TLS), as step-ca and swarm do, and
+// needs no token.
+const RenewPath = "/api/v1/docker-tls/renew"
+
+// handleRenew signs a CSR for the holder of a valid client certificate from
+// this CA, with the same subject and lifetime; the CSR may carry a new key.
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
+	src := source(r)
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		s.logf("refused source=%s reason=renew-without-certificate", src)
+		writeJSON(w, http.StatusUnauthorized, nil, "renewal needs a valid client certificate from this CA; an expired one needs a new token (docker tls ca token)")
+		return
+	}
+	old := r.TLS.VerifiedChains[0][0]
+	var sr SignRequest
+	if code, msg := readBody(w, r, &sr); code != 0 {
+		writeJSON(w, code, nil, msg)
+		return
+	}
+	csr, err := parseCSR(sr.CertificateRequest)
+	if err == nil {
+		err = csr.CheckSignature()
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, nil, "renewal CSR: "+err.Error())
+		return
+	}
+	isClient := false
+	for _, u := range old.ExtKeyUsage {
+		isClient = isClient || u == x509.ExtKeyUsageClientAuth
+	}
+	if !isClient {
+		writeJSON(w, http.StatusForbidden, nil, "only client certificates renew here")
+		return
+	}
+	life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
+	cert, err := s.CA.SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Lifetime: life, Now: s.now()})
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, nil, err.Error())
+		return
+	}
+	rec := Issued{Serial: fmt.Sprintf("%x", cert.SerialNumber), CN: cert.Subject.CommonName, Profile: string(pki.ClientProfile),
+		NotAfter: cert.NotAfter, Source: src, IssuedAt: s.now().UTC(), Renews: fmt.Sprintf("%x", old.SerialNumber)}
+	if s.Inventory != nil {
+		if err := s.Inventory.Add(rec); err != nil {
+			writeJSON(w, http.StatusInternalServerError, nil, "the certificate could not be recorded; nothing was issued")
+			return
+		}
+	}
+	s.logf("renewed serial=%s cn=%q renews=%s source=%s notAfter=%s", rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
+	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert))}, "")
 }
 
 func (s *Server) logf(format string, args ...any) {

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// contextCert reads the client certificate the docker CLI uses for a context.
+func contextCert(t *testing.T, e *Env, name string) *x509.Certificate {
+	t.Helper()
+	r := e.Docker("context", "inspect", name, "--format", "{{.Storage.TLSPath}}")
+	requireOK(t, r)
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(r.Stdout), "docker", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pki.ParseCertificate(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func samePublicKey(a, b *x509.Certificate) bool {
+	return string(a.RawSubjectPublicKeyInfo) == string(b.RawSubjectPublicKeyInfo)
+}
+
+// TestRenewAgainstRealDockerd: a certificate two days from expiry is renewed
+// by renew --all --within 7d and the docker CLI works before and after; a
+// rekey changes the key; a renewal through ca serve needs no token, and an
+// unreachable CA leaves the old certificate working.
+func TestRenewAgainstRealDockerd(t *testing.T) {
+	need(t, "docker")
+	needRoot(t)
+	need(t, "dockerd")
+	e := NewEnv(t)
+	e.MustTLS("ca", "init")
+	srv := e.Path("srv")
+	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
+	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	ver := func(ctx string) { t.Helper(); requireOK(t, e.Docker("--context", ctx, "version", "--format", "{{.Server.Version}}")) }
+
+	e.MustTLS("context", "create", "soon", "--host", d.Host, "--issue", "--days", "2")
+	e.MustTLS("context", "create", "fresh", "--host", d.Host, "--issue")
+	ver("soon")
+	before, freshBefore := contextCert(t, e, "soon"), contextCert(t, e, "fresh")
+
+	dry := e.MustTLS("renew", "--all", "--within", "7d", "--dry-run")
+	if !strings.Contains(dry.Stdout, "soon: would renew") || strings.Contains(dry.Stdout, "fresh") {
+		t.Fatalf("dry run:\n%s", dry.Stdout)
+	}
+	if contextCert(t, e, "soon").SerialNumber.Cmp(before.SerialNumber) != 0 {
+		t.Fatal("--dry-run changed the certificate")
+	}
+	r := e.MustTLS("renew", "--all", "--within", "7d")
+	if !strings.Contains(r.Stdout, "soon: renewed") || strings.Contains(r.Stdout, "fresh") {
+		t.Fatalf("renew --all:\n%s", r.Stdout)
+	}
+	after := contextCert(t, e, "soon")
+	if after.SerialNumber.Cmp(before.SerialNumber) == 0 || !samePublicKey(before, after) || after.Subject.CommonName != before.Subject.CommonName {
+		t.Fatal("renew did not re-issue the same identity with a new serial")
+	}
+	if contextCert(t, e, "fresh").SerialNumber.Cmp(freshBefore.SerialNumber) != 0 {
+		t.Fatal("renew --all touched a certificate outside --within")
+	}
+	ver("soon")
+
+	e.MustTLS("renew", "soon", "--rekey")
+	rekeyed := contextCert(t, e, "soon")
+	if samePublicKey(after, rekeyed) {
+		t.Fatal("--rekey kept the key")
+	}
+	ver("soon")
+	keys := e.MustTLS("keys", "ls", "--format", "{{.Owner}}")
+	if strings.Count(keys.Stdout, "context/soon") != 1 || strings.Contains(keys.Stdout, "orphan") {
+		t.Fatalf("keys after rekey:\n%s", keys.Stdout)
+	}
+
+	t.Run("through ca serve, with mutual TLS and no token", func(t *testing.T) {
+		host := NewEnv(t)
+		host.MustTLS("ca", "init", "engine")
+		hsrv := host.Path("srv")
+		host.MustTLS("server", "issue", "localhost", "127.0.0.1", "--ca", "engine", "--out", hsrv)
+		hd := StartDockerd(t, ServerTLS{CA: filepath.Join(hsrv, "ca.pem"), Cert: filepath.Join(hsrv, "server-cert.pem"), Key: filepath.Join(hsrv, "server-key.pem")})
+		port, _ := freePort()
+		listen := fmt.Sprintf("127.0.0.1:%d", port)
+		serve := host.Start("docker", "tls", "ca", "serve", "--ca", "engine", "--listen", listen, "--san", "127.0.0.1")
+		serve.WaitFor("Serving CA")
+		url := "https://" + listen
+		e.MustTLS("enroll", "remote", "--ca-url", url, "--token", mintToken(t, host, e, "--ca", "engine", "--days", "3"), "--host", hd.Host)
+		old := contextCert(t, e, "remote")
+
+		// The CA is unreachable: renew fails, and the old certificate still works.
+		if code := serve.Stop(); code != 0 {
+			t.Fatalf("ca serve exit %d", code)
+		}
+		requireFail(t, e.TLS("renew", "remote"), "cannot reach the CA", "old certificate is unchanged")
+		if contextCert(t, e, "remote").SerialNumber.Cmp(old.SerialNumber) != 0 {
+			t.Fatal("a failed renew changed the certificate")
+		}
+		requireOK(t, e.Docker("--context", "remote", "version", "--format", "{{.Server.Version}}"))
+
+		serve = host.Start("docker", "tls", "ca", "serve", "--ca", "engine", "--listen", listen, "--san", "127.0.0.1")
+		serve.WaitFor("Serving CA")
+		e.MustTLS("renew", "remote")
+		renewed := contextCert(t, e, "remote")
+		if renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {
+			t.Fatal("not renewed")
+		}
+		requireOK(t, e.Docker("--context", "remote", "version", "--format", "{{.Server.Version}}"))
+		inv := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "--format", "json")
+		if !strings.Contains(inv.Stdout, fmt.Sprintf("%x", old.SerialNumber)) {
+			t.Fatalf("inventory does not record the renewal:\n%s", inv.Stdout)
+		}
+		if !strings.Contains(serve.Output(), "renewed serial=") {
+			t.Fatalf("ca serve log:\n%s", serve.Output())
+		}
+		// No new token was minted for the renewal.
+		if toks := host.MustTLS("ca", "tokens", "ls", "--ca", "engine", "-q"); len(strings.Fields(toks.Stdout)) != 1 {
+			t.Fatalf("tokens:\n%s", toks.Stdout)
+		}
+	})
+}

@@ -1,0 +1,275 @@
+package plugin
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
+)
+
+// parseSpan reads a span as users write it: 30d, 2w, 12h, 90m.
+func parseSpan(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.Atoi(n)
+			if err != nil || v < 0 {
+				return 0, fmt.Errorf("%q: give a span like 30d, 2w or 12h", s)
+			}
+			return time.Duration(v) * unit, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: give a span like 30d, 2w or 12h", s)
+	}
+	return d, nil
+}
+
+type renewOptions struct {
+	all        bool
+	within     string
+	rekey      bool
+	dryRun     bool
+	days       int
+	passphrase passphraseOptions
+}
+
+func newRenewCommand(e *env) *cobra.Command {
+	var opts renewOptions
+	cmd := &cobra.Command{
+		Use:   "renew [CONTEXT...|--all] [--within 30d] [--rekey] [--dry-run]",
+		Short: "Re-issue client certificates before they expire, and swap them in",
+		Long: `Re-issue the client certificate of a context from the CA that issued it: the
+local CA recorded with the context, or the remote CA it enrolled with (then
+the still-valid certificate authenticates the renewal over mutual TLS, so no
+token is needed; an expired one needs a new token and docker tls enroll).
+
+The key is kept unless --rekey makes a new one in the key store. The new
+certificate is checked (chain, key match, clientAuth) before it is swapped
+into the context by an atomic rename; on any failure the old certificate
+stays and keeps working. Named contexts are renewed now; --all renews the
+contexts whose certificate expires within --within (default 30d).`,
+		Example: `  docker tls renew prod
+  docker tls renew --all --within 14d
+  docker tls renew prod --rekey
+  docker tls renew --all --dry-run`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRenew(cmd.Context(), e, opts, args)
+		},
+		ValidArgsFunction: completeContextNames(e, true),
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&opts.all, "all", "a", false, "Renew every docker-tls context that expires within --within")
+	f.StringVar(&opts.within, "within", "30d", "With --all: renew what expires within this span (30d, 2w, 12h)")
+	f.BoolVar(&opts.rekey, "rekey", false, "Make a new key too (into the key store)")
+	f.BoolVar(&opts.dryRun, "dry-run", false, "Say what would be renewed, change nothing")
+	f.IntVar(&opts.days, "days", 0, "Lifetime of the new certificate (local CA; default: the old one's)")
+	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the local CA key, if encrypted")
+	return cmd
+}
+
+func runRenew(ctx context.Context, e *env, opts renewOptions, names []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	within, err := parseSpan(opts.within)
+	if err != nil {
+		return fmt.Errorf("--within %w", err)
+	}
+	if opts.days < 0 {
+		return errors.New("--days must be positive")
+	}
+	store := e.contexts()
+	var targets []*contexts.Context
+	switch {
+	case opts.all && len(names) > 0:
+		return errors.New("give context names or --all, not both")
+	case opts.all:
+		list, _, err := store.List()
+		if err != nil {
+			return err
+		}
+		for _, c := range list {
+			if c.Managed() && time.Until(c.TLS.NotAfter) <= within {
+				targets = append(targets, c)
+			}
+		}
+		if len(targets) == 0 {
+			fmt.Fprintf(e.cli.Out(), "Nothing expires within %s\n", opts.within)
+			return nil
+		}
+	case len(names) == 0:
+		return errors.New("name the contexts to renew, or use --all")
+	default:
+		for _, n := range names {
+			c, err := e.managedContext(n)
+			if err != nil {
+				return err
+			}
+			targets = append(targets, c)
+		}
+	}
+	var errs []error
+	for _, c := range targets {
+		left := time.Until(c.TLS.NotAfter)
+		if opts.dryRun {
+			fmt.Fprintf(e.cli.Out(), "%s: would renew (expires %s, in %d days) from %s\n", c.Name, c.TLS.NotAfter.Format("2006-01-02"), int(left.Hours()/24), renewSource(c))
+			continue
+		}
+		cert, err := e.renewOne(ctx, c, opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w (the old certificate is unchanged)", c.Name, err))
+			continue
+		}
+		fmt.Fprintf(e.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format("2006-01-02"))
+	}
+	return errors.Join(errs...)
+}
+
+func renewSource(c *contexts.Context) string {
+	switch {
+	case c.TLS.CAURL != "":
+		return c.TLS.CAURL
+	case c.TLS.CA != "":
+		return fmt.Sprintf("CA %q", c.TLS.CA)
+	}
+	return "(imported: renew where it was issued)"
+}
+
+// renewOne re-issues one context's certificate and swaps it in. Everything
+// that can fail happens before the swap.
+func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
+	store := e.contexts()
+	caPEM, err := store.ReadFile(c.Name, contexts.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	caCert, err := pki.ParseCertificate(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca.pem: %w", err)
+	}
+	certPEM, err := store.ReadFile(c.Name, contexts.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	old, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cert.pem: %w", err)
+	}
+	ks, err := e.keyStore(c.TLS.KeyStore, nil)
+	if err != nil {
+		return nil, err
+	}
+	oldKey, err := ks.Get(c.TLS.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	key := oldKey
+	if opts.rekey {
+		kt, err := pki.ParseKeyType(keyTypeOf(oldKey))
+		if err != nil {
+			return nil, err
+		}
+		if key, err = pki.GenerateKey(kt); err != nil {
+			return nil, err
+		}
+	}
+	var cert *x509.Certificate
+	switch {
+	case c.TLS.CAURL != "":
+		if time.Now().After(old.NotAfter) {
+			return nil, fmt.Errorf("the certificate expired on %s, so it cannot authenticate a renewal: get a new token (docker tls ca token) and run docker tls enroll %s --force --ca-url %s --token …",
+				old.NotAfter.Format("2006-01-02"), c.Name, c.TLS.CAURL)
+		}
+		csr, err := pki.NewCSR(key, old.Subject.CommonName, pki.SANs{})
+		if err != nil {
+			return nil, err
+		}
+		client := &remoteca.Client{URL: c.TLS.CAURL, Fingerprint: remoteca.FingerprintHex(caCert.Raw)}
+		current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
+		if cert, err = client.Renew(ctx, caCert, current, csr); err != nil {
+			return nil, err
+		}
+	case c.TLS.CA != "":
+		stored, ca, err := e.loadCA(c.TLS.CA, opts.passphrase)
+		if err != nil {
+			return nil, err
+		}
+		if !stored.Cert.Equal(caCert) {
+			return nil, fmt.Errorf("the local CA %q is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force", c.TLS.CA)
+		}
+		life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
+		if opts.days > 0 {
+			life = time.Duration(opts.days) * 24 * time.Hour
+		}
+		if cert, err = ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: key.Public(), Lifetime: life}); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force")
+	}
+	// Check before swapping.
+	if err := pki.VerifyLeaf(cert, caCert, pki.ClientProfile, time.Now()); err != nil {
+		return nil, err
+	}
+	if err := pki.CheckKeyMatch(cert, key); err != nil {
+		return nil, err
+	}
+	meta := *c.TLS
+	meta.Subject, meta.Issuer, meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
+	files := map[string][]byte{contexts.CertFile: pki.EncodeCertificate(cert)}
+	if opts.rekey {
+		meta.KeyID = contextKeyID(c.Name, cert)
+		meta.KeyType = pki.DescribeKey(key.Public())
+		if err := ks.Put(meta.KeyID, key, true); err != nil {
+			return nil, err
+		}
+		keyPEM, err := pki.EncodePrivateKey(key, nil)
+		if err != nil {
+			return nil, err
+		}
+		files[contexts.KeyFile] = keyPEM
+	}
+	if err := store.Renew(c.Name, files, meta); err != nil {
+		if opts.rekey {
+			_ = deleteKey(ks, meta.KeyID)
+		}
+		return nil, err
+	}
+	if opts.rekey && meta.KeyID != c.TLS.KeyID {
+		if err := deleteKey(ks, c.TLS.KeyID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+			fmt.Fprintf(e.cli.Err(), "warning: %s: the old key %s could not be removed: %v\n", c.Name, c.TLS.KeyID, err)
+		}
+	}
+	return cert, nil
+}
+
+// keyTypeOf names a key's type as --key-type does.
+func keyTypeOf(k crypto.Signer) string {
+	d := pki.DescribeKey(k.Public())
+	switch d {
+	case "ECDSA P-256":
+		return string(pki.ECDSAP256)
+	case "ECDSA P-384":
+		return string(pki.ECDSAP384)
+	case "Ed25519":
+		return string(pki.Ed25519)
+	}
+	if n, ok := strings.CutPrefix(d, "RSA "); ok {
+		return "rsa-" + n
+	}
+	return string(pki.DefaultKeyType)
+}
