@@ -44,7 +44,10 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 	srv := e.Path("srv")
 	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
 	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
-	ver := func(ctx string) { t.Helper(); requireOK(t, e.Docker("--context", ctx, "version", "--format", "{{.Server.Version}}")) }
+	ver := func(ctx string) {
+		t.Helper()
+		requireOK(t, e.Docker("--context", ctx, "version", "--format", "{{.Server.Version}}"))
+	}
 
 	e.MustTLS("context", "create", "soon", "--host", d.Host, "--issue", "--days", "2")
 	e.MustTLS("context", "create", "fresh", "--host", d.Host, "--issue")
