@@ -327,6 +327,8 @@ type ServerTLS struct {
 	CA, Cert, Key string
 	NoVerify      bool
 	Plain         bool
+	// ConfigFile, if set, is a daemon.json that carries the TLS settings.
+	ConfigFile string
 }
 
 // StartDockerd starts dockerd and stops it when the test ends. It skips the
@@ -368,6 +370,8 @@ func startDockerd(t testing.TB, s ServerTLS) (*Dockerd, error) {
 	}
 	args := []string{"-H", d.Host, "-H", "unix://" + filepath.Join(dir, "docker.sock")}
 	switch {
+	case s.ConfigFile != "":
+		args = append(args, "--config-file", s.ConfigFile)
 	case s.Plain:
 		args = append(args, "--tls=false")
 	case s.NoVerify:

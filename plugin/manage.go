@@ -419,6 +419,18 @@ func runEnv(e *env, opts envOptions, name string) error {
 		}
 	}
 	vars := [][2]string{{"DOCKER_HOST", c.Host}, {"DOCKER_TLS_VERIFY", "1"}, {"DOCKER_CERT_PATH", c.TLSDir}}
+	return printEnv(e, name, opts.shell, vars)
+}
+
+// printEnv prints variable assignments in the syntax of a shell (from
+// $SHELL when none is given).
+func printEnv(e *env, name, shell string, vars [][2]string) error {
+	if shell == "" {
+		shell = filepath.Base(os.Getenv("SHELL"))
+		if runtime.GOOS == "windows" && shell == "." {
+			shell = "powershell"
+		}
+	}
 	out := e.cli.Out()
 	switch shell {
 	case "fish":

@@ -46,6 +46,9 @@ written 0600 and never printed.`,
 		newVerifyCommand(e),
 		newEnrollCommand(e),
 		newRenewCommand(e),
+		newExportCommand(e),
+		newInspectCommand(e),
+		newDaemonConfigCommand(e),
 	)
 	return cmd
 }
