@@ -123,7 +123,7 @@ func newServerCommand(e *env) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newServerIssueCommand(e))
+	cmd.AddCommand(newServerIssueCommand(e), newServerRenewCommand(e))
 	return cmd
 }
 

@@ -206,6 +206,9 @@ func (c *contextListContext) Expires() string {
 	case c.v.DaysLeft < 0 || time.Now().After(c.v.NotAfter):
 		return "EXPIRED " + c.v.NotAfter.Format("2006-01-02")
 	}
+	if time.Until(c.v.NotAfter) < renewWarnWithin {
+		return fmt.Sprintf("%s (%dd, renew soon)", c.v.NotAfter.Format("2006-01-02"), c.v.DaysLeft)
+	}
 	return fmt.Sprintf("%s (%dd)", c.v.NotAfter.Format("2006-01-02"), c.v.DaysLeft)
 }
 

@@ -49,6 +49,8 @@ written 0600 and never printed.`,
 		newExportCommand(e),
 		newInspectCommand(e),
 		newDaemonConfigCommand(e),
+		newHookCommand(e),
 	)
+	withExpiryWarning(e, cmd)
 	return cmd
 }
