@@ -117,3 +117,31 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 	}
 	return c
 }
+
+// TestShellCompletion: cobra's completion works under `docker tls` (the
+// docker CLI's plugin completion protocol) and standalone, with context
+// and CA names and flag values completed.
+func TestShellCompletion(t *testing.T) {
+	need(t, "docker")
+	e := NewEnv(t)
+	e.MustTLS("ca", "init", "teamca")
+	e.MustTLS("context", "create", "prod", "--host", "tcp://127.0.0.1:2376", "--ca", "teamca", "--issue")
+	for _, tc := range []struct {
+		r    Result
+		want []string
+	}{
+		{e.Docker("__complete", "tls", ""), []string{"verify", "renew", "context"}},
+		{e.Docker("__complete", "tls", "verify", ""), []string{"prod"}},
+		{e.Docker("__complete", "tls", "ca", "inspect", ""), []string{"teamca"}},
+		{e.Docker("__complete", "tls", "ca", "init", "--key-type", ""), []string{"ecdsa-p256", "ed25519"}},
+		{e.Standalone("__complete", "renew", ""), []string{"prod"}},
+		{e.Standalone("completion", "bash"), []string{"bash completion"}},
+	} {
+		requireOK(t, tc.r)
+		for _, w := range tc.want {
+			if !strings.Contains(tc.r.Stdout, w) {
+				t.Errorf("%s: no %q in\n%s", strings.Join(tc.r.Args, " "), w, tc.r.Stdout)
+			}
+		}
+	}
+}
