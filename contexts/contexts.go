@@ -56,6 +56,12 @@ type Meta struct {
 	Issuer        string    `json:"issuer"`
 	NotAfter      time.Time `json:"notAfter"`
 	Imported      bool      `json:"imported,omitempty"`
+	// Agent mode: the docker endpoint is the agent's socket, the context
+	// holds no TLS files, and these say where the agent relays to.
+	Agent   bool   `json:"agent,omitempty"`
+	Remote  string `json:"remote,omitempty"`
+	CAPEM   string `json:"caPEM,omitempty"`
+	CertPEM string `json:"certPEM,omitempty"`
 }
 
 // Context is one Docker context as docker-tls sees it.
@@ -78,7 +84,19 @@ func (c *Context) Managed() bool { return c.TLS != nil }
 func (c *Context) HasFile(name string) bool { return slices.Contains(c.Files, name) }
 
 // Locked reports whether a managed context's on-disk key copy is removed.
-func (c *Context) Locked() bool { return c.Managed() && !c.HasFile(KeyFile) }
+// Agent-mode contexts have none by design and are not "locked".
+func (c *Context) Locked() bool { return c.Managed() && !c.TLS.Agent && !c.HasFile(KeyFile) }
+
+// AgentMode reports whether the context reaches its engine through the agent.
+func (c *Context) AgentMode() bool { return c.Managed() && c.TLS.Agent }
+
+// RemoteHost is the engine's endpoint: the agent's target in agent mode.
+func (c *Context) RemoteHost() string {
+	if c.AgentMode() {
+		return c.TLS.Remote
+	}
+	return c.Host
+}
 
 // Store is the Docker context store under a DOCKER_CONFIG directory.
 type Store struct {
@@ -215,13 +233,15 @@ func (s *Store) Create(o CreateOptions) (replaced *Context, err error) {
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
-	files := map[string][]byte{CAFile: o.CA, CertFile: o.Cert}
-	if o.Key != nil {
-		files[KeyFile] = o.Key
+	var tlsData *store.ContextTLSData
+	if o.CA != nil { // agent-mode contexts have no TLS files at all
+		files := map[string][]byte{CAFile: o.CA, CertFile: o.Cert}
+		if o.Key != nil {
+			files[KeyFile] = o.Key
+		}
+		tlsData = &store.ContextTLSData{Endpoints: map[string]store.EndpointTLSData{docker.DockerEndpoint: {Files: files}}}
 	}
-	if err := s.s.ResetTLSMaterial(o.Name, &store.ContextTLSData{Endpoints: map[string]store.EndpointTLSData{
-		docker.DockerEndpoint: {Files: files},
-	}}); err != nil {
+	if err := s.s.ResetTLSMaterial(o.Name, tlsData); err != nil {
 		return nil, fmt.Errorf("write TLS files of context %s: %w", o.Name, err)
 	}
 	step("wrote-tls")

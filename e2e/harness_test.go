@@ -318,6 +318,8 @@ type Dockerd struct {
 	log  string
 	cmd  *exec.Cmd
 	done chan error
+	// stopped is set once stop has run (Stop and the cleanup both call it).
+	stopped bool
 }
 
 // ServerTLS is what dockerd gets as --tlscacert/--tlscert/--tlskey, and how
@@ -329,6 +331,8 @@ type ServerTLS struct {
 	Plain         bool
 	// ConfigFile, if set, is a daemon.json that carries the TLS settings.
 	ConfigFile string
+	// Port, if set, is the port to listen on (to restart an engine in place).
+	Port int
 }
 
 // StartDockerd starts dockerd and stops it when the test ends. It skips the
@@ -358,6 +362,9 @@ func startDockerd(t testing.TB, s ServerTLS) (*Dockerd, error) {
 		return nil, err
 	}
 	port, err := freePort()
+	if s.Port != 0 {
+		port, err = s.Port, nil
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -414,12 +421,16 @@ func startDockerd(t testing.TB, s ServerTLS) (*Dockerd, error) {
 	return nil, fmt.Errorf("dockerd not listening after 60s:\n%s", d.tail(30))
 }
 
+// Stop stops dockerd now (it is also stopped when the test ends).
+func (d *Dockerd) Stop(t testing.TB) { d.stop(t) }
+
 // stop sends SIGTERM to dockerd's own pid, waits for it to exit (SIGKILL
 // after 30s), then removes its directory.
 func (d *Dockerd) stop(t testing.TB) {
-	if d.cmd.Process == nil {
+	if d.cmd.Process == nil || d.stopped {
 		return
 	}
+	d.stopped = true
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:

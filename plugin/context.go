@@ -17,6 +17,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/keystore"
@@ -62,6 +63,7 @@ type adoption struct {
 	key                     crypto.Signer
 	caName                  string // local CA, if any
 	caURL                   string // remote CA, if any
+	agent                   bool   // agent mode: no TLS files, the endpoint is the agent's socket
 	imported                bool
 	force                   bool
 }
@@ -86,7 +88,7 @@ func (e *env) createContext(a adoption) (*contexts.Context, keystore.Store, erro
 		return nil, nil, err
 	}
 	store := e.contexts()
-	replaced, err := store.Create(contexts.CreateOptions{
+	opts := contexts.CreateOptions{
 		Name: a.name, Host: a.host, Description: a.description,
 		CA: pki.EncodeCertificate(a.caCert), Cert: pki.EncodeCertificate(a.cert), Key: keyPEM,
 		Force: a.force,
@@ -95,7 +97,16 @@ func (e *env) createContext(a adoption) (*contexts.Context, keystore.Store, erro
 			Subject: a.cert.Subject.String(), Issuer: a.cert.Issuer.String(), NotAfter: a.cert.NotAfter, Imported: a.imported,
 		},
 		Step: crashHook(),
-	})
+	}
+	if a.agent {
+		// The docker CLI talks to the agent's socket; the certificates stay
+		// in our field and the key only in the key store.
+		opts.Host = "unix://" + agent.SocketPath(e.agentDir(), a.name)
+		opts.CA, opts.Cert, opts.Key = nil, nil, nil
+		opts.Meta.Agent, opts.Meta.Remote = true, a.host
+		opts.Meta.CAPEM, opts.Meta.CertPEM = string(pki.EncodeCertificate(a.caCert)), string(pki.EncodeCertificate(a.cert))
+	}
+	replaced, err := store.Create(opts)
 	if err != nil {
 		_ = keys.Delete(id)
 		return nil, nil, err
@@ -112,6 +123,9 @@ func (e *env) createContext(a adoption) (*contexts.Context, keystore.Store, erro
 				_ = keys.Delete(other)
 			}
 		}
+	}
+	if a.agent || (replaced != nil && replaced.AgentMode()) {
+		_, _, _ = agent.Call(e.agentDir(), "reload") // a running agent picks it up now
 	}
 	c, err := store.Get(a.name)
 	return c, keys, err
@@ -147,6 +161,7 @@ type contextCreateOptions struct {
 	force       bool
 	passphrase  passphraseOptions
 	remote      remoteOptions
+	agent       bool
 }
 
 func newContextCreateCommand(e *env) *cobra.Command {
@@ -189,6 +204,7 @@ copy and docker tls unlock NAME restores it from the key store.`,
 	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
 	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the CA key or of --key, if encrypted")
 	opts.remote.install(f)
+	f.BoolVar(&opts.agent, "agent", false, "Agent mode: no key file at all; the docker CLI reaches the engine through docker tls agent")
 	_ = cmd.MarkFlagRequired("host")
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(e))
 	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
@@ -317,7 +333,12 @@ func runContextCreate(e *env, opts contextCreateOptions) error {
 	case opts.issue && opts.caFile != "":
 		return errors.New("--ca-file is for adopting with --cert/--key; --issue uses a local CA (--ca NAME)")
 	}
-	a := adoption{name: opts.name, host: host, description: opts.description, force: opts.force}
+	a := adoption{name: opts.name, host: host, description: opts.description, force: opts.force, agent: opts.agent}
+	if opts.agent {
+		if err := agentSupported(); err != nil {
+			return err
+		}
+	}
 	if opts.issue {
 		is, err := e.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, passphrase: opts.passphrase})
 		if err != nil {
@@ -352,7 +373,13 @@ func runContextCreate(e *env, opts contextCreateOptions) error {
 func (e *env) printCreated(c *contexts.Context, keys keystore.Store) {
 	out := e.cli.Out()
 	fmt.Fprintf(out, "Created context %q for %s: client %q, issued by %q, valid until %s; key in the %s key store\n",
-		c.Name, c.Host, c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter.Format("2006-01-02"), keys.Kind())
+		c.Name, c.RemoteHost(), c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter.Format("2006-01-02"), keys.Kind())
+	if c.AgentMode() {
+		fmt.Fprintf(out, "Agent mode: no key file exists; the docker CLI reaches the engine through %s.\n", strings.TrimPrefix(c.Host, "unix://"))
+		if !agent.Running(e.agentDir()) {
+			fmt.Fprintln(out, "Start the agent first: docker tls agent   (at every login: docker tls agent install)")
+		}
+	}
 	fmt.Fprintf(out, "Use it with: docker context use %s   (or: docker --context %s version)\n", c.Name, c.Name)
 }
 

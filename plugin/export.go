@@ -123,9 +123,12 @@ func runExport(e *env, opts exportOptions, name string) error {
 			return err
 		}
 		abs, _ := filepath.Abs(opts.out)
-		vars := [][2]string{{"DOCKER_HOST", c.Host}, {"DOCKER_TLS_VERIFY", "1"}, {"DOCKER_CERT_PATH", abs}}
+		vars := [][2]string{{"DOCKER_HOST", c.RemoteHost()}, {"DOCKER_TLS_VERIFY", "1"}, {"DOCKER_CERT_PATH", abs}}
 		return printEnv(e, name, opts.shell, vars)
 	case "curl":
+		if c.AgentMode() {
+			return fmt.Errorf("context %q is in agent mode: there are no files for curl; use curl --unix-socket %s http://docker/_ping", name, strings.TrimPrefix(c.Host, "unix://"))
+		}
 		if !c.HasFile(contexts.KeyFile) {
 			return fmt.Errorf("context %q is locked: curl needs the key file; docker tls unlock %s, or export --format dir", name, name)
 		}
@@ -305,8 +308,7 @@ func runInspect(e *env, opts inspectOptions, arg string) error {
 		if cerr != nil {
 			return fmt.Errorf("%s is neither a file nor a context", arg)
 		}
-		store := e.contexts()
-		certPEM, err := store.ReadFile(c.Name, contexts.CertFile)
+		caPEM, certPEM, err := contextPEMs(e.contexts(), c)
 		if err != nil {
 			return fmt.Errorf("context %q has no client certificate", arg)
 		}
@@ -315,11 +317,9 @@ func runInspect(e *env, opts inspectOptions, arg string) error {
 			return err
 		}
 		v := newCertView("context "+c.Name+" cert.pem", leaf)
-		if caPEM, err := store.ReadFile(c.Name, contexts.CAFile); err == nil {
-			if ca, err := pki.ParseCertificate(caPEM); err == nil {
-				v.Chain = chainWord(leaf, ca)
-				views = append(views, v, newCertView("context "+c.Name+" ca.pem", ca))
-			}
+		if ca, err := pki.ParseCertificate(caPEM); err == nil {
+			v.Chain = chainWord(leaf, ca)
+			views = append(views, v, newCertView("context "+c.Name+" ca.pem", ca))
 		} else {
 			views = append(views, v)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
@@ -35,6 +36,9 @@ func (e *env) expiryNotice() string {
 	c, err := e.contexts().Get(name)
 	if err != nil || !c.Managed() {
 		return ""
+	}
+	if c.AgentMode() && !agent.Running(e.agentDir()) {
+		return fmt.Sprintf("the current context %q is in agent mode and the agent is not running: run docker tls agent", name)
 	}
 	left := time.Until(c.TLS.NotAfter)
 	switch {

@@ -16,6 +16,7 @@ import (
 	flagsHelper "github.com/docker/cli/cli/flags"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
@@ -65,6 +66,7 @@ type contextView struct {
 	KeyID       string `json:",omitempty"`
 	Locked      bool
 	CA          string `json:",omitempty"`
+	Agent       string `json:",omitempty"` // agent mode: "running" or "stopped"
 	Error       string `json:",omitempty"`
 }
 
@@ -112,12 +114,23 @@ func runList(e *env, opts lsOptions) error {
 	current := e.cli.CurrentContext()
 	now := time.Now()
 	views := make([]contextView, 0, len(list))
+	var agentUp *bool // asked once, only if an agent-mode context is listed
 	for _, c := range list {
-		v := contextView{Name: c.Name, Description: c.Description, Host: c.Host, Current: c.Name == current, Managed: c.Managed()}
+		v := contextView{Name: c.Name, Description: c.Description, Host: c.RemoteHost(), Current: c.Name == current, Managed: c.Managed()}
 		switch {
 		case c.Managed():
 			v.Client, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter
 			v.KeyStore, v.KeyID, v.Locked, v.CA = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA
+			if c.AgentMode() {
+				v.Agent = "stopped"
+				if agentUp == nil {
+					up := agent.Running(e.agentDir())
+					agentUp = &up
+				}
+				if *agentUp {
+					v.Agent = "running"
+				}
+			}
 		case c.HasFile(contexts.CertFile):
 			// A context made by docker context create: read its certificate.
 			v.KeyStore = "context"
@@ -171,7 +184,7 @@ func newContextListContext() *contextListContext {
 	c.Header = formatter.SubHeaderContext{
 		"Name": "NAME", "Host": "HOST", "Client": "CLIENT", "Issuer": "ISSUER", "Expires": "EXPIRES", "Key": "KEY",
 		"Description": "DESCRIPTION", "DaysLeft": "DAYS LEFT", "KeyStore": "KEY STORE", "Locked": "LOCKED",
-		"Managed": "MANAGED", "NotAfter": "NOT AFTER", "Error": "ERROR", "CA": "CA", "KeyID": "KEY ID",
+		"Managed": "MANAGED", "NotAfter": "NOT AFTER", "Error": "ERROR", "CA": "CA", "KeyID": "KEY ID", "Agent": "AGENT",
 	}
 	return c
 }
@@ -212,8 +225,12 @@ func (c *contextListContext) Expires() string {
 	return fmt.Sprintf("%s (%dd)", c.v.NotAfter.Format("2006-01-02"), c.v.DaysLeft)
 }
 
+func (c *contextListContext) Agent() string { return c.v.Agent }
+
 func (c *contextListContext) Key() string {
 	switch {
+	case c.v.Agent != "":
+		return c.v.KeyStore + " (agent: " + c.v.Agent + ")"
 	case c.v.KeyStore == "":
 		return "-"
 	case c.v.Locked && c.v.Managed:
@@ -296,20 +313,34 @@ func runRemove(e *env, opts rmOptions, names []string) error {
 }
 
 func newLockCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	var toAgent bool
+	cmd := &cobra.Command{
 		Use:   "lock NAME",
 		Short: "Remove a context's on-disk key copy, keeping the key in the key store",
 		Long: `Remove the key.pem copy from a docker-tls context. The key stays in the key
 store; until docker tls unlock NAME, the docker CLI cannot use the context
-(it fails to load the TLS key), and docker tls ls shows it as locked.`,
+(it fails to load the TLS key), and docker tls ls shows it as locked.
+
+With --agent the context is converted to agent mode for good: no key file,
+and the docker CLI reaches the engine through docker tls agent.`,
 		Example: `  docker tls lock prod
-  docker tls unlock prod`,
+  docker tls unlock prod
+  docker tls lock --agent prod`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if toAgent {
+				c, err := e.managedContext(args[0])
+				if err != nil {
+					return err
+				}
+				return e.convertToAgent(c)
+			}
 			return runLock(e, args[0], true)
 		},
 		ValidArgsFunction: completeContextNames(e, true),
 	}
+	cmd.Flags().BoolVar(&toAgent, "agent", false, "Convert the context to agent mode (no key file at all)")
+	return cmd
 }
 
 func newUnlockCommand(e *env) *cobra.Command {
@@ -329,6 +360,9 @@ func runLock(e *env, name string, lock bool) error {
 	c, err := e.managedContext(name)
 	if err != nil {
 		return err
+	}
+	if c.AgentMode() {
+		return fmt.Errorf("context %q is in agent mode: it has no key file to lock or unlock (docker tls agent lock drops keys from the agent's memory)", name)
 	}
 	if lock && c.Locked() {
 		fmt.Fprintf(e.cli.Out(), "Context %q is already locked\n", name)
@@ -407,6 +441,10 @@ func runEnv(e *env, opts envOptions, name string) error {
 	c, err := e.contexts().Get(name)
 	if err != nil {
 		return err
+	}
+	if c.AgentMode() {
+		fmt.Fprintf(e.cli.Out(), "export DOCKER_HOST=%s\n# agent mode: no TLS variables; the agent must be running (docker tls agent)\n", shQuote(c.Host))
+		return nil
 	}
 	if !c.HasFile(contexts.CertFile) {
 		return fmt.Errorf("context %q has no TLS client certificate", name)

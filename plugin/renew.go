@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
@@ -153,17 +154,13 @@ func renewSource(c *contexts.Context) string {
 // that can fail happens before the swap.
 func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
 	store := e.contexts()
-	caPEM, err := store.ReadFile(c.Name, contexts.CAFile)
+	caPEM, certPEM, err := contextPEMs(store, c)
 	if err != nil {
 		return nil, err
 	}
 	caCert, err := pki.ParseCertificate(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("ca.pem: %w", err)
-	}
-	certPEM, err := store.ReadFile(c.Name, contexts.CertFile)
-	if err != nil {
-		return nil, err
 	}
 	old, err := pki.ParseCertificate(certPEM)
 	if err != nil {
@@ -243,7 +240,17 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 		}
 		files[contexts.KeyFile] = keyPEM
 	}
-	if err := store.Renew(c.Name, files, meta); err != nil {
+	if c.AgentMode() {
+		// No files: the certificate lives in our field; the agent rereads it.
+		meta.CertPEM = string(files[contexts.CertFile])
+		err = store.UpdateMeta(c.Name, meta)
+		if err == nil {
+			_, _, _ = agent.Call(e.agentDir(), "reload")
+		}
+	} else {
+		err = store.Renew(c.Name, files, meta)
+	}
+	if err != nil {
 		if opts.rekey {
 			_ = deleteKey(ks, meta.KeyID)
 		}
@@ -255,6 +262,21 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 		}
 	}
 	return cert, nil
+}
+
+// contextPEMs returns a context's CA and client certificate PEM: from its
+// TLS files, or from our field for agent-mode contexts.
+func contextPEMs(store *contexts.Store, c *contexts.Context) (caPEM, certPEM []byte, err error) {
+	if c.AgentMode() {
+		return []byte(c.TLS.CAPEM), []byte(c.TLS.CertPEM), nil
+	}
+	if caPEM, err = store.ReadFile(c.Name, contexts.CAFile); err != nil {
+		return nil, nil, err
+	}
+	if certPEM, err = store.ReadFile(c.Name, contexts.CertFile); err != nil {
+		return nil, nil, err
+	}
+	return caPEM, certPEM, nil
 }
 
 // keyTypeOf names a key's type as --key-type does.

@@ -50,6 +50,7 @@ written 0600 and never printed.`,
 		newInspectCommand(e),
 		newDaemonConfigCommand(e),
 		newHookCommand(e),
+		newAgentCommand(e),
 	)
 	withExpiryWarning(e, cmd)
 	return cmd

@@ -184,11 +184,19 @@ func (e *env) contextTarget(store *contexts.Store, name string) (probe.Target, e
 		return probe.Target{}, err
 	}
 	t := probe.Target{Name: name, Host: c.Host}
-	if data, err := store.ReadFile(name, contexts.CAFile); err == nil {
-		t.CA, _ = pki.ParseCertificate(data)
-	}
-	if data, err := store.ReadFile(name, contexts.CertFile); err == nil {
-		t.Cert, _ = pki.ParseCertificate(data)
+	if c.AgentMode() {
+		// Check the engine directly with the same material, and the agent's
+		// own socket.
+		t.Host, t.AgentSocket = c.TLS.Remote, strings.TrimPrefix(c.Host, "unix://")
+		t.CA, _ = pki.ParseCertificate([]byte(c.TLS.CAPEM))
+		t.Cert, _ = pki.ParseCertificate([]byte(c.TLS.CertPEM))
+	} else {
+		if data, err := store.ReadFile(name, contexts.CAFile); err == nil {
+			t.CA, _ = pki.ParseCertificate(data)
+		}
+		if data, err := store.ReadFile(name, contexts.CertFile); err == nil {
+			t.Cert, _ = pki.ParseCertificate(data)
+		}
 	}
 	var storeErr error
 	if c.Managed() {

@@ -57,6 +57,9 @@ type Target struct {
 	// CAName is the local CA that issued the client certificate, if any,
 	// for the fix commands.
 	CAName string
+	// AgentSocket, for agent-mode contexts, is the agent's socket the
+	// docker CLI uses; its health is checked too.
+	AgentSocket string
 }
 
 // Options tune a run.
@@ -153,6 +156,9 @@ func Run(ctx context.Context, t Target, o Options) *Report {
 
 	hostname, port, ok := checkEndpoint(r, t.Host)
 	checkLocal(r, t, o.Now)
+	if t.AgentSocket != "" && !o.Offline {
+		checkAgent(ctx, r, t.AgentSocket, o.Timeout)
+	}
 	if !ok {
 		return r
 	}

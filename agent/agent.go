@@ -1,0 +1,476 @@
+// Package agent owns agent mode: a small local process that holds client
+// keys from the OS keyring in memory only and relays each connection from a
+// private Unix socket to the engine over mutual TLS, so that a Docker context
+// can point at the socket and no key file exists on disk. It is a byte relay,
+// not an HTTP proxy: hijacked and streamed connections (attach, exec, logs -f,
+// events, build, cp) pass through unchanged.
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Endpoint is one agent-mode context: its socket and where it relays to.
+type Endpoint struct {
+	Name   string
+	Remote string // tcp://HOST:PORT
+	CA     *x509.Certificate
+	Cert   *x509.Certificate
+	// KeyStore and KeyID name the key; the agent loads it on first use.
+	KeyStore string
+	KeyID    string
+}
+
+// Config describes an agent.
+type Config struct {
+	// Dir is the private runtime directory (0700) holding the sockets.
+	Dir string
+	// Endpoints lists the agent-mode contexts; called at start and on reload.
+	Endpoints func() ([]Endpoint, error)
+	// LoadKey fetches a key from a key store.
+	LoadKey func(store, id string) (crypto.Signer, error)
+	// IdleLock drops keys unused for this long (0: never).
+	IdleLock time.Duration
+	// DialTimeout bounds connecting to an engine.
+	DialTimeout time.Duration
+	Log         *log.Logger
+}
+
+// RunDir is where the agent of a DOCKER_CONFIG keeps its sockets:
+// $XDG_RUNTIME_DIR/docker-tls-<hash of the config dir>, or, without
+// XDG_RUNTIME_DIR, $DOCKER_CONFIG/tls/run. The hash keeps agents of
+// different configs apart and the path short (sockets are limited to ~100
+// bytes).
+func RunDir(configDir string) string {
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		abs, err := filepath.Abs(configDir)
+		if err != nil {
+			abs = configDir
+		}
+		sum := sha256.Sum256([]byte(abs))
+		return filepath.Join(x, "docker-tls-"+hex.EncodeToString(sum[:4]))
+	}
+	return filepath.Join(configDir, "tls", "run")
+}
+
+// SocketPath is the socket of one context.
+func SocketPath(dir, name string) string { return filepath.Join(dir, name+".sock") }
+
+// ControlPath is the agent's own socket (status, lock, stop, reload).
+func ControlPath(dir string) string { return filepath.Join(dir, "agent.sock") }
+
+// Agent is a running agent.
+type Agent struct {
+	cfg     Config
+	mu      sync.Mutex
+	eps     map[string]*served
+	keys    map[string]*heldKey
+	started time.Time
+	conns   atomic.Int64
+	total   atomic.Int64
+	stop    context.CancelFunc
+}
+
+type served struct {
+	ep Endpoint
+	l  net.Listener
+}
+
+type heldKey struct {
+	key      crypto.Signer
+	lastUsed time.Time
+}
+
+// ErrRunning is returned when another agent serves the directory.
+var ErrRunning = errors.New("an agent is already running for this DOCKER_CONFIG (docker tls agent status)")
+
+// Run serves until ctx ends or a stop request arrives, then removes its
+// sockets. A directory left by a killed agent is cleaned up first.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("agent directory: %w", err)
+	}
+	if err := os.Chmod(cfg.Dir, 0o700); err != nil {
+		return err
+	}
+	if c, err := net.DialTimeout("unix", ControlPath(cfg.Dir), time.Second); err == nil {
+		c.Close()
+		return ErrRunning
+	}
+	// Whatever is left is from an agent that died: remove its sockets.
+	stale, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.sock"))
+	for _, s := range stale {
+		_ = os.Remove(s)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, started: time.Now(), stop: cancel}
+	ctl, err := listenPrivate(ControlPath(cfg.Dir))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(ControlPath(cfg.Dir))
+	go a.serveControl(ctx, ctl)
+	if err := a.reload(ctx); err != nil {
+		ctl.Close()
+		return err
+	}
+	cfg.Log.Printf("agent started, pid %d, %d context(s), sockets in %s", os.Getpid(), len(a.eps), cfg.Dir)
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			ctl.Close()
+			a.mu.Lock()
+			for name, s := range a.eps {
+				s.l.Close()
+				_ = os.Remove(SocketPath(cfg.Dir, name))
+			}
+			a.keys = map[string]*heldKey{}
+			a.mu.Unlock()
+			cfg.Log.Printf("agent stopped")
+			return nil
+		case <-tick.C:
+			_ = a.reload(ctx)
+			a.idleLock()
+		}
+	}
+}
+
+// listenPrivate listens on a Unix socket readable and writable by the
+// owner only, whatever the umask.
+func listenPrivate(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// reload serves the current agent-mode contexts: new ones get a socket,
+// removed ones lose theirs.
+func (a *Agent) reload(ctx context.Context) error {
+	eps, err := a.cfg.Endpoints()
+	if err != nil {
+		return err
+	}
+	want := map[string]Endpoint{}
+	for _, ep := range eps {
+		want[ep.Name] = ep
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, s := range a.eps {
+		if _, ok := want[name]; !ok {
+			s.l.Close()
+			_ = os.Remove(SocketPath(a.cfg.Dir, name))
+			delete(a.eps, name)
+			delete(a.keys, s.ep.KeyID)
+		}
+	}
+	for name, ep := range want {
+		if s, ok := a.eps[name]; ok {
+			if s.ep.KeyID != ep.KeyID {
+				delete(a.keys, s.ep.KeyID) // renewed with --rekey
+			}
+			s.ep = ep
+			continue
+		}
+		l, err := listenPrivate(SocketPath(a.cfg.Dir, name))
+		if err != nil {
+			a.cfg.Log.Printf("context %s: %v", name, err)
+			continue
+		}
+		s := &served{ep: ep, l: l}
+		a.eps[name] = s
+		go a.accept(ctx, s)
+	}
+	return nil
+}
+
+func (a *Agent) endpoint(name string) (Endpoint, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.eps[name]
+	if !ok {
+		return Endpoint{}, false
+	}
+	return s.ep, true
+}
+
+func (a *Agent) accept(ctx context.Context, s *served) {
+	for {
+		c, err := s.l.Accept()
+		if err != nil {
+			return
+		}
+		go a.handle(ctx, s.ep.Name, c.(*net.UnixConn))
+	}
+}
+
+// key returns the context's key, loading it from the key store on first use.
+func (a *Agent) key(ep Endpoint) (crypto.Signer, error) {
+	a.mu.Lock()
+	if h, ok := a.keys[ep.KeyID]; ok {
+		h.lastUsed = time.Now()
+		a.mu.Unlock()
+		return h.key, nil
+	}
+	a.mu.Unlock()
+	k, err := a.cfg.LoadKey(ep.KeyStore, ep.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.keys[ep.KeyID] = &heldKey{key: k, lastUsed: time.Now()}
+	a.mu.Unlock()
+	a.cfg.Log.Printf("context %s: key loaded from the key store into memory", ep.Name)
+	return k, nil
+}
+
+// Lock drops every key from memory.
+func (a *Agent) Lock() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := len(a.keys)
+	a.keys = map[string]*heldKey{}
+	return n
+}
+
+func (a *Agent) idleLock() {
+	if a.cfg.IdleLock <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, h := range a.keys {
+		if time.Since(h.lastUsed) > a.cfg.IdleLock {
+			delete(a.keys, id)
+			a.cfg.Log.Printf("key %s dropped from memory after %s unused", id, a.cfg.IdleLock)
+		}
+	}
+}
+
+// handle relays one client connection to the engine.
+func (a *Agent) handle(ctx context.Context, name string, c *net.UnixConn) {
+	a.conns.Add(1)
+	a.total.Add(1)
+	defer a.conns.Add(-1)
+	start := time.Now()
+	if err := checkPeer(c); err != nil {
+		a.cfg.Log.Printf("context %s: refused a connection: %v", name, err)
+		c.Close()
+		return
+	}
+	ep, ok := a.endpoint(name)
+	if !ok {
+		c.Close()
+		return
+	}
+	up, err := a.dial(ctx, ep)
+	if err != nil {
+		a.cfg.Log.Printf("context %s: %v", name, err)
+		c.Close()
+		return
+	}
+	sent, received := relay(c, up)
+	a.cfg.Log.Printf("context %s: connection closed after %s, %d bytes up, %d down", name, time.Since(start).Round(time.Millisecond), sent, received)
+}
+
+func (a *Agent) dial(ctx context.Context, ep Endpoint) (*tls.Conn, error) {
+	key, err := a.key(ep)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", ep.KeyID, err)
+	}
+	u, err := url.Parse(ep.Remote)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("remote %q is not tcp://HOST:PORT", ep.Remote)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ep.CA)
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: a.cfg.DialTimeout, KeepAlive: 30 * time.Second}, Config: &tls.Config{
+		RootCAs: roots, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{ep.Cert.Raw}, PrivateKey: key, Leaf: ep.Cert}},
+	}}
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", ep.Remote, err)
+	}
+	return conn.(*tls.Conn), nil
+}
+
+// relay copies both ways. When one side finishes sending, the other side's
+// write half is closed (so `docker run -i` sees EOF on stdin while output
+// still flows back); when both directions are done, both connections close.
+func relay(client *net.UnixConn, up *tls.Conn) (sent, received int64) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sent, _ = io.Copy(up, client)
+		_ = up.CloseWrite()
+	}()
+	go func() {
+		defer wg.Done()
+		received, _ = io.Copy(client, up)
+		_ = client.CloseWrite()
+	}()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	<-done
+	client.Close()
+	up.Close()
+	return sent, received
+}
+
+// Status is what `docker tls agent status` reports.
+type Status struct {
+	PID         int               `json:"pid"`
+	Started     time.Time         `json:"started"`
+	Dir         string            `json:"dir"`
+	Contexts    []ContextStatus   `json:"contexts"`
+	Connections int64             `json:"connections"`
+	Total       int64             `json:"totalConnections"`
+	IdleLock    string            `json:"idleLock,omitempty"`
+	Extra       map[string]string `json:"extra,omitempty"`
+}
+
+// ContextStatus is one served context.
+type ContextStatus struct {
+	Name      string `json:"name"`
+	Socket    string `json:"socket"`
+	Remote    string `json:"remote"`
+	KeyLoaded bool   `json:"keyLoaded"`
+}
+
+func (a *Agent) status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Status{PID: os.Getpid(), Started: a.started, Dir: a.cfg.Dir, Connections: a.conns.Load(), Total: a.total.Load()}
+	if a.cfg.IdleLock > 0 {
+		st.IdleLock = a.cfg.IdleLock.String()
+	}
+	for name, s := range a.eps {
+		_, loaded := a.keys[s.ep.KeyID]
+		st.Contexts = append(st.Contexts, ContextStatus{Name: name, Socket: SocketPath(a.cfg.Dir, name), Remote: s.ep.Remote, KeyLoaded: loaded})
+	}
+	sort.Slice(st.Contexts, func(i, j int) bool { return st.Contexts[i].Name < st.Contexts[j].Name })
+	return st
+}
+
+type request struct {
+	Op string `json:"op"`
+}
+
+type response struct {
+	OK     bool    `json:"ok"`
+	Error  string  `json:"error,omitempty"`
+	Status *Status `json:"status,omitempty"`
+	Locked int     `json:"locked,omitempty"`
+}
+
+func (a *Agent) serveControl(ctx context.Context, l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			if err := checkPeer(c.(*net.UnixConn)); err != nil {
+				a.cfg.Log.Printf("control: refused a connection: %v", err)
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			var req request
+			if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+				_ = json.NewEncoder(c).Encode(response{Error: "malformed request"})
+				return
+			}
+			resp := response{OK: true}
+			switch req.Op {
+			case "status":
+				st := a.status()
+				resp.Status = &st
+			case "lock":
+				resp.Locked = a.Lock()
+				a.cfg.Log.Printf("locked: %d key(s) dropped from memory", resp.Locked)
+			case "reload":
+				if err := a.reload(ctx); err != nil {
+					resp = response{Error: err.Error()}
+				}
+			case "stop":
+				defer a.stop()
+			default:
+				resp = response{Error: "unknown operation " + req.Op}
+			}
+			_ = json.NewEncoder(c).Encode(resp)
+		}()
+	}
+}
+
+// Call sends one control request to the agent serving dir.
+func Call(dir, op string) (*Status, int, error) {
+	c, err := net.DialTimeout("unix", ControlPath(dir), 2*time.Second)
+	if err != nil {
+		return nil, 0, ErrNotRunning
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := json.NewEncoder(c).Encode(request{Op: op}); err != nil {
+		return nil, 0, err
+	}
+	var resp response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return nil, 0, fmt.Errorf("agent: %w", err)
+	}
+	if !resp.OK {
+		return nil, 0, errors.New("agent: " + resp.Error)
+	}
+	return resp.Status, resp.Locked, nil
+}
+
+// ErrNotRunning is returned by Call when no agent answers.
+var ErrNotRunning = errors.New("the docker-tls agent is not running: start it with docker tls agent")
+
+// Running reports whether an agent serves dir.
+func Running(dir string) bool {
+	c, err := net.DialTimeout("unix", ControlPath(dir), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// echoEngine is a mutual-TLS server that echoes what it reads until EOF,
+// then writes "bye" and closes: enough to prove the relay's half-close.
+func echoEngine(t *testing.T, ca *pki.CA) string {
+	t.Helper()
+	sans, _, _ := pki.ParseSANs([]string{"127.0.0.1"})
+	k, _ := pki.GenerateKey(pki.ECDSAP256)
+	c, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: k.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{c.Raw}, PrivateKey: k}},
+		ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				data, _ := io.ReadAll(conn)
+				_, _ = conn.Write(data)
+				_, _ = conn.Write([]byte("bye"))
+			}()
+		}
+	}()
+	return "tcp://" + l.Addr().String()
+}
+
+func TestRelayHalfCloseStatusLock(t *testing.T) {
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	ca, err := pki.NewCA(key, pki.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, _ := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "a", PublicKey: ck.Public()})
+	remote := echoEngine(t, ca)
+	dir, err := os.MkdirTemp("", "dtls-agent-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	var loads atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Dir: dir,
+			Endpoints: func() ([]Endpoint, error) {
+				return []Endpoint{{Name: "e1", Remote: remote, CA: ca.Cert, Cert: cert, KeyStore: "mem", KeyID: "k"}}, nil
+			},
+			LoadKey: func(store, id string) (crypto.Signer, error) { loads.Add(1); return ck, nil },
+			Log:     log.New(io.Discard, "", 0),
+		})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !Running(dir) {
+		if time.Now().After(deadline) {
+			t.Fatal("agent did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := Run(context.Background(), Config{Dir: dir, Endpoints: func() ([]Endpoint, error) { return nil, nil }}); err != ErrRunning {
+		t.Fatalf("second agent: %v", err)
+	}
+	for i := range 3 {
+		c, err := net.Dial("unix", SocketPath(dir, "e1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		// Half-close: the engine sees EOF, and its answer still comes back.
+		if err := c.(*net.UnixConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != "hellobye" {
+			t.Fatalf("round %d: %q %v", i, got, err)
+		}
+	}
+	if loads.Load() != 1 {
+		t.Fatalf("key loaded %d times, want once", loads.Load())
+	}
+	st, _, err := Call(dir, "status")
+	if err != nil || len(st.Contexts) != 1 || !st.Contexts[0].KeyLoaded || st.Total != 3 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if _, n, err := Call(dir, "lock"); err != nil || n != 1 {
+		t.Fatalf("lock: %d %v", n, err)
+	}
+	if st, _, _ := Call(dir, "status"); st.Contexts[0].KeyLoaded {
+		t.Fatal("key still loaded after lock")
+	}
+	if fi, err := os.Stat(SocketPath(dir, "e1")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v %v", fi, err)
+	}
+	if _, _, err := Call(dir, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+	cancel()
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.sock")); len(left) != 0 {
+		t.Fatalf("sockets left: %v", left)
+	}
+	if _, _, err := Call(dir, "status"); err != ErrNotRunning || !strings.Contains(err.Error(), "docker tls agent") {
+		t.Fatalf("status of a stopped agent: %v", err)
+	}
+}
+
+func TestRunDir(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+	a, b := RunDir("/home/a/.docker"), RunDir("/home/b/.docker")
+	if a == b || !strings.HasPrefix(a, "/run/user/1000/docker-tls-") {
+		t.Fatalf("%s %s", a, b)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	if got := RunDir("/home/a/.docker"); got != "/home/a/.docker/tls/run" {
+		t.Fatal(got)
+	}
+}

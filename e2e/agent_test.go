@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// busyboxImage imports a one-file image with busybox-static into the engine
+// behind ctx, as busybox:local. No registry is needed.
+func busyboxImage(t *testing.T, e *Env, ctx string) {
+	t.Helper()
+	bb := "/bin/busybox"
+	if _, err := os.Stat(bb); err != nil {
+		t.Skip("busybox-static is not installed (apt-get install busybox-static)")
+	}
+	root := e.Path("rootfs")
+	for _, d := range []string{"bin", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"sh", "echo", "cat", "sleep", "sha256sum", "ls"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tarball := e.Path("busybox.tar")
+	if out, err := exec.Command("tar", "-C", root, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	requireOK(t, e.Docker("--context", ctx, "import", tarball, "busybox:local"))
+}
+
+// agentKeyLines returns the base64 lines and raw DER of a context's key as
+// the Secret Service holds it, to search the disk for.
+func agentKeyMaterial(t *testing.T, e *Env, id string) (der []byte, pemLines []string) {
+	t.Helper()
+	cmd := exec.Command("secret-tool", "lookup", "service", "docker-tls", "username", id)
+	cmd.Env = e.environ()
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "pkcs8:") {
+		t.Fatalf("the key %s is not in the Secret Service: %v", id, err)
+	}
+	der, err = base64.StdEncoding.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(out)), "pkcs8:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "\n") {
+		if len(l) >= 40 && !strings.HasPrefix(l, "-----") {
+			pemLines = append(pemLines, l)
+		}
+	}
+	return der, pemLines
+}
+
+// TestAgentMode: a context whose key lives only in a real Secret Service
+// and the agent's memory drives a real dockerd through the real docker CLI,
+// streams and hijacks included, and the key is nowhere on disk.
+func TestAgentMode(t *testing.T) {
+	need(t, "docker", "secret-tool", "setpriv")
+	RequireKeyring(t)
+	needRoot(t)
+	need(t, "dockerd")
+	e := NewEnv(t)
+	e.MustTLS("ca", "init")
+	srv := e.Path("srv")
+	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
+	stls := ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")}
+	d := StartDockerd(t, stls)
+
+	r := e.MustTLS("context", "create", "ag", "--host", d.Host, "--issue", "--agent")
+	if !strings.Contains(r.Stdout, "Start the agent first") {
+		t.Fatalf("create --agent: %s", r)
+	}
+	// Without the agent the docker CLI fails, and docker tls says why.
+	if r := e.Docker("--context", "ag", "version"); r.Code == 0 || !strings.Contains(r.Stderr, "Cannot connect to the Docker daemon at unix://") {
+		t.Fatalf("docker without the agent: %s", r)
+	}
+	if ls := e.MustTLS("ls", "--format", "{{.Name}} {{.Key}}"); !strings.Contains(ls.Stdout, "ag keyring (agent: stopped)") {
+		t.Fatalf("ls:\n%s", ls.Stdout)
+	}
+	requireFail(t, e.TLS("verify", "ag"), "verify: 1 of 1 failed")
+
+	e.MustTLS("agent")
+	t.Cleanup(func() { e.TLS("agent", "stop") })
+	ver := func() Result { return e.Docker("--context", "ag", "version", "--format", "{{.Server.Version}}") }
+	requireOK(t, ver())
+	requireOK(t, e.Docker("--context", "ag", "info", "--format", "{{.ServerVersion}}"))
+	if rep, rr := verifyJSON(t, e, "ag"); rr.Code != 0 {
+		t.Fatalf("verify through the agent: %s", rr)
+	} else {
+		expectCheck(t, rep[0], "agent", "ok", "relays")
+	}
+
+	t.Run("containers, stdin, exec, logs -f, cp", func(t *testing.T) {
+		busyboxImage(t, e, "ag")
+		dk := func(args ...string) Result { return e.Docker(append([]string{"--context", "ag"}, args...)...) }
+		if r := dk("run", "--rm", "--network", "none", "busybox:local", "echo", "hello from the agent"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "hello from the agent" {
+			t.Fatalf("docker run: %s", r)
+		}
+		in := e.Run(strings.NewReader("piped through\nthe relay\n"), "docker", "--context", "ag", "run", "-i", "--rm", "--network", "none", "busybox:local", "cat")
+		if in.Code != 0 || in.Stdout != "piped through\nthe relay\n" {
+			t.Fatalf("docker run -i: %s", in)
+		}
+		requireOK(t, dk("run", "-d", "--name", "box", "--network", "none", "busybox:local", "sleep", "600"))
+		if r := dk("exec", "box", "echo", "exec works"); strings.TrimSpace(r.Stdout) != "exec works" {
+			t.Fatalf("docker exec: %s", r)
+		}
+		requireOK(t, dk("run", "-d", "--name", "logger", "--network", "none", "busybox:local", "sh", "-c", "echo one; sleep 1; echo two"))
+		start := time.Now()
+		if r := dk("logs", "-f", "logger"); r.Code != 0 || r.Stdout != "one\ntwo\n" || time.Since(start) > time.Minute {
+			t.Fatalf("docker logs -f: %s", r)
+		}
+		big := e.Path("big.bin")
+		data := make([]byte, 100<<20)
+		_, _ = rand.Read(data)
+		if err := os.WriteFile(big, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(data)
+		requireOK(t, dk("cp", big, "box:/tmp/big.bin"))
+		back := e.Path("back.bin")
+		requireOK(t, dk("cp", "box:/tmp/big.bin", back))
+		got, _ := os.ReadFile(back)
+		if sha256.Sum256(got) != want {
+			t.Fatal("docker cp of 100 MB through the agent changed the data")
+		}
+		requireOK(t, dk("rm", "-f", "box", "logger"))
+	})
+
+	t.Run("50 concurrent docker version", func(t *testing.T) {
+		var wg sync.WaitGroup
+		results := make([]Result, 50)
+		for i := range 50 {
+			wg.Add(1)
+			go func() { defer wg.Done(); results[i] = ver() }()
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r.Code != 0 {
+				t.Fatalf("call %d: %s", i, r)
+			}
+		}
+	})
+
+	t.Run("the key is nowhere on disk", func(t *testing.T) {
+		id := keyIDOf(t, e, "context/ag")
+		der, lines := agentKeyMaterial(t, e, id)
+		st := e.MustTLS("agent", "status")
+		dirs := []string{e.ConfigDir, e.Home}
+		if i := strings.Index(st.Stdout, "("); i > 0 {
+			dirs = append(dirs, filepath.Dir(strings.TrimSuffix(strings.Fields(st.Stdout[i+1:])[0], ")")))
+		}
+		for _, dir := range dirs {
+			_ = filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+				if err != nil || de.IsDir() || de.Type()&fs.ModeSocket != 0 {
+					return nil
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return nil
+				}
+				if bytes.Contains(b, der) {
+					t.Errorf("%s holds the key's DER", p)
+				}
+				for _, l := range lines {
+					if bytes.Contains(b, []byte(l)) {
+						t.Errorf("%s holds the key in PEM", p)
+						break
+					}
+				}
+				return nil
+			})
+		}
+	})
+
+	t.Run("another uid cannot use the socket", func(t *testing.T) {
+		sock := strings.TrimPrefix(strings.TrimSpace(e.Docker("context", "inspect", "ag", "--format", "{{.Endpoints.docker.Host}}").Stdout), "unix://")
+		fi, err := os.Stat(sock)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("socket mode: %v %v", fi, err)
+		}
+		if di, _ := os.Stat(filepath.Dir(sock)); di.Mode().Perm() != 0o700 {
+			t.Fatalf("socket dir mode %v", di.Mode())
+		}
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "docker", "-H", "unix://"+sock, "version", "--format", "{{.Server.Version}}")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/tmp", "DOCKER_CONFIG=/tmp/nobody-docker-config"}
+		out, err := cmd.CombinedOutput()
+		if err == nil || strings.Contains(string(out), "20.") {
+			t.Fatalf("nobody used the agent's socket:\n%s", out)
+		}
+		if !strings.Contains(string(out), "permission denied") {
+			t.Fatalf("unexpected refusal: %s", out)
+		}
+	})
+
+	t.Run("agent lock, then the keyring unreachable", func(t *testing.T) {
+		if r := e.MustTLS("agent", "lock"); !strings.Contains(r.Stdout, "Dropped 1 key") {
+			t.Fatalf("agent lock: %s", r)
+		}
+		e.MustTLS("agent", "stop")
+		waitGone(t, e)
+		// An agent whose Secret Service cannot be reached (a locked
+		// gnome-keyring cannot be driven headless here): the client's
+		// connection closes and the agent's log says why.
+		e.extraEnv = append(e.extraEnv, "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus")
+		e.MustTLS("agent", "--keyring-timeout", "2s")
+		r := ver()
+		e.extraEnv = e.extraEnv[:len(e.extraEnv)-1]
+		if r.Code == 0 {
+			t.Fatalf("docker worked without a key: %s", r)
+		}
+		logPath := filepath.Join(agentDirOf(t, e), "agent.log")
+		logData, _ := os.ReadFile(logPath)
+		if !strings.Contains(string(logData), "OS keyring is not available") {
+			t.Fatalf("agent log does not say why:\n%s", logData)
+		}
+		e.MustTLS("agent", "stop")
+		waitGone(t, e)
+	})
+
+	t.Run("a killed agent's sockets are cleaned up on the next start", func(t *testing.T) {
+		e.MustTLS("agent")
+		st := e.MustTLS("agent", "status")
+		var pid int
+		fmt.Sscanf(st.Stdout[strings.Index(st.Stdout, "pid ")+4:], "%d", &pid)
+		if pid == 0 {
+			t.Fatalf("status: %s", st.Stdout)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		time.Sleep(300 * time.Millisecond)
+		if r := ver(); r.Code == 0 {
+			t.Fatal("docker worked through a killed agent")
+		}
+		e.MustTLS("agent")
+		if r := ver(); r.Code != 0 {
+			logData, _ := os.ReadFile(filepath.Join(agentDirOf(t, e), "agent.log"))
+			t.Fatalf("docker through the restarted agent: %s\nagent log:\n%s", r, logData)
+		}
+	})
+
+	t.Run("engine restarted mid-stream", func(t *testing.T) {
+		events := e.Start("docker", "--context", "ag", "events")
+		time.Sleep(500 * time.Millisecond)
+		d.Stop(t)
+		select {
+		case <-events.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("docker events did not end when the engine stopped")
+		}
+		if events.exit == 0 {
+			t.Fatalf("docker events ended without an error:\n%s", events.Output())
+		}
+		stls.Port = d.Port
+		StartDockerd(t, stls)
+		// The dockerd started here stops with this subtest, so this runs last.
+		requireOK(t, ver()) // the same agent keeps serving
+	})
+}
+
+func agentDirOf(t *testing.T, e *Env) string {
+	t.Helper()
+	sock := strings.TrimPrefix(strings.TrimSpace(e.Docker("context", "inspect", "ag", "--format", "{{.Endpoints.docker.Host}}").Stdout), "unix://")
+	return filepath.Dir(sock)
+}
+
+func waitGone(t *testing.T, e *Env) {
+	t.Helper()
+	for range 100 {
+		if r := e.TLS("agent", "status"); r.Code != 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the agent did not stop")
+}

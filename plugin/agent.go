@@ -1,0 +1,307 @@
+package plugin
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/agent"
+	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// agentDir is the agent's runtime directory for this DOCKER_CONFIG.
+func (e *env) agentDir() string { return agent.RunDir(e.configDir()) }
+
+// agentSupported says why agent mode is unavailable on this platform.
+func agentSupported() error {
+	if runtime.GOOS == "windows" {
+		return errors.New("agent mode is not available on Windows yet (it needs named pipes, npipe://): use a context with a key file, and docker tls lock between uses")
+	}
+	return nil
+}
+
+// agentEndpoints lists the agent-mode contexts for the agent.
+func (e *env) agentEndpoints() ([]agent.Endpoint, error) {
+	list, _, err := e.contexts().List()
+	if err != nil {
+		return nil, err
+	}
+	var eps []agent.Endpoint
+	for _, c := range list {
+		if !c.AgentMode() {
+			continue
+		}
+		ca, err := pki.ParseCertificate([]byte(c.TLS.CAPEM))
+		if err != nil {
+			continue
+		}
+		cert, err := pki.ParseCertificate([]byte(c.TLS.CertPEM))
+		if err != nil {
+			continue
+		}
+		eps = append(eps, agent.Endpoint{Name: c.Name, Remote: c.TLS.Remote, CA: ca, Cert: cert, KeyStore: c.TLS.KeyStore, KeyID: c.TLS.KeyID})
+	}
+	return eps, nil
+}
+
+type agentOptions struct {
+	foreground     bool
+	idleLock       time.Duration
+	keyringTimeout time.Duration
+}
+
+func newAgentCommand(e *env) *cobra.Command {
+	var opts agentOptions
+	cmd := &cobra.Command{
+		Use:   "agent [--foreground] [--idle-lock 8h]",
+		Short: "Serve agent-mode contexts: keys only in memory, relayed over mutual TLS",
+		Long: `Start the agent that serves contexts created with --agent. Each such context
+points the docker CLI at a private Unix socket; the agent loads the
+context's key from the OS keyring on first use, keeps it only in memory, and
+relays every connection byte for byte to the engine over mutual TLS (TLS
+1.2+, the engine's certificate checked against the context's CA and name).
+attach, exec -it, logs -f, events, build and cp work unchanged.
+
+The sockets live in a 0700 directory ($XDG_RUNTIME_DIR/docker-tls-…, or
+$DOCKER_CONFIG/tls/run), each 0600; on Linux the agent also refuses any
+peer of another uid. It logs connections, never key material.
+
+Without --foreground it starts in the background and returns; its log is
+agent.log in that directory. Windows is not supported yet (named pipes).`,
+		Example: `  docker tls context create prod --host tcp://engine.example.com:2376 --issue --agent
+  docker tls agent
+  docker --context prod ps
+  docker tls agent lock      # forget every key now
+  docker tls agent install   # start at login (systemd user unit / launchd agent)`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAgent(cmd.Context(), e, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.foreground, "foreground", false, "Run in the foreground, logging to stderr")
+	f.DurationVar(&opts.idleLock, "idle-lock", 0, "Drop a key from memory after it was unused this long (e.g. 8h)")
+	f.DurationVar(&opts.keyringTimeout, "keyring-timeout", keystore.DefaultTimeout, "Give up on the OS keyring after this long")
+	cmd.AddCommand(
+		agentControlCommand(e, "status", "Show whether the agent runs, and what it serves"),
+		agentControlCommand(e, "stop", "Stop the agent"),
+		agentControlCommand(e, "lock", "Drop every key from the agent's memory now"),
+		newAgentInstallCommand(e),
+	)
+	return cmd
+}
+
+func runAgent(ctx context.Context, e *env, opts agentOptions) error {
+	if err := agentSupported(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	dir := e.agentDir()
+	if agent.Running(dir) {
+		return agent.ErrRunning
+	}
+	if !opts.foreground {
+		return e.startAgentBackground(dir, opts)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return agent.Run(ctx, agent.Config{
+		Dir:       dir,
+		Endpoints: e.agentEndpoints,
+		LoadKey: func(kind, id string) (crypto.Signer, error) {
+			ks, err := e.keyStore(kind, nil)
+			if err != nil {
+				return nil, err
+			}
+			if k, ok := ks.(*keystore.Keyring); ok {
+				k.Timeout = opts.keyringTimeout
+			}
+			return ks.Get(id)
+		},
+		IdleLock: opts.idleLock,
+		Log:      log.New(e.cli.Err(), "docker-tls agent: ", log.LstdFlags),
+	})
+}
+
+// startAgentBackground re-runs this binary as `docker-tls agent
+// --foreground` in a new session, logging to agent.log, and waits until it
+// answers.
+func (e *env) startAgentBackground(dir string, opts agentOptions) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := fsutil.MkdirPrivate(dir); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "agent.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, fsutil.PrivateFile)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	args := []string{"--config", e.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String()}
+	if opts.idleLock > 0 {
+		args = append(args, "--idle-lock", opts.idleLock.String())
+	}
+	cmd := exec.Command(exe, args...)
+	// Run standalone, not as a plugin invocation of the docker CLI.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the agent: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if agent.Running(dir) {
+			fmt.Fprintf(e.cli.Out(), "Agent started (pid %d), serving %s; log: %s\n", cmd.Process.Pid, dir, logPath)
+			return nil
+		}
+		select {
+		case err := <-done:
+			return fmt.Errorf("the agent exited at start (%v); see %s", err, logPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the agent did not answer within 15s; see %s", logPath)
+}
+
+func agentControlCommand(e *env, op, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   op,
+		Short: short,
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, locked, err := agent.Call(e.agentDir(), op)
+			if err != nil {
+				if op == "stop" && errors.Is(err, agent.ErrNotRunning) {
+					fmt.Fprintln(e.cli.Out(), "The agent is not running")
+					return nil
+				}
+				return err
+			}
+			out := e.cli.Out()
+			switch op {
+			case "status":
+				fmt.Fprintf(out, "Agent running, pid %d, since %s, %d open connection(s), %d in all\n", st.PID, st.Started.Format(time.RFC3339), st.Connections, st.Total)
+				for _, c := range st.Contexts {
+					state := "key not loaded"
+					if c.KeyLoaded {
+						state = "key in memory"
+					}
+					fmt.Fprintf(out, "  %-20s %-32s %s  (%s)\n", c.Name, c.Remote, state, c.Socket)
+				}
+			case "stop":
+				fmt.Fprintln(out, "Agent stopping")
+			case "lock":
+				fmt.Fprintf(out, "Dropped %d key(s) from the agent's memory\n", locked)
+			}
+			return nil
+		},
+	}
+}
+
+func newAgentInstallCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "install",
+		Short: "Start the agent at login (systemd user unit on Linux, launchd agent on macOS)",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return err
+			}
+			var path, content, next string
+			switch runtime.GOOS {
+			case "linux":
+				path = filepath.Join(home, ".config", "systemd", "user", "docker-tls-agent.service")
+				content = fmt.Sprintf("[Unit]\nDescription=docker-tls agent: TLS keys for Docker contexts, in memory only\n\n[Service]\nEnvironment=DOCKER_CONFIG=%s\nExecStart=%s agent --foreground\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n", e.configDir(), exe)
+				next = "systemctl --user daemon-reload && systemctl --user enable --now docker-tls-agent"
+			case "darwin":
+				path = filepath.Join(home, "Library", "LaunchAgents", "com.docker-tls.agent.plist")
+				content = fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>
+  <key>Label</key><string>com.docker-tls.agent</string>
+  <key>ProgramArguments</key><array><string>%s</string><string>agent</string><string>--foreground</string></array>
+  <key>EnvironmentVariables</key><dict><key>DOCKER_CONFIG</key><string>%s</string></dict>
+  <key>RunAtLoad</key><true/><key>KeepAlive</key><true/>
+</dict></plist>
+`, exe, e.configDir())
+				next = "launchctl load -w " + path
+			default:
+				return agentSupported()
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			if err := fsutil.WriteFile(path, []byte(content), fsutil.PublicFile, true); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.cli.Out(), "Wrote %s\nEnable it with: %s\n", path, next)
+			return nil
+		},
+	}
+}
+
+// convertToAgent rewrites a managed context into agent mode (lock --agent).
+func (e *env) convertToAgent(c *contexts.Context) error {
+	if err := agentSupported(); err != nil {
+		return err
+	}
+	if c.AgentMode() {
+		fmt.Fprintf(e.cli.Out(), "Context %q is already in agent mode\n", c.Name)
+		return nil
+	}
+	store := e.contexts()
+	caPEM, err := store.ReadFile(c.Name, contexts.CAFile)
+	if err != nil {
+		return err
+	}
+	certPEM, err := store.ReadFile(c.Name, contexts.CertFile)
+	if err != nil {
+		return err
+	}
+	meta := *c.TLS
+	meta.Agent, meta.Remote, meta.CAPEM, meta.CertPEM = true, c.Host, string(caPEM), string(certPEM)
+	if _, err := store.Create(contexts.CreateOptions{Name: c.Name, Description: c.Description, Force: true,
+		Host: "unix://" + agent.SocketPath(e.agentDir(), c.Name), Meta: meta}); err != nil {
+		return err
+	}
+	_, _, _ = agent.Call(e.agentDir(), "reload")
+	fmt.Fprintf(e.cli.Out(), "Context %q is in agent mode: its key file is gone; the key lives only in the %s key store\n", c.Name, c.TLS.KeyStore)
+	if !agent.Running(e.agentDir()) {
+		fmt.Fprintln(e.cli.Out(), "Start the agent: docker tls agent")
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+package probe
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// checkAgent asks the engine for /_ping through the agent's socket, the way
+// the docker CLI reaches an agent-mode context.
+func checkAgent(ctx context.Context, r *Report, socket string, timeout time.Duration) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		r.add("agent", Fail, "docker tls agent", "the docker-tls agent is not running (nothing answers on %s), so the docker CLI cannot use this context", socket)
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * timeout))
+	if _, err := io.WriteString(conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
+		r.add("agent", Fail, "docker tls agent status", "the agent accepted the connection but failed: %s", err)
+		return
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		r.add("agent", Fail, "see the agent's log (docker tls agent status shows where it runs)",
+			"the agent accepted the connection but could not relay it to the engine (%s): the key may be unavailable or the engine unreachable", shortErr(err))
+		return
+	}
+	resp.Body.Close()
+	r.add("agent", OK, "", "the agent relays to the engine (/_ping: %s)", resp.Status)
+}
