@@ -111,3 +111,33 @@ f_ms=$(mean_ms docker tls verify real)
 printf '%-45s %6s ms (mean of %d)\n' "docker --context real version" "$v_ms" "$RUNS"
 printf '%-45s %6s ms (mean of %d)\n' "docker tls verify real" "$f_ms" "$RUNS"
 printf '%-45s %6s (target: at most 1.5)\n' "ratio" "$(awk -v a="$f_ms" -v b="$v_ms" 'BEGIN { printf "%.2f", a / b }')"
+
+echo
+echo "== agent mode beside a direct TLS context, same dockerd =="
+docker tls context create direct --host "tcp://127.0.0.1:$port" --issue >/dev/null
+docker tls context create viaagent --host "tcp://127.0.0.1:$port" --issue --agent >/dev/null
+docker tls agent >/dev/null
+trap 'docker tls agent stop >/dev/null 2>&1; kill $fake_pid 2>/dev/null; kill -TERM $dpid 2>/dev/null; for _ in $(seq 1 100); do kill -0 $dpid 2>/dev/null || break; sleep 0.2; done; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/tmp"
+if [ -x /bin/busybox ]; then
+  cp /bin/busybox "$tmp/rootfs/bin/"; ln -s busybox "$tmp/rootfs/bin/sleep"
+  tar -C "$tmp/rootfs" -cf "$tmp/bb.tar" .
+  docker --context direct import "$tmp/bb.tar" busybox:local >/dev/null
+  docker --context direct run -d --name benchbox --network none busybox:local sleep 3600 >/dev/null
+  head -c $((1 << 30)) /dev/urandom >"$tmp/1g.bin"
+  for ctx in direct viaagent; do
+    s=$(date +%s%N); docker --context $ctx cp "$tmp/1g.bin" benchbox:/tmp/1g.bin; e=$(date +%s%N)
+    ms=$(( (e - s) / 1000000 ))
+    printf '%-45s %6s ms  %6s MiB/s\n' "docker cp 1 GiB in ($ctx)" "$ms" "$(( 1024 * 1000 / (ms > 0 ? ms : 1) ))"
+    s=$(date +%s%N); docker --context $ctx cp benchbox:/tmp/1g.bin "$tmp/back.bin"; e=$(date +%s%N)
+    ms=$(( (e - s) / 1000000 ))
+    printf '%-45s %6s ms  %6s MiB/s\n' "docker cp 1 GiB out ($ctx)" "$ms" "$(( 1024 * 1000 / (ms > 0 ? ms : 1) ))"
+    rm -f "$tmp/back.bin"
+  done
+  docker --context direct rm -f benchbox >/dev/null
+else
+  echo "docker cp: skipped (apt-get install busybox-static)"
+fi
+for ctx in direct viaagent; do
+  printf '%-45s %6s ms (mean of 100)\n' "docker version ($ctx)" "$(runs=100 mean_ms docker --context $ctx version)"
+done
