@@ -1,9 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,4 +226,68 @@ func TestEnrollWithCfssl(t *testing.T) {
 	e.Setenv("CFSSL_KEY", strings.Repeat("00", 16))
 	requireFail(t, e.TLS("enroll", "cf3", "--ca-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--ca-fingerprint", fingerprint,
 		"--auth-key", "env:CFSSL_KEY", "--host", d.Host), "the CA refused")
+}
+
+// TestCAServeRefusesBadRequests sends what an attacker would to the real
+// `docker tls ca serve` process: an oversized body, malformed JSON, a CSR
+// whose signature does not verify, and 50 wrong tokens in a row from one
+// source, which end in 429. Nothing is issued.
+func TestCAServeRefusesBadRequests(t *testing.T) {
+	need(t, "docker")
+	host := NewEnv(t)
+	host.MustTLS("ca", "init", "engine")
+	url, serve := caServe(t, host, "engine")
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	post := func(body []byte) (int, string) {
+		t.Helper()
+		resp, err := hc.Post(url+"/api/v1/cfssl/authsign", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	csr, _ := pki.NewCSR(key, "x", pki.SANs{})
+	signReq := func(tok string, csrDER []byte) []byte {
+		csrPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+		sr, _ := json.Marshal(map[string]string{"certificate_request": csrPEM, "profile": "client"})
+		body, _ := json.Marshal(map[string][]byte{"token": []byte(tok), "request": sr})
+		return body
+	}
+	tokFile := strings.TrimPrefix(mintToken(t, host, host, "--ca", "engine"), "file:")
+	tokData, _ := os.ReadFile(tokFile)
+	tok := strings.TrimSpace(string(tokData))
+
+	if code, body := post(bytes.Repeat([]byte("A"), 70*1024)); code != 413 || !strings.Contains(body, "larger than") {
+		t.Fatalf("oversized: %d %s", code, body)
+	}
+	if code, body := post([]byte(`{"token": `)); code != 400 || !strings.Contains(body, "malformed JSON") {
+		t.Fatalf("malformed: %d %s", code, body)
+	}
+	forged := append([]byte{}, csr.Raw...)
+	forged[len(forged)-2] ^= 0x55
+	if code, body := post(signReq(tok, forged)); code != 400 {
+		t.Fatalf("forged CSR: %d %s", code, body)
+	}
+	prefix := tok[:len("DTLS1-")+64+1]
+	var codes []int
+	for i := range 50 {
+		code, _ := post(signReq(fmt.Sprintf("%s%043d", prefix, i), csr.Raw))
+		codes = append(codes, code)
+	}
+	if codes[0] != 401 || codes[9] != 401 || codes[10] != 429 || codes[49] != 429 {
+		t.Fatalf("50 wrong tokens: %v", codes)
+	}
+	// The real token, from the blocked source, is refused too until the window passes.
+	if code, _ := post(signReq(tok, csr.Raw)); code != 429 {
+		t.Fatalf("blocked source got %d", code)
+	}
+	if inv := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "-q"); strings.TrimSpace(inv.Stdout) != "" {
+		t.Fatalf("something was issued:\n%s", inv.Stdout)
+	}
+	if !strings.Contains(serve.Output(), "too-many-failures") {
+		t.Fatalf("ca serve did not log the blocking:\n%s", serve.Output())
+	}
 }
