@@ -44,7 +44,7 @@ bench:
 	./scripts/bench.sh
 
 demo: deps build
-	./scripts/demo.sh $(BIN)
+	./scripts/with-keyring.sh ./scripts/demo.sh $(BIN)
 
 cross:
 	@for os in linux darwin windows; do for arch in amd64 arm64; do \

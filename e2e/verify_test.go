@@ -171,6 +171,11 @@ func TestVerifyAgainstRealDockerd(t *testing.T) {
 			e.MustTLS("client", "issue", "mallory", "--ca", "other", "--out", dir)
 			return hostFlags(goodHost, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
 		}, "client-accepted", "fail", `the daemon does not trust your client certificate: it is issued by "docker-tls CA other", the daemon trusts "fixture CA"`},
+		{"a context made entirely from another CA", func(t *testing.T) []string {
+			dir := e.Path("wrong-ca-client")
+			e.MustTLS("client", "issue", "eve", "--ca", "other", "--out", dir)
+			return []string{"--host", goodHost, "--ca", filepath.Join(dir, "ca.pem"), "--cert", filepath.Join(dir, "cert.pem"), "--key", filepath.Join(dir, "key.pem")}
+		}, "client-accepted", "fail", `the daemon does not trust your client certificate: it is issued by "docker-tls CA other", the daemon trusts "fixture CA"`},
 		{"expired client cert", func(t *testing.T) []string {
 			c, k := mintLeaf(t, caCert, caKey, e.Path("expired-cli"), pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "old", Now: time.Now().Add(-200 * 24 * time.Hour), Lifetime: 90 * 24 * time.Hour})
 			return hostFlags(goodHost, c, k)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -163,6 +164,32 @@ func handshake(ctx context.Context, r *Report, conn net.Conn, t Target, hostname
 		r.add("tls", Fail, "", "TLS handshake failed: %s", err)
 	}
 	return nil, false
+}
+
+// errConn remembers the first read or write error on a connection.
+type errConn struct {
+	*tls.Conn
+	mu  sync.Mutex
+	err error
+}
+
+func (c *errConn) note(err error) {
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *errConn) Read(p []byte) (int, error)  { n, err := c.Conn.Read(p); c.note(err); return n, err }
+func (c *errConn) Write(p []byte) (int, error) { n, err := c.Conn.Write(p); c.note(err); return n, err }
+
+func (c *errConn) firstErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // recordingConn keeps the first bytes the server sends, to name what a port
@@ -328,6 +355,9 @@ func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
 	case isTimeout(err):
 		r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
 		return
+	case strings.Contains(msg, "failed to verify certificate"):
+		r.add("client-accepted", Skip, "", "not known: the engine's certificate does not verify (see above), so nothing more was sent")
+		return
 	default:
 		r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
 		return
@@ -398,7 +428,11 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 		go func() { anon <- anonymousAccepted(ctx, hostname, port, timeout) }()
 	}
 
-	first := hs.conn
+	// The examined connection carries the first request; errErr keeps what
+	// went wrong on it, because the API client falls back to a new (fully
+	// verified) connection whose error would hide the daemon's verdict.
+	watched := &errConn{Conn: hs.conn}
+	var first net.Conn = watched
 	roots := x509.NewCertPool()
 	if t.CA != nil {
 		roots.AddCert(t.CA)
@@ -432,6 +466,9 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	if err != nil {
 		if first != nil {
 			first.Close()
+		}
+		if ferr := watched.firstErr(); ferr != nil {
+			err = ferr
 		}
 		addClientRejected(r, t, hs, err)
 		return

@@ -13,6 +13,8 @@ echo "== whole process =="
 make -s build
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Keep Go's caches where they are: HOME changes below.
+export GOPATH="$(go env GOPATH)" GOMODCACHE="$(go env GOMODCACHE)" GOCACHE="$(go env GOCACHE)"
 export DOCKER_CONFIG="$tmp/config" HOME="$tmp"
 mkdir -p "$DOCKER_CONFIG/cli-plugins"
 cp bin/docker-tls "$DOCKER_CONFIG/cli-plugins/docker-tls"
@@ -117,7 +119,15 @@ echo "== agent mode beside a direct TLS context, same dockerd =="
 docker tls context create direct --host "tcp://127.0.0.1:$port" --issue >/dev/null
 docker tls context create viaagent --host "tcp://127.0.0.1:$port" --issue --agent >/dev/null
 docker tls agent >/dev/null
-trap 'docker tls agent stop >/dev/null 2>&1; kill $fake_pid 2>/dev/null; kill -TERM $dpid 2>/dev/null; for _ in $(seq 1 100); do kill -0 $dpid 2>/dev/null || break; sleep 0.2; done; rm -rf "$tmp"' EXIT
+cleanup() {
+  docker tls agent stop >/dev/null 2>&1 || true
+  kill $fake_pid 2>/dev/null || true
+  kill -TERM $dpid 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 $dpid 2>/dev/null || break; sleep 0.2; done
+  for m in $(awk -v d="$tmp" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$tmp" 2>/dev/null || true
+}
+trap cleanup EXIT
 mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/tmp"
 if [ -x /bin/busybox ]; then
   cp /bin/busybox "$tmp/rootfs/bin/"; ln -s busybox "$tmp/rootfs/bin/sleep"
@@ -125,19 +135,31 @@ if [ -x /bin/busybox ]; then
   docker --context direct import "$tmp/bb.tar" busybox:local >/dev/null
   docker --context direct run -d --name benchbox --network none busybox:local sleep 3600 >/dev/null
   head -c $((1 << 30)) /dev/urandom >"$tmp/1g.bin"
-  for ctx in direct viaagent; do
-    s=$(date +%s%N); docker --context $ctx cp "$tmp/1g.bin" benchbox:/tmp/1g.bin; e=$(date +%s%N)
-    ms=$(( (e - s) / 1000000 ))
-    printf '%-45s %6s ms  %6s MiB/s\n' "docker cp 1 GiB in ($ctx)" "$ms" "$(( 1024 * 1000 / (ms > 0 ? ms : 1) ))"
-    s=$(date +%s%N); docker --context $ctx cp benchbox:/tmp/1g.bin "$tmp/back.bin"; e=$(date +%s%N)
-    ms=$(( (e - s) / 1000000 ))
-    printf '%-45s %6s ms  %6s MiB/s\n' "docker cp 1 GiB out ($ctx)" "$ms" "$(( 1024 * 1000 / (ms > 0 ? ms : 1) ))"
-    rm -f "$tmp/back.bin"
+  docker --context direct cp "$tmp/1g.bin" benchbox:/tmp/warm.bin   # warm the caches before measuring
+  # Alternate the two paths, two rounds each, and keep each one's best.
+  declare -A best_in best_out
+  for round in 1 2; do
+    for ctx in direct viaagent; do
+      s=$(date +%s%N); docker --context $ctx cp "$tmp/1g.bin" benchbox:/tmp/1g.bin; e=$(date +%s%N)
+      ms=$(( (e - s) / 1000000 )); [ -z "${best_in[$ctx]:-}" ] || [ "$ms" -lt "${best_in[$ctx]}" ] && best_in[$ctx]=$ms
+      s=$(date +%s%N); docker --context $ctx cp benchbox:/tmp/1g.bin "$tmp/back.bin"; e=$(date +%s%N)
+      ms=$(( (e - s) / 1000000 )); [ -z "${best_out[$ctx]:-}" ] || [ "$ms" -lt "${best_out[$ctx]}" ] && best_out[$ctx]=$ms
+      rm -f "$tmp/back.bin"
+    done
   done
+  for ctx in direct viaagent; do
+    printf '%-45s %6s ms  %6s MiB/s (best of 2)\n' "docker cp 1 GiB in ($ctx)" "${best_in[$ctx]}" "$(( 1024 * 1000 / best_in[$ctx] ))"
+    printf '%-45s %6s ms  %6s MiB/s (best of 2)\n' "docker cp 1 GiB out ($ctx)" "${best_out[$ctx]}" "$(( 1024 * 1000 / best_out[$ctx] ))"
+  done
+  printf '%-45s %6s (target: at least 0.90)\n' "throughput agent/direct, in" "$(awk -v a="${best_in[direct]}" -v b="${best_in[viaagent]}" 'BEGIN { printf "%.2f", a / b }')"
+  printf '%-45s %6s (target: at least 0.90)\n' "throughput agent/direct, out" "$(awk -v a="${best_out[direct]}" -v b="${best_out[viaagent]}" 'BEGIN { printf "%.2f", a / b }')"
   docker --context direct rm -f benchbox >/dev/null
 else
   echo "docker cp: skipped (apt-get install busybox-static)"
 fi
-for ctx in direct viaagent; do
-  printf '%-45s %6s ms (mean of 100)\n' "docker version ($ctx)" "$(runs=100 mean_ms docker --context $ctx version)"
-done
+v_direct=$(runs=100 mean_ms docker --context direct version)
+v_agent=$(runs=100 mean_ms docker --context viaagent version)
+printf '%-45s %6s ms (mean of 100)\n' "docker version (direct)" "$v_direct"
+printf '%-45s %6s ms (mean of 100)\n' "docker version (viaagent)" "$v_agent"
+printf '%-45s %6s (target: at most 1.2)\n' "latency agent/direct" "$(awk -v a="$v_agent" -v b="$v_direct" 'BEGIN { printf "%.2f", a / b }')"
+exit 0

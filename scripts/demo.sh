@@ -39,6 +39,12 @@ export DOCKER_CONFIG="$work/docker-config"
 unset DOCKER_HOST DOCKER_CONTEXT DOCKER_CERT_PATH DOCKER_TLS_VERIFY
 mkdir -p "$DOCKER_CONFIG/cli-plugins"
 cp "$bin" "$DOCKER_CONFIG/cli-plugins/docker-tls"
+if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
+  # No Secret Service here (make demo runs under scripts/with-keyring.sh,
+  # which provides one when dbus and gnome-keyring are installed).
+  echo '{"plugins": {"tls": {"keystore": "file"}}}' >"$DOCKER_CONFIG/config.json"
+  echo "(no OS keyring in this session: keys go to the file key store)"
+fi
 
 # A free port on 127.0.0.1: the first one nothing answers on.
 port=
@@ -88,5 +94,20 @@ if curl -sS --max-time 10 --cacert "$work/client/ca.pem" "https://127.0.0.1:$por
   echo "demo: the engine answered without a client certificate!" >&2; exit 1
 fi
 echo "(refused, as it should be)"
+
+step "A Docker context: key in the key store, docker context use switches to it"
+show docker tls context create demo --host "tcp://127.0.0.1:$port" --issue --description "docker-tls demo engine"
+show docker tls ls
+show docker context use demo
+show docker version --format 'via the context: engine {{.Server.Version}}'
+show docker context use default
+
+step "docker tls verify: every check, live"
+show docker tls verify demo
+
+step "What a mistake looks like: a context made from the wrong CA"
+show docker tls ca init other
+show docker tls context create wrongca --host "tcp://127.0.0.1:$port" --ca other --issue
+show docker tls verify wrongca --timeout 5s || true
 
 step "Done: dockerd stopped and $work removed"
