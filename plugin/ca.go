@@ -19,14 +19,7 @@ import (
 )
 
 func newCACommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "ca",
-		Short: "Create, import and list certificate authorities",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("ca", "Create, import and list certificate authorities")
 	cmd.AddCommand(newCAInitCommand(e), newCAImportCommand(e), newCAListCommand(e), newCAInspectCommand(e),
 		newCAServeCommand(e), newCATokenCommand(e), newCATokensCommand(e), newCARevokeTokenCommand(e), newCAIssuedCommand(e))
 	return cmd

@@ -25,14 +25,7 @@ import (
 )
 
 func newContextCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "context",
-		Short: "Create Docker contexts with TLS material and keys in the key store",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("context", "Create Docker contexts with TLS material and keys in the key store")
 	cmd.AddCommand(newContextCreateCommand(e))
 	return cmd
 }

@@ -115,14 +115,7 @@ type serverIssueOptions struct {
 }
 
 func newServerCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Issue certificates for Docker engines (dockerd)",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("server", "Issue certificates for Docker engines (dockerd)")
 	cmd.AddCommand(newServerIssueCommand(e), newServerRenewCommand(e))
 	return cmd
 }
@@ -223,14 +216,7 @@ type clientIssueOptions struct {
 }
 
 func newClientCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "client",
-		Short: "Issue certificates for docker clients",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("client", "Issue certificates for docker clients")
 	cmd.AddCommand(newClientIssueCommand(e))
 	return cmd
 }

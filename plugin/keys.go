@@ -17,14 +17,7 @@ import (
 )
 
 func newKeysCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "keys",
-		Short: "List private keys and move them between key stores",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("keys", "List private keys and move them between key stores")
 	cmd.AddCommand(newKeysListCommand(e), newKeysMigrateCommand(e))
 	return cmd
 }

@@ -345,14 +345,7 @@ func (o *caListFlags) install(cmd *cobra.Command, e *env, quietHelp string) {
 }
 
 func newCATokensCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "tokens",
-		Short: "Manage enrollment tokens",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("tokens", "Manage enrollment tokens")
 	var opts caListFlags
 	ls := &cobra.Command{
 		Use:     "ls [--ca NAME]",
@@ -418,14 +411,7 @@ func newCARevokeTokenCommand(e *env) *cobra.Command {
 }
 
 func newCAIssuedCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "issued",
-		Short: "The inventory of certificates a served CA issued",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
+	cmd := groupCommand("issued", "The inventory of certificates a served CA issued")
 	var opts caListFlags
 	ls := &cobra.Command{
 		Use:     "ls [--ca NAME]",

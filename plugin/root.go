@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -54,4 +55,17 @@ written 0600 and never printed.`,
 	)
 	withExpiryWarning(e, cmd)
 	return cmd
+}
+
+// groupCommand is a command that only groups others: run alone, it prints
+// its help.
+func groupCommand(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
 }
