@@ -100,6 +100,13 @@ func TestAgentMode(t *testing.T) {
 		t.Fatalf("ls:\n%s", ls.Stdout)
 	}
 	requireFail(t, e.TLS("verify", "ag"), "verify: 1 of 1 failed")
+	// The docker CLI hook (what `docker context use ag` shows) says what to run.
+	requireOK(t, e.Docker("context", "use", "ag"))
+	hook := e.Standalone("docker-cli-plugin-hooks", `{"RootCmd":"context use"}`)
+	requireOK(t, e.Docker("context", "use", "default"))
+	if hook.Code != 0 || !strings.Contains(hook.Stdout, "run docker tls agent") {
+		t.Fatalf("hook while the agent is stopped: %s", hook)
+	}
 
 	e.MustTLS("agent")
 	t.Cleanup(func() { e.TLS("agent", "stop") })

@@ -194,9 +194,10 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 
 func agentControlCommand(e *env, op, short string) *cobra.Command {
 	return &cobra.Command{
-		Use:   op,
-		Short: short,
-		Args:  cli.NoArgs,
+		Use:     op,
+		Short:   short,
+		Example: "  docker tls agent " + op,
+		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, locked, err := agent.Call(e.agentDir(), op)
 			if err != nil {
@@ -231,7 +232,9 @@ func newAgentInstallCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "install",
 		Short: "Start the agent at login (systemd user unit on Linux, launchd agent on macOS)",
-		Args:  cli.NoArgs,
+		Example: `  docker tls agent install
+  systemctl --user daemon-reload && systemctl --user enable --now docker-tls-agent`,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			exe, err := os.Executable()
 			if err != nil {
