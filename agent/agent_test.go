@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -109,11 +110,27 @@ func TestRelayHalfCloseStatusLock(t *testing.T) {
 			t.Fatalf("round %d: %q %v", i, got, err)
 		}
 	}
+	// A bulk upload crosses many TLS records per batched write.
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	c, err := net.Dial("unix", SocketPath(dir, "e1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = c.Write(big); _ = c.(*net.UnixConn).CloseWrite() }()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || !bytes.Equal(got, append(big, "bye"...)) {
+		t.Fatalf("3 MiB round trip: %d bytes back, %v", len(got), err)
+	}
 	if loads.Load() != 1 {
 		t.Fatalf("key loaded %d times, want once", loads.Load())
 	}
 	st, _, err := Call(dir, "status")
-	if err != nil || len(st.Contexts) != 1 || !st.Contexts[0].KeyLoaded || st.Total != 3 {
+	if err != nil || len(st.Contexts) != 1 || !st.Contexts[0].KeyLoaded || st.Total != 4 {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	if _, n, err := Call(dir, "lock"); err != nil || n != 1 {

@@ -122,8 +122,12 @@ docker tls agent >/dev/null
 cleanup() {
   docker tls agent stop >/dev/null 2>&1 || true
   kill $fake_pid 2>/dev/null || true
-  kill -TERM $dpid 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 $dpid 2>/dev/null || break; sleep 0.2; done
+  # dockerd's own pid (from its pidfile), TERM, then KILL after 30 s.
+  local pid
+  pid=$(cat "$tmp/d/docker.pid" 2>/dev/null || echo "$dpid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
   for m in $(awk -v d="$tmp" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$tmp" 2>/dev/null || true
 }
