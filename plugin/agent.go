@@ -164,9 +164,10 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 		args = append(args, "--idle-lock", opts.idleLock.String())
 	}
 	cmd := exec.Command(exe, args...)
-	// Run standalone, not as a plugin invocation of the docker CLI.
+	// Run standalone, not as a plugin invocation of the docker CLI, and
+	// hand the long-lived child no secret from our environment.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_") {
+		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_") && !strings.HasPrefix(kv, PassphraseEnv+"=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
