@@ -247,12 +247,18 @@ func TestAgentMode(t *testing.T) {
 	})
 
 	t.Run("a killed agent's sockets are cleaned up on the next start", func(t *testing.T) {
+		e.Secrets = append(e.Secrets, "agent-must-not-inherit-this")
+		e.Setenv("DOCKER_TLS_CA_PASSPHRASE", "agent-must-not-inherit-this")
 		e.MustTLS("agent")
 		st := e.MustTLS("agent", "status")
 		var pid int
 		fmt.Sscanf(st.Stdout[strings.Index(st.Stdout, "pid ")+4:], "%d", &pid)
 		if pid == 0 {
 			t.Fatalf("status: %s", st.Stdout)
+		}
+		// The long-lived agent holds no secret from the environment it was started in.
+		if environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil || bytes.Contains(environ, []byte("agent-must-not-inherit-this")) {
+			t.Fatalf("agent environment: %v (contains the passphrase: %v)", err, bytes.Contains(environ, []byte("agent-must-not-inherit-this")))
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		time.Sleep(300 * time.Millisecond)
