@@ -173,3 +173,24 @@ func TestRunDir(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestIdleLockDropsUnusedKeys(t *testing.T) {
+	k, _ := pki.GenerateKey(pki.ECDSAP256)
+	a := &Agent{cfg: Config{IdleLock: time.Minute, Log: log.New(io.Discard, "", 0)}, keys: map[string]*heldKey{
+		"stale": {key: k, lastUsed: time.Now().Add(-2 * time.Minute)},
+		"fresh": {key: k, lastUsed: time.Now()},
+	}}
+	a.idleLock()
+	if _, ok := a.keys["stale"]; ok {
+		t.Error("a key unused for longer than --idle-lock stayed in memory")
+	}
+	if _, ok := a.keys["fresh"]; !ok {
+		t.Error("a recently used key was dropped")
+	}
+	a.cfg.IdleLock = 0
+	a.keys["stale"] = &heldKey{key: k, lastUsed: time.Now().Add(-time.Hour)}
+	a.idleLock()
+	if _, ok := a.keys["stale"]; !ok {
+		t.Error("without --idle-lock no key may be dropped")
+	}
+}
