@@ -85,7 +85,7 @@ func TestAgentMode(t *testing.T) {
 	e.MustTLS("ca", "init")
 	srv := e.Path("srv")
 	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
-	stls := ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")}
+	stls := ServerDir(srv)
 	d := StartDockerd(t, stls)
 
 	r := e.MustTLS("context", "create", "ag", "--host", d.Host, "--issue", "--agent")

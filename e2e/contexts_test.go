@@ -52,7 +52,7 @@ func TestContextsWithKeyring(t *testing.T) {
 	e.MustTLS("ca", "init")
 	srv := e.Path("server")
 	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
-	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	d := StartDockerd(t, ServerDir(srv))
 
 	r := e.MustTLS("context", "create", "e2e", "--host", d.Host, "--issue", "--description", "end to end")
 	if !strings.Contains(r.Stdout, "keyring key store") {
@@ -125,7 +125,7 @@ func TestContextsWithKeyring(t *testing.T) {
 		need(t, "openssl")
 		art := e.Path("article")
 		articleMaterial(t, art)
-		d2 := StartDockerd(t, ServerTLS{CA: filepath.Join(art, "ca.pem"), Cert: filepath.Join(art, "server-cert.pem"), Key: filepath.Join(art, "server-key.pem")})
+		d2 := StartDockerd(t, ServerDir(art))
 		before, _ := os.ReadFile(filepath.Join(art, "key.pem"))
 		e.MustTLS("import", "article", "--host", d2.Host, "--ca", filepath.Join(art, "ca.pem"), "--cert", filepath.Join(art, "cert.pem"), "--key", filepath.Join(art, "key.pem"))
 		requireOK(t, e.Docker("--context", "article", "version", "--format", "{{.Server.Version}}"))

@@ -75,7 +75,7 @@ func TestMutualTLSAgainstRealDockerd(t *testing.T) {
 	requireOK(t, e.TLS("ca", "init"))
 	srv := e.Path("server")
 	requireOK(t, e.TLS("server", "issue", "localhost", "127.0.0.1", "--out", srv))
-	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	d := StartDockerd(t, ServerDir(srv))
 
 	alice := e.Path("alice")
 	requireOK(t, e.TLS("client", "issue", "alice", "--out", alice))

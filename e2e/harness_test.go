@@ -335,6 +335,12 @@ type ServerTLS struct {
 	Port int
 }
 
+// ServerDir is the ServerTLS for a directory written by `docker tls server
+// issue` (ca.pem, server-cert.pem, server-key.pem), with --tlsverify.
+func ServerDir(dir string) ServerTLS {
+	return ServerTLS{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "server-cert.pem"), Key: filepath.Join(dir, "server-key.pem")}
+}
+
 // StartDockerd starts dockerd and stops it when the test ends. It skips the
 // test without root or dockerd.
 func StartDockerd(t testing.TB, s ServerTLS) *Dockerd {

@@ -161,10 +161,10 @@ func TestOpenSSLInterop(t *testing.T) {
 		needRoot(t)
 		need(t, "dockerd")
 		// dockerd with the article's server cert, docker CLI with ours.
-		d := StartDockerd(t, ServerTLS{CA: filepath.Join(art, "ca.pem"), Cert: filepath.Join(art, "server-cert.pem"), Key: filepath.Join(art, "server-key.pem")})
+		d := StartDockerd(t, ServerDir(art))
 		requireOK(t, e.DockerVia(d.Host, DirTLS(oursClient), "version", "--format", "{{.Server.Version}}"))
 		// dockerd with our server cert, docker CLI with the article's client cert.
-		d2 := StartDockerd(t, ServerTLS{CA: filepath.Join(ours, "ca.pem"), Cert: filepath.Join(ours, "server-cert.pem"), Key: filepath.Join(ours, "server-key.pem")})
+		d2 := StartDockerd(t, ServerDir(ours))
 		requireOK(t, e.DockerVia(d2.Host, ClientTLS{CA: filepath.Join(art, "ca.pem"), Cert: filepath.Join(art, "cert.pem"), Key: filepath.Join(art, "key.pem")}, "version", "--format", "{{.Server.Version}}"))
 	})
 }

@@ -75,7 +75,7 @@ func TestServerRenew(t *testing.T) {
 	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv, "--days", "30")
 	old := readCert(t, filepath.Join(srv, "server-cert.pem"))
 	oldKey, _ := os.ReadFile(filepath.Join(srv, "server-key.pem"))
-	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	d := StartDockerd(t, ServerDir(srv))
 	e.MustTLS("context", "create", "eng", "--host", d.Host, "--issue")
 
 	r := e.MustTLS("server", "renew", srv, "--context", "eng")
@@ -91,7 +91,7 @@ func TestServerRenew(t *testing.T) {
 		t.Fatalf("left behind: %v", leftovers)
 	}
 	// A dockerd started with the renewed files serves them.
-	d2 := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	d2 := StartDockerd(t, ServerDir(srv))
 	e.MustTLS("context", "create", "eng2", "--host", d2.Host, "--issue")
 	requireOK(t, e.Docker("--context", "eng2", "version", "--format", "{{.Server.Version}}"))
 

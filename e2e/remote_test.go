@@ -70,7 +70,7 @@ func TestRemoteCAEnroll(t *testing.T) {
 	host.MustTLS("ca", "init", "engine")
 	srv := host.Path("srv")
 	host.MustTLS("server", "issue", "localhost", "127.0.0.1", "--ca", "engine", "--out", srv)
-	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	d := StartDockerd(t, ServerDir(srv))
 	url, serve := caServe(t, host, "engine")
 
 	tok := mintToken(t, host, laptop, "--ca", "engine", "--cn", "alice")

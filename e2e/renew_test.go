@@ -43,7 +43,7 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 	e.MustTLS("ca", "init")
 	srv := e.Path("srv")
 	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
-	d := StartDockerd(t, ServerTLS{CA: filepath.Join(srv, "ca.pem"), Cert: filepath.Join(srv, "server-cert.pem"), Key: filepath.Join(srv, "server-key.pem")})
+	d := StartDockerd(t, ServerDir(srv))
 	ver := func(ctx string) {
 		t.Helper()
 		requireOK(t, e.Docker("--context", ctx, "version", "--format", "{{.Server.Version}}"))
@@ -90,7 +90,7 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 		host.MustTLS("ca", "init", "engine")
 		hsrv := host.Path("srv")
 		host.MustTLS("server", "issue", "localhost", "127.0.0.1", "--ca", "engine", "--out", hsrv)
-		hd := StartDockerd(t, ServerTLS{CA: filepath.Join(hsrv, "ca.pem"), Cert: filepath.Join(hsrv, "server-cert.pem"), Key: filepath.Join(hsrv, "server-key.pem")})
+		hd := StartDockerd(t, ServerDir(hsrv))
 		port, _ := freePort()
 		listen := fmt.Sprintf("127.0.0.1:%d", port)
 		serve := host.Start("docker", "tls", "ca", "serve", "--ca", "engine", "--listen", listen, "--san", "127.0.0.1")
