@@ -13,15 +13,19 @@ func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tls",
 		Short: "Mutual TLS for remote Docker engines: CAs, certificates and contexts",
-		Long: `docker tls creates CAs and issues the server and client certificates that
-protect a Docker engine's TCP socket with mutual TLS (dockerd --tlsverify).
+		Long: `docker tls creates CAs, issues the server and client certificates that
+protect a Docker engine's TCP socket with mutual TLS (dockerd --tlsverify),
+keeps private keys in the OS keyring, creates Docker contexts that switch
+between engines, and explains what is wrong with a TLS connection.
 
-Files, keys and CAs are never overwritten without --force. Private keys are
-written 0600 and never printed.`,
-		Example: `  # A CA on this machine, a server certificate for the engine, a client certificate for you
+Files, keys, CAs and contexts are never overwritten without --force. Private
+keys are written 0600 and never printed.`,
+		Example: `  # A CA, a server certificate for the engine, a context for you
   docker tls ca init
   docker tls server issue engine.example.com 192.0.2.10 --out ./engine-tls
-  docker tls client issue alice --out ~/.docker/engine`,
+  docker tls context create prod --host tcp://engine.example.com:2376 --issue
+  docker context use prod && docker ps
+  docker tls verify prod`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
