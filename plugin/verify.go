@@ -47,6 +47,7 @@ func newVerifyCommand(e *env) *cobra.Command {
   ca            the CA is a CA and valid now
   client-cert   the client certificate chains to it, has clientAuth, is valid (warns under 14 days or past 2/3 of its life)
   client-key    the key is there (key store or context copy) and matches
+  agent         agent-mode contexts: the agent answers on its socket and relays
   dns, tcp      the name resolves; the port connects (refused, timed out and unreachable are told apart)
   tls           the port speaks TLS (plain HTTP and other protocols are named)
   server-chain  the server certificate chains to the context's CA, not to the system roots
