@@ -241,33 +241,16 @@ func runCAImport(e *env, opts caImportOptions) error {
 	if err := pki.CheckValidity(cert, time.Now()); err != nil {
 		return fmt.Errorf("%s: %w", opts.certFile, err)
 	}
-	keyData, err := readPEMFile(opts.keyFile)
-	if err != nil {
-		return fmt.Errorf("read CA key: %w", err)
-	}
-	pass, err := opts.passphrase.read()
+	key, storePass, err := e.readKeyFile(opts.keyFile, "CA key", opts.passphrase)
 	if err != nil {
 		return err
-	}
-	if pki.IsEncryptedKey(keyData) && pass == nil {
-		if pass, err = e.prompt(opts.keyFile); err != nil {
-			return err
-		}
-	}
-	key, err := pki.ParsePrivateKey(keyData, pass)
-	if err != nil {
-		return fmt.Errorf("CA key %s: %w", opts.keyFile, err)
 	}
 	ca, err := pki.LoadCA(cert, key)
 	if err != nil {
 		return fmt.Errorf("%s and %s: %w", opts.certFile, opts.keyFile, err)
 	}
-	// In the file store, keep an encrypted key encrypted, with the
-	// passphrase it came with.
-	var storePass []byte
-	if pki.IsEncryptedKey(keyData) {
-		storePass = pass
-	}
+	// In the file store, an encrypted key stays encrypted with the
+	// passphrase it came with (storePass is nil for a plain key).
 	keys, err := e.newKeyStore(storePass)
 	if err != nil {
 		return err

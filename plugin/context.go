@@ -412,21 +412,8 @@ func (e *env) loadClientFiles(f *clientFiles, pp passphraseOptions) error {
 	if err := pki.VerifyLeaf(f.leaf, f.caCert, pki.ClientProfile, time.Now()); err != nil {
 		return fmt.Errorf("%s: %w", f.cert, err)
 	}
-	keyData, err := readPEMFile(f.key)
-	if err != nil {
-		return fmt.Errorf("read client key: %w", err)
-	}
-	pass, err := pp.read()
-	if err != nil {
+	if f.signer, _, err = e.readKeyFile(f.key, "client key", pp); err != nil {
 		return err
-	}
-	if pki.IsEncryptedKey(keyData) && pass == nil {
-		if pass, err = e.prompt(f.key); err != nil {
-			return err
-		}
-	}
-	if f.signer, err = pki.ParsePrivateKey(keyData, pass); err != nil {
-		return fmt.Errorf("client key %s: %w", f.key, err)
 	}
 	if err := pki.CheckKeyMatch(f.leaf, f.signer); err != nil {
 		return fmt.Errorf("%s and %s: %w", f.cert, f.key, err)

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -167,6 +168,36 @@ func (e *env) promptNew(what string) ([]byte, error) {
 		return nil, errors.New("the passphrases do not match")
 	}
 	return first, nil
+}
+
+// readKeyFile reads a private key in any format openssl writes. Its
+// passphrase comes from --passphrase-file or the environment, or is asked
+// for on a terminal only when the key is encrypted. what names the key in
+// errors ("CA key", "client key"). It returns the passphrase that opened an
+// encrypted key, and nil for a plain one.
+func (e *env) readKeyFile(path, what string, pp passphraseOptions) (crypto.Signer, []byte, error) {
+	data, err := readPEMFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	pass, err := pp.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	encrypted := pki.IsEncryptedKey(data)
+	if encrypted && pass == nil {
+		if pass, err = e.prompt(path); err != nil {
+			return nil, nil, err
+		}
+	}
+	key, err := pki.ParsePrivateKey(data, pass)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if !encrypted {
+		pass = nil
+	}
+	return key, pass, nil
 }
 
 // loadCA returns the named CA ready to sign, asking for its key's passphrase

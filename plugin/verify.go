@@ -261,20 +261,8 @@ func (e *env) hostTarget(opts verifyOptions) ([]probe.Target, error) {
 	if t.Cert, err = pki.ParseCertificate(data); err != nil {
 		return nil, fmt.Errorf("client certificate %s: %w", opts.certFile, err)
 	}
-	if data, err = readPEMFile(opts.keyFile); err != nil {
-		return nil, fmt.Errorf("read client key: %w", err)
-	}
-	pass, err := opts.pass.read()
-	if err != nil {
+	if t.Key, _, err = e.readKeyFile(opts.keyFile, "client key", opts.pass); err != nil {
 		return nil, err
-	}
-	if pki.IsEncryptedKey(data) && pass == nil {
-		if pass, err = e.prompt(opts.keyFile); err != nil {
-			return nil, err
-		}
-	}
-	if t.Key, err = pki.ParsePrivateKey(data, pass); err != nil {
-		return nil, fmt.Errorf("client key %s: %w", opts.keyFile, err)
 	}
 	return []probe.Target{t}, nil
 }
