@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
 )
 
 // Endpoint is one agent-mode context: its socket and where it relays to.
@@ -316,12 +318,7 @@ func (a *Agent) dial(ctx context.Context, ep Endpoint) (*tls.Conn, *batchConn, e
 	if err != nil || u.Host == "" {
 		return nil, nil, fmt.Errorf("remote %q is not tcp://HOST:PORT", ep.Remote)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ep.CA)
-	d := tls.Dialer{Config: &tls.Config{
-		RootCAs: roots, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{ep.Cert.Raw}, PrivateKey: key, Leaf: ep.Cert}},
-	}}
+	cfg := pki.ClientTLS(ep.CA, u.Hostname(), pki.TLSCertificate(ep.Cert, key))
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
 	raw, err := (&net.Dialer{Timeout: a.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext(dctx, "tcp", u.Host)
@@ -329,7 +326,7 @@ func (a *Agent) dial(ctx context.Context, ep Endpoint) (*tls.Conn, *batchConn, e
 		return nil, nil, fmt.Errorf("connect to %s: %w", ep.Remote, err)
 	}
 	bc := &batchConn{Conn: raw}
-	conn := tls.Client(bc, d.Config)
+	conn := tls.Client(bc, cfg)
 	if err := conn.HandshakeContext(dctx); err != nil {
 		raw.Close()
 		return nil, nil, fmt.Errorf("connect to %s: %w", ep.Remote, err)

@@ -1,9 +1,7 @@
 package probe
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"time"
@@ -19,17 +17,11 @@ func checkAgent(ctx context.Context, r *Report, socket string, timeout time.Dura
 		return
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * timeout))
-	if _, err := io.WriteString(conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
-		r.add("agent", Fail, "docker tls agent status", "the agent accepted the connection but failed: %s", err)
-		return
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	code, err := ping(conn, 2*timeout)
 	if err != nil {
 		r.add("agent", Fail, "see the agent's log (docker tls agent status shows where it runs)",
 			"the agent accepted the connection but could not relay it to the engine (%s): the key may be unavailable or the engine unreachable", shortErr(err))
 		return
 	}
-	resp.Body.Close()
-	r.add("agent", OK, "", "the agent relays to the engine (/_ping: %s)", resp.Status)
+	r.add("agent", OK, "", "the agent relays to the engine (/_ping: %d %s)", code, http.StatusText(code))
 }

@@ -2,14 +2,14 @@ package probe
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/docker-tls/docker-tls/pki"
 )
 
 // LiveRestore asks the engine, over mutual TLS verified against t.CA,
@@ -23,10 +23,7 @@ func LiveRestore(ctx context.Context, t Target, timeout time.Duration) (bool, er
 	if t.CA == nil || t.Cert == nil || t.Key == nil {
 		return false, fmt.Errorf("context %q lacks its CA, certificate or key", t.Name)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(t.CA)
-	cfg := &tls.Config{RootCAs: roots, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}}}
+	cfg := pki.ClientTLS(t.CA, u.Hostname(), pki.TLSCertificate(t.Cert, t.Key))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: timeout}
 	cli, err := client.New(client.WithHost(t.Host), client.WithHTTPClient(hc))
 	if err != nil {

@@ -301,16 +301,23 @@ func anonymousAccepted(ctx context.Context, hostname, port string, timeout time.
 		return false
 	}
 	defer conn.Close()
+	code, err := ping(conn, timeout)
+	return err == nil && code < 500
+}
+
+// ping sends GET /_ping over an open connection, as the docker CLI's first
+// request, and returns the HTTP status.
+func ping(conn net.Conn, timeout time.Duration) (int, error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
-		return false
+		return 0, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return false
+		return 0, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode < 500
+	return resp.StatusCode, nil
 }
 
 // serverIssueFix is the command that makes a server certificate valid for
@@ -433,14 +440,7 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	// verified) connection whose error would hide the daemon's verdict.
 	watched := &errConn{Conn: hs.conn}
 	var first net.Conn = watched
-	roots := x509.NewCertPool()
-	if t.CA != nil {
-		roots.AddCert(t.CA)
-	}
-	verified := &tls.Config{RootCAs: roots, ServerName: hostname, MinVersion: tls.VersionTLS12}
-	if t.Cert != nil && t.Key != nil {
-		verified.Certificates = []tls.Certificate{{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}}
-	}
+	verified := pki.ClientTLS(t.CA, hostname, pki.TLSCertificate(t.Cert, t.Key))
 	tr := &http.Transport{
 		TLSClientConfig: verified, // also tells the API client to use https
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -104,9 +104,7 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 		mac.Write(sr)
 		ar.Token = mac.Sum(nil)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	hc := c.httpClient(&tls.Config{RootCAs: roots, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
+	hc := c.httpClient(pki.ClientTLS(ca, u.Hostname(), nil))
 	var res SignResult
 	if err := c.post(ctx, hc, u.String()+"/api/v1/cfssl/authsign", ar, &res); err != nil {
 		return nil, err
@@ -135,9 +133,7 @@ func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Ce
 	if u.Scheme != "https" {
 		return nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	hc := c.httpClient(&tls.Config{RootCAs: roots, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{current}})
+	hc := c.httpClient(pki.ClientTLS(ca, u.Hostname(), &current))
 	var res SignResult
 	if err := c.post(ctx, hc, u.String()+RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
 		return nil, err
