@@ -265,3 +265,15 @@ func TestParseKeyType(t *testing.T) {
 		t.Errorf("dsa: %v", err)
 	}
 }
+
+func TestKeyTypeOf(t *testing.T) {
+	for _, kt := range KeyTypes() {
+		key, err := GenerateKey(kt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := KeyTypeOf(key.Public()); err != nil || got != kt {
+			t.Errorf("KeyTypeOf(%s) = %q, %v", kt, got, err)
+		}
+	}
+}

@@ -118,3 +118,29 @@ func checkKeyStrength(pub crypto.PublicKey) error {
 	}
 	return nil
 }
+
+// KeyTypeOf says which KeyType a public key is, so that a new key can be
+// made like an existing one (renew --rekey).
+func KeyTypeOf(pub crypto.PublicKey) (KeyType, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return ECDSAP256, nil
+		case elliptic.P384():
+			return ECDSAP384, nil
+		}
+	case *rsa.PublicKey:
+		switch k.N.BitLen() {
+		case 2048:
+			return RSA2048, nil
+		case 3072:
+			return RSA3072, nil
+		case 4096:
+			return RSA4096, nil
+		}
+	case ed25519.PublicKey:
+		return Ed25519, nil
+	}
+	return "", fmt.Errorf("docker-tls cannot make a new %s key: renew without --rekey, or issue anew with --key-type", DescribeKey(pub))
+}

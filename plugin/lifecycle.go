@@ -184,7 +184,7 @@ func runServerRenew(ctx context.Context, e *env, opts serverRenewOptions) error 
 		}
 	}
 	if opts.rekey {
-		kt, err := pki.ParseKeyType(keyTypeOf(key))
+		kt, err := pki.KeyTypeOf(key.Public())
 		if err != nil {
 			return err
 		}

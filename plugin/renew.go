@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -176,7 +175,7 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 	}
 	key := oldKey
 	if opts.rekey {
-		kt, err := pki.ParseKeyType(keyTypeOf(oldKey))
+		kt, err := pki.KeyTypeOf(oldKey.Public())
 		if err != nil {
 			return nil, err
 		}
@@ -277,21 +276,4 @@ func contextPEMs(store *contexts.Store, c *contexts.Context) (caPEM, certPEM []b
 		return nil, nil, err
 	}
 	return caPEM, certPEM, nil
-}
-
-// keyTypeOf names a key's type as --key-type does.
-func keyTypeOf(k crypto.Signer) string {
-	d := pki.DescribeKey(k.Public())
-	switch d {
-	case "ECDSA P-256":
-		return string(pki.ECDSAP256)
-	case "ECDSA P-384":
-		return string(pki.ECDSAP384)
-	case "Ed25519":
-		return string(pki.Ed25519)
-	}
-	if n, ok := strings.CutPrefix(d, "RSA "); ok {
-		return "rsa-" + n
-	}
-	return string(pki.DefaultKeyType)
 }
