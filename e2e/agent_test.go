@@ -83,10 +83,8 @@ func TestAgentMode(t *testing.T) {
 	need(t, "dockerd")
 	e := NewEnv(t)
 	e.MustTLS("ca", "init")
-	srv := e.Path("srv")
-	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
+	d, srv := e.StartEngine(t, "srv")
 	stls := ServerDir(srv)
-	d := StartDockerd(t, stls)
 
 	r := e.MustTLS("context", "create", "ag", "--host", d.Host, "--issue", "--agent")
 	if !strings.Contains(r.Stdout, "Start the agent first") {

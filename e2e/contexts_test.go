@@ -50,9 +50,7 @@ func TestContextsWithKeyring(t *testing.T) {
 	need(t, "dockerd")
 	e := NewEnv(t)
 	e.MustTLS("ca", "init")
-	srv := e.Path("server")
-	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
-	d := StartDockerd(t, ServerDir(srv))
+	d, _ := e.StartEngine(t, "server")
 
 	r := e.MustTLS("context", "create", "e2e", "--host", d.Host, "--issue", "--description", "end to end")
 	if !strings.Contains(r.Stdout, "keyring key store") {

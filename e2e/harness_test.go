@@ -335,6 +335,16 @@ type ServerTLS struct {
 	Port int
 }
 
+// StartEngine issues a server certificate for localhost and 127.0.0.1 from
+// the Env's default CA into the scratch directory dir and starts a dockerd
+// --tlsverify with it. It returns the dockerd and the certificate directory.
+func (e *Env) StartEngine(t testing.TB, dir string) (*Dockerd, string) {
+	t.Helper()
+	srv := e.Path(dir)
+	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
+	return StartDockerd(t, ServerDir(srv)), srv
+}
+
 // ServerDir is the ServerTLS for a directory written by `docker tls server
 // issue` (ca.pem, server-cert.pem, server-key.pem), with --tlsverify.
 func ServerDir(dir string) ServerTLS {

@@ -3,12 +3,9 @@ package e2e
 import (
 	"crypto/x509"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/docker-tls/docker-tls/pki"
 )
 
 // contextCert reads the client certificate the docker CLI uses for a context.
@@ -16,15 +13,7 @@ func contextCert(t *testing.T, e *Env, name string) *x509.Certificate {
 	t.Helper()
 	r := e.Docker("context", "inspect", name, "--format", "{{.Storage.TLSPath}}")
 	requireOK(t, r)
-	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(r.Stdout), "docker", "cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := pki.ParseCertificate(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return readCert(t, filepath.Join(strings.TrimSpace(r.Stdout), "docker", "cert.pem"))
 }
 
 func samePublicKey(a, b *x509.Certificate) bool {
@@ -41,9 +30,7 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 	need(t, "dockerd")
 	e := NewEnv(t)
 	e.MustTLS("ca", "init")
-	srv := e.Path("srv")
-	e.MustTLS("server", "issue", "localhost", "127.0.0.1", "--out", srv)
-	d := StartDockerd(t, ServerDir(srv))
+	d, _ := e.StartEngine(t, "srv")
 	ver := func(ctx string) {
 		t.Helper()
 		requireOK(t, e.Docker("--context", ctx, "version", "--format", "{{.Server.Version}}"))
