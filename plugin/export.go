@@ -23,6 +23,7 @@ import (
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/probe"
 )
 
 type exportOptions struct {
@@ -69,31 +70,18 @@ key comes from the key store, so a locked context exports too.`,
 	return cmd
 }
 
-// contextMaterial is a context's CA, certificate and key, the key from the
-// key store (or the context's copy for contexts docker tls did not make).
-type contextMaterial struct {
-	c                      *contexts.Context
-	caPEM, certPEM, keyPEM []byte
-	cert                   *x509.Certificate
-}
-
-func (e *env) contextMaterial(name string) (*contextMaterial, error) {
-	t, err := e.contextTarget(e.contexts(), name)
-	if err != nil {
-		return nil, err
-	}
-	c, _ := e.contexts().Get(name)
+// exportable reads a context's CA, certificate and key (the key from the
+// key store, or the context's copy for contexts docker tls did not make)
+// and says what is missing.
+func (e *env) exportable(c *contexts.Context) (probe.Target, error) {
+	t := e.targetOf(e.contexts(), c)
 	if t.CA == nil || t.Cert == nil {
-		return nil, fmt.Errorf("context %q has no TLS client certificate", name)
+		return t, fmt.Errorf("context %q has no TLS client certificate", c.Name)
 	}
 	if t.Key == nil {
-		return nil, fmt.Errorf("context %q: %s", name, t.KeyProblem)
+		return t, fmt.Errorf("context %q: %s", c.Name, t.KeyProblem)
 	}
-	keyPEM, err := pki.EncodePrivateKey(t.Key, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &contextMaterial{c: c, caPEM: pki.EncodeCertificate(t.CA), certPEM: pki.EncodeCertificate(t.Cert), keyPEM: keyPEM, cert: t.Cert}, nil
+	return t, nil
 }
 
 // confirmKeyExport asks on a terminal before a private key leaves the store.
@@ -119,7 +107,7 @@ func runExport(e *env, opts exportOptions, name string) error {
 		if opts.out == "" {
 			return runEnv(e, envOptions{shell: opts.shell}, name)
 		}
-		if err := e.exportDir(name, opts); err != nil {
+		if err := e.exportDir(c, opts); err != nil {
 			return err
 		}
 		abs, _ := filepath.Abs(opts.out)
@@ -140,19 +128,23 @@ func runExport(e *env, opts exportOptions, name string) error {
 		if opts.out == "" {
 			return errors.New("--format dir needs --out DIR")
 		}
-		if err := e.exportDir(name, opts); err != nil {
+		if err := e.exportDir(c, opts); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.cli.Out(), "Wrote ca.pem, cert.pem and key.pem (0600) to %s\n", opts.out)
 		return nil
 	case "p12":
-		return e.exportP12(name, opts)
+		return e.exportP12(c, opts)
 	}
 	return fmt.Errorf("--format %q: use env, curl, p12 or dir", opts.format)
 }
 
-func (e *env) exportDir(name string, opts exportOptions) error {
-	m, err := e.contextMaterial(name)
+func (e *env) exportDir(c *contexts.Context, opts exportOptions) error {
+	t, err := e.exportable(c)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.EncodePrivateKey(t.Key, nil)
 	if err != nil {
 		return err
 	}
@@ -160,13 +152,14 @@ func (e *env) exportDir(name string, opts exportOptions) error {
 		return err
 	}
 	return writeOutDir(opts.out, []outFile{
-		{"ca.pem", m.caPEM, fsutil.PublicFile},
-		{"cert.pem", m.certPEM, fsutil.PublicFile},
-		{"key.pem", m.keyPEM, fsutil.PrivateFile},
+		{"ca.pem", pki.EncodeCertificate(t.CA), fsutil.PublicFile},
+		{"cert.pem", pki.EncodeCertificate(t.Cert), fsutil.PublicFile},
+		{"key.pem", keyPEM, fsutil.PrivateFile},
 	}, opts.force)
 }
 
-func (e *env) exportP12(name string, opts exportOptions) error {
+func (e *env) exportP12(c *contexts.Context, opts exportOptions) error {
+	name := c.Name
 	out := opts.out
 	if out == "" {
 		out = name + ".p12"
@@ -193,15 +186,7 @@ func (e *env) exportP12(name string, opts exportOptions) error {
 		}
 		password = string(p)
 	}
-	m, err := e.contextMaterial(name)
-	if err != nil {
-		return err
-	}
-	key, err := pki.ParsePrivateKey(m.keyPEM, nil)
-	if err != nil {
-		return err
-	}
-	ca, err := pki.ParseCertificate(m.caPEM)
+	t, err := e.exportable(c)
 	if err != nil {
 		return err
 	}
@@ -209,7 +194,7 @@ func (e *env) exportP12(name string, opts exportOptions) error {
 	if opts.legacy {
 		enc = pkcs12.LegacyDES
 	}
-	data, err := enc.Encode(key, m.cert, []*x509.Certificate{ca}, password)
+	data, err := enc.Encode(t.Key, t.Cert, []*x509.Certificate{t.CA}, password)
 	if err != nil {
 		return fmt.Errorf("PKCS#12: %w", err)
 	}

@@ -184,6 +184,12 @@ func (e *env) contextTarget(store *contexts.Store, name string) (probe.Target, e
 	if err != nil {
 		return probe.Target{}, err
 	}
+	return e.targetOf(store, c), nil
+}
+
+// targetOf is contextTarget for a context already read.
+func (e *env) targetOf(store *contexts.Store, c *contexts.Context) probe.Target {
+	name := c.Name
 	t := probe.Target{Name: name, Host: c.Host}
 	if c.AgentMode() {
 		// Check the engine directly with the same material, and the agent's
@@ -229,7 +235,7 @@ func (e *env) contextTarget(store *contexts.Store, name string) (probe.Target, e
 			t.KeyProblem = "the context has no key.pem"
 		}
 	}
-	return t, nil
+	return t
 }
 
 func (e *env) hostTarget(opts verifyOptions) ([]probe.Target, error) {
