@@ -287,6 +287,13 @@ func TestAgentMode(t *testing.T) {
 		// The dockerd started here stops with this subtest, so this runs last.
 		requireOK(t, ver()) // the same agent keeps serving
 	})
+
+	// rm takes the socket away at once, not at the agent's next rescan.
+	sock := filepath.Join(agentDirOf(t, e), "ag.sock")
+	e.MustTLS("rm", "--force", "ag")
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket still there after rm: %v", err)
+	}
 }
 
 func agentDirOf(t *testing.T, e *Env) string {

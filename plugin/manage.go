@@ -307,6 +307,9 @@ func runRemove(e *env, opts rmOptions, names []string) error {
 				errs = append(errs, fmt.Errorf("context %s removed, but its key was not: %w", c.Name, err))
 			}
 		}
+		if c.AgentMode() {
+			_, _, _ = agent.Call(e.agentDir(), "reload") // the agent closes its socket and forgets the key now
+		}
 		fmt.Fprintln(e.cli.Out(), c.Name)
 	}
 	return errors.Join(errs...)
