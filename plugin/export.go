@@ -50,7 +50,7 @@ func newExportCommand(e *env) *cobra.Command {
 p12 and dir write the private key (0600): on a terminal they ask first. The
 key comes from the key store, so a locked context exports too.`,
 		Example: `  eval "$(docker tls export prod --format env)"
-  curl $(docker tls export prod --format curl)/_ping
+  eval "curl $(docker tls export prod --format curl)/_ping"   # the paths are shell-quoted
   docker tls export prod --format p12 --out prod.p12 --password-file pw.txt
   docker tls export prod --format dir --out ./prod-certs`,
 		Args: cli.ExactArgs(1),
