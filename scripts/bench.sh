@@ -119,8 +119,23 @@ echo "== agent mode beside a direct TLS context, same dockerd =="
 docker tls context create direct --host "tcp://127.0.0.1:$port" --issue >/dev/null
 docker tls context create viaagent --host "tcp://127.0.0.1:$port" --issue --agent >/dev/null
 docker tls agent >/dev/null
+# A reference relay for scale: socat with OpenSSL, written in C, doing the
+# agent's job (Unix socket in, mutual TLS out) with the same client key.
+relays=(viaagent)
+socat_pid=
+if command -v socat >/dev/null; then
+  docker tls export direct --format dir --out "$tmp/socat-tls" </dev/null >/dev/null
+  socat "UNIX-LISTEN:$tmp/socat.sock,fork,mode=600" \
+    "OPENSSL:127.0.0.1:$port,cert=$tmp/socat-tls/cert.pem,key=$tmp/socat-tls/key.pem,cafile=$tmp/socat-tls/ca.pem,commonname=127.0.0.1" 2>/dev/null &
+  socat_pid=$!
+  docker context create viasocat --docker "host=unix://$tmp/socat.sock" >/dev/null 2>&1
+  relays+=(viasocat)
+else
+  echo "reference relay: skipped (apt-get install socat)"
+fi
 cleanup() {
   docker tls agent stop >/dev/null 2>&1 || true
+  [ -z "$socat_pid" ] || kill "$socat_pid" 2>/dev/null || true
   kill $fake_pid 2>/dev/null || true
   # dockerd's own pid (from its pidfile), TERM, then KILL after 30 s.
   local pid
@@ -140,10 +155,10 @@ if [ -x /bin/busybox ]; then
   docker --context direct run -d --name benchbox --network none busybox:local sleep 3600 >/dev/null
   head -c $((1 << 30)) /dev/urandom >"$tmp/1g.bin"
   docker --context direct cp "$tmp/1g.bin" benchbox:/tmp/warm.bin   # warm the caches before measuring
-  # Alternate the two paths, two rounds each, and keep each one's best.
+  # Alternate the paths, two rounds each, and keep each one's best.
   declare -A best_in best_out
   for round in 1 2; do
-    for ctx in direct viaagent; do
+    for ctx in direct "${relays[@]}"; do
       s=$(date +%s%N); docker --context $ctx cp "$tmp/1g.bin" benchbox:/tmp/1g.bin; e=$(date +%s%N)
       ms=$(( (e - s) / 1000000 )); [ -z "${best_in[$ctx]:-}" ] || [ "$ms" -lt "${best_in[$ctx]}" ] && best_in[$ctx]=$ms
       s=$(date +%s%N); docker --context $ctx cp benchbox:/tmp/1g.bin "$tmp/back.bin"; e=$(date +%s%N)
@@ -151,12 +166,16 @@ if [ -x /bin/busybox ]; then
       rm -f "$tmp/back.bin"
     done
   done
-  for ctx in direct viaagent; do
+  for ctx in direct "${relays[@]}"; do
     printf '%-45s %6s ms  %6s MiB/s (best of 2)\n' "docker cp 1 GiB in ($ctx)" "${best_in[$ctx]}" "$(( 1024 * 1000 / best_in[$ctx] ))"
     printf '%-45s %6s ms  %6s MiB/s (best of 2)\n' "docker cp 1 GiB out ($ctx)" "${best_out[$ctx]}" "$(( 1024 * 1000 / best_out[$ctx] ))"
   done
   printf '%-45s %6s (target: at least 0.90)\n' "throughput agent/direct, in" "$(awk -v a="${best_in[direct]}" -v b="${best_in[viaagent]}" 'BEGIN { printf "%.2f", a / b }')"
   printf '%-45s %6s (target: at least 0.90)\n' "throughput agent/direct, out" "$(awk -v a="${best_out[direct]}" -v b="${best_out[viaagent]}" 'BEGIN { printf "%.2f", a / b }')"
+  if [ -n "$socat_pid" ]; then
+    printf '%-45s %6s (for scale: the same hop in C)\n' "throughput socat+OpenSSL/direct, in" "$(awk -v a="${best_in[direct]}" -v b="${best_in[viasocat]}" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-45s %6s\n' "throughput socat+OpenSSL/direct, out" "$(awk -v a="${best_out[direct]}" -v b="${best_out[viasocat]}" 'BEGIN { printf "%.2f", a / b }')"
+  fi
   docker --context direct rm -f benchbox >/dev/null
 else
   echo "docker cp: skipped (apt-get install busybox-static)"
