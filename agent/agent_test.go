@@ -194,3 +194,40 @@ func TestIdleLockDropsUnusedKeys(t *testing.T) {
 		t.Error("without --idle-lock no key may be dropped")
 	}
 }
+
+func TestRescanOnlyWhenTheStoreChanged(t *testing.T) {
+	stamp := "1"
+	var lists int
+	t0 := time.Now()
+	clock := t0
+	a := &Agent{cfg: Config{
+		Dir:        t.TempDir(),
+		Endpoints:  func() ([]Endpoint, error) { lists++; return nil, nil },
+		Stamp:      func() string { return stamp },
+		FullRescan: time.Minute,
+		Log:        log.New(io.Discard, "", 0),
+	}, eps: map[string]*served{}, keys: map[string]*heldKey{}, now: func() time.Time { return clock }}
+	ctx := context.Background()
+	if err := a.reload(ctx); err != nil { // what Run does at start
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		stamp string
+		at    time.Duration
+		lists int
+	}{
+		{"unchanged store, 5 s later: no listing", "1", 5 * time.Second, 1},
+		{"unchanged store, 55 s later: still none", "1", 55 * time.Second, 1},
+		{"a context was created or removed", "2", 56 * time.Second, 2},
+		{"unchanged again", "2", 61 * time.Second, 2},
+		{"a minute after the last listing: a full rescan anyway", "2", 56*time.Second + time.Minute, 3},
+	}
+	for _, s := range steps {
+		stamp, clock = s.stamp, t0.Add(s.at)
+		a.rescan(ctx)
+		if lists != s.lists {
+			t.Fatalf("%s: %d listings, want %d", s.name, lists, s.lists)
+		}
+	}
+}

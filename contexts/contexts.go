@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -107,6 +108,19 @@ type Store struct {
 // Open returns the context store of configDir ($DOCKER_CONFIG).
 func Open(configDir string) *Store {
 	return &Store{configDir: configDir, s: store.New(filepath.Join(configDir, "contexts"), command.DefaultContextStoreConfig())}
+}
+
+// Stamp is a cheap token that changes whenever a context is created or
+// removed: the modification time of the store's metadata directory, one
+// stat instead of reading every context. A long-running reader (the agent)
+// rescans only when it moves. Edits inside one context do not move it; the
+// commands that make such edits tell the agent themselves.
+func (s *Store) Stamp() string {
+	fi, err := os.Stat(filepath.Join(s.configDir, "contexts", "meta"))
+	if err != nil {
+		return ""
+	}
+	return fi.ModTime().Format(time.RFC3339Nano)
 }
 
 // ValidateName applies docker's own rules for context names.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func opts(name string) CreateOptions {
@@ -233,5 +234,28 @@ func TestRenewSwapsFiles(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".") {
 			t.Fatalf("temp file left in the TLS dir: %s", e.Name())
 		}
+	}
+}
+
+func TestStampMovesWhenContextsComeAndGo(t *testing.T) {
+	s := Open(t.TempDir())
+	before := s.Stamp()
+	if _, err := s.Create(opts("stamped")); err != nil {
+		t.Fatal(err)
+	}
+	created := s.Stamp()
+	if created == before || created == "" {
+		t.Fatalf("create left the stamp at %q", created)
+	}
+	if s.Stamp() != created {
+		t.Fatal("the stamp moved without a change")
+	}
+	// Coarse file-system clocks could give the removal the same time.
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Remove("stamped"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stamp() == created {
+		t.Fatal("remove left the stamp unchanged")
 	}
 }

@@ -127,6 +127,7 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 	return agent.Run(ctx, agent.Config{
 		Dir:       dir,
 		Endpoints: e.agentEndpoints,
+		Stamp:     e.contexts().Stamp,
 		LoadKey: func(kind, id string) (crypto.Signer, error) {
 			ks, err := e.keyStore(kind, nil)
 			if err != nil {
