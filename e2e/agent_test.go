@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,11 +173,21 @@ func TestAgentMode(t *testing.T) {
 	t.Run("the key is nowhere on disk", func(t *testing.T) {
 		id := keyIDOf(t, e, "context/ag")
 		der, lines := agentKeyMaterial(t, e, id)
-		st := e.MustTLS("agent", "status")
-		dirs := []string{e.ConfigDir, e.Home}
-		if i := strings.Index(st.Stdout, "("); i > 0 {
-			dirs = append(dirs, filepath.Dir(strings.TrimSuffix(strings.Fields(st.Stdout[i+1:])[0], ")")))
+		// The agent's socket directory too: it may live outside DOCKER_CONFIG.
+		var st struct {
+			Dir      string
+			Contexts []struct {
+				Name, Socket string
+				KeyLoaded    bool
+			}
 		}
+		if err := json.Unmarshal([]byte(e.MustTLS("agent", "status", "--format", "json").Stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Dir == "" || len(st.Contexts) != 1 || st.Contexts[0].Name != "ag" || !st.Contexts[0].KeyLoaded || filepath.Dir(st.Contexts[0].Socket) != st.Dir {
+			t.Fatalf("agent status --format json: %+v", st)
+		}
+		dirs := []string{e.ConfigDir, e.Home, st.Dir}
 		for _, dir := range dirs {
 			_ = filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 				if err != nil || de.IsDir() || de.Type()&fs.ModeSocket != 0 {
@@ -248,11 +260,10 @@ func TestAgentMode(t *testing.T) {
 		e.Secrets = append(e.Secrets, "agent-must-not-inherit-this")
 		e.Setenv("DOCKER_TLS_CA_PASSPHRASE", "agent-must-not-inherit-this")
 		e.MustTLS("agent")
-		st := e.MustTLS("agent", "status")
-		var pid int
-		fmt.Sscanf(st.Stdout[strings.Index(st.Stdout, "pid ")+4:], "%d", &pid)
-		if pid == 0 {
-			t.Fatalf("status: %s", st.Stdout)
+		st := e.MustTLS("agent", "status", "--format", "{{.PID}}")
+		pid, err := strconv.Atoi(strings.TrimSpace(st.Stdout))
+		if err != nil || pid <= 0 {
+			t.Fatalf("agent status --format {{.PID}}: %s", st.Stdout)
 		}
 		// The long-lived agent holds no secret from the environment it was started in.
 		if environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil || bytes.Contains(environ, []byte("agent-must-not-inherit-this")) {

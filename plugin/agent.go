@@ -3,8 +3,10 @@ package plugin
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli"
+	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
@@ -195,7 +198,8 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 }
 
 func agentControlCommand(e *env, op, short string) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:     op,
 		Short:   short,
 		Example: "  docker tls agent " + op,
@@ -212,6 +216,9 @@ func agentControlCommand(e *env, op, short string) *cobra.Command {
 			out := e.cli.Out()
 			switch op {
 			case "status":
+				if format != "" {
+					return printAgentStatus(out, format, st)
+				}
 				fmt.Fprintf(out, "Agent running, pid %d, since %s, %d open connection(s), %d in all\n", st.PID, st.Started.Format(time.RFC3339), st.Connections, st.Total)
 				for _, c := range st.Contexts {
 					state := "key not loaded"
@@ -228,6 +235,31 @@ func agentControlCommand(e *env, op, short string) *cobra.Command {
 			return nil
 		},
 	}
+	if op == "status" {
+		cmd.Example = "  docker tls agent status\n  docker tls agent status --format json\n  docker tls agent status --format '{{.PID}}'"
+		cmd.Flags().StringVar(&format, "format", "", `"json" or a Go template over the status (.PID, .Started, .Dir, .Connections, .Total, .IdleLock, .Contexts: .Name, .Socket, .Remote, .KeyLoaded)`)
+		_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
+	}
+	return cmd
+}
+
+// printAgentStatus writes the status as JSON or through a Go template,
+// the way docker info --format does.
+func printAgentStatus(out io.Writer, format string, st *agent.Status) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tmpl, err := templates.Parse(format)
+	if err != nil {
+		return fmt.Errorf("template parsing error: %w", err)
+	}
+	if err := tmpl.Execute(out, st); err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	fmt.Fprintln(out)
+	return nil
 }
 
 func newAgentInstallCommand(e *env) *cobra.Command {
