@@ -110,6 +110,11 @@ func TestAgentMode(t *testing.T) {
 
 	e.MustTLS("agent")
 	t.Cleanup(func() { e.TLS("agent", "stop") })
+	// Starting again is harmless (shell profiles); a second foreground agent is not.
+	if r := e.MustTLS("agent"); !strings.Contains(r.Stdout, "already running (pid ") {
+		t.Fatalf("second start: %s", r)
+	}
+	requireFail(t, e.TLS("agent", "--foreground"), "already running")
 	ver := func() Result { return e.Docker("--context", "ag", "version", "--format", "{{.Server.Version}}") }
 	requireOK(t, ver())
 	requireOK(t, e.Docker("--context", "ag", "info", "--format", "{{.ServerVersion}}"))

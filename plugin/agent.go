@@ -86,7 +86,10 @@ $DOCKER_CONFIG/tls/run), each 0600; on Linux the agent also refuses any
 peer of another uid. It logs connections, never key material.
 
 Without --foreground it starts in the background and returns; its log is
-agent.log in that directory. Windows is not supported yet (named pipes).`,
+agent.log in that directory. If an agent already serves this DOCKER_CONFIG
+it says so and succeeds, so the command can sit in a shell profile (with
+--foreground, for service managers, that is an error). Windows is not
+supported yet (named pipes).`,
 		Example: `  docker tls context create prod --host tcp://engine.example.com:2376 --issue --agent
   docker tls agent
   docker --context prod ps
@@ -120,7 +123,16 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 	}
 	dir := e.agentDir()
 	if agent.Running(dir) {
-		return agent.ErrRunning
+		if opts.foreground {
+			return agent.ErrRunning
+		}
+		// Starting is idempotent; the running agent keeps its own settings.
+		st, _, err := agent.Call(dir, "status")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.cli.Out(), "The agent is already running (pid %d), serving %s\n", st.PID, dir)
+		return nil
 	}
 	if !opts.foreground {
 		return e.startAgentBackground(dir, opts)
