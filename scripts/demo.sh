@@ -25,7 +25,9 @@ fi
 
 work=$(mktemp -d /tmp/docker-tls-demo.XXXX)
 dockerd_pid=
+agent_started=
 cleanup() {
+  [ -z "$agent_started" ] || docker tls agent stop >/dev/null 2>&1 || true
   if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
     kill -TERM "$dockerd_pid"
     for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
@@ -104,6 +106,16 @@ show docker context use default
 
 step "docker tls verify: every check, live"
 show docker tls verify demo
+
+step "Agent mode: the context's key only in the agent's memory, no key file at all"
+show docker tls lock --agent demo
+show docker context inspect demo --format 'docker endpoint: {{.Endpoints.docker.Host}}, TLS files: {{len .TLSMaterial}}'
+show docker tls agent
+agent_started=1
+show docker --context demo version --format 'through the agent: engine {{.Server.Version}}'
+show docker tls agent status
+show docker tls agent stop
+agent_started=
 
 step "What a mistake looks like: a context made from the wrong CA"
 show docker tls ca init other
