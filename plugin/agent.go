@@ -268,7 +268,7 @@ func printAgentStatus(out io.Writer, format string, st *agent.Status) error {
 		return fmt.Errorf("template parsing error: %w", err)
 	}
 	if err := tmpl.Execute(out, st); err != nil {
-		return fmt.Errorf("template: %w", err)
+		return err
 	}
 	fmt.Fprintln(out)
 	return nil
