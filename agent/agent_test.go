@@ -21,7 +21,17 @@ import (
 
 // echoEngine is a mutual-TLS server that echoes what it reads until EOF,
 // then writes "bye" and closes: enough to prove the relay's half-close.
-func echoEngine(t *testing.T, ca *pki.CA) string {
+func echoEngine(t testing.TB, ca *pki.CA) string {
+	return tlsEngine(t, ca, func(conn net.Conn) {
+		data, _ := io.ReadAll(conn)
+		_, _ = conn.Write(data)
+		_, _ = conn.Write([]byte("bye"))
+	})
+}
+
+// tlsEngine serves mutual TLS on a loopback port, each connection handled
+// by handle, and returns its tcp:// address.
+func tlsEngine(t testing.TB, ca *pki.CA, handle func(net.Conn)) string {
 	t.Helper()
 	sans, _, _ := pki.ParseSANs([]string{"127.0.0.1"})
 	k, _ := pki.GenerateKey(pki.ECDSAP256)
@@ -45,24 +55,67 @@ func echoEngine(t *testing.T, ca *pki.CA) string {
 			}
 			go func() {
 				defer conn.Close()
-				data, _ := io.ReadAll(conn)
-				_, _ = conn.Write(data)
-				_, _ = conn.Write([]byte("bye"))
+				handle(conn)
 			}()
 		}
 	}()
 	return "tcp://" + l.Addr().String()
 }
 
-func TestRelayHalfCloseStatusLock(t *testing.T) {
+// fixture is a CA and a client key and certificate it issued.
+type fixture struct {
+	ca   *pki.CA
+	key  crypto.Signer
+	cert *x509.Certificate
+}
+
+func newFixture(t testing.TB) fixture {
+	t.Helper()
 	key, _ := pki.GenerateKey(pki.ECDSAP256)
 	ca, err := pki.NewCA(key, pki.CAOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ck, _ := pki.GenerateKey(pki.ECDSAP256)
-	cert, _ := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "a", PublicKey: ck.Public()})
-	remote := echoEngine(t, ca)
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "a", PublicKey: ck.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{ca: ca, key: ck, cert: cert}
+}
+
+// startAgent runs an agent in dir serving one context, e1, relaying to
+// remote with f's certificate; loadKey counts key loads when not nil. It
+// returns once the agent answers; the channel gets Run's result.
+func startAgent(t testing.TB, ctx context.Context, dir, remote string, f fixture, loads *atomic.Int32) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Dir: dir,
+			Endpoints: func() ([]Endpoint, error) {
+				return []Endpoint{{Name: "e1", Remote: remote, CA: f.ca.Cert, Cert: f.cert, KeyStore: "mem", KeyID: "k"}}, nil
+			},
+			LoadKey: func(store, id string) (crypto.Signer, error) {
+				if loads != nil {
+					loads.Add(1)
+				}
+				return f.key, nil
+			},
+			Log: log.New(io.Discard, "", 0),
+		})
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !Running(dir); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("agent did not start")
+		}
+	}
+	return done
+}
+
+func TestRelayHalfCloseStatusLock(t *testing.T) {
+	f := newFixture(t)
+	remote := echoEngine(t, f.ca)
 	dir, err := os.MkdirTemp("", "dtls-agent-")
 	if err != nil {
 		t.Fatal(err)
@@ -70,24 +123,7 @@ func TestRelayHalfCloseStatusLock(t *testing.T) {
 	defer os.RemoveAll(dir)
 	var loads atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Dir: dir,
-			Endpoints: func() ([]Endpoint, error) {
-				return []Endpoint{{Name: "e1", Remote: remote, CA: ca.Cert, Cert: cert, KeyStore: "mem", KeyID: "k"}}, nil
-			},
-			LoadKey: func(store, id string) (crypto.Signer, error) { loads.Add(1); return ck, nil },
-			Log:     log.New(io.Discard, "", 0),
-		})
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !Running(dir) {
-		if time.Now().After(deadline) {
-			t.Fatal("agent did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	done := startAgent(t, ctx, dir, remote, f, &loads)
 	if err := Run(context.Background(), Config{Dir: dir, Endpoints: func() ([]Endpoint, error) { return nil, nil }}); err != ErrRunning {
 		t.Fatalf("second agent: %v", err)
 	}

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 echo "== Go benchmarks (pki) =="
 go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-10x}" ./pki | grep -E '^(Benchmark|ok|goos|cpu)'
+echo
+echo "== Go benchmarks (agent relay: 16 MiB in the docker CLI's write pattern, direct TLS vs through the agent) =="
+go test -run '^$' -bench Upload -benchtime 20x ./agent | grep -E '^(Benchmark|ok)'
 
 echo
 echo "== whole process =="
