@@ -328,3 +328,59 @@ func waitGone(t *testing.T, e *Env) {
 	}
 	t.Fatal("the agent did not stop")
 }
+
+// TestAgentInstall writes the systemd user unit through the real binary,
+// installed under a path with a space, % and $ (what a unit file must
+// escape), and has systemd itself check it: systemd-analyze verify resolves
+// the quoting and specifiers and finds the binary it would start.
+func TestAgentInstall(t *testing.T) {
+	need(t, "systemd-analyze")
+	e := NewEnv(t)
+	odd := filepath.Join(e.Dir, "bin 100%b $HOME")
+	exe := filepath.Join(odd, "docker-tls")
+	if err := os.MkdirAll(odd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(pluginBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	install := func(args ...string) Result { return e.Run(nil, exe, append([]string{"agent", "install"}, args...)...) }
+	unit := filepath.Join(e.Home, ".config", "systemd", "user", "docker-tls-agent.service")
+	verify := func() {
+		t.Helper()
+		out, err := exec.Command("systemd-analyze", "verify", unit).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	}
+	r := install()
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Wrote "+unit) || !strings.Contains(r.Stdout, "systemctl --user enable --now docker-tls-agent") {
+		t.Fatalf("install: %s", r)
+	}
+	first, err := os.ReadFile(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `Environment="DOCKER_CONFIG=` + e.ConfigDir + `"`; !strings.Contains(string(first), want) {
+		t.Fatalf("unit lacks %q:\n%s", want, first)
+	}
+	verify()
+
+	if r := install(); r.Code != 0 || !strings.Contains(r.Stdout, "already installed and unchanged") {
+		t.Fatalf("second install: %s", r)
+	}
+	// Other settings never replace a unit silently.
+	requireFail(t, install("--idle-lock", "8h"), "exists with other settings", "--force")
+	if now, _ := os.ReadFile(unit); !bytes.Equal(now, first) {
+		t.Fatalf("a refused install changed the unit:\n%s", now)
+	}
+	requireOK(t, install("--idle-lock", "8h", "--force"))
+	if now, _ := os.ReadFile(unit); !strings.Contains(string(now), `"agent" "--foreground" "--idle-lock" "8h0m0s"`) {
+		t.Fatalf("forced install:\n%s", now)
+	}
+	verify()
+}

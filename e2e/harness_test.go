@@ -57,7 +57,7 @@ func need(t testing.TB, programs ...string) {
 	t.Helper()
 	for _, p := range programs {
 		if _, err := exec.LookPath(p); err != nil {
-			pkg := map[string]string{"dockerd": "docker.io", "docker": "docker.io", "openssl": "openssl", "curl": "curl"}[p]
+			pkg := map[string]string{"dockerd": "docker.io", "docker": "docker.io", "openssl": "openssl", "curl": "curl", "systemd-analyze": "systemd"}[p]
 			if pkg == "" {
 				pkg = p
 			}

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the full test suite and the demo use: a real dockerd
 # (docker.io), openssl and curl for interop, busybox-static for a container
-# image, a Secret Service (gnome-keyring under dbus) for keyring tests, and
-# cfssl for remote-CA interop.
+# image, a Secret Service (gnome-keyring under dbus) for keyring tests,
+# cfssl for remote-CA interop, and systemd, whose systemd-analyze checks the
+# unit that agent install writes.
 # Idempotent. Without root it lists what is missing and carries on, so the
 # unit tests still run and the rest skip with a reason.
 set -euo pipefail
-pkgs=(docker.io openssl curl busybox-static dbus gnome-keyring libsecret-tools ca-certificates)
+pkgs=(docker.io openssl curl busybox-static dbus gnome-keyring libsecret-tools ca-certificates systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
