@@ -137,6 +137,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"999.1.1.1", []string{"server", "issue", "999.1.1.1", "--out", e.Path("s1")}, []string{"not a valid IP"}},
 		{"unknown CA", []string{"server", "issue", "localhost", "--ca", "missing", "--out", e.Path("s1")}, []string{"no such CA", "ca init missing"}},
 		{"unknown key type", []string{"server", "issue", "localhost", "--key-type", "dsa", "--out", e.Path("s1")}, []string{"unknown key type"}},
+		{"port out of range", []string{"server", "issue", "localhost", "--port", "70000", "--out", e.Path("s1")}, []string{"not a TCP port"}},
+		{"relative install dir", []string{"server", "issue", "localhost", "--install-dir", "tls", "--out", e.Path("s1")}, []string{"must be an absolute path"}},
 		{"days out of range", []string{"client", "issue", "bob", "--days", "-1", "--out", e.Path("s1")}, []string{"--days"}},
 		{"outlives CA", []string{"client", "issue", "bob", "--ca", "short", "--days", "30", "--out", e.Path("s1")}, []string{"outlive its CA"}},
 		{"existing files", []string{"client", "issue", "alice", "--out", existing}, []string{"already exists", "--force"}},

@@ -33,6 +33,16 @@ func TestExportInspectDaemonConfig(t *testing.T) {
 		t.Fatalf("systemd drop-in:\n%s", sd.Stdout)
 	}
 	requireFail(t, e.TLS("daemon-config", "--dir", e.Path("nope")), "no such file")
+	// Where the files will live on the engine and its port shape what server issue prints.
+	opt := e.MustTLS("server", "issue", "engine.example.com", "--out", e.Path("srv-opt"), "--install-dir", "/opt/docker-tls", "--port", "2400")
+	for _, want := range []string{"--tlscacert=/opt/docker-tls/ca.pem", "--tlskey=/opt/docker-tls/server-key.pem", "tcp://0.0.0.0:2400"} {
+		if !strings.Contains(opt.Stdout, want) {
+			t.Fatalf("server issue --install-dir --port: no %q in\n%s", want, opt.Stdout)
+		}
+	}
+	if dj, _ := os.ReadFile(filepath.Join(e.Path("srv-opt"), "daemon.json")); !strings.Contains(string(dj), `"/opt/docker-tls/server-cert.pem"`) {
+		t.Fatalf("daemon.json for --install-dir:\n%s", dj)
+	}
 
 	e.MustTLS("context", "create", "xc", "--host", d.Host, "--issue")
 	requireOK(t, e.Docker("--context", "xc", "version", "--format", "{{.Server.Version}}"))
@@ -72,6 +82,24 @@ func TestExportInspectDaemonConfig(t *testing.T) {
 			t.Fatalf("openssl read the p12 with a wrong password:\n%s", out)
 		}
 		requireFail(t, e.TLS("export", "xc", "--format", "p12", "--out", p12, "--password-file", pw), "already exists")
+
+		// Modern (the default) is PBES2 with AES-256; --legacy is 3DES for old
+		// Windows and macOS, and says so in what openssl reports.
+		algs := func(p12 string) string {
+			out, err := exec.Command("openssl", "pkcs12", "-info", "-in", p12, "-passin", "file:"+pw, "-noout").CombinedOutput()
+			if err != nil {
+				t.Fatalf("openssl pkcs12 -info %s: %v\n%s", p12, err, out)
+			}
+			return string(out)
+		}
+		if info := algs(p12); !strings.Contains(info, "AES-256-CBC") || strings.Contains(info, "TripleDES") {
+			t.Fatalf("default p12:\n%s", info)
+		}
+		legacy := e.Path("legacy.p12")
+		e.MustTLS("export", "xc", "--format", "p12", "--legacy", "--out", legacy, "--password-file", pw)
+		if info := algs(legacy); !strings.Contains(info, "pbeWithSHA1And3-KeyTripleDES-CBC") {
+			t.Fatalf("--legacy p12:\n%s", info)
+		}
 	})
 
 	t.Run("env and dir work without a context", func(t *testing.T) {

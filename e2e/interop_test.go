@@ -111,6 +111,39 @@ func TestOpenSSLInterop(t *testing.T) {
 		}
 	})
 
+	t.Run("ca init --export: the articles' openssl commands sign with the exported CA", func(t *testing.T) {
+		out := e.Path("exported-ca")
+		pw := e.Path("export-pass")
+		write(t, pw, "Export-Passphrase-77\n")
+		e.Secrets = append(e.Secrets, "Export-Passphrase-77")
+		e.MustTLS("ca", "init", "exported", "--export", out, "--passphrase-file", pw, "--org", "Example Org")
+		if fi, err := os.Stat(filepath.Join(out, "ca-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("ca-key.pem: %v %v", fi, err)
+		}
+		if key, _ := os.ReadFile(filepath.Join(out, "ca-key.pem")); !strings.HasPrefix(string(key), "-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+			t.Fatalf("the exported CA key is not encrypted:\n%.40s", key)
+		}
+		if subj := openssl(t, out, "x509", "-in", "ca.pem", "-noout", "-subject"); !strings.Contains(subj, "O = Example Org") {
+			t.Fatalf("--org: %s", subj)
+		}
+		wrong := e.Path("export-wrong")
+		write(t, wrong, "not-it\n")
+		if b, err := exec.Command("openssl", "pkey", "-in", filepath.Join(out, "ca-key.pem"), "-passin", "file:"+wrong, "-noout").CombinedOutput(); err == nil {
+			t.Fatalf("openssl opened the exported key with a wrong passphrase:\n%s", b)
+		}
+		// The articles' way of signing a server certificate, with our CA.
+		openssl(t, out, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server-key.pem")
+		openssl(t, out, "req", "-new", "-key", "server-key.pem", "-subj", "/CN=localhost", "-out", "server.csr")
+		write(t, filepath.Join(out, "extfile.cnf"), "subjectAltName = DNS:localhost,IP:127.0.0.1\nextendedKeyUsage = serverAuth\n")
+		openssl(t, out, "x509", "-req", "-days", "365", "-sha256", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+			"-passin", "file:"+pw, "-CAcreateserial", "-out", "server-cert.pem", "-extfile", "extfile.cnf")
+		if v := openssl(t, out, "verify", "-CAfile", "ca.pem", "-purpose", "sslserver", "server-cert.pem"); !strings.Contains(v, ": OK") {
+			t.Fatalf("openssl verify: %s", v)
+		}
+		// The export never replaces files already there.
+		requireFail(t, e.TLS("ca", "init", "exported2", "--export", out, "--passphrase-file", pw), "--force")
+	})
+
 	t.Run("extensions as openssl shows them", func(t *testing.T) {
 		e.MustTLS("ca", "init", "fresh")
 		caText := openssl(t, art, "x509", "-noout", "-text", "-in", filepath.Join(e.ConfigDir, "tls", "ca", "fresh", "ca.pem"))
