@@ -196,6 +196,13 @@ func TestOpenSSLInterop(t *testing.T) {
 		// dockerd with the article's server cert, docker CLI with ours.
 		d := StartDockerd(t, ServerDir(art))
 		requireOK(t, e.DockerVia(d.Host, DirTLS(oursClient), "version", "--format", "{{.Server.Version}}"))
+		// A context straight from the article's client files (--ca-file: no local CA involved).
+		e.MustTLS("context", "create", "fromfiles", "--host", d.Host, "--ca-file", filepath.Join(art, "ca.pem"),
+			"--cert", filepath.Join(art, "cert.pem"), "--key", filepath.Join(art, "key.pem"))
+		requireOK(t, e.Docker("--context", "fromfiles", "version", "--format", "{{.Server.Version}}"))
+		if r := e.MustTLS("verify", "fromfiles"); !strings.Contains(r.Stdout, "ok    client-accepted") {
+			t.Fatalf("verify of a context made from the article's files:\n%s", r.Stdout)
+		}
 		// dockerd with our server cert, docker CLI with the article's client cert.
 		d2 := StartDockerd(t, ServerDir(ours))
 		requireOK(t, e.DockerVia(d2.Host, ClientTLS{CA: filepath.Join(art, "ca.pem"), Cert: filepath.Join(art, "cert.pem"), Key: filepath.Join(art, "key.pem")}, "version", "--format", "{{.Server.Version}}"))

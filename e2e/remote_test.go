@@ -102,6 +102,26 @@ func TestRemoteCAEnroll(t *testing.T) {
 		requireOK(t, laptop.Docker("--context", "prod2", "version", "--format", "{{.Server.Version}}"))
 	})
 
+	t.Run("a token for two uses enrolls twice, then no more", func(t *testing.T) {
+		tok := mintToken(t, host, laptop, "--ca", "engine", "--uses", "2")
+		for _, name := range []string{"use1", "use2"} {
+			laptop.MustTLS("enroll", name, "--ca-url", url, "--token", tok, "--host", d.Host)
+			requireOK(t, laptop.Docker("--context", name, "version", "--format", "{{.Server.Version}}"))
+		}
+		requireFail(t, laptop.TLS("enroll", "use3", "--ca-url", url, "--token", tok, "--host", d.Host), "already been used")
+		requireFail(t, host.TLS("ca", "token", "--ca", "engine", "--uses", "0"), "--uses 0")
+	})
+
+	t.Run("--no-verify keeps the context when the engine cannot be checked", func(t *testing.T) {
+		port, _ := freePort()
+		nowhere := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		laptop.MustTLS("enroll", "later", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine"), "--host", nowhere, "--no-verify")
+		if ls := laptop.MustTLS("ls", "--format", "{{.Name}} {{.Host}}"); !strings.Contains(ls.Stdout, "later "+nowhere) {
+			t.Fatalf("ls after enroll --no-verify:\n%s", ls.Stdout)
+		}
+		requireFail(t, laptop.TLS("verify", "later", "--timeout", "2s"), "1 of 1 failed")
+	})
+
 	mitmHost := NewEnv(t)
 	mitmHost.MustTLS("ca", "init", "evil")
 	mitmURL, _ := caServe(t, mitmHost, "evil")

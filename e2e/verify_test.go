@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +242,11 @@ func TestVerifyAgainstRealDockerd(t *testing.T) {
 		if r.Code != 1 || !strings.Contains(r.Stdout, "good") || !strings.Contains(r.Stdout, "refused") || !strings.Contains(r.Stdout, "1 ok, 0 with warnings, 1 failed") {
 			t.Fatalf("verify --all: %s", r)
 		}
+		// One at a time gives the same verdicts in the same order.
+		if seq := e.TLS("verify", "--all", "--timeout", "2s", "--parallel", "1"); seq.Code != 1 || stripTimes(seq.Stdout) != stripTimes(r.Stdout) {
+			t.Fatalf("verify --all --parallel 1:\n%s\nvs\n%s", seq.Stdout, r.Stdout)
+		}
+		requireFail(t, e.TLS("verify", "--all", "--parallel", "0"), "--parallel")
 		off := e.TLS("verify", "--all", "--offline")
 		requireOK(t, off)
 	})
@@ -253,6 +259,11 @@ func TestVerifyAgainstRealDockerd(t *testing.T) {
 		expectCheck(t, reps[0], "api", "ok", "")
 		e.MustTLS("unlock", "good")
 	})
+}
+
+// stripTimes blanks the durations verify prints, which differ run to run.
+func stripTimes(s string) string {
+	return regexp.MustCompile(`\d+(\.\d+)?(ms|µs|s)\b`).ReplaceAllString(s, "T")
 }
 
 // listen runs a loopback TCP server whose connections get handle, and
