@@ -268,3 +268,83 @@ func TestConcurrentContextCreates(t *testing.T) {
 		t.Fatalf("keys after concurrent creates:\n%s", keys.Stdout)
 	}
 }
+
+// TestKeysMigrate moves every key from the real Secret Service into the
+// file store and back: each key leaves its old store, CA keys are encrypted
+// in the file store, and the CA, a context and a locked context all keep
+// working from wherever their key is.
+func TestKeysMigrate(t *testing.T) {
+	need(t, "docker")
+	RequireKeyring(t)
+	e := NewEnv(t)
+	e.MustTLS("ca", "init")
+	e.MustTLS("context", "create", "open", "--host", "tcp://127.0.0.1:1", "--issue")
+	e.MustTLS("context", "create", "shut", "--host", "tcp://127.0.0.1:2", "--issue")
+	e.MustTLS("lock", "shut")
+	owners := []string{"ca/default", "context/open", "context/shut"}
+	ids := map[string]string{}
+	for _, o := range owners {
+		ids[o] = keyIDOf(t, e, o)
+	}
+	pw := e.Path("ca-pass")
+	write(t, pw, "Migrate-Passphrase-9\n")
+	e.Secrets = append(e.Secrets, "Migrate-Passphrase-9")
+	stores := func() string {
+		return strings.TrimSpace(e.MustTLS("keys", "ls", "--format", "{{.Owner}}={{.Store}}").Stdout)
+	}
+	// works checks that every key is usable where it now lives.
+	round := 0
+	works := func(t *testing.T) {
+		t.Helper()
+		round++
+		e.MustTLS("client", "issue", "probe", "--out", e.Path(fmt.Sprintf("probe-%d", round)), "--passphrase-file", pw)
+		e.MustTLS("verify", "open", "--offline")
+		e.MustTLS("unlock", "shut")
+		e.MustTLS("verify", "shut", "--offline")
+		e.MustTLS("lock", "shut")
+	}
+
+	r := e.MustTLS("keys", "migrate", "--to", "file", "--passphrase-file", pw)
+	if !strings.Contains(r.Stdout, "Moved 3 key(s) to the file key store") {
+		t.Fatalf("migrate to file: %s", r)
+	}
+	if got := stores(); got != "ca/default=file\ncontext/open=file\ncontext/shut=file" {
+		t.Fatalf("after migrate to file:\n%s", got)
+	}
+	for _, o := range owners {
+		if secretToolHas(t, e, ids[o]) {
+			t.Errorf("%s's key is still in the keyring after migrate --to file", o)
+		}
+		f := filepath.Join(e.ConfigDir, "tls", "keys", ids[o]+".pem")
+		fi, err := os.Stat(f)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, fi, err)
+		}
+		data, _ := os.ReadFile(f)
+		if enc := strings.HasPrefix(string(data), "-----BEGIN ENCRYPTED PRIVATE KEY-----"); enc != (o == "ca/default") {
+			t.Errorf("%s in the file store: encrypted=%v (only CA keys are)", o, enc)
+		}
+	}
+	works(t)
+
+	r = e.MustTLS("keys", "migrate", "--to", "keyring", "--passphrase-file", pw)
+	if !strings.Contains(r.Stdout, "Moved 3 key(s) to the keyring key store") {
+		t.Fatalf("migrate back: %s", r)
+	}
+	if got := stores(); got != "ca/default=keyring\ncontext/open=keyring\ncontext/shut=keyring" {
+		t.Fatalf("after migrate to keyring:\n%s", got)
+	}
+	for _, o := range owners {
+		if !secretToolHas(t, e, ids[o]) {
+			t.Errorf("%s's key is not in the keyring", o)
+		}
+		if _, err := os.Stat(filepath.Join(e.ConfigDir, "tls", "keys", ids[o]+".pem")); !os.IsNotExist(err) {
+			t.Errorf("%s's key file is still in the file store: %v", o, err)
+		}
+	}
+	works(t)
+	if r := e.MustTLS("keys", "migrate", "--to", "keyring"); !strings.Contains(r.Stdout, "Moved 0 key(s)") {
+		t.Fatalf("a second migrate moved something: %s", r)
+	}
+	requireFail(t, e.TLS("keys", "migrate", "--to", "vault"), "use keyring or file")
+}

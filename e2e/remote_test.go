@@ -141,6 +141,20 @@ func TestRemoteCAEnroll(t *testing.T) {
 			time.Sleep(1100 * time.Millisecond)
 			return []string{"enroll", "late", "--ca-url", url, "--token", tok, "--host", d.Host}
 		}, "expired"},
+		{"revoked token", func(t *testing.T) []string {
+			tok := mintToken(t, host, laptop, "--ca", "engine", "--cn", "to-be-revoked")
+			var id string
+			for _, line := range strings.Split(host.MustTLS("ca", "tokens", "ls", "--ca", "engine", "--format", "{{.ID}} {{.CN}} {{.State}}").Stdout, "\n") {
+				if f := strings.Fields(line); len(f) == 3 && f[1] == "to-be-revoked" && f[2] == "active" {
+					id = f[0]
+				}
+			}
+			if r := host.MustTLS("ca", "revoke-token", id, "--ca", "engine"); id == "" || !strings.Contains(r.Stdout, "Revoked token "+id) {
+				t.Fatalf("revoke-token %q: %s", id, r)
+			}
+			requireFail(t, host.TLS("ca", "revoke-token", "no-such-id", "--ca", "engine"), "no-such-id")
+			return []string{"enroll", "revoked", "--ca-url", url, "--token", tok, "--client-name", "to-be-revoked", "--host", d.Host}
+		}, "unknown or revoked"},
 		{"wrong secret", func(t *testing.T) []string {
 			tok := strings.TrimPrefix(mintToken(t, host, laptop, "--ca", "engine"), "file:")
 			data, _ := os.ReadFile(tok)
