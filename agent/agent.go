@@ -93,6 +93,8 @@ type Agent struct {
 	mu      sync.Mutex
 	eps     map[string]*served
 	keys    map[string]*heldKey
+	loading map[string]*keyLoad // key loads in flight, by key id
+	lockGen uint64              // counts Lock calls
 	started time.Time
 	// stamp and scanned are the store's Stamp at the last rescan, and when.
 	stamp   string
@@ -145,7 +147,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, started: time.Now(), now: time.Now, stop: cancel}
+	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, loading: map[string]*keyLoad{}, started: time.Now(), now: time.Now, stop: cancel}
 	ctl, err := listenPrivate(ControlPath(cfg.Dir))
 	if err != nil {
 		return err
@@ -277,7 +279,10 @@ func (a *Agent) accept(ctx context.Context, s *served) {
 	}
 }
 
-// key returns the context's key, loading it from the key store on first use.
+// key returns the context's key, loading it from the key store on first
+// use. Connections that arrive while the key is being loaded wait for that
+// one load: a burst of first connections (50 docker commands at once)
+// makes one keyring request, not 50, and so at most one unlock prompt.
 func (a *Agent) key(ep Endpoint) (crypto.Signer, error) {
 	a.mu.Lock()
 	if h, ok := a.keys[ep.KeyID]; ok {
@@ -285,16 +290,38 @@ func (a *Agent) key(ep Endpoint) (crypto.Signer, error) {
 		a.mu.Unlock()
 		return h.key, nil
 	}
-	a.mu.Unlock()
-	k, err := a.cfg.LoadKey(ep.KeyStore, ep.KeyID)
-	if err != nil {
-		return nil, err
+	if l, ok := a.loading[ep.KeyID]; ok {
+		a.mu.Unlock()
+		<-l.done
+		return l.key, l.err
 	}
-	a.mu.Lock()
-	a.keys[ep.KeyID] = &heldKey{key: k, lastUsed: time.Now()}
+	l := &keyLoad{done: make(chan struct{})}
+	a.loading[ep.KeyID] = l
+	gen := a.lockGen
 	a.mu.Unlock()
+
+	l.key, l.err = a.cfg.LoadKey(ep.KeyStore, ep.KeyID)
+	a.mu.Lock()
+	delete(a.loading, ep.KeyID)
+	// A lock that came during the load wins: the connections that were
+	// waiting get the key, memory does not keep it.
+	if l.err == nil && gen == a.lockGen {
+		a.keys[ep.KeyID] = &heldKey{key: l.key, lastUsed: time.Now()}
+	}
+	a.mu.Unlock()
+	close(l.done)
+	if l.err != nil {
+		return nil, l.err
+	}
 	a.cfg.Log.Printf("context %s: key loaded from the key store into memory", ep.Name)
-	return k, nil
+	return l.key, nil
+}
+
+// keyLoad is one key store request that other connections may wait on.
+type keyLoad struct {
+	done chan struct{}
+	key  crypto.Signer
+	err  error
 }
 
 // Lock drops every key from memory.
@@ -303,6 +330,7 @@ func (a *Agent) Lock() int {
 	defer a.mu.Unlock()
 	n := len(a.keys)
 	a.keys = map[string]*heldKey{}
+	a.lockGen++
 	return n
 }
 

@@ -267,3 +267,65 @@ func TestRescanOnlyWhenTheStoreChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstConnectionsShareOneKeyLoad(t *testing.T) {
+	f := newFixture(t)
+	var loads atomic.Int32
+	release := make(chan struct{})
+	a := &Agent{cfg: Config{
+		LoadKey: func(store, id string) (crypto.Signer, error) {
+			loads.Add(1)
+			<-release // a keyring waiting for its unlock prompt
+			return f.key, nil
+		},
+		Log: log.New(io.Discard, "", 0),
+	}, keys: map[string]*heldKey{}, loading: map[string]*keyLoad{}}
+	ep := Endpoint{Name: "e1", KeyStore: "mem", KeyID: "k"}
+	const n = 20
+	got := make(chan crypto.Signer, n)
+	for range n {
+		go func() {
+			k, err := a.key(ep)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- k
+		}()
+	}
+	// Let every caller reach the wait, then answer the one request.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		inFlight := len(a.loading)
+		a.mu.Unlock()
+		if inFlight == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	for range n {
+		if k := <-got; k != f.key {
+			t.Fatal("a caller got another key")
+		}
+	}
+	if loads.Load() != 1 {
+		t.Fatalf("%d key store requests for %d concurrent first connections, want 1", loads.Load(), n)
+	}
+	if _, ok := a.keys["k"]; !ok {
+		t.Fatal("the loaded key is not held")
+	}
+
+	// A lock that arrives while a load is in flight keeps the key out of memory.
+	a.Lock()
+	release = make(chan struct{})
+	done := make(chan struct{})
+	go func() { _, _ = a.key(ep); close(done) }()
+	for deadline := time.Now().Add(5 * time.Second); loads.Load() != 2 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	}
+	a.Lock()
+	close(release)
+	<-done
+	if _, ok := a.keys["k"]; ok {
+		t.Fatal("a key loaded across agent lock stayed in memory")
+	}
+}
