@@ -252,9 +252,8 @@ func (a *Agent) reload(ctx context.Context) error {
 			a.cfg.Log.Printf("context %s: %v", name, err)
 			continue
 		}
-		s := &served{ep: ep, l: l}
-		a.eps[name] = s
-		go a.accept(ctx, s)
+		a.eps[name] = &served{ep: ep, l: l}
+		go a.accept(ctx, name, l)
 	}
 	return nil
 }
@@ -269,13 +268,29 @@ func (a *Agent) endpoint(name string) (Endpoint, bool) {
 	return s.ep, true
 }
 
-func (a *Agent) accept(ctx context.Context, s *served) {
+func (a *Agent) accept(ctx context.Context, name string, l net.Listener) {
+	serve(l, a.cfg.Log, func(c net.Conn) { a.handle(ctx, name, c.(*net.UnixConn)) })
+}
+
+// serve accepts connections until l is closed. Any other accept error
+// (EMFILE when the process is out of file descriptors) is logged and
+// retried with a growing pause, as net/http does, rather than leaving the
+// socket unserved for the rest of the agent's life.
+func serve(l net.Listener, logger *log.Logger, handle func(net.Conn)) {
+	var pause time.Duration
 	for {
-		c, err := s.l.Accept()
+		c, err := l.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			logger.Printf("accept on %s: %v; retrying in %s", l.Addr(), err, pause)
+			time.Sleep(pause)
+			continue
 		}
-		go a.handle(ctx, s.ep.Name, c.(*net.UnixConn))
+		pause = 0
+		go handle(c)
 	}
 }
 
@@ -531,43 +546,40 @@ type response struct {
 }
 
 func (a *Agent) serveControl(ctx context.Context, l net.Listener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			if err := checkPeer(c.(*net.UnixConn)); err != nil {
-				a.cfg.Log.Printf("control: refused a connection: %v", err)
-				return
-			}
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			var req request
-			if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
-				_ = json.NewEncoder(c).Encode(response{Error: "malformed request"})
-				return
-			}
-			resp := response{OK: true}
-			switch req.Op {
-			case "status":
-				st := a.status()
-				resp.Status = &st
-			case "lock":
-				resp.Locked = a.Lock()
-				a.cfg.Log.Printf("locked: %d key(s) dropped from memory", resp.Locked)
-			case "reload":
-				if err := a.reload(ctx); err != nil {
-					resp = response{Error: err.Error()}
-				}
-			case "stop":
-				defer a.stop()
-			default:
-				resp = response{Error: "unknown operation " + req.Op}
-			}
-			_ = json.NewEncoder(c).Encode(resp)
-		}()
+	serve(l, a.cfg.Log, func(c net.Conn) { a.control(ctx, c) })
+}
+
+// control answers one request on the control socket.
+func (a *Agent) control(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	if err := checkPeer(c.(*net.UnixConn)); err != nil {
+		a.cfg.Log.Printf("control: refused a connection: %v", err)
+		return
 	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var req request
+	if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+		_ = json.NewEncoder(c).Encode(response{Error: "malformed request"})
+		return
+	}
+	resp := response{OK: true}
+	switch req.Op {
+	case "status":
+		st := a.status()
+		resp.Status = &st
+	case "lock":
+		resp.Locked = a.Lock()
+		a.cfg.Log.Printf("locked: %d key(s) dropped from memory", resp.Locked)
+	case "reload":
+		if err := a.reload(ctx); err != nil {
+			resp = response{Error: err.Error()}
+		}
+	case "stop":
+		defer a.stop()
+	default:
+		resp = response{Error: "unknown operation " + req.Op}
+	}
+	_ = json.NewEncoder(c).Encode(resp)
 }
 
 // Call sends one control request to the agent serving dir.

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -329,3 +331,58 @@ func TestFirstConnectionsShareOneKeyLoad(t *testing.T) {
 		t.Fatal("a key loaded across agent lock stayed in memory")
 	}
 }
+
+// flakyListener fails its first Accept calls the way a process out of file
+// descriptors does, then behaves.
+type flakyListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return f.Listener.Accept()
+}
+
+func TestServeSurvivesAcceptErrors(t *testing.T) {
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: l}
+	fl.failures.Store(3)
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	logger := log.New(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logged.Write(p) }), "", 0)
+	done := make(chan struct{})
+	go func() {
+		serve(fl, logger, func(c net.Conn) { _, _ = c.Write([]byte("hi")); c.Close() })
+		close(done)
+	}()
+	c, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(c); err != nil || string(got) != "hi" {
+		t.Fatalf("after three failed accepts: %q %v", got, err)
+	}
+	c.Close()
+	mu.Lock()
+	if n := strings.Count(logged.String(), "too many open files"); n != 3 {
+		t.Errorf("logged %d accept errors, want 3:\n%s", n, logged.String())
+	}
+	mu.Unlock()
+	l.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not return when its listener closed")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
