@@ -7,6 +7,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -19,6 +20,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -379,21 +381,47 @@ func (a *Agent) handle(ctx context.Context, name string, c *net.UnixConn) {
 		c.Close()
 		return
 	}
-	up, bc, err := a.dial(ctx, ep)
+	key, err := a.key(ep)
 	if err != nil {
-		a.cfg.Log.Printf("context %s: %v", name, err)
-		c.Close()
+		a.refuse(c, fmt.Sprintf("the key of context %s is not available (%v)", name, err), "unlock the "+ep.KeyStore+" key store and retry")
+		return
+	}
+	up, bc, err := a.dial(ctx, ep, key)
+	if err != nil {
+		a.refuse(c, err.Error(), "docker tls verify "+name+" says why")
 		return
 	}
 	sent, received := relay(c, up, bc)
 	a.cfg.Log.Printf("context %s: connection closed after %s, %d bytes up, %d down", name, time.Since(start).Round(time.Millisecond), sent, received)
 }
 
-func (a *Agent) dial(ctx context.Context, ep Endpoint) (*tls.Conn, *batchConn, error) {
-	key, err := a.key(ep)
+// refuse answers a connection that cannot be relayed the way the engine
+// answers a failed request, so that the docker CLI prints the reason and
+// the next step ("Error response from daemon: docker-tls agent: …")
+// rather than "connection reset by peer"; the agent's log gets the reason.
+// The answer's "reason" field is the reason alone, for docker tls verify.
+// Only the request head is read, never relayed anywhere.
+func (a *Agent) refuse(c *net.UnixConn, reason, next string) {
+	a.cfg.Log.Print(reason)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	req, err := http.ReadRequest(bufio.NewReader(c))
 	if err != nil {
-		return nil, nil, fmt.Errorf("key %s: %w", ep.KeyID, err)
+		return // not an HTTP client, or it gave up: closing is the answer
 	}
+	body, _ := json.Marshal(map[string]string{"message": "docker-tls agent: " + reason + "; " + next, "reason": reason})
+	head := fmt.Sprintf("HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
+	if req.Method == http.MethodHead {
+		body = nil
+	}
+	_, _ = c.Write(append([]byte(head), body...))
+	_ = c.CloseWrite()
+	// Closing a Unix socket with unread data resets the peer, which could
+	// lose the answer: read until the client closes (bounded by the deadline).
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<20))
+}
+
+func (a *Agent) dial(ctx context.Context, ep Endpoint, key crypto.Signer) (*tls.Conn, *batchConn, error) {
 	u, err := url.Parse(ep.Remote)
 	if err != nil || u.Host == "" {
 		return nil, nil, fmt.Errorf("remote %q is not tcp://HOST:PORT", ep.Remote)
@@ -403,13 +431,13 @@ func (a *Agent) dial(ctx context.Context, ep Endpoint) (*tls.Conn, *batchConn, e
 	defer cancel()
 	raw, err := (&net.Dialer{Timeout: a.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext(dctx, "tcp", u.Host)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", ep.Remote, err)
+		return nil, nil, fmt.Errorf("cannot connect to the engine of context %s at %s: %w", ep.Name, ep.Remote, err)
 	}
 	bc := &batchConn{Conn: raw}
 	conn := tls.Client(bc, cfg)
 	if err := conn.HandshakeContext(dctx); err != nil {
 		raw.Close()
-		return nil, nil, fmt.Errorf("connect to %s: %w", ep.Remote, err)
+		return nil, nil, fmt.Errorf("TLS with the engine of context %s at %s failed: %w", ep.Name, ep.Remote, err)
 	}
 	return conn, bc, nil
 }

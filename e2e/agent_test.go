@@ -249,8 +249,10 @@ func TestAgentMode(t *testing.T) {
 		e.MustTLS("agent", "--keyring-timeout", "2s")
 		r := ver()
 		e.extraEnv = e.extraEnv[:len(e.extraEnv)-1]
-		if r.Code == 0 {
-			t.Fatalf("docker worked without a key: %s", r)
+		// The docker CLI shows the agent's reason, not a reset connection.
+		if r.Code == 0 || !strings.Contains(r.Stderr, "Error response from daemon: docker-tls agent: the key of context ag is not available") ||
+			!strings.Contains(r.Stderr, "unlock the keyring key store and retry") {
+			t.Fatalf("docker without a key: %s", r)
 		}
 		logPath := filepath.Join(agentDirOf(t, e), "agent.log")
 		logData, _ := os.ReadFile(logPath)
@@ -297,6 +299,17 @@ func TestAgentMode(t *testing.T) {
 		}
 		if events.exit == 0 {
 			t.Fatalf("docker events ended without an error:\n%s", events.Output())
+		}
+		// While the engine is down the agent answers for it, saying so.
+		down := ver()
+		if down.Code == 0 || !strings.Contains(down.Stderr, "docker-tls agent: cannot connect to the engine of context ag at "+d.Host) ||
+			!strings.Contains(down.Stderr, "docker tls verify ag says why") {
+			t.Fatalf("docker while the engine is down: %s", down)
+		}
+		if rep, rr := verifyJSON(t, e, "ag", "--timeout", "2s"); rr.Code == 0 {
+			t.Fatalf("verify while the engine is down: %s", rr)
+		} else {
+			expectCheck(t, rep[0], "agent", "fail", "the agent cannot relay: cannot connect to the engine")
 		}
 		stls.Port = d.Port
 		StartDockerd(t, stls)

@@ -17,11 +17,15 @@ func checkAgent(ctx context.Context, r *Report, socket string, timeout time.Dura
 		return
 	}
 	defer conn.Close()
-	code, err := ping(conn, 2*timeout)
-	if err != nil {
+	code, msg, err := ping(conn, 2*timeout)
+	switch {
+	case err != nil:
 		r.add("agent", Fail, "see the agent's log (docker tls agent status shows where it runs)",
 			"the agent accepted the connection but could not relay it to the engine (%s): the key may be unavailable or the engine unreachable", shortErr(err))
-		return
+	case code == http.StatusBadGateway && msg != "":
+		// The agent could not reach the engine or load the key, and says why.
+		r.add("agent", Fail, "", "the agent cannot relay: %s", msg)
+	default:
+		r.add("agent", OK, "", "the agent relays to the engine (/_ping: %d %s)", code, http.StatusText(code))
 	}
-	r.add("agent", OK, "", "the agent relays to the engine (/_ping: %d %s)", code, http.StatusText(code))
 }

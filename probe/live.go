@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -301,23 +302,34 @@ func anonymousAccepted(ctx context.Context, hostname, port string, timeout time.
 		return false
 	}
 	defer conn.Close()
-	code, err := ping(conn, timeout)
+	code, _, err := ping(conn, timeout)
 	return err == nil && code < 500
 }
 
 // ping sends GET /_ping over an open connection, as the docker CLI's first
-// request, and returns the HTTP status.
-func ping(conn net.Conn, timeout time.Duration) (int, error) {
+// request, and returns the HTTP status and, for an error, what the JSON
+// answer says: the docker-tls agent's "reason", else the engine's "message".
+func ping(conn net.Conn, timeout time.Duration) (int, string, error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-tls-verify\r\nConnection: close\r\n\r\n"); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	defer resp.Body.Close()
+	var answer struct {
+		Message string `json:"message"`
+		Reason  string `json:"reason"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&answer)
+	}
+	if answer.Reason != "" {
+		return resp.StatusCode, answer.Reason, nil
+	}
+	return resp.StatusCode, answer.Message, nil
 }
 
 // serverIssueFix is the command that makes a server certificate valid for
