@@ -304,9 +304,12 @@ func (s *Store) SetKey(name string, key []byte) error {
 
 // Renew swaps new TLS files (cert.pem, and key.pem unless the context is
 // locked) into a managed context and then records meta, under the context's
-// lock. Each file is replaced by an atomic rename, so a reader sees the old
-// certificate or the new one; with the same key (no rekey) the swap is a
-// single rename and a crash leaves the old, working certificate.
+// lock. A reader sees the old certificate or the new one. With the same key
+// the swap is a single rename of cert.pem. With a new key, certificate and
+// key must change together: the new TLS directory is built aside and
+// exchanged with the old one in one atomic step (Linux); where that is not
+// possible key.pem and then cert.pem are each renamed into place, and a
+// crash between the two leaves a pair that a second renew repairs.
 func (s *Store) Renew(name string, files map[string][]byte, meta Meta) error {
 	release, err := s.lock(name)
 	if err != nil {
@@ -316,6 +319,15 @@ func (s *Store) Renew(name string, files map[string][]byte, meta Meta) error {
 	c, err := s.Get(name)
 	if err != nil {
 		return err
+	}
+	if _, rekey := files[KeyFile]; rekey && c.HasFile(KeyFile) {
+		err := s.exchangeTLSDir(c, files)
+		if err == nil {
+			return s.updateMetaLocked(name, meta)
+		}
+		if !errors.Is(err, fsutil.ErrExchangeUnsupported) {
+			return fmt.Errorf("context %s: %w", name, err)
+		}
 	}
 	// key.pem first, cert.pem last: the certificate is what readers and
 	// `docker tls ls` go by.
@@ -329,6 +341,45 @@ func (s *Store) Renew(name string, files map[string][]byte, meta Meta) error {
 		}
 	}
 	return s.updateMetaLocked(name, meta)
+}
+
+// exchangeTLSDir builds the context's TLS directory anew, with files over
+// the current ones, under $DOCKER_CONFIG/tls/tmp (the same file system, and
+// outside the context store, whose listing would take a stray directory for
+// an endpoint), then exchanges it with the live one and removes the old.
+// The caller holds the context's lock, so a staging directory of this
+// context left by a crash is stale and removed first.
+func (s *Store) exchangeTLSDir(c *Context, files map[string][]byte) error {
+	tmpRoot := filepath.Join(s.configDir, "tls", "tmp")
+	if err := fsutil.MkdirPrivate(tmpRoot); err != nil {
+		return err
+	}
+	// '@' cannot occur in a context name, so the pattern is this context's alone.
+	prefix := "renew@" + c.Name + "@"
+	stale, _ := filepath.Glob(filepath.Join(tmpRoot, prefix+"*"))
+	for _, d := range stale {
+		_ = os.RemoveAll(d)
+	}
+	staging, err := os.MkdirTemp(tmpRoot, prefix)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging) // after the exchange: the old files
+	for _, f := range c.Files {
+		data, ok := files[f]
+		if !ok {
+			if data, err = os.ReadFile(filepath.Join(c.TLSDir, f)); err != nil {
+				return err
+			}
+		}
+		if err := fsutil.WriteFile(filepath.Join(staging, f), data, fsutil.PrivateFile, false); err != nil {
+			return err
+		}
+	}
+	if fi, err := os.Stat(c.TLSDir); err == nil {
+		_ = os.Chmod(staging, fi.Mode().Perm())
+	}
+	return fsutil.Exchange(staging, c.TLSDir)
 }
 
 // UpdateMeta rewrites the x-docker-tls field of a managed context, leaving

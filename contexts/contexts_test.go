@@ -203,14 +203,27 @@ func TestParseHost(t *testing.T) {
 }
 
 func TestRenewSwapsFiles(t *testing.T) {
-	s := Open(t.TempDir())
+	dir := t.TempDir()
+	s := Open(dir)
 	if _, err := s.Create(opts("prod")); err != nil {
 		t.Fatal(err)
 	}
 	m := opts("prod").Meta
 	m.Subject = "CN=renewed"
+	before, _ := s.Get("prod")
+	// A staging directory a crash left behind for this context goes away.
+	stale := filepath.Join(dir, "tls", "tmp", "renew@prod@123")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Renew("prod", map[string][]byte{CertFile: []byte("new cert"), KeyFile: []byte("new key")}, m); err != nil {
 		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "tls", "tmp", "*")); len(left) != 0 {
+		t.Errorf("staging left behind: %v", left)
+	}
+	if fi, _ := os.Stat(filepath.Join(before.TLSDir, KeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key.pem mode %v", fi.Mode().Perm())
 	}
 	c, _ := s.Get("prod")
 	cert, _ := s.ReadFile("prod", CertFile)

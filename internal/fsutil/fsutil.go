@@ -14,6 +14,10 @@ import (
 // ErrExists is returned when a target exists and overwriting was not asked for.
 var ErrExists = errors.New("already exists")
 
+// ErrExchangeUnsupported is returned by Exchange where the OS or the file
+// system cannot swap two paths atomically.
+var ErrExchangeUnsupported = errors.New("atomic exchange is not supported here")
+
 // File modes for what docker-tls writes.
 const (
 	PrivateFile fs.FileMode = 0o600 // keys, anything secret
