@@ -485,9 +485,13 @@ func (b *batchConn) batch(write func() error) error {
 // relay copies both ways. When one side finishes sending, the other side's
 // write half is closed (so `docker run -i` sees EOF on stdin while output
 // still flows back); when both directions are done, both connections close.
+// A client that went away completely (killed, or an attach left idle)
+// rather than half-closing is noticed within hangupCheck, and the engine's
+// side is closed too instead of waiting for the engine to write.
 func relay(client *net.UnixConn, up *tls.Conn, bc *batchConn) (sent, received int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
+	done := make(chan struct{})
 	// 256 KiB buffers rather than io.Copy's 32 KiB: fewer read and write
 	// calls on bulk transfers (docker cp, build contexts).
 	go func() {
@@ -507,18 +511,41 @@ func relay(client *net.UnixConn, up *tls.Conn, bc *batchConn) (sent, received in
 			}
 		}
 		_ = up.CloseWrite()
+		if canSeeHangup {
+			go watchHangup(client, up, done)
+		}
 	}()
 	go func() {
 		defer wg.Done()
 		received, _ = io.CopyBuffer(client, onlyReader{up}, make([]byte, relayBuffer))
 		_ = client.CloseWrite()
 	}()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	<-done
+	wg.Wait()
+	close(done)
 	client.Close()
 	up.Close()
 	return sent, received
+}
+
+// hangupCheck is how often a half-closed client is checked for having gone.
+const hangupCheck = 500 * time.Millisecond
+
+// watchHangup closes the engine's side once the client has closed its
+// connection completely; done ends the watch with the relay.
+func watchHangup(client *net.UnixConn, up *tls.Conn, done <-chan struct{}) {
+	t := time.NewTicker(hangupCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if peerGone(client) {
+				up.Close()
+				return
+			}
+		}
+	}
 }
 
 const relayBuffer = 256 << 10

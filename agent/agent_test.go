@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -386,3 +387,59 @@ func TestServeSurvivesAcceptErrors(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A client that half-closes keeps its connection (the engine may still
+// answer); a client that goes away completely takes the engine's side with
+// it even when the engine never writes again (an idle attach).
+func TestRelayClosesWhenTheClientIsGone(t *testing.T) {
+	if !canSeeHangup {
+		t.Skip("this OS cannot tell a closed Unix socket peer from a half-closed one")
+	}
+	f := newFixture(t)
+	engineSawClose := make(chan struct{})
+	remote := tlsEngine(t, f.ca, func(c net.Conn) {
+		_, _ = io.Copy(io.Discard, c) // the client's half-close arrives as close_notify
+		// Silent from now on. Below TLS, only the agent closing the TCP
+		// connection ends this read.
+		raw := c.(*tls.Conn).NetConn()
+		_ = raw.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := raw.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			close(engineSawClose)
+		}
+	})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := startAgent(t, ctx, dir, remote, f, nil)
+	defer func() { cancel(); <-done }()
+	open := func() int64 {
+		st, _, err := Call(dir, "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Connections
+	}
+
+	c, err := net.Dial("unix", SocketPath(dir, "e1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("attach")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.UnixConn).CloseWrite()
+	time.Sleep(3 * hangupCheck)
+	if n := open(); n != 1 {
+		t.Fatalf("a half-closed client's connection was dropped: %d open", n)
+	}
+	c.Close()
+	select {
+	case <-engineSawClose:
+	case <-time.After(10 * hangupCheck):
+		t.Fatal("the engine's side stayed open after the client went away")
+	}
+	for deadline := time.Now().Add(5 * time.Second); open() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not end after the client went away")
+		}
+	}
+}
