@@ -485,30 +485,43 @@ func (b *batchConn) batch(write func() error) error {
 // relay copies both ways. When one side finishes sending, the other side's
 // write half is closed (so `docker run -i` sees EOF on stdin while output
 // still flows back); when both directions are done, both connections close.
-// A client that went away completely (killed, or an attach left idle)
-// rather than half-closing is noticed within hangupCheck, and the engine's
-// side is closed too instead of waiting for the engine to write.
+// An error in either direction (a reset engine, a vanished client) closes
+// both connections at once, so the other direction cannot hang on a peer
+// that will never answer. A client that went away completely (killed, or
+// an attach left idle) rather than half-closing is noticed within
+// hangupCheck, and the engine's side is closed too.
 func relay(client *net.UnixConn, up *tls.Conn, bc *batchConn) (sent, received int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	done := make(chan struct{})
+	var abortOnce sync.Once
+	abort := func() { abortOnce.Do(func() { client.Close(); up.Close() }) }
 	// 256 KiB buffers rather than io.Copy's 32 KiB: fewer read and write
 	// calls on bulk transfers (docker cp, build contexts).
 	go func() {
 		defer wg.Done()
 		buf := make([]byte, relayBuffer)
+		var failed error
 		for {
 			n, rerr := client.Read(buf)
 			if n > 0 {
 				werr := bc.batch(func() error { _, err := up.Write(buf[:n]); return err })
 				sent += int64(n)
 				if werr != nil {
+					failed = werr
 					break
 				}
 			}
 			if rerr != nil {
+				if rerr != io.EOF {
+					failed = rerr
+				}
 				break
 			}
+		}
+		if failed != nil {
+			abort()
+			return
 		}
 		_ = up.CloseWrite()
 		if canSeeHangup {
@@ -517,7 +530,12 @@ func relay(client *net.UnixConn, up *tls.Conn, bc *batchConn) (sent, received in
 	}()
 	go func() {
 		defer wg.Done()
-		received, _ = io.CopyBuffer(client, onlyReader{up}, make([]byte, relayBuffer))
+		var err error
+		received, err = io.CopyBuffer(client, onlyReader{up}, make([]byte, relayBuffer))
+		if err != nil {
+			abort()
+			return
+		}
 		_ = client.CloseWrite()
 	}()
 	wg.Wait()

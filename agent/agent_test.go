@@ -443,3 +443,49 @@ func TestRelayClosesWhenTheClientIsGone(t *testing.T) {
 		}
 	}
 }
+
+// An engine that resets the connection ends the relay at once: the client
+// sees its connection close although it never closed its own side.
+func TestRelayClosesBothSidesOnError(t *testing.T) {
+	f := newFixture(t)
+	remote := tlsEngine(t, f.ca, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		_, _ = tc.Read(make([]byte, 5)) // the client's first bytes
+		raw := tc.NetConn().(*net.TCPConn)
+		_ = raw.SetLinger(0) // close with a reset, no close_notify
+		raw.Close()
+	})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := startAgent(t, ctx, dir, remote, f, nil)
+	defer func() { cancel(); <-done }()
+
+	c, err := net.Dial("unix", SocketPath(dir, "e1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	// The client keeps its sending side open and waits.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the client's connection stayed open after the engine reset its side")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, _, err := Call(dir, "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Connections == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay is still open after the engine reset")
+		}
+	}
+}
