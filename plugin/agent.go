@@ -68,7 +68,11 @@ type agentOptions struct {
 	foreground     bool
 	idleLock       time.Duration
 	keyringTimeout time.Duration
+	logFile        string // set by the background start: agent.log, rotated
 }
+
+// agentLogMax caps agent.log; past it the log moves to agent.log.1.
+const agentLogMax = 5 << 20
 
 func newAgentCommand(e *env) *cobra.Command {
 	var opts agentOptions
@@ -87,7 +91,8 @@ $DOCKER_CONFIG/tls/run), each 0600; on Linux the agent also refuses any
 peer of another uid. It logs connections, never key material.
 
 Without --foreground it starts in the background and returns; its log is
-agent.log in that directory. If an agent already serves this DOCKER_CONFIG
+agent.log in that directory (kept under 5 MiB, the previous part in
+agent.log.1). If an agent already serves this DOCKER_CONFIG
 it says so and succeeds, so the command can sit in a shell profile (with
 --foreground, for service managers, that is an error). Windows is not
 supported yet (named pipes).`,
@@ -106,6 +111,8 @@ supported yet (named pipes).`,
 	f.BoolVar(&opts.foreground, "foreground", false, "Run in the foreground, logging to stderr")
 	f.DurationVar(&opts.idleLock, "idle-lock", 0, "Drop a key from memory after it was unused this long (e.g. 8h)")
 	f.DurationVar(&opts.keyringTimeout, "keyring-timeout", keystore.DefaultTimeout, "Give up on the OS keyring after this long")
+	f.StringVar(&opts.logFile, "log-file", "", "Log to this file, kept under 5 MiB by moving it to FILE.1 (the background start uses it)")
+	_ = f.MarkHidden("log-file")
 	cmd.AddCommand(
 		agentControlCommand(e, "status", "Show whether the agent runs, and what it serves"),
 		agentControlCommand(e, "stop", "Stop the agent"),
@@ -140,6 +147,16 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var logTo io.Writer = e.cli.Err()
+	if opts.logFile != "" {
+		// Descriptors 1 and 2 follow the log, so a panic lands in it too.
+		lf, err := agent.OpenLogFile(opts.logFile, agentLogMax, 1, 2)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		logTo = lf
+	}
 	return agent.Run(ctx, agent.Config{
 		Dir:       dir,
 		Endpoints: e.agentEndpoints,
@@ -155,7 +172,7 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 			return ks.Get(id)
 		},
 		IdleLock: opts.idleLock,
-		Log:      log.New(e.cli.Err(), "docker-tls agent: ", log.LstdFlags),
+		Log:      log.New(logTo, "docker-tls agent: ", log.LstdFlags),
 	})
 }
 
@@ -176,7 +193,7 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 		return err
 	}
 	defer logFile.Close()
-	args := []string{"--config", e.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String()}
+	args := []string{"--config", e.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--log-file", logPath}
 	if opts.idleLock > 0 {
 		args = append(args, "--idle-lock", opts.idleLock.String())
 	}
