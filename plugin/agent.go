@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
@@ -246,8 +244,11 @@ func agentControlCommand(e *env, op, short string) *cobra.Command {
 			out := e.cli.Out()
 			switch op {
 			case "status":
+				if format == "json" {
+					return printJSON(out, st)
+				}
 				if format != "" {
-					return printAgentStatus(out, format, st)
+					return printTemplate(out, format, []*agent.Status{st})
 				}
 				fmt.Fprintf(out, "Agent running, pid %d, since %s, %d open connection(s), %d in all\n", st.PID, st.Started.Format(time.RFC3339), st.Connections, st.Total)
 				for _, c := range st.Contexts {
@@ -271,25 +272,6 @@ func agentControlCommand(e *env, op, short string) *cobra.Command {
 		_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	}
 	return cmd
-}
-
-// printAgentStatus writes the status as JSON or through a Go template,
-// the way docker info --format does.
-func printAgentStatus(out io.Writer, format string, st *agent.Status) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	tmpl, err := templates.Parse(format)
-	if err != nil {
-		return fmt.Errorf("template parsing error: %w", err)
-	}
-	if err := tmpl.Execute(out, st); err != nil {
-		return err
-	}
-	fmt.Fprintln(out)
-	return nil
 }
 
 type agentInstallOptions struct {

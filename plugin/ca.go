@@ -10,7 +10,6 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command/formatter"
 	flagsHelper "github.com/docker/cli/cli/flags"
-	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
@@ -447,23 +446,12 @@ func runCAInspect(e *env, opts caInspectOptions, names []string) error {
 	}
 	if opts.format == "" || opts.format == formatter.JSONFormatKey {
 		if len(views) > 0 {
-			enc := json.NewEncoder(e.cli.Out())
-			enc.SetIndent("", "    ")
-			if err := enc.Encode(views); err != nil {
+			if err := printJSON(e.cli.Out(), views); err != nil {
 				return err
 			}
 		}
-	} else {
-		tmpl, err := templates.Parse(opts.format)
-		if err != nil {
-			return fmt.Errorf("template parsing error: %w", err)
-		}
-		for _, v := range views {
-			if err := tmpl.Execute(e.cli.Out(), v); err != nil {
-				return fmt.Errorf("template: %w", err)
-			}
-			fmt.Fprintln(e.cli.Out())
-		}
+	} else if err := printTemplate(e.cli.Out(), opts.format, views); err != nil {
+		return err
 	}
 	// Like docker inspect: print what was found, then fail for the rest.
 	return errors.Join(failed...)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -322,9 +321,7 @@ func chainWord(leaf, issuer *x509.Certificate) string {
 func printCertViews(out io.Writer, format string, views []certView) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(views)
+		return printJSON(out, views)
 	case "":
 		for i, v := range views {
 			if i > 0 {
@@ -354,17 +351,7 @@ func printCertViews(out io.Writer, format string, views []certView) error {
 		}
 		return nil
 	}
-	tmpl, err := templates.Parse(format)
-	if err != nil {
-		return fmt.Errorf("template parsing error: %w", err)
-	}
-	for _, v := range views {
-		if err := tmpl.Execute(out, v); err != nil {
-			return err
-		}
-		fmt.Fprintln(out)
-	}
-	return nil
+	return printTemplate(out, format, views)
 }
 
 type daemonConfigOptions struct {

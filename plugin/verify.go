@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command/formatter"
-	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/contexts"
@@ -277,21 +275,9 @@ func (e *env) printReports(format string, reports []*probe.Report) error {
 	out := e.cli.Out()
 	switch {
 	case format == formatter.JSONFormatKey:
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(reports)
+		return printJSON(out, reports)
 	case format != "" && format != formatter.TableFormatKey:
-		tmpl, err := templates.Parse(format)
-		if err != nil {
-			return fmt.Errorf("template parsing error: %w", err)
-		}
-		for _, r := range reports {
-			if err := tmpl.Execute(out, r); err != nil {
-				return fmt.Errorf("template: %w", err)
-			}
-			fmt.Fprintln(out)
-		}
-		return nil
+		return printTemplate(out, format, reports)
 	}
 	color := out.IsTerminal() && runtime.GOOS != "windows"
 	if len(reports) == 1 {
