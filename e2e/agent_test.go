@@ -157,6 +157,32 @@ func TestAgentMode(t *testing.T) {
 		if sha256.Sum256(got) != want {
 			t.Fatal("docker cp of 100 MB through the agent changed the data")
 		}
+		// A docker CLI killed during an idle attach leaves no relay behind:
+		// the container stays silent, so only the agent can notice.
+		conns := func() int {
+			n, err := strconv.Atoi(strings.TrimSpace(e.MustTLS("agent", "status", "--format", "{{.Connections}}").Stdout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		waitConns := func(want func(int) bool, what string) {
+			t.Helper()
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				if want(conns()) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d open connections", what, conns())
+				}
+			}
+		}
+		before := conns()
+		att := e.Start("docker", "--context", "ag", "attach", "box")
+		waitConns(func(n int) bool { return n > before }, "docker attach did not connect")
+		_ = att.cmd.Process.Kill()
+		<-att.done
+		waitConns(func(n int) bool { return n == before }, "the relay of a killed docker attach stayed open")
 		requireOK(t, dk("rm", "-f", "box", "logger"))
 	})
 
