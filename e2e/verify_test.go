@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/loopback"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -200,10 +201,10 @@ func TestVerifyAgainstRealDockerd(t *testing.T) {
 			return hostFlags(d.Host, filepath.Join(cli, "cert.pem"), filepath.Join(cli, "key.pem"))
 		}, "tls", "fail", "exposed without TLS"},
 		{"a port that speaks something else", func(t *testing.T) []string {
-			return hostFlags(listen(t, func(c net.Conn) { _, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2p1\r\n")) }), filepath.Join(cli, "cert.pem"), filepath.Join(cli, "key.pem"))
+			return hostFlags(loopback.Serve(t, func(c net.Conn) { _, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2p1\r\n")) }), filepath.Join(cli, "cert.pem"), filepath.Join(cli, "key.pem"))
 		}, "tls", "fail", `sent "SSH-2.0-OpenSSH_9.2p1"`},
 		{"a port that never answers", func(t *testing.T) []string {
-			return hostFlags(listen(t, func(c net.Conn) {}), filepath.Join(cli, "cert.pem"), filepath.Join(cli, "key.pem"))
+			return hostFlags(loopback.Serve(t, func(c net.Conn) {}), filepath.Join(cli, "cert.pem"), filepath.Join(cli, "key.pem"))
 		}, "tls", "fail", "no TLS answer within 2s"},
 		{"a refused port", func(t *testing.T) []string {
 			port, _ := freePort()
@@ -264,33 +265,4 @@ func TestVerifyAgainstRealDockerd(t *testing.T) {
 // stripTimes blanks the durations verify prints, which differ run to run.
 func stripTimes(s string) string {
 	return regexp.MustCompile(`\d+(\.\d+)?(ms|µs|s)\b`).ReplaceAllString(s, "T")
-}
-
-// listen runs a loopback TCP server whose connections get handle, and
-// returns its tcp:// address.
-func listen(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop); l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-				select {
-				case <-stop:
-				case <-time.After(30 * time.Second):
-				}
-			}()
-		}
-	}()
-	return "tcp://" + l.Addr().String()
 }

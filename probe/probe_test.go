@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/loopback"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -86,33 +87,6 @@ func fakeEngine(t *testing.T, cert *x509.Certificate, key crypto.Signer, clientC
 	return "tcp://" + l.Addr().String()
 }
 
-func rawListener(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done); l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-				}
-			}()
-		}
-	}()
-	return "tcp://" + l.Addr().String()
-}
-
 func find(r *Report, id string) *Check {
 	for i := range r.Checks {
 		if r.Checks[i].ID == id {
@@ -162,14 +136,14 @@ func TestRun(t *testing.T) {
 			"", "client-auth", "--tls without --tlsverify"},
 		{"asks for a client cert but does not require one", Target{Host: fakeEngine(t, s.serverCert, s.serverKey, s.ca.Cert, tls.VerifyClientCertIfGiven), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey},
 			"", "client-auth", "also serves clients without one"},
-		{"plain HTTP", Target{Host: rawListener(t, func(c net.Conn) {
+		{"plain HTTP", Target{Host: loopback.Serve(t, func(c net.Conn) {
 			buf := make([]byte, 512)
 			_, _ = c.Read(buf)
 			_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"))
 		}), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, "tls", "", "exposed without TLS"},
-		{"banner", Target{Host: rawListener(t, func(c net.Conn) { _, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2p1 Debian\r\n")) }), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey},
+		{"banner", Target{Host: loopback.Serve(t, func(c net.Conn) { _, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2p1 Debian\r\n")) }), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey},
 			"tls", "", `sent "SSH-2.0-OpenSSH_9.2p1 Debian"`},
-		{"silent", Target{Host: rawListener(t, func(c net.Conn) {}), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, "tls", "", "no TLS answer within"},
+		{"silent", Target{Host: loopback.Serve(t, func(c net.Conn) {}), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, "tls", "", "no TLS answer within"},
 		{"refused", Target{Host: refusedHost(t), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, "tcp", "", "refused"},
 		{"locked", Target{Host: good, CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey, Locked: true}, "", "client-key", "locked"},
 		{"no key", Target{Host: good, CA: s.ca.Cert, Cert: s.clientCert, KeyProblem: "the key is gone"}, "client-key", "", "the key is gone"},
@@ -256,7 +230,7 @@ func TestClientCertRenewalWarning(t *testing.T) {
 
 func TestRunAllIsConcurrentAndBounded(t *testing.T) {
 	s := newSet(t)
-	silent := rawListener(t, func(c net.Conn) {})
+	silent := loopback.Serve(t, func(c net.Conn) {})
 	good := fakeEngine(t, s.serverCert, s.serverKey, s.ca.Cert, tls.RequireAndVerifyClientCert)
 	var targets []Target
 	for i := range 40 {
