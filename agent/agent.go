@@ -202,8 +202,9 @@ func listenPrivate(path string) (net.Listener, error) {
 // unchanged and the last full rescan is recent.
 func (a *Agent) rescan(ctx context.Context) {
 	if a.cfg.Stamp != nil {
+		stamp := a.cfg.Stamp() // a stat: not under the lock connections take
 		a.mu.Lock()
-		unchanged := a.cfg.Stamp() == a.stamp && a.now().Sub(a.scanned) < a.cfg.FullRescan
+		unchanged := stamp == a.stamp && a.now().Sub(a.scanned) < a.cfg.FullRescan
 		a.mu.Unlock()
 		if unchanged {
 			return
