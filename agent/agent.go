@@ -384,7 +384,12 @@ func (a *Agent) handle(ctx context.Context, name string, c *net.UnixConn) {
 	}
 	key, err := a.key(ep)
 	if err != nil {
-		a.refuse(c, fmt.Sprintf("the key of context %s is not available (%v)", name, err), "unlock the "+ep.KeyStore+" key store and retry")
+		next := "unlock the keyring key store and retry"
+		if ep.KeyStore != "keyring" {
+			// File-store context keys are not encrypted: nothing to unlock.
+			next = "docker tls keys ls shows which key the context expects"
+		}
+		a.refuse(c, fmt.Sprintf("the key of context %s is not available (%v)", name, err), next)
 		return
 	}
 	up, bc, err := a.dial(ctx, ep, key)
