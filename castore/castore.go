@@ -5,6 +5,7 @@
 package castore
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -16,7 +17,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/crashpoint"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/internal/journal"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -50,12 +53,19 @@ type CA struct {
 	CertPath string
 }
 
-// Store reads and writes CAs under Dir (normally $DOCKER_CONFIG/tls/ca).
+// Store reads and writes CAs under Dir (normally $DOCKER_CONFIG/tls/ca),
+// their keys through the key stores, and every change through the journal.
 type Store struct {
-	Dir string
-	// KeyStore returns the key store of a kind, so that a CA whose key lives
-	// in another store than the current default still loads.
-	KeyStore func(kind string) (keystore.Store, error)
+	Dir  string
+	keys keystore.Stores
+	j    *journal.Journal
+}
+
+// New returns the CA store under dir and registers its recovery with j.
+func New(dir string, keys keystore.Stores, j *journal.Journal) *Store {
+	s := &Store{Dir: dir, keys: keys, j: j}
+	j.Handle(owner, s.recoverEntry)
+	return s
 }
 
 // CheckName rejects CA names that are not safe as a directory name.
@@ -80,8 +90,10 @@ func KeyID(name string, cert *x509.Certificate) string {
 
 // CreateOptions control Create.
 type CreateOptions struct {
-	// Keys is the store that receives the key.
-	Keys keystore.Store
+	// KeyStore is the kind of store that receives the key.
+	KeyStore string
+	// Passphrase encrypts the key in the file store.
+	Passphrase []byte
 	// Imported marks a CA adopted from files.
 	Imported bool
 	// Force replaces an existing CA of the same name (and deletes its key).
@@ -90,24 +102,49 @@ type CreateOptions struct {
 	Now time.Time
 }
 
-// Create stores a new CA: the key into opts.Keys, the certificate and
-// metadata into Dir/NAME. The CA appears whole or not at all: files are
-// written into a temporary directory renamed into place, and the key is
-// removed again if anything after it fails.
+// A CA change follows the journal's rule (see package journal): the plan
+// names the new key before it is stored; once it is (key-stored) the
+// change is committed and recovery writes the CA directory from the plan,
+// which holds only public data, then deletes the old key.
+const (
+	owner          = "ca"
+	phaseKeyStored = "key-stored"
+)
+
+type plan struct {
+	Old     *keystore.Ref `json:"old,omitempty"`
+	New     keystore.Ref  `json:"new"`
+	PutKey  bool          `json:"putKey,omitempty"`
+	CertPEM string        `json:"certPEM"`
+	Meta    Meta          `json:"meta"`
+}
+
+func (p *plan) oldKeyGoes() bool    { return p.Old != nil && *p.Old != p.New }
+func (p *plan) newKeyIsExtra() bool { return p.PutKey && (p.Old == nil || *p.Old != p.New) }
+
+// Create stores a new CA: the key into its key store, the certificate and
+// metadata into Dir/NAME. Replacing (Force), the old CA stays whole until
+// the new one is committed, and its key is deleted only after that.
 func (s *Store) Create(name string, ca *pki.CA, opts CreateOptions) (*CA, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	final := filepath.Join(s.Dir, name)
+	if err := keystore.CheckKind(opts.KeyStore); err != nil {
+		return nil, err
+	}
+	release, err := s.j.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	old, err := s.Get(name)
 	switch {
 	case err == nil && !opts.Force:
 		return nil, fmt.Errorf("CA %q: %w (use --force to replace it; its key will be deleted)", name, ErrExists)
-	case err != nil && !errors.Is(err, ErrNotFound):
-		if !opts.Force {
-			return nil, err
-		}
-		old = nil // a broken CA dir is replaced with --force
+	case err != nil && !errors.Is(err, ErrNotFound) && !opts.Force:
+		return nil, err
+	case err != nil:
+		old = nil // absent, or broken and replaced with --force
 	}
 	if len(ca.Cert.SubjectKeyId) == 0 {
 		if ski, err := pki.SubjectKeyID(ca.Cert.PublicKey); err == nil {
@@ -118,73 +155,161 @@ func (s *Store) Create(name string, ca *pki.CA, opts CreateOptions) (*CA, error)
 	if now.IsZero() {
 		now = time.Now()
 	}
-	meta := Meta{Name: name, KeyStore: opts.Keys.Kind(), KeyID: KeyID(name, ca.Cert), Imported: opts.Imported, Created: now.UTC()}
-	metaJSON, err := json.MarshalIndent(meta, "", "  ")
-	if err != nil {
+	p := plan{
+		New:     keystore.Ref{Store: opts.KeyStore, ID: KeyID(name, ca.Cert)},
+		PutKey:  true,
+		CertPEM: string(pki.EncodeCertificate(ca.Cert)),
+		Meta:    Meta{Name: name, KeyStore: opts.KeyStore, KeyID: KeyID(name, ca.Cert), Imported: opts.Imported, Created: now.UTC()},
+	}
+	if old != nil {
+		ref := old.KeyRef()
+		p.Old = &ref
+	}
+	if err := s.run("create", name, p, ca.Key, opts.Passphrase); err != nil {
 		return nil, err
-	}
-	if err := fsutil.MkdirPrivate(s.Dir); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(s.Dir, "."+name+".new-*")
-	if err != nil {
-		return nil, fmt.Errorf("create CA %s: %w", name, err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, fsutil.PrivateDir); err != nil {
-		return nil, err
-	}
-	if err := fsutil.WriteFile(filepath.Join(tmp, "ca.pem"), pki.EncodeCertificate(ca.Cert), fsutil.PublicFile, false); err != nil {
-		return nil, err
-	}
-	if err := fsutil.WriteFile(filepath.Join(tmp, "ca.json"), append(metaJSON, '\n'), fsutil.PrivateFile, false); err != nil {
-		return nil, err
-	}
-	sameKey := old != nil && old.KeyID == meta.KeyID && old.KeyStore == meta.KeyStore
-	if err := opts.Keys.Put(meta.KeyID, ca.Key, sameKey); err != nil {
-		return nil, fmt.Errorf("store CA key: %w", err)
-	}
-	undoKey := func() {
-		if !sameKey {
-			_ = opts.Keys.Delete(meta.KeyID)
-		}
-	}
-	var aside string
-	if old != nil || opts.Force {
-		if _, err := os.Lstat(final); err == nil {
-			aside = filepath.Join(s.Dir, "."+name+".old-"+now.Format("20060102T150405.000000000"))
-			if err := os.Rename(final, aside); err != nil {
-				undoKey()
-				return nil, fmt.Errorf("replace CA %s: %w", name, err)
-			}
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		undoKey()
-		if aside != "" {
-			_ = os.Rename(aside, final)
-		}
-		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("CA %q: %w", name, ErrExists)
-		}
-		return nil, fmt.Errorf("create CA %s: %w", name, err)
-	}
-	if aside != "" {
-		_ = os.RemoveAll(aside)
-	}
-	if old != nil && !sameKey {
-		if ks, err := s.keyStore(old.KeyStore); err == nil {
-			_ = ks.Delete(old.KeyID)
-		}
 	}
 	return s.Get(name)
 }
 
-func (s *Store) keyStore(kind string) (keystore.Store, error) {
-	if s.KeyStore == nil {
-		return nil, errors.New("no key store configured")
+// KeyRef is where the CA's key lives.
+func (c *CA) KeyRef() keystore.Ref { return keystore.Ref{Store: c.KeyStore, ID: c.KeyID} }
+
+func (s *Store) run(op, name string, p plan, key crypto.Signer, passphrase []byte) error {
+	e, err := s.j.Begin(owner, op, name, p)
+	if err != nil {
+		return err
 	}
-	return s.KeyStore(kind)
+	if p.PutKey {
+		err := func() error {
+			ks, err := s.keys.Open(p.New.Store, passphrase)
+			if err != nil {
+				return err
+			}
+			if err := ks.Put(p.New.ID, key, true); err != nil {
+				return fmt.Errorf("store CA key: %w", err)
+			}
+			return e.Advance(phaseKeyStored)
+		}()
+		if err != nil {
+			if e.Phase != journal.PhaseIntent {
+				return err
+			}
+			if p.newKeyIsExtra() {
+				if uerr := s.keys.Delete(p.New); uerr != nil {
+					return fmt.Errorf("%w (undoing it failed too: %v; the next docker tls command retries)", err, uerr)
+				}
+			}
+			return errors.Join(err, e.Done())
+		}
+	}
+	if err := s.commit(name, p); err != nil {
+		return fmt.Errorf("CA %s: %w (the next docker tls command completes the change)", name, err)
+	}
+	return e.Done()
+}
+
+func (s *Store) commit(name string, p plan) error {
+	if err := s.writeDir(name, p); err != nil {
+		return err
+	}
+	if p.oldKeyGoes() {
+		if err := s.keys.Delete(*p.Old); err != nil {
+			return fmt.Errorf("delete the old CA key %s: %w", p.Old, err)
+		}
+	}
+	return nil
+}
+
+// writeDir replaces Dir/NAME with a directory holding the plan's ca.pem and
+// ca.json, staged in the journal's scratch directory and exchanged (or
+// renamed) into place in one step.
+func (s *Store) writeDir(name string, p plan) error {
+	metaJSON, err := json.MarshalIndent(p.Meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	staging, err := s.j.ScratchDir("ca-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	next := filepath.Join(staging, "new")
+	if err := os.Mkdir(next, fsutil.PrivateDir); err != nil {
+		return err
+	}
+	if err := fsutil.WriteFile(filepath.Join(next, "ca.pem"), []byte(p.CertPEM), fsutil.PublicFile, false); err != nil {
+		return err
+	}
+	if err := fsutil.WriteFile(filepath.Join(next, "ca.json"), append(metaJSON, '\n'), fsutil.PrivateFile, false); err != nil {
+		return err
+	}
+	if err := fsutil.MkdirPrivate(s.Dir); err != nil {
+		return err
+	}
+	live := filepath.Join(s.Dir, name)
+	if _, err := os.Lstat(live); err == nil {
+		err := fsutil.Exchange(next, live)
+		if err == nil || !errors.Is(err, fsutil.ErrExchangeUnsupported) {
+			return err
+		}
+		if err := os.Rename(live, filepath.Join(staging, "old")); err != nil {
+			return err
+		}
+		crashpoint.Hit("ca-write:moved-aside")
+	}
+	return os.Rename(next, live)
+}
+
+// recoverEntry finishes or undoes an interrupted change (journal.Recoverer).
+func (s *Store) recoverEntry(e *journal.Entry) error {
+	var p plan
+	if err := e.Decode(&p); err != nil {
+		return err
+	}
+	if e.Phase == journal.PhaseIntent {
+		if p.newKeyIsExtra() {
+			return s.keys.Delete(p.New)
+		}
+		return nil
+	}
+	return s.commit(e.Name, p)
+}
+
+// MoveKey moves a CA's key to the key store of kind to: copy, switch
+// ca.json to it, delete the old copy. passphrase opens an encrypted file
+// store key and encrypts it there. It reports whether anything moved.
+func (s *Store) MoveKey(name, to string, passphrase []byte) (bool, error) {
+	if err := keystore.CheckKind(to); err != nil {
+		return false, err
+	}
+	release, err := s.j.Lock()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	ca, err := s.Get(name)
+	if err != nil {
+		return false, err
+	}
+	if ca.KeyStore == to {
+		return false, nil
+	}
+	from, err := s.keys.Open(ca.KeyStore, passphrase)
+	if err != nil {
+		return false, err
+	}
+	key, err := from.Get(ca.KeyID)
+	if err != nil {
+		return false, fmt.Errorf("CA %s key: %w", name, err)
+	}
+	old := ca.KeyRef()
+	meta := ca.Meta
+	meta.KeyStore = to
+	p := plan{Old: &old, New: keystore.Ref{Store: to, ID: ca.KeyID}, PutKey: true, CertPEM: string(pki.EncodeCertificate(ca.Cert)), Meta: meta}
+	if err := s.run("move-key", name, p, key, passphrase); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Get reads one CA.
@@ -254,24 +379,10 @@ func (s *Store) List() ([]*CA, map[string]error, error) {
 	return cas, errs, nil
 }
 
-// SetKeyStore records that the CA's key now lives in another key store (after
-// a migration that has already copied it there).
-func (s *Store) SetKeyStore(name, kind string) error {
-	ca, err := s.Get(name)
-	if err != nil {
-		return err
-	}
-	ca.Meta.KeyStore = kind
-	data, err := json.MarshalIndent(ca.Meta, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFile(filepath.Join(ca.Dir, "ca.json"), append(data, '\n'), fsutil.PrivateFile, true)
-}
-
 // Signer loads the CA's key and returns a CA ready to issue.
-func (s *Store) Signer(ca *CA) (*pki.CA, error) {
-	ks, err := s.keyStore(ca.KeyStore)
+// passphrase opens an encrypted key of the file store.
+func (s *Store) Signer(ca *CA, passphrase []byte) (*pki.CA, error) {
+	ks, err := s.keys.Open(ca.KeyStore, passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("CA %s key: %w", ca.Name, err)
 	}

@@ -6,6 +6,8 @@
 package contexts
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +26,8 @@ import (
 	"github.com/docker/cli/cli/context/docker"
 	"github.com/docker/cli/cli/context/store"
 
-	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/internal/journal"
+	"github.com/docker-tls/docker-tls/keystore"
 )
 
 // Field is the additional metadata field that marks a docker-tls context.
@@ -99,15 +103,30 @@ func (c *Context) RemoteHost() string {
 	return c.Host
 }
 
-// Store is the Docker context store under a DOCKER_CONFIG directory.
+// Store is the Docker context store under a DOCKER_CONFIG directory, with
+// the key stores that hold its contexts' keys and the journal that every
+// change to both goes through.
 type Store struct {
 	configDir string
 	s         *store.ContextStore
+	keys      keystore.Stores
+	j         *journal.Journal
 }
 
-// Open returns the context store of configDir ($DOCKER_CONFIG).
+// Open returns the context store of configDir ($DOCKER_CONFIG) with its
+// own key stores and journal: enough for reading, and for changes when no
+// other store shares the journal (New does that).
 func Open(configDir string) *Store {
-	return &Store{configDir: configDir, s: store.New(filepath.Join(configDir, "contexts"), command.DefaultContextStoreConfig())}
+	keys := keystore.Stores{Dir: filepath.Join(configDir, "tls", "keys")}
+	return New(configDir, keys, journal.New(filepath.Join(configDir, "tls"), keys.TempDir()))
+}
+
+// New returns the context store of configDir, changing keys in keys, and
+// registers its recovery with j.
+func New(configDir string, keys keystore.Stores, j *journal.Journal) *Store {
+	s := &Store{configDir: configDir, s: store.New(filepath.Join(configDir, "contexts"), command.DefaultContextStoreConfig()), keys: keys, j: j}
+	j.Handle(owner, s.recoverEntry)
+	return s
 }
 
 // Stamp is a cheap token that changes whenever a context is created or
@@ -126,11 +145,6 @@ func (s *Store) Stamp() string {
 // ValidateName applies docker's own rules for context names.
 func ValidateName(name string) error { return store.ValidateContextName(name) }
 
-// lock serialises writers of one context name across processes.
-func (s *Store) lock(name string) (func(), error) {
-	return fsutil.Lock(filepath.Join(s.configDir, "tls", "locks", "context-"+name+".lock"), 30*time.Second)
-}
-
 // Get reads one context.
 func (s *Store) Get(name string) (*Context, error) {
 	md, err := s.s.GetMetadata(name)
@@ -138,17 +152,22 @@ func (s *Store) Get(name string) (*Context, error) {
 		if errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("context %q: %w", name, ErrNotFound)
 		}
-		return nil, fmt.Errorf("read context %s: %w", name, err)
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // docker/cli's own "context NAME:" prefix
+		}
+		return nil, fmt.Errorf("context %s is damaged (%w): docker tls rm --force %s removes it", name, err, name)
 	}
 	return s.fromMetadata(md)
 }
 
 // List reads every context in the store (not the virtual "default" one),
-// sorted by name. Contexts that cannot be read are returned in errs.
+// sorted by name. Contexts that cannot be read are returned in errs, keyed
+// by name, so one damaged meta.json never hides the others (docker/cli's
+// own listing stops at the first).
 func (s *Store) List() ([]*Context, map[string]error, error) {
 	mds, err := s.s.List()
 	if err != nil {
-		return nil, nil, fmt.Errorf("list contexts: %w", err)
+		return s.listOneByOne()
 	}
 	out := make([]*Context, 0, len(mds))
 	errs := map[string]error{}
@@ -162,6 +181,58 @@ func (s *Store) List() ([]*Context, map[string]error, error) {
 	}
 	slices.SortFunc(out, func(a, b *Context) int { return strings.Compare(a.Name, b.Name) })
 	return out, errs, nil
+}
+
+// listOneByOne reads the contexts one directory at a time. A damaged
+// meta.json's context name is recovered when its text still holds one that
+// hashes to its directory; otherwise the error is keyed by the file.
+func (s *Store) listOneByOne() ([]*Context, map[string]error, error) {
+	root := filepath.Join(s.configDir, "contexts", "meta")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list contexts: %w", err)
+	}
+	var out []*Context
+	errs := map[string]error{}
+	for _, e := range entries {
+		file := filepath.Join(root, e.Name(), "meta.json")
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue // not a context directory
+		}
+		name := nameIn(data, e.Name())
+		if name == "" {
+			errs[file] = fmt.Errorf("%s is damaged and names no context: move it out of the way (it holds no key)", file)
+			continue
+		}
+		c, err := s.Get(name)
+		if err != nil {
+			errs[name] = err
+			continue
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Context) int { return strings.Compare(a.Name, b.Name) })
+	return out, errs, nil
+}
+
+var nameField = regexp.MustCompile(`"Name"\s*:\s*"([^"\\]{1,200})"`)
+
+// nameIn finds the context name in a meta.json, damaged or not, and
+// accepts it only if it is the name of directory dir (its SHA-256).
+func nameIn(data []byte, dir string) string {
+	var md struct{ Name string }
+	if json.Unmarshal(data, &md) != nil || md.Name == "" {
+		m := nameField.FindSubmatch(data)
+		if m == nil {
+			return ""
+		}
+		md.Name = string(m[1])
+	}
+	if sum := sha256.Sum256([]byte(md.Name)); hex.EncodeToString(sum[:]) != dir {
+		return ""
+	}
+	return md.Name
 }
 
 func (s *Store) fromMetadata(md store.Metadata) (*Context, error) {
@@ -197,231 +268,6 @@ func (s *Store) ReadFile(name, file string) ([]byte, error) {
 		return nil, fmt.Errorf("context %s: %w", name, err)
 	}
 	return data, nil
-}
-
-// CreateOptions describe a context to write.
-type CreateOptions struct {
-	Name        string
-	Description string
-	Host        string
-	CA, Cert    []byte
-	// Key is the on-disk copy the docker CLI reads; nil makes a locked context.
-	Key  []byte
-	Meta Meta
-	// Force replaces an existing context of the same name.
-	Force bool
-	// Step, if set, is called after each write step; tests use it to
-	// simulate a crash between steps.
-	Step func(step string)
-}
-
-// Create writes a context whole or not at all. Under a per-name lock it
-// checks the name, then (replacing) removes the old metadata so the context
-// is briefly absent rather than mixed, writes the TLS material, and writes
-// the metadata last: a context is visible only once it is complete. A crash
-// at any point leaves either no context or a whole one, and stray TLS files
-// of an invisible context are replaced by the next create.
-func (s *Store) Create(o CreateOptions) (replaced *Context, err error) {
-	if err := ValidateName(o.Name); err != nil {
-		return nil, err
-	}
-	step := o.Step
-	if step == nil {
-		step = func(string) {}
-	}
-	release, err := s.lock(o.Name)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	old, err := s.Get(o.Name)
-	switch {
-	case err == nil && !o.Force:
-		return nil, fmt.Errorf("context %q %w: use --force to replace it", o.Name, ErrExists)
-	case err == nil:
-		replaced = old
-		if err := s.s.Remove(o.Name); err != nil {
-			return nil, err
-		}
-		step("removed-old")
-	case !errors.Is(err, ErrNotFound):
-		return nil, err
-	}
-	var tlsData *store.ContextTLSData
-	if o.CA != nil { // agent-mode contexts have no TLS files at all
-		files := map[string][]byte{CAFile: o.CA, CertFile: o.Cert}
-		if o.Key != nil {
-			files[KeyFile] = o.Key
-		}
-		tlsData = &store.ContextTLSData{Endpoints: map[string]store.EndpointTLSData{docker.DockerEndpoint: {Files: files}}}
-	}
-	if err := s.s.ResetTLSMaterial(o.Name, tlsData); err != nil {
-		return nil, fmt.Errorf("write TLS files of context %s: %w", o.Name, err)
-	}
-	step("wrote-tls")
-	meta := o.Meta
-	meta.Version = 1
-	md := store.Metadata{
-		Name: o.Name,
-		Metadata: command.DockerContext{
-			Description:      o.Description,
-			AdditionalFields: map[string]any{Field: meta},
-		},
-		Endpoints: map[string]any{docker.DockerEndpoint: docker.EndpointMeta{Host: o.Host}},
-	}
-	if err := s.s.CreateOrUpdate(md); err != nil {
-		_ = s.s.ResetTLSMaterial(o.Name, nil)
-		return nil, fmt.Errorf("write context %s: %w", o.Name, err)
-	}
-	step("wrote-meta")
-	return replaced, nil
-}
-
-// SetKey restores (key != nil) or removes (key == nil) the on-disk key copy
-// of a managed context, keeping its CA and certificate.
-func (s *Store) SetKey(name string, key []byte) error {
-	release, err := s.lock(name)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if _, err := s.Get(name); err != nil {
-		return err
-	}
-	files := map[string][]byte{}
-	for _, f := range []string{CAFile, CertFile} {
-		data, err := s.ReadFile(name, f)
-		if err != nil {
-			return err
-		}
-		files[f] = data
-	}
-	if key != nil {
-		files[KeyFile] = key
-	}
-	return s.s.ResetEndpointTLSMaterial(name, docker.DockerEndpoint, &store.EndpointTLSData{Files: files})
-}
-
-// Renew swaps new TLS files (cert.pem, and key.pem unless the context is
-// locked) into a managed context and then records meta, under the context's
-// lock. A reader sees the old certificate or the new one. With the same key
-// the swap is a single rename of cert.pem. With a new key, certificate and
-// key must change together: the new TLS directory is built aside and
-// exchanged with the old one in one atomic step (Linux); where that is not
-// possible key.pem and then cert.pem are each renamed into place, and a
-// crash between the two leaves a pair that a second renew repairs.
-func (s *Store) Renew(name string, files map[string][]byte, meta Meta) error {
-	release, err := s.lock(name)
-	if err != nil {
-		return err
-	}
-	defer release()
-	c, err := s.Get(name)
-	if err != nil {
-		return err
-	}
-	if _, rekey := files[KeyFile]; rekey && c.HasFile(KeyFile) {
-		err := s.exchangeTLSDir(c, files)
-		if err == nil {
-			return s.updateMetaLocked(name, meta)
-		}
-		if !errors.Is(err, fsutil.ErrExchangeUnsupported) {
-			return fmt.Errorf("context %s: %w", name, err)
-		}
-	}
-	// key.pem first, cert.pem last: the certificate is what readers and
-	// `docker tls ls` go by.
-	for _, f := range []string{KeyFile, CertFile} {
-		data, ok := files[f]
-		if !ok || (f == KeyFile && !c.HasFile(KeyFile)) {
-			continue
-		}
-		if err := fsutil.WriteFile(filepath.Join(c.TLSDir, f), data, fsutil.PrivateFile, true); err != nil {
-			return fmt.Errorf("context %s: %w", name, err)
-		}
-	}
-	return s.updateMetaLocked(name, meta)
-}
-
-// exchangeTLSDir builds the context's TLS directory anew, with files over
-// the current ones, under $DOCKER_CONFIG/tls/tmp (the same file system, and
-// outside the context store, whose listing would take a stray directory for
-// an endpoint), then exchanges it with the live one and removes the old.
-// The caller holds the context's lock, so a staging directory of this
-// context left by a crash is stale and removed first.
-func (s *Store) exchangeTLSDir(c *Context, files map[string][]byte) error {
-	tmpRoot := filepath.Join(s.configDir, "tls", "tmp")
-	if err := fsutil.MkdirPrivate(tmpRoot); err != nil {
-		return err
-	}
-	// '@' cannot occur in a context name, so the pattern is this context's alone.
-	prefix := "renew@" + c.Name + "@"
-	stale, _ := filepath.Glob(filepath.Join(tmpRoot, prefix+"*"))
-	for _, d := range stale {
-		_ = os.RemoveAll(d)
-	}
-	staging, err := os.MkdirTemp(tmpRoot, prefix)
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(staging) // after the exchange: the old files
-	for _, f := range c.Files {
-		data, ok := files[f]
-		if !ok {
-			if data, err = os.ReadFile(filepath.Join(c.TLSDir, f)); err != nil {
-				return err
-			}
-		}
-		if err := fsutil.WriteFile(filepath.Join(staging, f), data, fsutil.PrivateFile, false); err != nil {
-			return err
-		}
-	}
-	if fi, err := os.Stat(c.TLSDir); err == nil {
-		_ = os.Chmod(staging, fi.Mode().Perm())
-	}
-	return fsutil.Exchange(staging, c.TLSDir)
-}
-
-// UpdateMeta rewrites the x-docker-tls field of a managed context, leaving
-// its endpoint, description and TLS files as they are.
-func (s *Store) UpdateMeta(name string, meta Meta) error {
-	release, err := s.lock(name)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return s.updateMetaLocked(name, meta)
-}
-
-func (s *Store) updateMetaLocked(name string, meta Meta) error {
-	md, err := s.s.GetMetadata(name)
-	if err != nil {
-		return fmt.Errorf("context %q: %w", name, ErrNotFound)
-	}
-	dc, err := command.GetDockerContext(md)
-	if err != nil {
-		return err
-	}
-	if _, ok := dc.AdditionalFields[Field]; !ok {
-		return fmt.Errorf("context %q was not created by docker tls", name)
-	}
-	meta.Version = 1
-	dc.AdditionalFields[Field] = meta
-	md.Metadata = dc
-	return s.s.CreateOrUpdate(md)
-}
-
-// Remove deletes a context and its TLS files.
-func (s *Store) Remove(name string) error {
-	release, err := s.lock(name)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if _, err := s.Get(name); err != nil {
-		return err
-	}
-	return s.s.Remove(name)
 }
 
 // ParseHost checks an engine endpoint as users type it and returns it in

@@ -181,52 +181,6 @@ func TestContextsMadeByDockerAreLeftAlone(t *testing.T) {
 	}
 }
 
-// TestContextCrashSafety kills the plugin between the steps of writing a
-// context and shows the store is whole afterwards: no half context, and
-// the next create cleans up after the dead one.
-func TestContextCrashSafety(t *testing.T) {
-	need(t, "docker")
-	e := NewEnv(t)
-	e.MustTLS("ca", "init")
-	for _, step := range []string{"wrote-tls", "removed-old"} {
-		t.Run(step, func(t *testing.T) {
-			name := "crash-" + step
-			if step == "removed-old" {
-				e.MustTLS("context", "create", name, "--host", "tcp://127.0.0.1:2376", "--issue")
-			}
-			crash := exec.Command("docker", "tls", "context", "create", name, "--host", "tcp://127.0.0.1:2377", "--issue", "--force")
-			crash.Env = append(e.environ(), "DOCKER_TLS_TEST_CRASH_AFTER="+step)
-			out, err := crash.CombinedOutput()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 86 {
-				t.Fatalf("crash hook did not fire: %v\n%s", err, out)
-			}
-			// The docker CLI and docker tls agree the context is absent, not half there.
-			if r := e.Docker("context", "inspect", name); r.Code == 0 {
-				t.Fatalf("half-written context visible to docker: %s", r.Stdout)
-			}
-			if ls := e.MustTLS("ls", "-q"); strings.Contains(ls.Stdout, name) {
-				t.Fatalf("half-written context listed:\n%s", ls.Stdout)
-			}
-			// A fresh create succeeds without --force and leaves exactly one key.
-			e.MustTLS("context", "create", name, "--host", "tcp://127.0.0.1:2377", "--issue")
-			keys := e.MustTLS("keys", "ls", "--format", "{{.ID}} {{.Owner}}")
-			n := 0
-			for _, line := range strings.Split(keys.Stdout, "\n") {
-				if strings.HasPrefix(line, "ctx-"+name+"-") {
-					n++
-					if !strings.HasSuffix(line, "context/"+name) {
-						t.Fatalf("orphan key after recovery: %s", line)
-					}
-				}
-			}
-			if n != 1 {
-				t.Fatalf("%d keys for %s after recovery:\n%s", n, name, keys.Stdout)
-			}
-			requireOK(t, e.Docker("context", "inspect", name))
-		})
-	}
-}
-
 // TestConcurrentContextCreates: 20 different names at once all succeed; two
 // of one name give one winner and one clear error.
 func TestConcurrentContextCreates(t *testing.T) {

@@ -31,8 +31,10 @@ import (
 	"github.com/docker-tls/docker-tls/pki"
 )
 
-// pluginBinary is the docker-tls binary TestMain builds once for the package.
-var pluginBinary string
+// pluginBinary is the docker-tls binary TestMain builds once for the
+// package; crashBinary the same built with -tags crashtest, which dies at a
+// named step (package crashpoint), for the crash suite only.
+var pluginBinary, crashBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "docker-tls-e2e-bin-")
@@ -45,6 +47,13 @@ func TestMain(m *testing.M) {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build docker-tls: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	crashBinary = filepath.Join(dir, "docker-tls-crashtest")
+	build = exec.Command("go", "build", "-tags", "crashtest", "-o", crashBinary, "../cmd/docker-tls")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build docker-tls -tags crashtest: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -25,7 +25,7 @@ type File struct {
 }
 
 // Kind implements Store.
-func (f *File) Kind() string { return "file" }
+func (f *File) Kind() string { return KindFile }
 
 func (f *File) path(id string) (string, error) {
 	if err := CheckID(id); err != nil {
@@ -44,10 +44,10 @@ func (f *File) Put(id string, key crypto.Signer, overwrite bool) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.MkdirPrivate(f.Dir); err != nil {
+	if err := fsutil.MkdirPrivate(tempDir(f.Dir)); err != nil {
 		return err
 	}
-	if err := fsutil.WriteFile(p, data, fsutil.PrivateFile, overwrite); err != nil {
+	if err := fsutil.WriteFileVia(tempDir(f.Dir), p, data, fsutil.PrivateFile, overwrite); err != nil {
 		if errors.Is(err, fsutil.ErrExists) {
 			return fmt.Errorf("key %s: %w", id, ErrExists)
 		}

@@ -19,6 +19,7 @@ import (
 
 	gokeyring "github.com/zalando/go-keyring"
 
+	"github.com/docker-tls/docker-tls/internal/crashpoint"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -72,7 +73,7 @@ func NewKeyring(dir string) *Keyring {
 }
 
 // Kind implements Store.
-func (k *Keyring) Kind() string { return "keyring" }
+func (k *Keyring) Kind() string { return KindKeyring }
 
 // call runs f under the store's timeout. The goroutine of a timed-out call
 // is abandoned: there is no way to cancel a blocked D-Bus or Keychain call.
@@ -127,6 +128,9 @@ func (k *Keyring) Put(id string, key crypto.Signer, overwrite bool) error {
 		return fmt.Errorf("key %s (%s) does not fit in this OS keyring (%d bytes, limit %d): use --key-type ecdsa-p256 or --keystore file",
 			id, pki.DescribeKey(key.Public()), len(secret), k.MaxSecret)
 	}
+	// The index names the id before the entry exists: a process killed in
+	// between leaves an index entry without a secret (which prune drops),
+	// never a secret that no command can see.
 	return k.withIndex(func(ids []string) ([]string, error) {
 		if !overwrite {
 			err := k.call(func() error { _, err := k.Backend.Get(Service, id); return err })
@@ -137,13 +141,20 @@ func (k *Keyring) Put(id string, key crypto.Signer, overwrite bool) error {
 				return nil, k.wrap("store", id, err)
 			}
 		}
+		listed := slices.Contains(ids, id)
+		if !listed {
+			if err := k.writeIndex(append(slices.Clone(ids), id)); err != nil {
+				return nil, err
+			}
+			crashpoint.Hit("keyring-put:indexed")
+		}
 		if err := k.call(func() error { return k.Backend.Set(Service, id, secret) }); err != nil {
-			return nil, k.wrap("store", id, err)
+			if listed {
+				return nil, k.wrap("store", id, err)
+			}
+			return ids, k.wrap("store", id, err) // the intent is withdrawn
 		}
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-		return ids, nil
+		return append(ids, id), nil
 	})
 }
 
@@ -208,9 +219,32 @@ func (k *Keyring) readIndex() ([]string, error) {
 	}
 	var ids []string
 	if err := json.Unmarshal(data, &ids); err != nil {
-		return nil, fmt.Errorf("read keyring index %s: %w", k.IndexPath, err)
+		return nil, fmt.Errorf("%w: %s (%v); docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys", ErrIndexDamaged, k.IndexPath, err)
 	}
 	return ids, nil
+}
+
+// ErrIndexDamaged is returned when the keyring's index cannot be read.
+var ErrIndexDamaged = errors.New("the keyring index is damaged")
+
+// RebuildIndex replaces a damaged index with ids (the keys that CAs and
+// contexts record in the keyring), keeping the damaged file beside it.
+func (k *Keyring) RebuildIndex(ids []string) error {
+	if err := fsutil.MkdirPrivate(filepath.Dir(k.IndexPath)); err != nil {
+		return err
+	}
+	release, err := fsutil.Lock(k.IndexPath+".lock", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := k.readIndex(); err == nil {
+		return nil // not damaged (any more)
+	}
+	if err := os.Rename(k.IndexPath, k.IndexPath+".damaged-"+time.Now().UTC().Format("20060102T150405")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return k.writeIndex(ids)
 }
 
 // withIndex runs f with the index locked and writes back the ids it returns
@@ -233,15 +267,26 @@ func (k *Keyring) withIndex(f func([]string) ([]string, error)) error {
 	if next == nil && ferr != nil {
 		return ferr
 	}
-	slices.Sort(next)
-	data, err := json.Marshal(slices.Compact(next))
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFile(k.IndexPath, append(data, '\n'), fsutil.PrivateFile, true); err != nil {
+	if err := k.writeIndex(next); err != nil {
 		return err
 	}
 	return ferr
+}
+
+func (k *Keyring) writeIndex(ids []string) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	data, err := json.Marshal(slices.Compact(ids))
+	if err != nil {
+		return err
+	}
+	// Staged in the store's scratch directory, which the state lock
+	// empties, so a killed write leaves nothing in the keys directory.
+	tmp := tempDir(filepath.Dir(k.IndexPath))
+	if err := fsutil.MkdirPrivate(tmp); err != nil {
+		return err
+	}
+	return fsutil.WriteFileVia(tmp, k.IndexPath, append(data, '\n'), fsutil.PrivateFile, true)
 }
 
 // Keyring entries are text. Most keys are stored as "pkcs8:" + base64 of

@@ -1,18 +1,115 @@
 // Package keystore owns where docker-tls keeps private keys: one interface,
 // Store, with a file implementation (0600 PEM files, optionally
 // passphrase-encrypted PKCS#8) and, next to it, the OS keyring. Callers pick a
-// store by name and never learn how it keeps a key.
+// store by kind through Stores and never learn how it keeps a key.
+//
+// Both stores can say which ids they hold without reading a secret: the file
+// store by its directory, the keyring by an index file written before the
+// entry itself, so that no keyring entry ever exists that the index does not
+// name. The stores do not know who owns a key; the CA and context stores
+// record that, and a key that nobody records is an orphan that
+// `docker tls keys prune` removes.
 package keystore
 
 import (
 	"crypto"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ErrNotFound is returned by Get and Delete for an unknown id.
 var ErrNotFound = errors.New("no such key in the key store")
+
+// The kinds of key store, as users select them with --keystore.
+const (
+	KindKeyring = "keyring"
+	KindFile    = "file"
+)
+
+// Kinds lists the key store kinds with a line of help each, in the order
+// help texts and shell completion show them.
+func Kinds() [][2]string {
+	return [][2]string{
+		{KindKeyring, "the OS keyring (macOS Keychain, Windows Credential Manager, Secret Service)"},
+		{KindFile, "0600 PEM files under $DOCKER_CONFIG/tls/keys"},
+	}
+}
+
+// KindNames is Kinds without the help.
+func KindNames() []string {
+	var out []string
+	for _, k := range Kinds() {
+		out = append(out, k[0])
+	}
+	return out
+}
+
+// CheckKind says which kinds exist when kind is none of them.
+func CheckKind(kind string) error {
+	for _, k := range KindNames() {
+		if kind == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown key store %q: use %s", kind, strings.Join(KindNames(), " or "))
+}
+
+// Stores opens the key stores kept under one directory
+// ($DOCKER_CONFIG/tls/keys): the file store's keys and the keyring's index.
+type Stores struct {
+	Dir string
+	// Backend replaces the OS keyring when set (unit tests).
+	Backend Backend
+	// Timeout bounds each keyring call; DefaultTimeout if zero.
+	Timeout time.Duration
+}
+
+// Open returns the store of a kind. passphrase encrypts keys the file store
+// writes and opens encrypted ones; the keyring ignores it.
+func (s Stores) Open(kind string, passphrase []byte) (Store, error) {
+	switch kind {
+	case KindFile:
+		return &File{Dir: s.Dir, Passphrase: passphrase}, nil
+	case KindKeyring:
+		k := NewKeyring(s.Dir)
+		if s.Backend != nil {
+			k.Backend = s.Backend
+		}
+		k.Timeout = s.Timeout
+		return k, nil
+	}
+	return nil, CheckKind(kind)
+}
+
+// TempDir is where the file store stages a key before renaming it into
+// place: a 0700 directory of its own, so what a killed write leaves is
+// found and removed in one place (journal.New takes it as scratch).
+func (s Stores) TempDir() string { return tempDir(s.Dir) }
+
+func tempDir(dir string) string { return filepath.Join(dir, ".tmp") }
+
+// Ref names a key: the kind of store that holds it and its id there.
+type Ref struct {
+	Store string `json:"store"`
+	ID    string `json:"id"`
+}
+
+func (r Ref) String() string { return r.Store + "/" + r.ID }
+
+// Delete removes the key r names; a key already gone is not an error.
+func (s Stores) Delete(r Ref) error {
+	ks, err := s.Open(r.Store, nil)
+	if err != nil {
+		return err
+	}
+	if err := ks.Delete(r.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
 
 // ErrExists is returned by Put when the id is taken and overwriting was not asked for.
 var ErrExists = errors.New("a key with this id already exists in the key store")

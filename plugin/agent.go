@@ -414,19 +414,7 @@ func (e *env) convertToAgent(c *contexts.Context) error {
 		fmt.Fprintf(e.cli.Out(), "Context %q is already in agent mode\n", c.Name)
 		return nil
 	}
-	store := e.contexts()
-	caPEM, err := store.ReadFile(c.Name, contexts.CAFile)
-	if err != nil {
-		return err
-	}
-	certPEM, err := store.ReadFile(c.Name, contexts.CertFile)
-	if err != nil {
-		return err
-	}
-	meta := *c.TLS
-	meta.Agent, meta.Remote, meta.CAPEM, meta.CertPEM = true, c.Host, string(caPEM), string(certPEM)
-	if _, err := store.Create(contexts.CreateOptions{Name: c.Name, Description: c.Description, Force: true,
-		Host: "unix://" + agent.SocketPath(e.agentDir(), c.Name), Meta: meta}); err != nil {
+	if _, err := e.contexts().ToAgent(c.Name, agent.SocketPath(e.agentDir(), c.Name)); err != nil {
 		return err
 	}
 	_, _, _ = agent.Call(e.agentDir(), "reload")

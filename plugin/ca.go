@@ -27,7 +27,7 @@ func newCACommand(e *env) *cobra.Command {
 // completeCANames completes the names of stored CAs.
 func completeCANames(e *env) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		cas, _, err := e.cas(nil).List()
+		cas, _, err := e.cas().List()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
@@ -129,11 +129,11 @@ func runCAInit(e *env, opts caInitOptions) error {
 			}
 		}
 	}
-	keys, err := e.newKeyStore(pass)
+	kind, err := e.defaultKeystore()
 	if err != nil {
 		return err
 	}
-	store := e.cas(pass)
+	store := e.cas()
 	if !opts.force {
 		// Refuse before the (possibly slow) key generation.
 		if _, err := store.Get(opts.name); err == nil {
@@ -158,7 +158,7 @@ func runCAInit(e *env, opts caInitOptions) error {
 			return err
 		}
 	}
-	stored, err := store.Create(opts.name, ca, castore.CreateOptions{Keys: keys, Force: opts.force})
+	stored, err := store.Create(opts.name, ca, castore.CreateOptions{KeyStore: kind, Passphrase: pass, Force: opts.force})
 	if err != nil {
 		return err
 	}
@@ -250,11 +250,11 @@ func runCAImport(e *env, opts caImportOptions) error {
 	}
 	// In the file store, an encrypted key stays encrypted with the
 	// passphrase it came with (storePass is nil for a plain key).
-	keys, err := e.newKeyStore(storePass)
+	kind, err := e.defaultKeystore()
 	if err != nil {
 		return err
 	}
-	stored, err := e.cas(storePass).Create(opts.name, ca, castore.CreateOptions{Keys: keys, Imported: true, Force: opts.force})
+	stored, err := e.cas().Create(opts.name, ca, castore.CreateOptions{KeyStore: kind, Passphrase: storePass, Imported: true, Force: opts.force})
 	if err != nil {
 		return err
 	}
@@ -329,7 +329,7 @@ func newCAListCommand(e *env) *cobra.Command {
 const caTableFormat = "table {{.Name}}\t{{.KeyType}}\t{{.Expires}}\t{{.KeyStore}}\t{{.Fingerprint}}"
 
 func runCAList(e *env, opts caListOptions) error {
-	cas, errs, err := e.cas(nil).List()
+	cas, errs, err := e.cas().List()
 	if err != nil {
 		return err
 	}
@@ -432,7 +432,7 @@ func newCAInspectCommand(e *env) *cobra.Command {
 }
 
 func runCAInspect(e *env, opts caInspectOptions, names []string) error {
-	store := e.cas(nil)
+	store := e.cas()
 	now := time.Now()
 	var views []caView
 	var failed []error

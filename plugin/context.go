@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
-	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -29,25 +26,6 @@ func newContextCommand(e *env) *cobra.Command {
 	cmd.AddCommand(newContextCreateCommand(e))
 	return cmd
 }
-
-// contextKeyID is the key store id of a context's client key: the context
-// name and 12 hex digits of the key identifier, so a re-issued key never
-// collides with a stale entry and keys of one context are easy to find.
-func contextKeyID(name string, cert *x509.Certificate) string {
-	ski := cert.SubjectKeyId
-	if len(ski) == 0 {
-		ski, _ = pki.SubjectKeyID(cert.PublicKey)
-	}
-	return "ctx-" + name + "-" + hex.EncodeToString(ski)[:min(12, 2*len(ski))]
-}
-
-// isContextKeyOf reports whether a key id belongs to context name.
-func isContextKeyOf(id, name string) bool {
-	rest, ok := strings.CutPrefix(id, "ctx-"+name+"-")
-	return ok && contextKeySuffix.MatchString(rest)
-}
-
-var contextKeySuffix = regexp.MustCompile(`^[0-9a-f]{1,12}$`)
 
 // adoption is a client identity ready to become a context.
 type adoption struct {
@@ -61,82 +39,29 @@ type adoption struct {
 	force                   bool
 }
 
-// createContext puts the key in the key store and writes the context. On any
-// failure the key is removed again: nothing is left behind. A replaced
-// context's old key and stale keys of the same context are deleted after.
-func (e *env) createContext(a adoption) (*contexts.Context, keystore.Store, error) {
-	if err := pki.CheckKeyMatch(a.cert, a.key); err != nil {
-		return nil, nil, err
-	}
-	keys, err := e.newKeyStore(nil)
+// createContext stores the key and writes the context (contexts.Create
+// owns the order and the recovery), then tells a running agent.
+func (e *env) createContext(a adoption) (*contexts.Context, error) {
+	kind, err := e.defaultKeystore()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	keyPEM, err := pki.EncodePrivateKey(a.key, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	id := contextKeyID(a.name, a.cert)
-	if err := keys.Put(id, a.key, a.force); err != nil {
-		return nil, nil, err
-	}
-	store := e.contexts()
-	opts := contexts.CreateOptions{
-		Name: a.name, Host: a.host, Description: a.description,
-		CA: pki.EncodeCertificate(a.caCert), Cert: pki.EncodeCertificate(a.cert), Key: keyPEM,
-		Force: a.force,
-		Meta: contexts.Meta{
-			KeyStore: keys.Kind(), KeyID: id, KeyType: pki.DescribeKey(a.key.Public()), CA: a.caName, CAURL: a.caURL, CAFingerprint: pki.Fingerprint(a.caCert),
-			Subject: a.cert.Subject.String(), Issuer: a.cert.Issuer.String(), NotAfter: a.cert.NotAfter, Imported: a.imported,
-		},
-		Step: crashHook(),
+	o := contexts.CreateOptions{
+		Name: a.name, Description: a.description, Host: a.host,
+		Identity: contexts.Identity{CA: a.caCert, Cert: a.cert, Key: a.key},
+		KeyStore: kind, CAName: a.caName, CAURL: a.caURL, Imported: a.imported, Force: a.force,
 	}
 	if a.agent {
-		// The docker CLI talks to the agent's socket; the certificates stay
-		// in our field and the key only in the key store.
-		opts.Host = "unix://" + agent.SocketPath(e.agentDir(), a.name)
-		opts.CA, opts.Cert, opts.Key = nil, nil, nil
-		opts.Meta.Agent, opts.Meta.Remote = true, a.host
-		opts.Meta.CAPEM, opts.Meta.CertPEM = string(pki.EncodeCertificate(a.caCert)), string(pki.EncodeCertificate(a.cert))
+		o.AgentSocket = agent.SocketPath(e.agentDir(), a.name)
 	}
-	replaced, err := store.Create(opts)
+	c, replaced, err := e.contexts().Create(o)
 	if err != nil {
-		_ = keys.Delete(id)
-		return nil, nil, err
-	}
-	if replaced != nil && replaced.Managed() && (replaced.TLS.KeyID != id || replaced.TLS.KeyStore != keys.Kind()) {
-		if old, err := e.keyStore(replaced.TLS.KeyStore, nil); err == nil {
-			_ = old.Delete(replaced.TLS.KeyID)
-		}
-	}
-	// Keys of this context left by an interrupted earlier run.
-	if ids, err := keys.List("ctx-" + a.name + "-"); err == nil {
-		for _, other := range ids {
-			if other != id && isContextKeyOf(other, a.name) {
-				_ = keys.Delete(other)
-			}
-		}
+		return nil, err
 	}
 	if a.agent || (replaced != nil && replaced.AgentMode()) {
 		_, _, _ = agent.Call(e.agentDir(), "reload") // a running agent picks it up now
 	}
-	c, err := store.Get(a.name)
-	return c, keys, err
-}
-
-// crashHook lets the end-to-end tests stop the process dead between two
-// steps of writing a context (DOCKER_TLS_TEST_CRASH_AFTER=wrote-tls), to
-// prove that a crash leaves no half-written context.
-func crashHook() func(string) {
-	at := os.Getenv("DOCKER_TLS_TEST_CRASH_AFTER")
-	if at == "" {
-		return nil
-	}
-	return func(step string) {
-		if step == at {
-			os.Exit(86)
-		}
-	}
+	return c, nil
 }
 
 type contextCreateOptions struct {
@@ -344,7 +269,7 @@ func runContextCreate(e *env, opts contextCreateOptions) error {
 		}
 		files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
 		if files.ca == "" {
-			stored, err := e.cas(nil).Get(opts.ca)
+			stored, err := e.cas().Get(opts.ca)
 			if err != nil {
 				return fmt.Errorf("%w (or give the CA certificate with --ca-file)", err)
 			}
@@ -355,18 +280,18 @@ func runContextCreate(e *env, opts contextCreateOptions) error {
 		}
 		a.caCert, a.cert, a.key, a.imported = files.caCert, files.leaf, files.signer, true
 	}
-	c, keys, err := e.createContext(a)
+	c, err := e.createContext(a)
 	if err != nil {
 		return err
 	}
-	e.printCreated(c, keys)
+	e.printCreated(c)
 	return nil
 }
 
-func (e *env) printCreated(c *contexts.Context, keys keystore.Store) {
+func (e *env) printCreated(c *contexts.Context) {
 	out := e.cli.Out()
 	fmt.Fprintf(out, "Created context %q for %s: client %q, issued by %q, valid until %s; key in the %s key store\n",
-		c.Name, c.RemoteHost(), c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter.Format("2006-01-02"), keys.Kind())
+		c.Name, c.RemoteHost(), c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter.Format("2006-01-02"), c.TLS.KeyStore)
 	if c.AgentMode() {
 		fmt.Fprintf(out, "Agent mode: no key file exists; the docker CLI reaches the engine through %s.\n", strings.TrimPrefix(c.Host, "unix://"))
 		if !agent.Running(e.agentDir()) {
@@ -486,19 +411,19 @@ func runImport(e *env, opts importOptions) error {
 	if err := e.loadClientFiles(&files, opts.passphrase); err != nil {
 		return err
 	}
-	c, keys, err := e.createContext(adoption{
+	c, err := e.createContext(adoption{
 		name: opts.name, host: host, description: opts.description,
 		caCert: files.caCert, cert: files.leaf, key: files.signer, imported: true, force: opts.force,
 	})
 	if err != nil {
 		return err
 	}
-	e.printCreated(c, keys)
+	e.printCreated(c)
 	if opts.removeOriginals {
 		if err := os.Remove(files.key); err != nil {
 			return fmt.Errorf("the context was created, but removing %s failed: %w", files.key, err)
 		}
-		fmt.Fprintf(e.cli.Out(), "Removed %s: the key now lives only in the %s key store (and the context's copy)\n", files.key, keys.Kind())
+		fmt.Fprintf(e.cli.Out(), "Removed %s: the key now lives only in the %s key store (and the context's copy)\n", files.key, c.TLS.KeyStore)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
@@ -78,14 +77,14 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 		return err
 	}
 	// Fail on a missing keyring before the token is spent.
-	if _, err := e.newKeyStore(nil); err != nil {
+	if _, err := e.defaultKeystore(); err != nil {
 		return err
 	}
 	is, err := e.issueClient(ctx, clientSpec{remote: opts.remote, keyType: opts.keyType, name: opts.clientName})
 	if err != nil {
 		return err
 	}
-	c, keys, err := e.createContext(adoption{
+	c, err := e.createContext(adoption{
 		name: opts.name, host: host, description: opts.description, force: opts.force,
 		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url,
 	})
@@ -93,7 +92,7 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 		return err
 	}
 	if opts.noVerify {
-		e.printCreated(c, keys)
+		e.printCreated(c)
 		return nil
 	}
 	t, err := e.contextTarget(e.contexts(), opts.name)
@@ -103,7 +102,7 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 	report := probe.Run(ctx, t, probe.Options{Timeout: opts.timeout})
 	if report.Worst() == probe.Fail {
 		printReport(e.cli.Err(), report, false)
-		undoErr := errors.Join(e.contexts().Remove(opts.name), deleteKey(keys, c.TLS.KeyID))
+		_, undoErr := e.contexts().Remove(opts.name)
 		first := report.First(probe.Fail)
 		msg := fmt.Sprintf("enrolled, but docker tls verify failed (%s: %s), so the context and its key were removed", first.ID, first.Message)
 		if undoErr != nil {
@@ -111,14 +110,7 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 		}
 		return errors.New(msg + "; the token is spent: fix the cause and enroll with a new token, or use --no-verify")
 	}
-	e.printCreated(c, keys)
+	e.printCreated(c)
 	fmt.Fprintf(e.cli.Out(), "Verified: %d checks ok, %d warnings\n", report.Count(probe.OK), report.Count(probe.Warn))
-	return nil
-}
-
-func deleteKey(ks keystore.Store, id string) error {
-	if err := ks.Delete(id); err != nil && !errors.Is(err, keystore.ErrNotFound) {
-		return err
-	}
 	return nil
 }

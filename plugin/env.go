@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/internal/journal"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -26,19 +27,18 @@ import (
 const PassphraseEnv = "DOCKER_TLS_CA_PASSPHRASE"
 
 // env is what every command needs from its surroundings, resolved lazily:
-// the docker CLI is initialised (config dir, --config) only when a command runs.
+// the docker CLI is initialised (config dir, --config) only when a command
+// runs, and the stores are opened once per command on first use.
 type env struct {
 	cli command.Cli
 	// keystore is the --keystore flag; empty means the plugin setting in
 	// config.json ("plugins": {"tls": {"keystore": …}}), else keyring.
 	keystore string
-}
 
-// Key store kinds users select with --keystore.
-const (
-	KeystoreKeyring = "keyring"
-	KeystoreFile    = "file"
-)
+	journal  *journal.Journal
+	ctxStore *contexts.Store
+	caStore  *castore.Store
+}
 
 // configDir is $DOCKER_CONFIG (or --config), as the docker CLI resolved it.
 func (e *env) configDir() string {
@@ -51,9 +51,11 @@ func (e *env) configDir() string {
 // stateDir is where docker-tls keeps its own files: $DOCKER_CONFIG/tls.
 func (e *env) stateDir() string { return filepath.Join(e.configDir(), "tls") }
 
-func (e *env) keysDir() string { return filepath.Join(e.stateDir(), "keys") }
+func (e *env) keyStores() keystore.Stores {
+	return keystore.Stores{Dir: filepath.Join(e.stateDir(), "keys")}
+}
 
-// defaultKeystore is the store new keys go to.
+// defaultKeystore is the kind of store new keys go to.
 func (e *env) defaultKeystore() (string, error) {
 	kind := e.keystore
 	if kind == "" {
@@ -62,46 +64,37 @@ func (e *env) defaultKeystore() (string, error) {
 		}
 	}
 	if kind == "" {
-		kind = KeystoreKeyring
+		kind = keystore.KindKeyring
 	}
-	switch kind {
-	case KeystoreKeyring, KeystoreFile:
-		return kind, nil
+	if err := keystore.CheckKind(kind); err != nil {
+		return "", fmt.Errorf("%w (from --keystore or plugins.tls.keystore in config.json)", err)
 	}
-	return "", fmt.Errorf("unknown key store %q: use --keystore keyring or --keystore file", kind)
+	return kind, nil
 }
 
 // keyStore opens a key store by kind. passphrase encrypts new keys of the
 // file store and opens encrypted ones; the keyring ignores it.
 func (e *env) keyStore(kind string, passphrase []byte) (keystore.Store, error) {
-	switch kind {
-	case KeystoreFile:
-		return &keystore.File{Dir: e.keysDir(), Passphrase: passphrase}, nil
-	case KeystoreKeyring:
-		return keystore.NewKeyring(e.keysDir()), nil
-	}
-	return nil, fmt.Errorf("unknown key store %q", kind)
+	return e.keyStores().Open(kind, passphrase)
 }
 
-// newKeyStore is the store new keys go to, per --keystore or config.
-func (e *env) newKeyStore(passphrase []byte) (keystore.Store, error) {
-	kind, err := e.defaultKeystore()
-	if err != nil {
-		return nil, err
+// stores opens the CA and context stores on one journal, so that taking
+// the state lock recovers what an interrupted command left in either.
+func (e *env) stores() {
+	if e.journal != nil {
+		return
 	}
-	return e.keyStore(kind, passphrase)
+	keys := e.keyStores()
+	e.journal = journal.New(e.stateDir(), keys.TempDir())
+	e.ctxStore = contexts.New(e.configDir(), keys, e.journal)
+	e.caStore = castore.New(filepath.Join(e.stateDir(), "ca"), keys, e.journal)
 }
 
-// cas is the CA store; passphrase unlocks file-stored CA keys.
-func (e *env) cas(passphrase []byte) *castore.Store {
-	return &castore.Store{
-		Dir:      filepath.Join(e.stateDir(), "ca"),
-		KeyStore: func(kind string) (keystore.Store, error) { return e.keyStore(kind, passphrase) },
-	}
-}
+// cas is the CA store.
+func (e *env) cas() *castore.Store { e.stores(); return e.caStore }
 
 // contexts is the Docker context store of this DOCKER_CONFIG.
-func (e *env) contexts() *contexts.Store { return contexts.Open(e.configDir()) }
+func (e *env) contexts() *contexts.Store { e.stores(); return e.ctxStore }
 
 // passphraseOptions are the flags every command that touches an encrypted
 // key shares.
@@ -207,16 +200,16 @@ func (e *env) loadCA(name string, pp passphraseOptions) (*castore.CA, *pki.CA, e
 	if err != nil {
 		return nil, nil, err
 	}
-	stored, err := e.cas(pass).Get(name)
+	stored, err := e.cas().Get(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	signer, err := e.cas(pass).Signer(stored)
+	signer, err := e.cas().Signer(stored, pass)
 	if errors.Is(err, pki.ErrPassphraseRequired) {
 		if pass, err = e.prompt(fmt.Sprintf("the key of CA %q", name)); err != nil {
 			return nil, nil, err
 		}
-		signer, err = e.cas(pass).Signer(stored)
+		signer, err = e.cas().Signer(stored, pass)
 	}
 	if errors.Is(err, pki.ErrWrongPassphrase) {
 		return nil, nil, fmt.Errorf("wrong passphrase for the key of CA %q", name)
@@ -272,3 +265,8 @@ func keyTypeNames() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// lockState takes the state lock for a command that reads and changes
+// several stores as one step (keys prune), recovering first what an
+// interrupted command left. The stores take it themselves otherwise.
+func (e *env) lockState() (func(), error) { e.stores(); return e.journal.Lock() }

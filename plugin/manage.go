@@ -18,7 +18,6 @@ import (
 
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/contexts"
-	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -275,16 +274,20 @@ required. The current context is removed only with --force.`,
 }
 
 func runRemove(e *env, opts rmOptions, names []string) error {
-	var targets []*contexts.Context
 	for _, n := range names {
-		c, err := e.managedContext(n)
-		if err != nil {
+		c, err := e.contexts().Get(n)
+		switch {
+		case errors.Is(err, contexts.ErrNotFound):
 			return err
-		}
-		if c.Name == e.cli.CurrentContext() && !opts.force {
+		case err != nil && !opts.force:
+			return fmt.Errorf("%w: docker tls rm --force %s removes it", err, n)
+		case err != nil:
+			continue // damaged: removed with --force
+		case !c.Managed():
+			return fmt.Errorf("context %q was not created by docker tls (no %s field); remove it with docker context rm", n, contexts.Field)
+		case c.Name == e.cli.CurrentContext() && !opts.force:
 			return fmt.Errorf("context %q is in use (docker context use): switch away first, or use --force", c.Name)
 		}
-		targets = append(targets, c)
 	}
 	if !opts.force {
 		if !e.cli.In().IsTerminal() {
@@ -297,20 +300,16 @@ func runRemove(e *env, opts rmOptions, names []string) error {
 		}
 	}
 	var errs []error
-	for _, c := range targets {
-		if err := e.contexts().Remove(c.Name); err != nil {
+	for _, n := range names {
+		c, err := e.contexts().Remove(n)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if ks, err := e.keyStore(c.TLS.KeyStore, nil); err == nil {
-			if err := ks.Delete(c.TLS.KeyID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("context %s removed, but its key was not: %w", c.Name, err))
-			}
-		}
-		if c.AgentMode() {
+		if c != nil && c.AgentMode() {
 			_, _, _ = agent.Call(e.agentDir(), "reload") // the agent closes its socket and forgets the key now
 		}
-		fmt.Fprintln(e.cli.Out(), c.Name)
+		fmt.Fprintln(e.cli.Out(), n)
 	}
 	return errors.Join(errs...)
 }
@@ -338,7 +337,7 @@ and the docker CLI reaches the engine through docker tls agent.`,
 				}
 				return e.convertToAgent(c)
 			}
-			return runLock(e, args[0], true)
+			return runLock(e, args[0])
 		},
 		ValidArgsFunction: completeContextNames(e, true),
 	}
@@ -347,66 +346,46 @@ and the docker CLI reaches the engine through docker tls agent.`,
 }
 
 func newUnlockCommand(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:     "unlock NAME",
-		Short:   "Restore a locked context's key copy from the key store",
-		Example: `  docker tls unlock prod`,
-		Args:    cli.ExactArgs(1),
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "unlock NAME",
+		Short: "Restore a locked context's key copy from the key store",
+		Long: `Write the context's key.pem copy again from the key store, after checking
+that the stored key is the key of the context's certificate. With --force
+it also replaces a key.pem that is there but damaged or not the key of the
+certificate, which docker tls verify reports as a client-key failure.`,
+		Example: `  docker tls unlock prod
+  docker tls unlock --force prod`,
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLock(e, args[0], false)
+			return runUnlock(e, args[0], force)
 		},
 		ValidArgsFunction: completeContextNames(e, true),
 	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Also replace a key.pem that does not match the certificate")
+	return cmd
 }
 
-func runLock(e *env, name string, lock bool) error {
-	c, err := e.managedContext(name)
-	if err != nil {
-		return err
-	}
-	if c.AgentMode() {
-		return fmt.Errorf("context %q is in agent mode: it has no key file to lock or unlock (docker tls agent lock drops keys from the agent's memory)", name)
-	}
-	if lock && c.Locked() {
+func runLock(e *env, name string) error {
+	err := e.contexts().Lock(name)
+	switch {
+	case errors.Is(err, contexts.ErrAlreadyLocked):
 		fmt.Fprintf(e.cli.Out(), "Context %q is already locked\n", name)
 		return nil
+	case err != nil:
+		return err
 	}
-	if !lock && !c.Locked() {
+	fmt.Fprintf(e.cli.Out(), "Locked context %q: the docker CLI cannot use it until docker tls unlock %s\n", name, name)
+	return nil
+}
+
+func runUnlock(e *env, name string, force bool) error {
+	err := e.contexts().Unlock(name, force)
+	switch {
+	case errors.Is(err, contexts.ErrNotLocked):
 		fmt.Fprintf(e.cli.Out(), "Context %q is not locked\n", name)
 		return nil
-	}
-	// Never remove the copy unless the key store really holds the key.
-	ks, err := e.keyStore(c.TLS.KeyStore, nil)
-	if err != nil {
-		return err
-	}
-	key, err := ks.Get(c.TLS.KeyID)
-	if err != nil {
-		return fmt.Errorf("context %q: %w", name, err)
-	}
-	certPEM, err := e.contexts().ReadFile(name, contexts.CertFile)
-	if err != nil {
-		return err
-	}
-	cert, err := pki.ParseCertificate(certPEM)
-	if err != nil {
-		return fmt.Errorf("context %q cert.pem: %w", name, err)
-	}
-	if err := pki.CheckKeyMatch(cert, key); err != nil {
-		return fmt.Errorf("context %q: the key store entry %s %w", name, c.TLS.KeyID, err)
-	}
-	if lock {
-		if err := e.contexts().SetKey(name, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.cli.Out(), "Locked context %q: the docker CLI cannot use it until docker tls unlock %s\n", name, name)
-		return nil
-	}
-	keyPEM, err := pki.EncodePrivateKey(key, nil)
-	if err != nil {
-		return err
-	}
-	if err := e.contexts().SetKey(name, keyPEM); err != nil {
+	case err != nil:
 		return err
 	}
 	fmt.Fprintf(e.cli.Out(), "Unlocked context %q\n", name)

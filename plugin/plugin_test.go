@@ -1,40 +1,13 @@
 package plugin
 
 import (
-	"crypto/x509"
 	"encoding/xml"
 	"io"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/docker-tls/docker-tls/pki"
 )
-
-func TestContextKeyIDs(t *testing.T) {
-	key, _ := pki.GenerateKey(pki.ECDSAP256)
-	cert := &x509.Certificate{PublicKey: key.Public()}
-	id := contextKeyID("prod", cert)
-	if !strings.HasPrefix(id, "ctx-prod-") || len(id) != len("ctx-prod-")+12 {
-		t.Fatalf("id %q", id)
-	}
-	tests := []struct {
-		id, name string
-		want     bool
-	}{
-		{id, "prod", true},
-		{"ctx-prod-x-0123456789ab", "prod", false}, // context "prod-x"
-		{"ctx-prod-0123456789ab", "prod-x", false},
-		{"ctx-prod-abcdef012345-0123456789ab", "prod", false},
-		{"ca-prod-0123456789ab", "prod", false},
-	}
-	for _, tt := range tests {
-		if got := isContextKeyOf(tt.id, tt.name); got != tt.want {
-			t.Errorf("isContextKeyOf(%q, %q) = %v", tt.id, tt.name, got)
-		}
-	}
-}
 
 func TestShellQuoting(t *testing.T) {
 	tricky := `/tmp/it's "odd" $HOME \ dir`

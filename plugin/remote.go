@@ -308,7 +308,7 @@ password.`,
 }
 
 func runCAToken(e *env, opts caTokenOptions) error {
-	stored, err := e.cas(nil).Get(opts.ca)
+	stored, err := e.cas().Get(opts.ca)
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func newCATokensCommand(e *env) *cobra.Command {
 		Example: `  docker tls ca tokens ls --ca engine`,
 		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stored, err := e.cas(nil).Get(opts.ca)
+			stored, err := e.cas().Get(opts.ca)
 			if err != nil {
 				return err
 			}
@@ -394,7 +394,7 @@ func newCARevokeTokenCommand(e *env) *cobra.Command {
 		Example: `  docker tls ca revoke-token 3f2a9c --ca engine`,
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stored, err := e.cas(nil).Get(ca)
+			stored, err := e.cas().Get(ca)
 			if err != nil {
 				return err
 			}
@@ -421,7 +421,7 @@ func newCAIssuedCommand(e *env) *cobra.Command {
   docker tls ca issued ls --ca engine --format json`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stored, err := e.cas(nil).Get(opts.ca)
+			stored, err := e.cas().Get(opts.ca)
 			if err != nil {
 				return err
 			}

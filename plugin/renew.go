@@ -14,7 +14,6 @@ import (
 
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/contexts"
-	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
@@ -224,41 +223,11 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 	if err := pki.CheckKeyMatch(cert, key); err != nil {
 		return nil, err
 	}
-	meta := *c.TLS
-	meta.Subject, meta.Issuer, meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
-	files := map[string][]byte{contexts.CertFile: pki.EncodeCertificate(cert)}
-	if opts.rekey {
-		meta.KeyID = contextKeyID(c.Name, cert)
-		meta.KeyType = pki.DescribeKey(key.Public())
-		if err := ks.Put(meta.KeyID, key, true); err != nil {
-			return nil, err
-		}
-		keyPEM, err := pki.EncodePrivateKey(key, nil)
-		if err != nil {
-			return nil, err
-		}
-		files[contexts.KeyFile] = keyPEM
-	}
-	if c.AgentMode() {
-		// No files: the certificate lives in our field; the agent rereads it.
-		meta.CertPEM = string(files[contexts.CertFile])
-		err = store.UpdateMeta(c.Name, meta)
-		if err == nil {
-			_, _, _ = agent.Call(e.agentDir(), "reload")
-		}
-	} else {
-		err = store.Renew(c.Name, files, meta)
-	}
-	if err != nil {
-		if opts.rekey {
-			_ = deleteKey(ks, meta.KeyID)
-		}
+	if _, err := e.contexts().Renew(c, cert, key, opts.rekey); err != nil {
 		return nil, err
 	}
-	if opts.rekey && meta.KeyID != c.TLS.KeyID {
-		if err := deleteKey(ks, c.TLS.KeyID); err != nil && !errors.Is(err, keystore.ErrNotFound) {
-			fmt.Fprintf(e.cli.Err(), "warning: %s: the old key %s could not be removed: %v\n", c.Name, c.TLS.KeyID, err)
-		}
+	if c.AgentMode() {
+		_, _, _ = agent.Call(e.agentDir(), "reload") // the agent rereads the certificate
 	}
 	return cert, nil
 }

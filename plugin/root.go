@@ -1,6 +1,10 @@
 package plugin
 
 import (
+	"fmt"
+	"strings"
+
+	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -33,9 +37,8 @@ keys are written 0600 and never printed.`,
 			return cmd.Help()
 		},
 	}
-	cmd.PersistentFlags().StringVar(&e.keystore, "keystore", "",
-		`Where new private keys go: "keyring" (the OS keyring, default) or "file" ($DOCKER_CONFIG/tls/keys, 0600)`)
-	_ = cmd.RegisterFlagCompletionFunc("keystore", cobra.FixedCompletions([]string{KeystoreKeyring, KeystoreFile}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.PersistentFlags().StringVar(&e.keystore, "keystore", "", "Where new private keys go: "+keystoreHelp()+" (default keyring)")
+	_ = cmd.RegisterFlagCompletionFunc("keystore", completeKeystores)
 	cmd.AddCommand(
 		newCACommand(e),
 		newServerCommand(e),
@@ -59,6 +62,25 @@ keys are written 0600 and never printed.`,
 	)
 	withExpiryWarning(e, cmd)
 	return cmd
+}
+
+// keystoreHelp lists the key store kinds for flag help, from the one list
+// in package keystore.
+func keystoreHelp() string {
+	var parts []string
+	for _, k := range keystore.Kinds() {
+		parts = append(parts, fmt.Sprintf("%q (%s)", k[0], k[1]))
+	}
+	return strings.Join(parts, " or ")
+}
+
+// completeKeystores completes --keystore and --to with the kinds and their help.
+func completeKeystores(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	var out []cobra.Completion
+	for _, k := range keystore.Kinds() {
+		out = append(out, cobra.CompletionWithDesc(k[0], k[1]))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // groupCommand is a command that only groups others: run alone, it prints

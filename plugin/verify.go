@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -214,13 +215,32 @@ func (e *env) targetOf(store *contexts.Store, c *contexts.Context) probe.Target 
 			}
 		}
 	}
-	if t.Key == nil && c.HasFile(contexts.KeyFile) {
+	var fileKey crypto.Signer
+	if c.HasFile(contexts.KeyFile) {
 		if data, err := store.ReadFile(name, contexts.KeyFile); err == nil {
-			if key, err := pki.ParsePrivateKey(data, nil); err == nil {
-				t.Key = key
-			} else {
+			if fileKey, err = pki.ParsePrivateKey(data, nil); err != nil {
 				t.KeyProblem = "the context's key.pem cannot be read: " + err.Error()
 			}
+		}
+	}
+	if t.Key == nil {
+		t.Key = fileKey
+	}
+	// What the docker CLI will load is key.pem: it must be the key that
+	// was checked, and the key store's copy the key of the certificate.
+	if c.Managed() && !c.AgentMode() && c.HasFile(contexts.KeyFile) && t.Cert != nil {
+		switch {
+		case fileKey == nil:
+			t.KeyFileProblem = fmt.Sprintf("the context's key.pem, which the docker CLI loads, is not a usable key (%s)", strings.TrimPrefix(t.KeyProblem, "the context's key.pem cannot be read: "))
+			t.KeyFileFix = "docker tls unlock --force " + name
+		case pki.CheckKeyMatch(t.Cert, fileKey) != nil && t.Key != fileKey && pki.CheckKeyMatch(t.Cert, t.Key) == nil:
+			t.KeyFileProblem = "the context's key.pem, which the docker CLI loads, is not the key of its certificate (the key store's copy is)"
+			t.KeyFileFix = "docker tls unlock --force " + name
+		case t.Key != fileKey && pki.CheckKeyMatch(t.Cert, t.Key) != nil && pki.CheckKeyMatch(t.Cert, fileKey) == nil:
+			t.Key = fileKey
+			t.KeyFileProblem = fmt.Sprintf("the key store entry %s is not the key of the certificate (the context's key.pem is)", c.TLS.KeyID)
+			t.KeyFileFix = fmt.Sprintf("docker tls context create %s --force --host %s --ca-file %s --cert %s --key %s", name, c.Host,
+				filepath.Join(c.TLSDir, contexts.CAFile), filepath.Join(c.TLSDir, contexts.CertFile), filepath.Join(c.TLSDir, contexts.KeyFile))
 		}
 	}
 	if t.Key == nil && t.KeyProblem == "" {

@@ -51,6 +51,10 @@ type Target struct {
 	Cert       *x509.Certificate
 	Key        crypto.Signer
 	KeyProblem string
+	// KeyFileProblem, when set, says that the key the docker CLI will load
+	// (the context's key.pem) is not the one verify checked, and KeyFileFix
+	// what repairs it.
+	KeyFileProblem, KeyFileFix string
 	// Locked is true when the context's key.pem copy is removed, so the
 	// docker CLI cannot use it even though verify can.
 	Locked bool
@@ -258,6 +262,8 @@ func checkLocal(r *Report, t Target, now time.Time) {
 		type equaler interface{ Equal(crypto.PublicKey) bool }
 		if pub, ok := t.Key.Public().(equaler); !ok || !pub.Equal(c.PublicKey) {
 			r.add("client-key", Fail, issueFix, "the client key does not match the client certificate %q: they are from different issues", c.Subject.CommonName)
+		} else if t.KeyFileProblem != "" {
+			r.add("client-key", Fail, t.KeyFileFix, "%s", t.KeyFileProblem)
 		} else if t.Locked {
 			r.add("client-key", Warn, "docker tls unlock "+t.Name, "the key is in the key store, but the context is locked: the docker CLI cannot use it until it is unlocked")
 		} else {

@@ -30,8 +30,15 @@ const (
 // Without overwrite it fails with ErrExists if path exists, checked by the
 // final link so that two concurrent writers cannot both win.
 func WriteFile(path string, data []byte, perm fs.FileMode, overwrite bool) error {
+	return WriteFileVia(filepath.Dir(path), path, data, perm, overwrite)
+}
+
+// WriteFileVia is WriteFile with the temporary file in tmpDir, which must be
+// on path's file system. Secrets are staged in a private directory of their
+// own, so that what a killed write leaves is found in one place.
+func WriteFileVia(tmpDir, path string, data []byte, perm fs.FileMode, overwrite bool) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/docker-tls/docker-tls/contexts"
@@ -68,7 +67,6 @@ func run(dir string, n, silent int, ready string, duration time.Duration) error 
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"Version":"0.0.0-fake","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64","Components":[{"Name":"Engine","Version":"0.0.0-fake","Details":{"ApiVersion":"1.41","Os":"linux","Arch":"amd64"}}]}`)
 	})
-	keys := &keystore.File{Dir: filepath.Join(dir, "tls", "keys")}
 	store := contexts.Open(dir)
 	for i := range n + silent {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -87,16 +85,9 @@ func run(dir string, n, silent int, ready string, duration time.Duration) error 
 		if err != nil {
 			return err
 		}
-		id := "ctx-" + name + "-000000000000"
-		if err := keys.Put(id, key, true); err != nil {
-			return err
-		}
-		keyPEM, _ := pki.EncodePrivateKey(key, nil)
-		_, err = store.Create(contexts.CreateOptions{
-			Name: name, Host: "tcp://" + l.Addr().String(), Force: true,
-			CA: pki.EncodeCertificate(ca.Cert), Cert: pki.EncodeCertificate(cert), Key: keyPEM,
-			Meta: contexts.Meta{KeyStore: "file", KeyID: id, KeyType: pki.DescribeKey(key.Public()),
-				CAFingerprint: pki.Fingerprint(ca.Cert), Subject: cert.Subject.String(), Issuer: cert.Issuer.String(), NotAfter: cert.NotAfter},
+		_, _, err = store.Create(contexts.CreateOptions{
+			Name: name, Host: "tcp://" + l.Addr().String(), Force: true, KeyStore: keystore.KindFile,
+			Identity: contexts.Identity{CA: ca.Cert, Cert: cert, Key: key},
 		})
 		if err != nil {
 			return err

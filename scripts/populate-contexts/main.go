@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -43,21 +44,13 @@ func run(dir string, n int) error {
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.EncodePrivateKey(key, nil)
-	if err != nil {
-		return err
-	}
 	store := contexts.Open(dir)
 	start := time.Now()
 	for i := range n {
 		name := fmt.Sprintf("bench-%04d", i)
-		_, err := store.Create(contexts.CreateOptions{
-			Name: name, Host: fmt.Sprintf("tcp://engine-%04d.example.com:2376", i),
-			CA: pki.EncodeCertificate(ca.Cert), Cert: pki.EncodeCertificate(cert), Key: keyPEM,
-			Meta: contexts.Meta{
-				KeyStore: "file", KeyID: "ctx-" + name + "-000000000000", KeyType: pki.DescribeKey(key.Public()),
-				CAFingerprint: pki.Fingerprint(ca.Cert), Subject: cert.Subject.String(), Issuer: cert.Issuer.String(), NotAfter: cert.NotAfter,
-			},
+		_, _, err := store.Create(contexts.CreateOptions{
+			Name: name, Host: fmt.Sprintf("tcp://engine-%04d.example.com:2376", i), KeyStore: keystore.KindFile,
+			Identity: contexts.Identity{CA: ca.Cert, Cert: cert, Key: key},
 		})
 		if err != nil {
 			return err

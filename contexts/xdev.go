@@ -1,0 +1,8 @@
+package contexts
+
+import (
+	"errors"
+	"syscall"
+)
+
+func isCrossDevice(err error) bool { return errors.Is(err, syscall.EXDEV) }
