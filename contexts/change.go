@@ -366,7 +366,16 @@ func (s *Store) recoverEntry(e *journal.Entry) error {
 			return fmt.Errorf("context %s needs its key back: %w", e.Name, err)
 		}
 	}
-	return s.commit(e.Name, p, key)
+	if err := s.commit(e.Name, p, key); err != nil {
+		return err
+	}
+	// docker/cli's own atomic write of meta.json stages a .tmp-* file
+	// beside it; a kill mid-write leaves it (no secret in it).
+	stale, _ := filepath.Glob(filepath.Join(s.s.GetStorageInfo(e.Name).MetadataPath, ".tmp-*"))
+	for _, f := range stale {
+		_ = os.Remove(f)
+	}
+	return nil
 }
 
 // dropStaleKeys deletes keys of context name, other than keep, from both

@@ -59,6 +59,9 @@ func VerifyLeaf(leaf, ca *x509.Certificate, profile Profile, now time.Time) erro
 	if err := CheckValidity(leaf, now); err != nil {
 		return err
 	}
+	if leaf.BasicConstraintsValid && leaf.IsCA {
+		return fmt.Errorf("%q is a CA certificate (CA:TRUE), not a %s certificate: give the certificate issued for the %s", leaf.Subject.CommonName, profile, profile)
+	}
 	eku := x509.ExtKeyUsageClientAuth
 	if profile == ServerProfile {
 		eku = x509.ExtKeyUsageServerAuth

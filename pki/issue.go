@@ -2,6 +2,8 @@ package pki
 
 import (
 	"crypto"
+	"unicode"
+	"unicode/utf8"
 
 	"crypto/rand"
 	"crypto/rsa"
@@ -70,6 +72,12 @@ type CA struct {
 // certSign+crlSign critical, a SubjectKeyIdentifier, a 128-bit random serial.
 func NewCA(key crypto.Signer, opts CAOptions) (*CA, error) {
 	if err := checkKeyStrength(key.Public()); err != nil {
+		return nil, err
+	}
+	if err := CheckName("common name", opts.CommonName); err != nil {
+		return nil, err
+	}
+	if err := CheckName("organization", opts.Organization); err != nil {
 		return nil, err
 	}
 	now := opts.Now
@@ -190,6 +198,12 @@ func (ca *CA) Issue(req IssueRequest) (*x509.Certificate, error) {
 	}
 	if req.PublicKey == nil {
 		return nil, errors.New("no public key to certify")
+	}
+	if err := CheckName("common name", req.CommonName); err != nil {
+		return nil, err
+	}
+	if err := CheckName("organization", req.Organization); err != nil {
+		return nil, err
 	}
 	if err := checkKeyStrength(req.PublicKey); err != nil {
 		return nil, err
@@ -314,6 +328,9 @@ func SubjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 // NewCSR makes a PKCS#10 request for key with the given CN and SANs, for
 // sending to a CA that holds its key elsewhere.
 func NewCSR(key crypto.Signer, commonName string, sans SANs) (*x509.CertificateRequest, error) {
+	if err := CheckName("common name", commonName); err != nil {
+		return nil, err
+	}
 	tmpl := &x509.CertificateRequest{
 		Subject:     pkix.Name{CommonName: commonName},
 		DNSNames:    sans.DNSNames,
@@ -335,4 +352,19 @@ func (ca *CA) SignCSR(csr *x509.CertificateRequest, req IssueRequest) (*x509.Cer
 	}
 	req.PublicKey = csr.PublicKey
 	return ca.Issue(req)
+}
+
+// CheckName refuses a subject name (what: "common name", "organization")
+// that holds control characters, which would forge lines in listings and
+// logs, or that is longer than X.520 allows (64 characters).
+func CheckName(what, name string) error {
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("the %s %q contains a control character (U+%04X): use printable characters only", what, name, r)
+		}
+	}
+	if n := utf8.RuneCountInString(name); n > 64 {
+		return fmt.Errorf("the %s is %d characters long; X.509 allows at most 64", what, n)
+	}
+	return nil
 }

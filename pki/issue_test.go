@@ -277,3 +277,41 @@ func TestKeyTypeOf(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNameRefusesControlCharacters(t *testing.T) {
+	key, _ := GenerateKey(ECDSAP256)
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{
+		{"alice@laptop", true},
+		{"Ünïcode ok", true},
+		{"alice\nprod  tcp://evil", false},
+		{"tab\there", false},
+		{"esc\x1b[31m", false},
+		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 65), false},
+	} {
+		err := CheckName("common name", tt.name)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckName(%q) = %v", tt.name, err)
+		}
+		_, caErr := NewCA(key, CAOptions{CommonName: tt.name})
+		_, csrErr := NewCSR(key, tt.name, SANs{})
+		if (caErr == nil) != tt.ok || (csrErr == nil) != tt.ok {
+			t.Errorf("%q: NewCA %v, NewCSR %v", tt.name, caErr, csrErr)
+		}
+	}
+	ca, _ := NewCA(key, CAOptions{})
+	if _, err := ca.Issue(IssueRequest{Profile: ClientProfile, CommonName: "a\nb", PublicKey: key.Public()}); err == nil || !strings.Contains(err.Error(), "U+000A") {
+		t.Fatalf("Issue = %v", err)
+	}
+}
+
+func TestVerifyLeafRefusesACACertificate(t *testing.T) {
+	key, _ := GenerateKey(ECDSAP256)
+	ca, _ := NewCA(key, CAOptions{CommonName: "root"})
+	if err := VerifyLeaf(ca.Cert, ca.Cert, ClientProfile, time.Now()); err == nil || !strings.Contains(err.Error(), "CA:TRUE") {
+		t.Fatalf("VerifyLeaf(CA as client) = %v", err)
+	}
+}

@@ -124,6 +124,9 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 	if err := agentSupported(); err != nil {
 		return err
 	}
+	if opts.idleLock < 0 {
+		return fmt.Errorf("--idle-lock %s: give a positive span like 8h, or leave it out", opts.idleLock)
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}

@@ -76,6 +76,9 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 	if err := opts.remote.check(); err != nil {
 		return err
 	}
+	if w := opts.remote.argvWarning(); w != "" {
+		fmt.Fprintln(e.cli.Err(), "warning:", w)
+	}
 	// Fail on a missing keyring before the token is spent.
 	if _, err := e.defaultKeystore(); err != nil {
 		return err

@@ -115,3 +115,39 @@ func TestAgentServiceFor(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSpanBounds(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"30d", 30 * 24 * time.Hour, ""},
+		{"2w", 14 * 24 * time.Hour, ""},
+		{"12h", 12 * time.Hour, ""},
+		{"106751d", 106751 * 24 * time.Hour, ""},
+		{"106752d", 0, "longer than 292 years"},
+		{"99999999999999999999d", 0, "give a span"},
+		{"-1d", 0, "give a span"},
+		{"-1h", 0, "give a span"},
+	} {
+		got, err := parseSpan(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("parseSpan(%q) = %v, %v", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSpan(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestTokenOnTheCommandLineWarns(t *testing.T) {
+	for in, warn := range map[string]bool{"DTLS1-abc-def": true, "file:/tmp/t": false, "env:TOKEN": false, "": false} {
+		if got := (remoteOptions{token: in}).argvWarning(); (got != "") != warn || (warn && !strings.Contains(got, "file:PATH")) {
+			t.Errorf("token %q: %q", in, got)
+		}
+	}
+}

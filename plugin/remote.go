@@ -48,6 +48,18 @@ func readSecretRef(ref, what string) (string, error) {
 	return strings.TrimSpace(ref), nil
 }
 
+// argvWarning warns when a token or auth key was given on the command
+// line itself, where other users of the machine can read it (ps,
+// /proc/PID/cmdline) and shells keep it in their history.
+func (o remoteOptions) argvWarning() string {
+	for _, v := range []struct{ flag, val string }{{"--token", o.token}, {"--auth-key", o.authKey}} {
+		if v.val != "" && !strings.HasPrefix(v.val, "env:") && !strings.HasPrefix(v.val, "file:") {
+			return fmt.Sprintf("%s on the command line can be read by other users (ps) and stays in your shell history: use %s file:PATH or %s env:VAR", v.flag, v.flag, v.flag)
+		}
+	}
+	return ""
+}
+
 // authKeyBytes decodes a cfssl auth key: hex, as cfssl writes them.
 func authKeyBytes(s string) ([]byte, error) {
 	k, err := hex.DecodeString(s)

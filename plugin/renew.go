@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +24,12 @@ func parseSpan(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
 		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.Atoi(n)
+			v, err := strconv.ParseInt(n, 10, 64)
 			if err != nil || v < 0 {
 				return 0, fmt.Errorf("%q: give a span like 30d, 2w or 12h", s)
+			}
+			if v > math.MaxInt64/int64(unit) {
+				return 0, fmt.Errorf("%q is longer than 292 years: give a span like 30d, 2w or 12h", s)
 			}
 			return time.Duration(v) * unit, nil
 		}
