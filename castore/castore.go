@@ -246,18 +246,7 @@ func (s *Store) writeDir(name string, p plan) error {
 	if err := fsutil.MkdirPrivate(s.Dir); err != nil {
 		return err
 	}
-	live := filepath.Join(s.Dir, name)
-	if _, err := os.Lstat(live); err == nil {
-		err := fsutil.Exchange(next, live)
-		if err == nil || !errors.Is(err, fsutil.ErrExchangeUnsupported) {
-			return err
-		}
-		if err := os.Rename(live, filepath.Join(staging, "old")); err != nil {
-			return err
-		}
-		crashpoint.Hit("ca-write:moved-aside")
-	}
-	return os.Rename(next, live)
+	return fsutil.ReplaceDir(next, filepath.Join(s.Dir, name), filepath.Join(staging, "old"), func() { crashpoint.Hit("ca-write:moved-aside") })
 }
 
 // recoverEntry finishes or undoes an interrupted change (journal.Recoverer).

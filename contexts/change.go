@@ -324,20 +324,10 @@ func (s *Store) writeTLS(name string, files map[string][]byte) error {
 		}
 	}
 	live := s.tlsDir(name)
-	if _, err := os.Lstat(live); err == nil {
-		err := fsutil.Exchange(next, live)
-		if err == nil || !errors.Is(err, fsutil.ErrExchangeUnsupported) {
-			return err
-		}
-		if err := os.Rename(live, filepath.Join(staging, "old")); err != nil {
-			return err
-		}
-		crashpoint.Hit("context-write:moved-aside")
-	}
 	if err := fsutil.MkdirPrivate(filepath.Dir(live)); err != nil {
 		return err
 	}
-	if err := os.Rename(next, live); err != nil {
+	if err := fsutil.ReplaceDir(next, live, filepath.Join(staging, "old"), func() { crashpoint.Hit("context-write:moved-aside") }); err != nil {
 		if !errors.Is(err, fs.ErrExist) && !isCrossDevice(err) {
 			return err
 		}

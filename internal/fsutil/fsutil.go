@@ -93,6 +93,28 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// ReplaceDir puts directory next where live is, in one step where it can:
+// with live present the two are exchanged (renameat2 on Linux), so next
+// then holds the old contents; where exchanging is not possible live is
+// first moved to aside (a window a journal's recovery must cover). Without
+// live, next is simply renamed into place. onAside, if set, runs right after
+// that move, for crash-test step names.
+func ReplaceDir(next, live, aside string, onAside func()) error {
+	if _, err := os.Lstat(live); err == nil {
+		err := Exchange(next, live)
+		if err == nil || !errors.Is(err, ErrExchangeUnsupported) {
+			return err
+		}
+		if err := os.Rename(live, aside); err != nil {
+			return err
+		}
+		if onAside != nil {
+			onAside()
+		}
+	}
+	return os.Rename(next, live)
+}
+
 // MkdirPrivate creates dir and its parents with mode 0700 and makes sure an
 // existing dir is not readable by others.
 func MkdirPrivate(dir string) error {
