@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command/formatter"
@@ -381,6 +382,10 @@ func runKeysMigrate(e *env, opts keysMigrateOptions) error {
 			did, err = e.cas().MoveKey(name, opts.to, pass)
 		case "context":
 			did, err = e.contexts().MoveKey(name, opts.to)
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			// Every later move would fail the same way.
+			return err
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", k.Owner, k.ID, err))

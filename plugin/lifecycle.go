@@ -3,11 +3,13 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -51,26 +53,39 @@ func (e *env) expiryNotice() string {
 	return ""
 }
 
-// withExpiryWarning makes every command print the expiry notice, once, on
-// stderr before it runs.
-func withExpiryWarning(e *env, root *cobra.Command) {
+// wrapRuns makes every command print the expiry notice, once, on stderr
+// before it runs (renew excepted: it is the fix), and say a full disk in
+// one sentence however deep the error came from.
+func wrapRuns(e *env, root *cobra.Command) {
 	var visit func(*cobra.Command)
 	visit = func(c *cobra.Command) {
 		for _, sub := range c.Commands() {
 			visit(sub)
 		}
-		if c.RunE == nil || c.Hidden || c.Name() == "renew" {
+		if c.RunE == nil || c.Hidden {
 			return
 		}
-		run := c.RunE
+		run, warn := c.RunE, c.Name() != "renew"
 		c.RunE = func(cmd *cobra.Command, args []string) error {
-			if msg := e.expiryNotice(); msg != "" {
+			if msg := e.expiryNotice(); warn && msg != "" {
 				fmt.Fprintln(e.cli.Err(), "warning:", msg)
 			}
-			return run(cmd, args)
+			return diskFull(e.configDir(), run(cmd, args))
 		}
 	}
 	visit(root)
+}
+
+// diskFull turns "no space left on device", which arrives wrapped in the
+// paths of scratch files nobody knows, into one sentence naming the
+// docker config directory and the fix. The journal makes "nothing half
+// written" true: the next command finishes or undoes whatever this one
+// began.
+func diskFull(configDir string, err error) error {
+	if !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	return fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)
 }
 
 // newHookCommand answers the docker CLI's hook call after the commands

@@ -2,9 +2,13 @@ package plugin
 
 import (
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -148,6 +152,23 @@ func TestTokenOnTheCommandLineWarns(t *testing.T) {
 	for in, warn := range map[string]bool{"DTLS1-abc-def": true, "file:/tmp/t": false, "env:TOKEN": false, "": false} {
 		if got := (remoteOptions{token: in}).argvWarning(); (got != "") != warn || (warn && !strings.Contains(got, "file:PATH")) {
 			t.Errorf("token %q: %q", in, got)
+		}
+	}
+}
+
+func TestDiskFull(t *testing.T) {
+	full := fmt.Errorf("journal: %w", &fs.PathError{Op: "write", Path: "/c/tls/tmp/.x.tmp-1", Err: syscall.ENOSPC})
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{errors.New("other"), "other"},
+		{full, "no space left on the device holding /c: free some space and run the command again (nothing was half written)"},
+	} {
+		got := diskFull("/c", tc.err)
+		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {
+			t.Errorf("diskFull(%v) = %v, want %q", tc.err, got, tc.want)
 		}
 	}
 }

@@ -60,7 +60,7 @@ keys are written 0600 and never printed.`,
 		newHookCommand(e),
 		newAgentCommand(e),
 	)
-	withExpiryWarning(e, cmd)
+	wrapRuns(e, cmd)
 	return cmd
 }
 
