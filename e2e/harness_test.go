@@ -552,12 +552,11 @@ func requireFail(t testing.TB, r Result, wants ...string) {
 // Proc is a long-running command of an Env (docker tls ca serve, cfssl
 // serve), stopped with SIGTERM when the test ends.
 type Proc struct {
-	cmd    *exec.Cmd
-	out    *lockedBuffer
-	done   chan struct{}
-	exit   int
-	e      *Env
-	stderr string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	exit int
+	e    *Env
 }
 
 type lockedBuffer struct {

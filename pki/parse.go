@@ -106,7 +106,7 @@ func IsEncryptedKey(data []byte) bool {
 		if block.Type == "ENCRYPTED PRIVATE KEY" {
 			return true
 		}
-		//nolint:staticcheck // detecting legacy encryption is exactly what is needed here
+		//lint:ignore SA1019 detecting legacy encryption is exactly what is needed here: such keys are refused without a passphrase
 		if isKeyBlock(block.Type) && x509.IsEncryptedPEMBlock(block) {
 			return true
 		}
@@ -142,12 +142,12 @@ func ParsePrivateKey(data, passphrase []byte) (crypto.Signer, error) {
 			return parseEncryptedPKCS8(block.Bytes, passphrase)
 		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
 			der := block.Bytes
-			//nolint:staticcheck // legacy PEM encryption is still what many openssl 1.x guides produce; reading it is required
+			//lint:ignore SA1019 legacy PEM encryption is what the articles' openssl 1.x commands produce; reading it is required
 			if x509.IsEncryptedPEMBlock(block) {
 				if len(passphrase) == 0 {
 					return nil, ErrPassphraseRequired
 				}
-				//nolint:staticcheck // see above
+				//lint:ignore SA1019 reading the legacy format, see above; docker-tls never writes it
 				plain, err := x509.DecryptPEMBlock(block, passphrase)
 				if err != nil {
 					if errors.Is(err, x509.IncorrectPasswordError) {

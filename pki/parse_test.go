@@ -24,7 +24,7 @@ func TestParsePrivateKeyFormats(t *testing.T) {
 	sec1, _ := x509.MarshalECPrivateKey(ecKey.(*ecdsa.PrivateKey))
 	p8, _ := x509.MarshalPKCS8PrivateKey(edKey)
 	pass := []byte("correct horse")
-	//nolint:staticcheck // producing the legacy format on purpose
+	//lint:ignore SA1019 producing the legacy format on purpose, to test reading it
 	legacy, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", pkcs1, pass, x509.PEMCipherAES256)
 	if err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ func parseSAN(raw string) (string, bool, error) {
 		if prefix == "DNS" || prefix == "IP" {
 			kind, item = prefix, item[i+1:]
 			if item == "" {
-				return "", false, fmt.Errorf("SAN %q has no value after %s:", raw, prefix)
+				return "", false, fmt.Errorf("SAN %q has no value after %s", raw, prefix+":")
 			}
 		}
 	}

@@ -117,7 +117,7 @@ func runCAInit(e *env, opts caInitOptions) error {
 	if err != nil {
 		return err
 	}
-	exportFiles := []string{}
+	var exportFiles []string
 	if opts.export != "" {
 		exportFiles = []string{filepath.Join(opts.export, "ca.pem"), filepath.Join(opts.export, "ca-key.pem")}
 		if err := fsutil.CheckAbsent(exportFiles...); err != nil && !opts.force {

@@ -32,3 +32,9 @@ if ! command -v cfssl >/dev/null && [ ! -x "$gobin/cfssl" ]; then
   echo "deps: building cfssl v1.6.5 (go install)"
   go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5 || echo "deps: cfssl did not build; its tests will be skipped" >&2
 fi
+
+# staticcheck, which `make test` runs before the tests: the code stays clean.
+if [ ! -x "$gobin/staticcheck" ]; then
+  echo "deps: building staticcheck v0.8.2 (go install)"
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi

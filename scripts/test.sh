@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# staticcheck first: a finding fails the run like a failing test.
+staticcheck=$(go env GOPATH)/bin/staticcheck
+echo "=== staticcheck ==="
+if ! "$staticcheck" ./...; then
+  echo "staticcheck found the problems above"
+  exit 1
+fi
+echo "clean"
+
 go test -count=1 -v -timeout 30m ./... >"$log" 2>&1
 rc=$?
 
