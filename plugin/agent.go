@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"crypto"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +20,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
-	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
-
-// agentDir is the agent's runtime directory for this DOCKER_CONFIG.
-func (e *env) agentDir() string { return agent.RunDir(e.configDir()) }
 
 // agentSupported says why agent mode is unavailable on this platform.
 func agentSupported() error {
@@ -39,8 +34,8 @@ func agentSupported() error {
 }
 
 // agentEndpoints lists the agent-mode contexts for the agent.
-func (e *env) agentEndpoints() ([]agent.Endpoint, error) {
-	list, _, err := e.contexts().List()
+func (a *app) agentEndpoints() ([]agent.Endpoint, error) {
+	list, _, err := a.contexts().List()
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +67,7 @@ type agentOptions struct {
 // agentLogMax caps agent.log; past it the log moves to agent.log.1.
 const agentLogMax = 5 << 20
 
-func newAgentCommand(e *env) *cobra.Command {
+func newAgentCommand(a *app) *cobra.Command {
 	var opts agentOptions
 	cmd := &cobra.Command{
 		Use:   "agent [--foreground] [--idle-lock 8h]",
@@ -101,7 +96,7 @@ supported yet (named pipes).`,
   docker tls agent install   # start at login (systemd user unit / launchd agent)`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAgent(cmd.Context(), e, opts)
+			return runAgent(cmd.Context(), a, opts)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -112,15 +107,15 @@ supported yet (named pipes).`,
 	f.StringVar(&opts.logFile, "log-file", "", "Log to this file, kept under 5 MiB by moving it to FILE.1 (the background start uses it)")
 	_ = f.MarkHidden("log-file")
 	cmd.AddCommand(
-		agentControlCommand(e, "status", "Show whether the agent runs, and what it serves"),
-		agentControlCommand(e, "stop", "Stop the agent"),
-		agentControlCommand(e, "lock", "Drop every key from the agent's memory now"),
-		newAgentInstallCommand(e),
+		agentControlCommand(a, "status", "Show whether the agent runs, and what it serves"),
+		agentControlCommand(a, "stop", "Stop the agent"),
+		agentControlCommand(a, "lock", "Drop every key from the agent's memory now"),
+		newAgentInstallCommand(a),
 	)
 	return cmd
 }
 
-func runAgent(ctx context.Context, e *env, opts agentOptions) error {
+func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 	if err := agentSupported(); err != nil {
 		return err
 	}
@@ -130,7 +125,7 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	dir := e.agentDir()
+	dir := a.agentDir()
 	if agent.Running(dir) {
 		if opts.foreground {
 			return agent.ErrRunning
@@ -140,15 +135,15 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.cli.Out(), "The agent is already running (pid %d), serving %s\n", st.PID, dir)
+		fmt.Fprintf(a.cli.Out(), "The agent is already running (pid %d), serving %s\n", st.PID, dir)
 		return nil
 	}
 	if !opts.foreground {
-		return e.startAgentBackground(dir, opts)
+		return a.startAgentBackground(dir, opts)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var logTo io.Writer = e.cli.Err()
+	var logTo io.Writer = a.cli.Err()
 	if opts.logFile != "" {
 		// Descriptors 1 and 2 follow the log, so a panic lands in it too.
 		lf, err := agent.OpenLogFile(opts.logFile, agentLogMax, 1, 2)
@@ -160,10 +155,10 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 	}
 	return agent.Run(ctx, agent.Config{
 		Dir:       dir,
-		Endpoints: e.agentEndpoints,
-		Stamp:     e.contexts().Stamp,
+		Endpoints: a.agentEndpoints,
+		Stamp:     a.contexts().Stamp,
 		LoadKey: func(kind, id string) (crypto.Signer, error) {
-			ks, err := e.keyStore(kind, nil)
+			ks, err := a.keyStore(kind, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -180,7 +175,7 @@ func runAgent(ctx context.Context, e *env, opts agentOptions) error {
 // startAgentBackground re-runs this binary as `docker-tls agent
 // --foreground` in a new session, logging to agent.log, and waits until it
 // answers.
-func (e *env) startAgentBackground(dir string, opts agentOptions) error {
+func (a *app) startAgentBackground(dir string, opts agentOptions) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -194,7 +189,7 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 		return err
 	}
 	defer logFile.Close()
-	args := []string{"--config", e.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--log-file", logPath}
+	args := []string{"--config", a.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--log-file", logPath}
 	if opts.idleLock > 0 {
 		args = append(args, "--idle-lock", opts.idleLock.String())
 	}
@@ -216,7 +211,7 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if agent.Running(dir) {
-			fmt.Fprintf(e.cli.Out(), "Agent started (pid %d), serving %s; log: %s\n", cmd.Process.Pid, dir, logPath)
+			fmt.Fprintf(a.cli.Out(), "Agent started (pid %d), serving %s; log: %s\n", cmd.Process.Pid, dir, logPath)
 			return nil
 		}
 		select {
@@ -228,7 +223,7 @@ func (e *env) startAgentBackground(dir string, opts agentOptions) error {
 	return fmt.Errorf("the agent did not answer within 15s; see %s", logPath)
 }
 
-func agentControlCommand(e *env, op, short string) *cobra.Command {
+func agentControlCommand(a *app, op, short string) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:     op,
@@ -236,15 +231,15 @@ func agentControlCommand(e *env, op, short string) *cobra.Command {
 		Example: "  docker tls agent " + op,
 		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, locked, err := agent.Call(e.agentDir(), op)
+			st, locked, err := agent.Call(a.agentDir(), op)
 			if err != nil {
 				if op == "stop" && errors.Is(err, agent.ErrNotRunning) {
-					fmt.Fprintln(e.cli.Out(), "The agent is not running")
+					fmt.Fprintln(a.cli.Out(), "The agent is not running")
 					return nil
 				}
 				return err
 			}
-			out := e.cli.Out()
+			out := a.cli.Out()
 			switch op {
 			case "status":
 				if format == "json" {
@@ -275,155 +270,4 @@ func agentControlCommand(e *env, op, short string) *cobra.Command {
 		_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	}
 	return cmd
-}
-
-type agentInstallOptions struct {
-	idleLock       time.Duration
-	keyringTimeout time.Duration
-	force          bool
-}
-
-func newAgentInstallCommand(e *env) *cobra.Command {
-	var opts agentInstallOptions
-	cmd := &cobra.Command{
-		Use:   "install [--idle-lock 8h] [--force]",
-		Short: "Start the agent at login (systemd user unit on Linux, launchd agent on macOS)",
-		Example: `  docker tls agent install
-  systemctl --user daemon-reload && systemctl --user enable --now docker-tls-agent
-  docker tls agent install --idle-lock 8h --force   # replace the unit with new settings`,
-		Args: cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAgentInstall(e, opts)
-		},
-		ValidArgsFunction: cobra.NoFileCompletions,
-	}
-	f := cmd.Flags()
-	f.DurationVar(&opts.idleLock, "idle-lock", 0, "The agent drops a key unused this long (e.g. 8h)")
-	f.DurationVar(&opts.keyringTimeout, "keyring-timeout", keystore.DefaultTimeout, "The agent gives up on the OS keyring after this long")
-	f.BoolVar(&opts.force, "force", false, "Replace an existing unit or launchd agent that differs")
-	return cmd
-}
-
-func runAgentInstall(e *env, opts agentInstallOptions) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return err
-	}
-	args := []string{"agent", "--foreground"}
-	if opts.idleLock > 0 {
-		args = append(args, "--idle-lock", opts.idleLock.String())
-	}
-	if opts.keyringTimeout != keystore.DefaultTimeout {
-		args = append(args, "--keyring-timeout", opts.keyringTimeout.String())
-	}
-	svc, err := agentServiceFor(runtime.GOOS, home, exe, e.configDir(), args)
-	if err != nil {
-		return err
-	}
-	out := e.cli.Out()
-	if old, err := os.ReadFile(svc.Path); err == nil {
-		if string(old) == svc.Content {
-			fmt.Fprintf(out, "%s is already installed and unchanged\nEnable it with: %s\n", svc.Path, svc.Enable)
-			return nil
-		}
-		if !opts.force {
-			return fmt.Errorf("%s exists with other settings: --force replaces it", svc.Path)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(svc.Path), 0o755); err != nil {
-		return err
-	}
-	if err := fsutil.WriteFile(svc.Path, []byte(svc.Content), fsutil.PublicFile, opts.force); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Wrote %s\nEnable it with: %s\n", svc.Path, svc.Enable)
-	return nil
-}
-
-// agentService is what agent install writes: where, the file, and the
-// command that enables it.
-type agentService struct {
-	Path, Content, Enable string
-}
-
-// agentServiceFor renders the login service of goos that runs exe with
-// args for configDir. Paths are quoted for the format at hand (systemd's
-// specifiers and quoting, XML), so a home directory with spaces, % or &
-// still works.
-func agentServiceFor(goos, home, exe, configDir string, args []string) (agentService, error) {
-	switch goos {
-	case "linux":
-		cmdline := []string{systemdQuote(exe, false)}
-		for _, a := range args {
-			cmdline = append(cmdline, systemdQuote(a, true))
-		}
-		return agentService{
-			Path: filepath.Join(home, ".config", "systemd", "user", "docker-tls-agent.service"),
-			Content: "[Unit]\nDescription=docker-tls agent: TLS keys for Docker contexts, in memory only\n\n[Service]\n" +
-				"Environment=" + systemdQuote("DOCKER_CONFIG="+configDir, false) + "\n" +
-				"ExecStart=" + strings.Join(cmdline, " ") + "\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n",
-			Enable: "systemctl --user daemon-reload && systemctl --user enable --now docker-tls-agent",
-		}, nil
-	case "darwin":
-		path := filepath.Join(home, "Library", "LaunchAgents", "com.docker-tls.agent.plist")
-		var b strings.Builder
-		str := func(v string) {
-			b.WriteString("<string>")
-			_ = xml.EscapeText(&b, []byte(v))
-			b.WriteString("</string>")
-		}
-		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0"><dict>
-  <key>Label</key><string>com.docker-tls.agent</string>
-  <key>ProgramArguments</key><array>`)
-		str(exe)
-		for _, a := range args {
-			str(a)
-		}
-		b.WriteString("</array>\n  <key>EnvironmentVariables</key><dict><key>DOCKER_CONFIG</key>")
-		str(configDir)
-		b.WriteString("</dict>\n  <key>RunAtLoad</key><true/><key>KeepAlive</key><true/>\n</dict></plist>\n")
-		return agentService{Path: path, Content: b.String(), Enable: "launchctl load -w " + path}, nil
-	}
-	if err := agentSupported(); err != nil {
-		return agentService{}, err
-	}
-	return agentService{}, fmt.Errorf("agent install writes systemd (Linux) and launchd (macOS) services; on %s start docker tls agent from your login scripts", goos)
-}
-
-// systemdQuote quotes one word for a unit file: double quotes with \ and "
-// escaped and % doubled (specifiers). Where systemd expands variables (the
-// arguments of ExecStart=, not its executable, not Environment=) $ is
-// doubled too; systemd-analyze verify confirms both.
-func systemdQuote(s string, expands bool) string {
-	pairs := []string{`\`, `\\`, `"`, `\"`, "%", "%%"}
-	if expands {
-		pairs = append(pairs, "$", "$$")
-	}
-	return `"` + strings.NewReplacer(pairs...).Replace(s) + `"`
-}
-
-// convertToAgent rewrites a managed context into agent mode (lock --agent).
-func (e *env) convertToAgent(c *contexts.Context) error {
-	if err := agentSupported(); err != nil {
-		return err
-	}
-	if c.AgentMode() {
-		fmt.Fprintf(e.cli.Out(), "Context %q is already in agent mode\n", c.Name)
-		return nil
-	}
-	if _, err := e.contexts().ToAgent(c.Name, agent.SocketPath(e.agentDir(), c.Name)); err != nil {
-		return err
-	}
-	_, _, _ = agent.Call(e.agentDir(), "reload")
-	fmt.Fprintf(e.cli.Out(), "Context %q is in agent mode: its key file is gone; the key lives only in the %s key store\n", c.Name, c.TLS.KeyStore)
-	if !agent.Running(e.agentDir()) {
-		fmt.Fprintln(e.cli.Out(), "Start the agent: docker tls agent")
-	}
-	return nil
 }

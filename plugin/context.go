@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,9 +20,9 @@ import (
 	"github.com/docker-tls/docker-tls/pki"
 )
 
-func newContextCommand(e *env) *cobra.Command {
+func newContextCommand(a *app) *cobra.Command {
 	cmd := groupCommand("context", "Create Docker contexts with TLS material and keys in the key store")
-	cmd.AddCommand(newContextCreateCommand(e))
+	cmd.AddCommand(newContextCreateCommand(a))
 	return cmd
 }
 
@@ -41,25 +40,25 @@ type adoption struct {
 
 // createContext stores the key and writes the context (contexts.Create
 // owns the order and the recovery), then tells a running agent.
-func (e *env) createContext(a adoption) (*contexts.Context, error) {
-	kind, err := e.defaultKeystore()
+func (a *app) createContext(ad adoption) (*contexts.Context, error) {
+	kind, err := a.defaultKeystore()
 	if err != nil {
 		return nil, err
 	}
 	o := contexts.CreateOptions{
-		Name: a.name, Description: a.description, Host: a.host,
-		Identity: contexts.Identity{CA: a.caCert, Cert: a.cert, Key: a.key},
-		KeyStore: kind, CAName: a.caName, CAURL: a.caURL, Imported: a.imported, Force: a.force,
+		Name: ad.name, Description: ad.description, Host: ad.host,
+		Identity: contexts.Identity{CA: ad.caCert, Cert: ad.cert, Key: ad.key},
+		KeyStore: kind, CAName: ad.caName, CAURL: ad.caURL, Imported: ad.imported, Force: ad.force,
 	}
-	if a.agent {
-		o.AgentSocket = agent.SocketPath(e.agentDir(), a.name)
+	if ad.agent {
+		o.AgentSocket = agent.SocketPath(a.agentDir(), ad.name)
 	}
-	c, replaced, err := e.contexts().Create(o)
+	c, replaced, err := a.contexts().Create(o)
 	if err != nil {
 		return nil, err
 	}
-	if a.agent || (replaced != nil && replaced.AgentMode()) {
-		_, _, _ = agent.Call(e.agentDir(), "reload") // a running agent picks it up now
+	if ad.agent || (replaced != nil && replaced.AgentMode()) {
+		_, _, _ = agent.Call(a.agentDir(), "reload") // a running agent picks it up now
 	}
 	return c, nil
 }
@@ -82,7 +81,7 @@ type contextCreateOptions struct {
 	agent       bool
 }
 
-func newContextCreateCommand(e *env) *cobra.Command {
+func newContextCreateCommand(a *app) *cobra.Command {
 	var opts contextCreateOptions
 	cmd := &cobra.Command{
 		Use:   "create NAME --host tcp://HOST:2376 (--issue | --cert FILE --key FILE)",
@@ -104,7 +103,7 @@ copy and docker tls unlock NAME restores it from the key store.`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
-			return runContextCreate(e, opts)
+			return runContextCreate(a, opts)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -118,13 +117,13 @@ copy and docker tls unlock NAME restores it from the key store.`,
 	f.StringVar(&opts.certFile, "cert", "", "Existing client certificate to adopt")
 	f.StringVar(&opts.keyFile, "key", "", "Key of the existing client certificate (moves into the key store)")
 	f.StringVar(&opts.keyType, "key-type", string(pki.DefaultKeyType), "Key type with --issue: "+keyTypeNames())
-	f.IntVar(&opts.days, "days", 0, fmt.Sprintf("Lifetime in days with --issue (default %d)", int(pki.DefaultClientLifetime.Hours()/24)))
+	addDaysFlag(f, &opts.days, fmt.Sprint(int(pki.DefaultClientLifetime.Hours()/24)))
 	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
-	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the CA key or of --key, if encrypted")
+	opts.passphrase.install(f)
 	opts.remote.install(f)
 	f.BoolVar(&opts.agent, "agent", false, "Agent mode: no key file at all; the docker CLI reaches the engine through docker tls agent")
 	_ = cmd.MarkFlagRequired("host")
-	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(e))
+	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
 	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
 	_ = cmd.MarkFlagFilename("ca-file", "pem", "crt")
 	_ = cmd.MarkFlagFilename("cert", "pem", "crt")
@@ -152,7 +151,7 @@ type issuedClient struct {
 
 // issueClient makes a key and gets it a client certificate, locally or from
 // the remote CA, checking everything before anything is stored.
-func (e *env) issueClient(ctx context.Context, s clientSpec) (*issuedClient, error) {
+func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, error) {
 	kt, err := pki.ParseKeyType(s.keyType)
 	if err != nil {
 		return nil, err
@@ -185,7 +184,7 @@ func (e *env) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 	if cn == "" {
 		cn = defaultClientName()
 	}
-	stored, ca, err := e.loadCA(s.ca, s.passphrase)
+	stored, ca, err := a.loadCA(s.ca, s.passphrase)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +215,7 @@ func defaultClientName() string {
 
 // preflight checks the name and host before any key is made, and refuses
 // an existing context without --force.
-func (e *env) preflight(name, rawHost string, force bool) (string, error) {
+func (a *app) preflight(name, rawHost string, force bool) (string, error) {
 	if err := contexts.ValidateName(name); err != nil {
 		return "", err
 	}
@@ -225,18 +224,18 @@ func (e *env) preflight(name, rawHost string, force bool) (string, error) {
 		return "", err
 	}
 	if warning != "" {
-		fmt.Fprintln(e.cli.Err(), "warning:", warning)
+		fmt.Fprintln(a.cli.Err(), "warning:", warning)
 	}
 	if !force {
-		if _, err := e.contexts().Get(name); err == nil {
+		if _, err := a.contexts().Get(name); err == nil {
 			return "", fmt.Errorf("context %q already exists: use --force to replace it", name)
 		}
 	}
 	return host, nil
 }
 
-func runContextCreate(e *env, opts contextCreateOptions) error {
-	host, err := e.preflight(opts.name, opts.host, opts.force)
+func runContextCreate(a *app, opts contextCreateOptions) error {
+	host, err := a.preflight(opts.name, opts.host, opts.force)
 	if err != nil {
 		return err
 	}
@@ -251,50 +250,50 @@ func runContextCreate(e *env, opts contextCreateOptions) error {
 	case opts.issue && opts.caFile != "":
 		return errors.New("--ca-file is for adopting with --cert/--key; --issue uses a local CA (--ca NAME)")
 	}
-	a := adoption{name: opts.name, host: host, description: opts.description, force: opts.force, agent: opts.agent}
+	ad := adoption{name: opts.name, host: host, description: opts.description, force: opts.force, agent: opts.agent}
 	if opts.agent {
 		if err := agentSupported(); err != nil {
 			return err
 		}
 	}
 	if opts.issue {
-		is, err := e.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, passphrase: opts.passphrase})
+		is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, passphrase: opts.passphrase})
 		if err != nil {
 			return err
 		}
-		a.caCert, a.cert, a.key, a.caName, a.caURL = is.caCert, is.cert, is.key, is.caName, opts.remote.url
+		ad.caCert, ad.cert, ad.key, ad.caName, ad.caURL = is.caCert, is.cert, is.key, is.caName, opts.remote.url
 	} else {
 		if opts.remote.set() {
 			return errors.New("--ca-url issues a new certificate: use it with --issue, not with --cert/--key")
 		}
 		files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
 		if files.ca == "" {
-			stored, err := e.cas().Get(opts.ca)
+			stored, err := a.cas().Get(opts.ca)
 			if err != nil {
 				return fmt.Errorf("%w (or give the CA certificate with --ca-file)", err)
 			}
-			files.caCert, a.caName = stored.Cert, stored.Name
+			files.caCert, ad.caName = stored.Cert, stored.Name
 		}
-		if err := e.loadClientFiles(&files, opts.passphrase); err != nil {
+		if err := a.loadClientFiles(&files, opts.passphrase); err != nil {
 			return err
 		}
-		a.caCert, a.cert, a.key, a.imported = files.caCert, files.leaf, files.signer, true
+		ad.caCert, ad.cert, ad.key, ad.imported = files.caCert, files.leaf, files.signer, true
 	}
-	c, err := e.createContext(a)
+	c, err := a.createContext(ad)
 	if err != nil {
 		return err
 	}
-	e.printCreated(c)
+	a.printCreated(c)
 	return nil
 }
 
-func (e *env) printCreated(c *contexts.Context) {
-	out := e.cli.Out()
+func (a *app) printCreated(c *contexts.Context) {
+	out := a.cli.Out()
 	fmt.Fprintf(out, "Created context %q for %s: client %q, issued by %q, valid until %s; key in the %s key store\n",
 		c.Name, c.RemoteHost(), c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter.Format("2006-01-02"), c.TLS.KeyStore)
 	if c.AgentMode() {
 		fmt.Fprintf(out, "Agent mode: no key file exists; the docker CLI reaches the engine through %s.\n", strings.TrimPrefix(c.Host, "unix://"))
-		if !agent.Running(e.agentDir()) {
+		if !agent.Running(a.agentDir()) {
 			fmt.Fprintln(out, "Start the agent first: docker tls agent   (at every login: docker tls agent install)")
 		}
 	}
@@ -312,7 +311,7 @@ type clientFiles struct {
 // loadClientFiles reads and checks a client identity: the CA is a CA, the
 // certificate chains to it with clientAuth and is valid now, and the key
 // (in any openssl format, asking for its passphrase if needed) matches.
-func (e *env) loadClientFiles(f *clientFiles, pp passphraseOptions) error {
+func (a *app) loadClientFiles(f *clientFiles, pp passphraseOptions) error {
 	if f.caCert == nil {
 		data, err := readPEMFile(f.ca)
 		if err != nil {
@@ -337,93 +336,11 @@ func (e *env) loadClientFiles(f *clientFiles, pp passphraseOptions) error {
 	if err := pki.VerifyLeaf(f.leaf, f.caCert, pki.ClientProfile, time.Now()); err != nil {
 		return fmt.Errorf("%s: %w", f.cert, err)
 	}
-	if f.signer, _, err = e.readKeyFile(f.key, "client key", pp); err != nil {
+	if f.signer, _, err = a.readKeyFile(f.key, "client key", pp); err != nil {
 		return err
 	}
 	if err := pki.CheckKeyMatch(f.leaf, f.signer); err != nil {
 		return fmt.Errorf("%s and %s: %w", f.cert, f.key, err)
-	}
-	return nil
-}
-
-type importOptions struct {
-	name            string
-	host            string
-	description     string
-	dir             string
-	caFile          string
-	certFile        string
-	keyFile         string
-	force           bool
-	removeOriginals bool
-	passphrase      passphraseOptions
-}
-
-func newImportCommand(e *env) *cobra.Command {
-	var opts importOptions
-	cmd := &cobra.Command{
-		Use:   "import NAME --host tcp://HOST:2376 (--dir DIR | --ca FILE --cert FILE --key FILE)",
-		Short: "Adopt client certificates made by hand as a Docker context",
-		Long: `Adopt ca.pem, cert.pem and key.pem made elsewhere (for example with the
-openssl commands of Docker's documentation, or copied from the engine's
-host) as a Docker context. --dir reads the ~/.docker / DOCKER_CERT_PATH
-layout. The certificate must chain to the CA, carry clientAuth and be valid
-now, and the key must match it. The key moves into the key store; the
-original files are left alone unless --remove-originals.`,
-		Example: `  docker tls import prod --host tcp://engine.example.com:2376 --dir ~/.docker
-  docker tls import lab --host tcp://192.0.2.10:2376 --ca ca-public.pem --cert client-certificate.pem --key client-key.pem`,
-		Args: cli.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.name = args[0]
-			return runImport(e, opts)
-		},
-		ValidArgsFunction: cobra.NoFileCompletions,
-	}
-	f := cmd.Flags()
-	f.StringVarP(&opts.host, "host", "H", "", "Engine endpoint, tcp://HOST:PORT (port 2376 if omitted)")
-	f.StringVar(&opts.description, "description", "", "Description of the context")
-	f.StringVar(&opts.dir, "dir", "", "Directory with ca.pem, cert.pem and key.pem")
-	f.StringVar(&opts.caFile, "ca", "", "CA certificate file")
-	f.StringVar(&opts.certFile, "cert", "", "Client certificate file")
-	f.StringVar(&opts.keyFile, "key", "", "Client key file")
-	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
-	f.BoolVar(&opts.removeOriginals, "remove-originals", false, "Delete the original key file once the key is in the key store")
-	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the key file, if encrypted")
-	_ = cmd.MarkFlagRequired("host")
-	_ = cmd.MarkFlagDirname("dir")
-	return cmd
-}
-
-func runImport(e *env, opts importOptions) error {
-	host, err := e.preflight(opts.name, opts.host, opts.force)
-	if err != nil {
-		return err
-	}
-	files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
-	switch {
-	case opts.dir != "" && (opts.caFile != "" || opts.certFile != "" || opts.keyFile != ""):
-		return errors.New("give either --dir or --ca, --cert and --key, not both")
-	case opts.dir != "":
-		files = clientFiles{ca: filepath.Join(opts.dir, "ca.pem"), cert: filepath.Join(opts.dir, "cert.pem"), key: filepath.Join(opts.dir, "key.pem")}
-	case opts.caFile == "" || opts.certFile == "" || opts.keyFile == "":
-		return errors.New("give --dir DIR, or all of --ca, --cert and --key")
-	}
-	if err := e.loadClientFiles(&files, opts.passphrase); err != nil {
-		return err
-	}
-	c, err := e.createContext(adoption{
-		name: opts.name, host: host, description: opts.description,
-		caCert: files.caCert, cert: files.leaf, key: files.signer, imported: true, force: opts.force,
-	})
-	if err != nil {
-		return err
-	}
-	e.printCreated(c)
-	if opts.removeOriginals {
-		if err := os.Remove(files.key); err != nil {
-			return fmt.Errorf("the context was created, but removing %s failed: %w", files.key, err)
-		}
-		fmt.Fprintf(e.cli.Out(), "Removed %s: the key now lives only in the %s key store (and the context's copy)\n", files.key, c.TLS.KeyStore)
 	}
 	return nil
 }

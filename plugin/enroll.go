@@ -25,7 +25,7 @@ type enrollOptions struct {
 	remote      remoteOptions
 }
 
-func newEnrollCommand(e *env) *cobra.Command {
+func newEnrollCommand(a *app) *cobra.Command {
 	var opts enrollOptions
 	cmd := &cobra.Command{
 		Use:   "enroll NAME --ca-url https://HOST:2377 --token TOKEN --host tcp://HOST:2376",
@@ -46,7 +46,7 @@ no context (--no-verify keeps a context whose engine cannot be reached yet).`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
-			return runEnroll(cmd.Context(), e, opts)
+			return runEnroll(cmd.Context(), a, opts)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -65,11 +65,11 @@ no context (--no-verify keeps a context whose engine cannot be reached yet).`,
 	return cmd
 }
 
-func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
+func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	host, err := e.preflight(opts.name, opts.host, opts.force)
+	host, err := a.preflight(opts.name, opts.host, opts.force)
 	if err != nil {
 		return err
 	}
@@ -77,17 +77,17 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 		return err
 	}
 	if w := opts.remote.argvWarning(); w != "" {
-		fmt.Fprintln(e.cli.Err(), "warning:", w)
+		fmt.Fprintln(a.cli.Err(), "warning:", w)
 	}
 	// Fail on a missing keyring before the token is spent.
-	if _, err := e.defaultKeystore(); err != nil {
+	if _, err := a.defaultKeystore(); err != nil {
 		return err
 	}
-	is, err := e.issueClient(ctx, clientSpec{remote: opts.remote, keyType: opts.keyType, name: opts.clientName})
+	is, err := a.issueClient(ctx, clientSpec{remote: opts.remote, keyType: opts.keyType, name: opts.clientName})
 	if err != nil {
 		return err
 	}
-	c, err := e.createContext(adoption{
+	c, err := a.createContext(adoption{
 		name: opts.name, host: host, description: opts.description, force: opts.force,
 		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url,
 	})
@@ -95,17 +95,17 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 		return err
 	}
 	if opts.noVerify {
-		e.printCreated(c)
+		a.printCreated(c)
 		return nil
 	}
-	t, err := e.contextTarget(e.contexts(), opts.name)
+	t, err := a.contextTarget(a.contexts(), opts.name)
 	if err != nil {
 		return err
 	}
 	report := probe.Run(ctx, t, probe.Options{Timeout: opts.timeout})
 	if report.Worst() == probe.Fail {
-		printReport(e.cli.Err(), report, false)
-		_, undoErr := e.contexts().Remove(opts.name)
+		printReport(a.cli.Err(), report, false)
+		_, undoErr := a.contexts().Remove(opts.name)
 		first := report.First(probe.Fail)
 		msg := fmt.Sprintf("enrolled, but docker tls verify failed (%s: %s), so the context and its key were removed", first.ID, first.Message)
 		if undoErr != nil {
@@ -113,7 +113,7 @@ func runEnroll(ctx context.Context, e *env, opts enrollOptions) error {
 		}
 		return errors.New(msg + "; the token is spent: fix the cause and enroll with a new token, or use --no-verify")
 	}
-	e.printCreated(c)
-	fmt.Fprintf(e.cli.Out(), "Verified: %d checks ok, %d warnings\n", report.Count(probe.OK), report.Count(probe.Warn))
+	a.printCreated(c)
+	fmt.Fprintf(a.cli.Out(), "Verified: %d checks ok, %d warnings\n", report.Count(probe.OK), report.Count(probe.Warn))
 	return nil
 }

@@ -1,272 +1,109 @@
 package plugin
 
 import (
-	"bytes"
-	"crypto"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"time"
 
-	"github.com/docker/cli/cli/command"
-	"github.com/docker/cli/cli/config"
-	"golang.org/x/term"
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
 
-	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
-	"github.com/docker-tls/docker-tls/internal/journal"
-	"github.com/docker-tls/docker-tls/keystore"
-	"github.com/docker-tls/docker-tls/pki"
 )
 
-// PassphraseEnv names the environment variable that may hold a CA key's
-// passphrase, for scripts that cannot use a file.
-const PassphraseEnv = "DOCKER_TLS_CA_PASSPHRASE"
-
-// env is what every command needs from its surroundings, resolved lazily:
-// the docker CLI is initialised (config dir, --config) only when a command
-// runs, and the stores are opened once per command on first use.
-type env struct {
-	cli command.Cli
-	// keystore is the --keystore flag; empty means the plugin setting in
-	// config.json ("plugins": {"tls": {"keystore": …}}), else keyring.
-	keystore string
-
-	journal  *journal.Journal
-	ctxStore *contexts.Store
-	caStore  *castore.Store
+type envOptions struct {
+	shell string
 }
 
-// configDir is $DOCKER_CONFIG (or --config), as the docker CLI resolved it.
-func (e *env) configDir() string {
-	if cf := e.cli.ConfigFile(); cf != nil && cf.Filename != "" {
-		return filepath.Dir(cf.Filename)
+func newEnvCommand(a *app) *cobra.Command {
+	var opts envOptions
+	cmd := &cobra.Command{
+		Use:   "env NAME",
+		Short: "Print DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for a context",
+		Long: `Print shell commands that point the docker CLI (and other Docker API
+clients) at a context's engine without using contexts: DOCKER_HOST,
+DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (the context's own TLS directory,
+in the ca.pem/cert.pem/key.pem layout). No key material is printed.`,
+		Example: `  eval "$(docker tls env prod)"                      # bash, zsh
+  docker tls env prod --shell fish | source            # fish
+  docker tls env prod --shell powershell | Invoke-Expression`,
+		Args: cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEnv(a, opts, args[0])
+		},
+		ValidArgsFunction: completeContextNames(a, false),
 	}
-	return config.Dir()
+	cmd.Flags().StringVar(&opts.shell, "shell", "", "Shell syntax: bash, zsh, sh, fish, powershell, cmd (default: from $SHELL)")
+	_ = cmd.RegisterFlagCompletionFunc("shell", cobra.FixedCompletions([]string{"bash", "zsh", "sh", "fish", "powershell", "cmd"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
-// stateDir is where docker-tls keeps its own files: $DOCKER_CONFIG/tls.
-func (e *env) stateDir() string { return filepath.Join(e.configDir(), "tls") }
-
-func (e *env) keyStores() keystore.Stores {
-	return keystore.Stores{Dir: filepath.Join(e.stateDir(), "keys")}
-}
-
-// defaultKeystore is the kind of store new keys go to.
-func (e *env) defaultKeystore() (string, error) {
-	kind := e.keystore
-	if kind == "" {
-		if cf := e.cli.ConfigFile(); cf != nil {
-			kind, _ = cf.PluginConfig("tls", "keystore")
+func runEnv(a *app, opts envOptions, name string) error {
+	c, err := a.contexts().Get(name)
+	if err != nil {
+		return err
+	}
+	if c.AgentMode() {
+		fmt.Fprintf(a.cli.Out(), "export DOCKER_HOST=%s\n# agent mode: no TLS variables; the agent must be running (docker tls agent)\n", shQuote(c.Host))
+		return nil
+	}
+	if !c.HasFile(contexts.CertFile) {
+		return fmt.Errorf("context %q has no TLS client certificate", name)
+	}
+	if c.Locked() {
+		fmt.Fprintf(a.cli.Err(), "warning: context %q is locked; run docker tls unlock %s first\n", name, name)
+	}
+	shell := opts.shell
+	if shell == "" {
+		shell = filepath.Base(os.Getenv("SHELL"))
+		if runtime.GOOS == "windows" && shell == "." {
+			shell = "powershell"
 		}
 	}
-	if kind == "" {
-		kind = keystore.KindKeyring
-	}
-	if err := keystore.CheckKind(kind); err != nil {
-		return "", fmt.Errorf("%w (from --keystore or plugins.tls.keystore in config.json)", err)
-	}
-	return kind, nil
+	vars := [][2]string{{"DOCKER_HOST", c.Host}, {"DOCKER_TLS_VERIFY", "1"}, {"DOCKER_CERT_PATH", c.TLSDir}}
+	return printEnv(a, name, opts.shell, vars)
 }
 
-// keyStore opens a key store by kind. passphrase encrypts new keys of the
-// file store and opens encrypted ones; the keyring ignores it.
-func (e *env) keyStore(kind string, passphrase []byte) (keystore.Store, error) {
-	return e.keyStores().Open(kind, passphrase)
-}
-
-// stores opens the CA and context stores on one journal, so that taking
-// the state lock recovers what an interrupted command left in either.
-func (e *env) stores() {
-	if e.journal != nil {
-		return
-	}
-	keys := e.keyStores()
-	e.journal = journal.New(e.stateDir(), keys.TempDir())
-	e.ctxStore = contexts.New(e.configDir(), keys, e.journal)
-	e.caStore = castore.New(filepath.Join(e.stateDir(), "ca"), keys, e.journal)
-}
-
-// cas is the CA store.
-func (e *env) cas() *castore.Store { e.stores(); return e.caStore }
-
-// contexts is the Docker context store of this DOCKER_CONFIG.
-func (e *env) contexts() *contexts.Store { e.stores(); return e.ctxStore }
-
-// passphraseOptions are the flags every command that touches an encrypted
-// key shares.
-type passphraseOptions struct {
-	file string
-}
-
-// read returns the passphrase from --passphrase-file, then $DOCKER_TLS_CA_PASSPHRASE,
-// or nil if neither is set. It never echoes or logs the value.
-func (p passphraseOptions) read() ([]byte, error) {
-	if p.file != "" {
-		data, err := readSmallFile(p.file, 4096)
-		if err != nil {
-			return nil, fmt.Errorf("read passphrase file: %w", err)
-		}
-		pass := trimNewline(data)
-		if len(pass) == 0 {
-			return nil, fmt.Errorf("passphrase file %s is empty", p.file)
-		}
-		return pass, nil
-	}
-	if v, ok := os.LookupEnv(PassphraseEnv); ok {
-		if v == "" {
-			return nil, fmt.Errorf("%s is set but empty", PassphraseEnv)
-		}
-		return []byte(v), nil
-	}
-	return nil, nil
-}
-
-// prompt asks for a passphrase on the terminal without echo, or says how to
-// give one when there is no terminal.
-func (e *env) prompt(what string) ([]byte, error) {
-	in := e.cli.In()
-	if !in.IsTerminal() {
-		return nil, fmt.Errorf("%s is encrypted: pass --passphrase-file FILE or set %s", what, PassphraseEnv)
-	}
-	fmt.Fprintf(e.cli.Err(), "Passphrase for %s: ", what)
-	pass, err := term.ReadPassword(int(in.FD()))
-	fmt.Fprintln(e.cli.Err())
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
-	}
-	if len(pass) == 0 {
-		return nil, errors.New("empty passphrase")
-	}
-	return pass, nil
-}
-
-// promptNew asks twice for a new passphrase on the terminal.
-func (e *env) promptNew(what string) ([]byte, error) {
-	if !e.cli.In().IsTerminal() {
-		return nil, fmt.Errorf("%s needs a passphrase: pass --passphrase-file FILE or set %s", what, PassphraseEnv)
-	}
-	first, err := e.prompt(what)
-	if err != nil {
-		return nil, err
-	}
-	again, err := e.prompt(what + " (again)")
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(first, again) {
-		return nil, errors.New("the passphrases do not match")
-	}
-	return first, nil
-}
-
-// readKeyFile reads a private key in any format openssl writes. Its
-// passphrase comes from --passphrase-file or the environment, or is asked
-// for on a terminal only when the key is encrypted. what names the key in
-// errors ("CA key", "client key"). It returns the passphrase that opened an
-// encrypted key, and nil for a plain one.
-func (e *env) readKeyFile(path, what string, pp passphraseOptions) (crypto.Signer, []byte, error) {
-	data, err := readPEMFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", what, err)
-	}
-	pass, err := pp.read()
-	if err != nil {
-		return nil, nil, err
-	}
-	encrypted := pki.IsEncryptedKey(data)
-	if encrypted && pass == nil {
-		if pass, err = e.prompt(path); err != nil {
-			return nil, nil, err
+// printEnv prints variable assignments in the syntax of a shell (from
+// $SHELL when none is given).
+func printEnv(a *app, name, shell string, vars [][2]string) error {
+	if shell == "" {
+		shell = filepath.Base(os.Getenv("SHELL"))
+		if runtime.GOOS == "windows" && shell == "." {
+			shell = "powershell"
 		}
 	}
-	key, err := pki.ParsePrivateKey(data, pass)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", what, path, err)
-	}
-	if !encrypted {
-		pass = nil
-	}
-	return key, pass, nil
-}
-
-// loadCA returns the named CA ready to sign, asking for its key's passphrase
-// if the key is encrypted and none was given.
-func (e *env) loadCA(name string, pp passphraseOptions) (*castore.CA, *pki.CA, error) {
-	pass, err := pp.read()
-	if err != nil {
-		return nil, nil, err
-	}
-	stored, err := e.cas().Get(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	signer, err := e.cas().Signer(stored, pass)
-	if errors.Is(err, pki.ErrPassphraseRequired) {
-		if pass, err = e.prompt(fmt.Sprintf("the key of CA %q", name)); err != nil {
-			return nil, nil, err
+	out := a.cli.Out()
+	switch shell {
+	case "fish":
+		for _, v := range vars {
+			fmt.Fprintf(out, "set -gx %s %s;\n", v[0], fishQuote(v[1]))
 		}
-		signer, err = e.cas().Signer(stored, pass)
+		fmt.Fprintf(out, "# Run this command to configure your shell:\n# docker tls env %s --shell fish | source\n", name)
+	case "powershell", "pwsh":
+		for _, v := range vars {
+			fmt.Fprintf(out, "$Env:%s = \"%s\"\n", v[0], strings.ReplaceAll(v[1], "\"", "`\""))
+		}
+		fmt.Fprintf(out, "# Run this command to configure your shell:\n# & docker tls env %s --shell powershell | Invoke-Expression\n", name)
+	case "cmd":
+		for _, v := range vars {
+			fmt.Fprintf(out, "SET %s=%s\n", v[0], v[1])
+		}
+	case "bash", "zsh", "sh", "dash", "ksh", "", ".":
+		for _, v := range vars {
+			fmt.Fprintf(out, "export %s=%s\n", v[0], shQuote(v[1]))
+		}
+		fmt.Fprintf(out, "# Run this command to configure your shell:\n# eval \"$(docker tls env %s)\"\n", name)
+	default:
+		return fmt.Errorf("unknown shell %q: use --shell bash, zsh, sh, fish, powershell or cmd", shell)
 	}
-	if errors.Is(err, pki.ErrWrongPassphrase) {
-		return nil, nil, fmt.Errorf("wrong passphrase for the key of CA %q", name)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return stored, signer, nil
+	return nil
 }
 
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// readPEMFile reads a certificate or key file of reasonable size.
-func readPEMFile(path string) ([]byte, error) {
-	data, err := readSmallFile(path, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	return data, nil
+func fishQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
 }
-
-func trimNewline(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-// lifetime converts a --days flag to a duration; 0 means the profile's default.
-func lifetime(days int) (time.Duration, error) {
-	if days < 0 || days > 100*365 {
-		return 0, fmt.Errorf("--days %d: give a number of days from 1 to 36500", days)
-	}
-	return time.Duration(days) * 24 * time.Hour, nil
-}
-
-func keyTypeNames() string {
-	var names []string
-	for _, t := range pki.KeyTypes() {
-		names = append(names, string(t))
-	}
-	return strings.Join(names, ", ")
-}
-
-// lockState takes the state lock for a command that reads and changes
-// several stores as one step (keys prune), recovering first what an
-// interrupted command left. The stores take it themselves otherwise.
-func (e *env) lockState() (func(), error) { e.stores(); return e.journal.Lock() }

@@ -6,9 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,28 +16,6 @@ import (
 	"github.com/docker-tls/docker-tls/remoteca"
 )
 
-// parseSpan reads a span as users write it: 30d, 2w, 12h, 90m.
-func parseSpan(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.ParseInt(n, 10, 64)
-			if err != nil || v < 0 {
-				return 0, fmt.Errorf("%q: give a span like 30d, 2w or 12h", s)
-			}
-			if v > math.MaxInt64/int64(unit) {
-				return 0, fmt.Errorf("%q is longer than 292 years: give a span like 30d, 2w or 12h", s)
-			}
-			return time.Duration(v) * unit, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q: give a span like 30d, 2w or 12h", s)
-	}
-	return d, nil
-}
-
 type renewOptions struct {
 	all        bool
 	within     string
@@ -50,7 +25,7 @@ type renewOptions struct {
 	passphrase passphraseOptions
 }
 
-func newRenewCommand(e *env) *cobra.Command {
+func newRenewCommand(a *app) *cobra.Command {
 	var opts renewOptions
 	cmd := &cobra.Command{
 		Use:   "renew [CONTEXT...|--all] [--within 30d] [--rekey] [--dry-run]",
@@ -70,21 +45,21 @@ contexts whose certificate expires within --within (default 30d).`,
   docker tls renew prod --rekey
   docker tls renew --all --dry-run`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRenew(cmd.Context(), e, opts, args)
+			return runRenew(cmd.Context(), a, opts, args)
 		},
-		ValidArgsFunction: completeContextNames(e, true),
+		ValidArgsFunction: completeContextNames(a, true),
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&opts.all, "all", "a", false, "Renew every docker-tls context that expires within --within")
 	f.StringVar(&opts.within, "within", "30d", "With --all: renew what expires within this span (30d, 2w, 12h)")
 	f.BoolVar(&opts.rekey, "rekey", false, "Make a new key too (into the key store)")
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Say what would be renewed, change nothing")
-	f.IntVar(&opts.days, "days", 0, "Lifetime of the new certificate (local CA; default: the old one's)")
-	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the local CA key, if encrypted")
+	addDaysFlag(f, &opts.days, "the old certificate's")
+	opts.passphrase.install(f)
 	return cmd
 }
 
-func runRenew(ctx context.Context, e *env, opts renewOptions, names []string) error {
+func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -92,10 +67,10 @@ func runRenew(ctx context.Context, e *env, opts renewOptions, names []string) er
 	if err != nil {
 		return fmt.Errorf("--within %w", err)
 	}
-	if opts.days < 0 {
-		return errors.New("--days must be positive")
+	if _, err := lifetime(opts.days); err != nil {
+		return err
 	}
-	store := e.contexts()
+	store := a.contexts()
 	var targets []*contexts.Context
 	switch {
 	case opts.all && len(names) > 0:
@@ -111,14 +86,14 @@ func runRenew(ctx context.Context, e *env, opts renewOptions, names []string) er
 			}
 		}
 		if len(targets) == 0 {
-			fmt.Fprintf(e.cli.Out(), "Nothing expires within %s\n", opts.within)
+			fmt.Fprintf(a.cli.Out(), "Nothing expires within %s\n", opts.within)
 			return nil
 		}
 	case len(names) == 0:
 		return errors.New("name the contexts to renew, or use --all")
 	default:
 		for _, n := range names {
-			c, err := e.managedContext(n)
+			c, err := a.managedContext(n)
 			if err != nil {
 				return err
 			}
@@ -129,15 +104,15 @@ func runRenew(ctx context.Context, e *env, opts renewOptions, names []string) er
 	for _, c := range targets {
 		left := time.Until(c.TLS.NotAfter)
 		if opts.dryRun {
-			fmt.Fprintf(e.cli.Out(), "%s: would renew (expires %s, in %d days) from %s\n", c.Name, c.TLS.NotAfter.Format("2006-01-02"), int(left.Hours()/24), renewSource(c))
+			fmt.Fprintf(a.cli.Out(), "%s: would renew (expires %s, in %d days) from %s\n", c.Name, c.TLS.NotAfter.Format("2006-01-02"), int(left.Hours()/24), renewSource(c))
 			continue
 		}
-		cert, err := e.renewOne(ctx, c, opts)
+		cert, err := a.renewOne(ctx, c, opts)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w (the old certificate is unchanged)", c.Name, err))
 			continue
 		}
-		fmt.Fprintf(e.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format("2006-01-02"))
+		fmt.Fprintf(a.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format("2006-01-02"))
 	}
 	return errors.Join(errs...)
 }
@@ -154,8 +129,8 @@ func renewSource(c *contexts.Context) string {
 
 // renewOne re-issues one context's certificate and swaps it in. Everything
 // that can fail happens before the swap.
-func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
-	store := e.contexts()
+func (a *app) renewOne(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
+	store := a.contexts()
 	caPEM, certPEM, err := contextPEMs(store, c)
 	if err != nil {
 		return nil, err
@@ -168,7 +143,7 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 	if err != nil {
 		return nil, fmt.Errorf("cert.pem: %w", err)
 	}
-	ks, err := e.keyStore(c.TLS.KeyStore, nil)
+	ks, err := a.keyStore(c.TLS.KeyStore, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +178,7 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 			return nil, err
 		}
 	case c.TLS.CA != "":
-		stored, ca, err := e.loadCA(c.TLS.CA, opts.passphrase)
+		stored, ca, err := a.loadCA(c.TLS.CA, opts.passphrase)
 		if err != nil {
 			return nil, err
 		}
@@ -227,11 +202,11 @@ func (e *env) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 	if err := pki.CheckKeyMatch(cert, key); err != nil {
 		return nil, err
 	}
-	if _, err := e.contexts().Renew(c, cert, key, opts.rekey); err != nil {
+	if _, err := a.contexts().Renew(c, cert, key, opts.rekey); err != nil {
 		return nil, err
 	}
 	if c.AgentMode() {
-		_, _, _ = agent.Call(e.agentDir(), "reload") // the agent rereads the certificate
+		_, _, _ = agent.Call(a.agentDir(), "reload") // the agent rereads the certificate
 	}
 	return cert, nil
 }

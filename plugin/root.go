@@ -1,19 +1,22 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
-	"strings"
+	"syscall"
+	"time"
 
-	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/agent"
 )
 
 // NewRootCommand returns the `tls` command with every verb under it. The same
 // tree serves the plugin (docker tls …) and the standalone binary.
 func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
-	e := &env{cli: dockerCLI}
+	a := &app{cli: dockerCLI}
 	cmd := &cobra.Command{
 		Use:   "tls",
 		Short: "Mutual TLS for remote Docker engines: CAs, certificates and contexts",
@@ -37,50 +40,31 @@ keys are written 0600 and never printed.`,
 			return cmd.Help()
 		},
 	}
-	cmd.PersistentFlags().StringVar(&e.keystore, "keystore", "", "Where new private keys go: "+keystoreHelp()+" (default keyring)")
+	cmd.PersistentFlags().StringVar(&a.keystore, "keystore", "", "Where new private keys go: "+keystoreHelp()+" (default keyring)")
 	_ = cmd.RegisterFlagCompletionFunc("keystore", completeKeystores)
 	cmd.AddCommand(
-		newCACommand(e),
-		newServerCommand(e),
-		newClientCommand(e),
-		newContextCommand(e),
-		newImportCommand(e),
-		newListCommand(e),
-		newRemoveCommand(e),
-		newLockCommand(e),
-		newUnlockCommand(e),
-		newEnvCommand(e),
-		newKeysCommand(e),
-		newVerifyCommand(e),
-		newEnrollCommand(e),
-		newRenewCommand(e),
-		newExportCommand(e),
-		newInspectCommand(e),
-		newDaemonConfigCommand(e),
-		newHookCommand(e),
-		newAgentCommand(e),
+		newCACommand(a),
+		newServerCommand(a),
+		newClientCommand(a),
+		newContextCommand(a),
+		newImportCommand(a),
+		newListCommand(a),
+		newRemoveCommand(a),
+		newLockCommand(a),
+		newUnlockCommand(a),
+		newEnvCommand(a),
+		newKeysCommand(a),
+		newVerifyCommand(a),
+		newEnrollCommand(a),
+		newRenewCommand(a),
+		newExportCommand(a),
+		newInspectCommand(a),
+		newDaemonConfigCommand(a),
+		newHookCommand(a),
+		newAgentCommand(a),
 	)
-	wrapRuns(e, cmd)
+	wrapRuns(a, cmd)
 	return cmd
-}
-
-// keystoreHelp lists the key store kinds for flag help, from the one list
-// in package keystore.
-func keystoreHelp() string {
-	var parts []string
-	for _, k := range keystore.Kinds() {
-		parts = append(parts, fmt.Sprintf("%q (%s)", k[0], k[1]))
-	}
-	return strings.Join(parts, " or ")
-}
-
-// completeKeystores completes --keystore and --to with the kinds and their help.
-func completeKeystores(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	var out []cobra.Completion
-	for _, k := range keystore.Kinds() {
-		out = append(out, cobra.CompletionWithDesc(k[0], k[1]))
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // groupCommand is a command that only groups others: run alone, it prints
@@ -95,3 +79,67 @@ func groupCommand(use, short string) *cobra.Command {
 		},
 	}
 }
+
+// wrapRuns makes every command print the expiry notice, once, on stderr
+// before it runs (renew excepted: it is the fix), and say a full disk in
+// one sentence however deep the error came from.
+func wrapRuns(a *app, root *cobra.Command) {
+	var visit func(*cobra.Command)
+	visit = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			visit(sub)
+		}
+		if c.RunE == nil || c.Hidden {
+			return
+		}
+		run, warn := c.RunE, c.Name() != "renew"
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if msg := a.expiryNotice(); warn && msg != "" {
+				fmt.Fprintln(a.cli.Err(), "warning:", msg)
+			}
+			return diskFull(a.configDir(), run(cmd, args))
+		}
+	}
+	visit(root)
+}
+
+// diskFull turns "no space left on device", which arrives wrapped in the
+// paths of scratch files nobody knows, into one sentence naming the
+// docker config directory and the fix. The journal makes "nothing half
+// written" true: the next command finishes or undoes whatever this one
+// began.
+func diskFull(configDir string, err error) error {
+	if !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	return fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)
+}
+
+// expiryNotice says, in one line, that the current context's client
+// certificate needs renewing, or returns "".
+func (a *app) expiryNotice() string {
+	name := a.cli.CurrentContext()
+	if name == "" || name == "default" {
+		return ""
+	}
+	c, err := a.contexts().Get(name)
+	if err != nil || !c.Managed() {
+		return ""
+	}
+	if c.AgentMode() && !agent.Running(a.agentDir()) {
+		return fmt.Sprintf("the current context %q is in agent mode and the agent is not running: run docker tls agent", name)
+	}
+	left := time.Until(c.TLS.NotAfter)
+	switch {
+	case left <= 0:
+		return fmt.Sprintf("the client certificate of the current context %q expired on %s: run docker tls renew %s", name, c.TLS.NotAfter.Format("2006-01-02"), name)
+	case left < renewWarnWithin:
+		return fmt.Sprintf("the client certificate of the current context %q expires in %d days (%s): run docker tls renew %s",
+			name, int(left.Hours()/24), c.TLS.NotAfter.Format("2006-01-02"), name)
+	}
+	return ""
+}
+
+// renewWarnWithin is when the current context's certificate starts being
+// mentioned on every command.
+const renewWarnWithin = 14 * 24 * time.Hour

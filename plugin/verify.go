@@ -35,7 +35,7 @@ type verifyOptions struct {
 	pass     passphraseOptions
 }
 
-func newVerifyCommand(e *env) *cobra.Command {
+func newVerifyCommand(a *app) *cobra.Command {
 	var opts verifyOptions
 	cmd := &cobra.Command{
 		Use:   "verify [CONTEXT...] [--all] [--host tcp://HOST:PORT --ca FILE [--cert FILE --key FILE]]",
@@ -67,9 +67,9 @@ Exit status: 0 when nothing failed, 1 when something did (--strict: or warned).
   docker tls verify --host tcp://192.0.2.10:2376 --ca ca.pem --cert cert.pem --key key.pem
   docker tls verify prod --format json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(cmd.Context(), e, opts, args)
+			return runVerify(cmd.Context(), a, opts, args)
 		},
-		ValidArgsFunction: completeContextNames(e, false),
+		ValidArgsFunction: completeContextNames(a, false),
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&opts.all, "all", "a", false, "Check every context that uses TLS client certificates, concurrently")
@@ -83,7 +83,7 @@ Exit status: 0 when nothing failed, 1 when something did (--strict: or warned).
 	f.StringVar(&opts.format, "format", "", `Output: "table" (default), "json", or a Go template per report`)
 	f.BoolVar(&opts.strict, "strict", false, "Exit 1 on warnings too")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Print nothing; only the exit status tells")
-	f.StringVar(&opts.pass.file, "passphrase-file", "", "Passphrase of --key, if encrypted")
+	opts.pass.install(f)
 	_ = cmd.MarkFlagFilename("ca", "pem", "crt")
 	_ = cmd.MarkFlagFilename("cert", "pem", "crt")
 	_ = cmd.MarkFlagFilename("key", "pem", "key")
@@ -93,7 +93,7 @@ Exit status: 0 when nothing failed, 1 when something did (--strict: or warned).
 // defaultParallel: the checks wait on the network, not the CPU.
 func defaultParallel() int { return max(16, 8*runtime.GOMAXPROCS(0)) }
 
-func runVerify(ctx context.Context, e *env, opts verifyOptions, names []string) error {
+func runVerify(ctx context.Context, a *app, opts verifyOptions, names []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -103,13 +103,13 @@ func runVerify(ctx context.Context, e *env, opts verifyOptions, names []string) 
 	if opts.parallel < 1 {
 		return errors.New("--parallel must be at least 1")
 	}
-	targets, err := e.verifyTargets(opts, names)
+	targets, err := a.verifyTargets(opts, names)
 	if err != nil {
 		return err
 	}
 	reports := probe.RunAll(ctx, targets, probe.Options{Timeout: opts.timeout, Offline: opts.offline}, opts.parallel)
 	if !opts.quiet {
-		if err := e.printReports(opts.format, reports); err != nil {
+		if err := a.printReports(opts.format, reports); err != nil {
 			return err
 		}
 	}
@@ -130,17 +130,17 @@ func runVerify(ctx context.Context, e *env, opts verifyOptions, names []string) 
 
 // verifyTargets resolves what to check: --host files, named contexts,
 // every TLS context (--all), or the current context.
-func (e *env) verifyTargets(opts verifyOptions, names []string) ([]probe.Target, error) {
+func (a *app) verifyTargets(opts verifyOptions, names []string) ([]probe.Target, error) {
 	if opts.host != "" {
 		if len(names) > 0 || opts.all {
 			return nil, errors.New("--host checks one endpoint: give no context names and no --all with it")
 		}
-		return e.hostTarget(opts)
+		return a.hostTarget(opts)
 	}
 	if opts.caFile != "" || opts.certFile != "" || opts.keyFile != "" {
 		return nil, errors.New("--ca, --cert and --key go with --host; a context brings its own files")
 	}
-	store := e.contexts()
+	store := a.contexts()
 	if opts.all {
 		if len(names) > 0 {
 			return nil, errors.New("give context names or --all, not both")
@@ -159,7 +159,7 @@ func (e *env) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 		}
 	}
 	if len(names) == 0 {
-		cur := e.cli.CurrentContext()
+		cur := a.cli.CurrentContext()
 		if cur == "" || cur == "default" {
 			return nil, errors.New(`the current context is "default", which docker tls does not manage: name a context, use --all, or --host with --ca`)
 		}
@@ -167,7 +167,7 @@ func (e *env) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 	}
 	targets := make([]probe.Target, 0, len(names))
 	for _, n := range names {
-		t, err := e.contextTarget(store, n)
+		t, err := a.contextTarget(store, n)
 		if err != nil {
 			return nil, err
 		}
@@ -178,16 +178,16 @@ func (e *env) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 
 // contextTarget reads a context's CA, certificate and key. The key comes
 // from the key store, kept in memory only, or else the context's copy.
-func (e *env) contextTarget(store *contexts.Store, name string) (probe.Target, error) {
+func (a *app) contextTarget(store *contexts.Store, name string) (probe.Target, error) {
 	c, err := store.Get(name)
 	if err != nil {
 		return probe.Target{}, err
 	}
-	return e.targetOf(store, c), nil
+	return a.targetOf(store, c), nil
 }
 
 // targetOf is contextTarget for a context already read.
-func (e *env) targetOf(store *contexts.Store, c *contexts.Context) probe.Target {
+func (a *app) targetOf(store *contexts.Store, c *contexts.Context) probe.Target {
 	name := c.Name
 	t := probe.Target{Name: name, Host: c.Host}
 	if c.AgentMode() {
@@ -208,7 +208,7 @@ func (e *env) targetOf(store *contexts.Store, c *contexts.Context) probe.Target 
 	if c.Managed() {
 		t.CAName = c.TLS.CA
 		t.Locked = c.Locked()
-		if ks, err := e.keyStore(c.TLS.KeyStore, nil); err == nil {
+		if ks, err := a.keyStore(c.TLS.KeyStore, nil); err == nil {
 			var key crypto.Signer
 			if key, storeErr = ks.Get(c.TLS.KeyID); storeErr == nil {
 				t.Key = key
@@ -256,7 +256,7 @@ func (e *env) targetOf(store *contexts.Store, c *contexts.Context) probe.Target 
 	return t
 }
 
-func (e *env) hostTarget(opts verifyOptions) ([]probe.Target, error) {
+func (a *app) hostTarget(opts verifyOptions) ([]probe.Target, error) {
 	host, _, err := contexts.ParseHost(opts.host)
 	if err != nil {
 		return nil, err
@@ -285,14 +285,14 @@ func (e *env) hostTarget(opts verifyOptions) ([]probe.Target, error) {
 	if t.Cert, err = pki.ParseCertificate(data); err != nil {
 		return nil, fmt.Errorf("client certificate %s: %w", opts.certFile, err)
 	}
-	if t.Key, _, err = e.readKeyFile(opts.keyFile, "client key", opts.pass); err != nil {
+	if t.Key, _, err = a.readKeyFile(opts.keyFile, "client key", opts.pass); err != nil {
 		return nil, err
 	}
 	return []probe.Target{t}, nil
 }
 
-func (e *env) printReports(format string, reports []*probe.Report) error {
-	out := e.cli.Out()
+func (a *app) printReports(format string, reports []*probe.Report) error {
+	out := a.cli.Out()
 	switch {
 	case format == formatter.JSONFormatKey:
 		return printJSON(out, reports)

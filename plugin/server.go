@@ -3,119 +3,123 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/cli-plugins/hooks"
-	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
 
-// renewWarnWithin is when the current context's certificate starts being
-// mentioned on every command.
-const renewWarnWithin = 14 * 24 * time.Hour
-
-// expiryNotice says, in one line, that the current context's client
-// certificate needs renewing, or returns "".
-func (e *env) expiryNotice() string {
-	name := e.cli.CurrentContext()
-	if name == "" || name == "default" {
-		return ""
-	}
-	c, err := e.contexts().Get(name)
-	if err != nil || !c.Managed() {
-		return ""
-	}
-	if c.AgentMode() && !agent.Running(e.agentDir()) {
-		return fmt.Sprintf("the current context %q is in agent mode and the agent is not running: run docker tls agent", name)
-	}
-	left := time.Until(c.TLS.NotAfter)
-	switch {
-	case left <= 0:
-		return fmt.Sprintf("the client certificate of the current context %q expired on %s: run docker tls renew %s", name, c.TLS.NotAfter.Format("2006-01-02"), name)
-	case left < renewWarnWithin:
-		return fmt.Sprintf("the client certificate of the current context %q expires in %d days (%s): run docker tls renew %s",
-			name, int(left.Hours()/24), c.TLS.NotAfter.Format("2006-01-02"), name)
-	}
-	return ""
+func newServerCommand(a *app) *cobra.Command {
+	cmd := groupCommand("server", "Issue certificates for Docker engines (dockerd)")
+	cmd.AddCommand(newServerIssueCommand(a), newServerRenewCommand(a))
+	return cmd
 }
 
-// wrapRuns makes every command print the expiry notice, once, on stderr
-// before it runs (renew excepted: it is the fix), and say a full disk in
-// one sentence however deep the error came from.
-func wrapRuns(e *env, root *cobra.Command) {
-	var visit func(*cobra.Command)
-	visit = func(c *cobra.Command) {
-		for _, sub := range c.Commands() {
-			visit(sub)
-		}
-		if c.RunE == nil || c.Hidden {
-			return
-		}
-		run, warn := c.RunE, c.Name() != "renew"
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			if msg := e.expiryNotice(); warn && msg != "" {
-				fmt.Fprintln(e.cli.Err(), "warning:", msg)
-			}
-			return diskFull(e.configDir(), run(cmd, args))
-		}
-	}
-	visit(root)
+type serverIssueOptions struct {
+	issueOptions
+	hosts      []string
+	sans       []string
+	installDir string
+	port       int
 }
 
-// diskFull turns "no space left on device", which arrives wrapped in the
-// paths of scratch files nobody knows, into one sentence naming the
-// docker config directory and the fix. The journal makes "nothing half
-// written" true: the next command finishes or undoes whatever this one
-// began.
-func diskFull(configDir string, err error) error {
-	if !errors.Is(err, syscall.ENOSPC) {
+func newServerIssueCommand(a *app) *cobra.Command {
+	var opts serverIssueOptions
+	cmd := &cobra.Command{
+		Use:   "issue HOST [HOST...] --out DIR",
+		Short: "Issue a server certificate and key for dockerd --tlsverify",
+		Long: `Issue a server certificate for a Docker engine, valid for every HOST and
+--san given: DNS names (engine.example.com, *.example.com) and IP addresses
+(192.0.2.10, ::1), bare or as DNS:x / IP:x, comma-separated or repeated.
+Clients check only these names, never the CN, so list every name and address
+the engine is reached by.
+
+DIR receives ca.pem, server-cert.pem, server-key.pem (0600) and a
+daemon.json snippet whose paths point at --install-dir, where the files go on
+the engine's host. The dockerd flags are printed.`,
+		Example: `  docker tls server issue engine.example.com 192.0.2.10 --out ./engine-tls
+  docker tls server issue localhost 127.0.0.1 --san ::1 --ca prod --days 365 --out ./local`,
+		Args: cli.RequiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.hosts = args
+			return runServerIssue(a, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	opts.install(cmd, a, int(pki.DefaultServerLifetime.Hours()/24))
+	f := cmd.Flags()
+	f.StringSliceVar(&opts.sans, "san", nil, "More DNS names or IP addresses (repeatable, comma-separated)")
+	f.StringVar(&opts.installDir, "install-dir", "/etc/docker/tls", "Where the files will live on the engine's host (used in daemon.json and the flags)")
+	f.IntVar(&opts.port, "port", 2376, "TCP port dockerd listens on for TLS (used in the printed flags)")
+	return cmd
+}
+
+// daemonJSON is the TLS part of /etc/docker/daemon.json. It carries no
+// "hosts" key on purpose: on systemd hosts dockerd already gets -H from its
+// unit, and both together make dockerd refuse to start.
+type daemonJSON struct {
+	TLSVerify bool   `json:"tlsverify"`
+	TLSCACert string `json:"tlscacert"`
+	TLSCert   string `json:"tlscert"`
+	TLSKey    string `json:"tlskey"`
+}
+
+func runServerIssue(a *app, opts serverIssueOptions) error {
+	sans, warnings, err := pki.ParseSANs(append(append([]string{}, opts.hosts...), opts.sans...))
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)
-}
-
-// newHookCommand answers the docker CLI's hook call after the commands
-// configured in config.json ("plugins": {"tls": {"hooks": "context use"}}):
-// after `docker context use NAME`, if NAME's certificate is close to expiry,
-// the docker CLI shows the renew command under "What's next".
-func newHookCommand(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:    metadata.HookSubcommandName + " REQUEST",
-		Hidden: true,
-		Args:   cli.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runHook(e, cmd.OutOrStdout(), args[0])
-		},
+	if opts.port < 1 || opts.port > 65535 {
+		return fmt.Errorf("--port %d is not a TCP port", opts.port)
 	}
-}
-
-func runHook(e *env, out io.Writer, request string) error {
-	var req hooks.Request
-	if err := json.Unmarshal([]byte(request), &req); err != nil {
-		return fmt.Errorf("hook request: %w", err)
+	if !path.IsAbs(opts.installDir) && !filepath.IsAbs(opts.installDir) {
+		return fmt.Errorf("--install-dir %q must be an absolute path on the engine's host", opts.installDir)
 	}
-	resp := hooks.Response{Type: hooks.NextSteps}
-	// The docker CLI calls hooks after the command ran: for "context use"
-	// the configuration already names the new current context. The message
-	// is plain text, so docker 28's older template engine shows it too.
-	if msg := e.expiryNotice(); msg != "" && req.CommandError == "" {
-		resp.Template = "docker-tls: " + msg
+	for _, w := range warnings {
+		fmt.Fprintln(a.cli.Err(), "warning:", w)
 	}
-	return json.NewEncoder(out).Encode(resp)
+	stored, key, cert, err := issueLeaf(a, opts.issueOptions, pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans})
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.EncodePrivateKey(key, nil)
+	if err != nil {
+		return err
+	}
+	dj := daemonJSON{
+		TLSVerify: true,
+		TLSCACert: path.Join(opts.installDir, "ca.pem"),
+		TLSCert:   path.Join(opts.installDir, "server-cert.pem"),
+		TLSKey:    path.Join(opts.installDir, "server-key.pem"),
+	}
+	djBytes, _ := json.MarshalIndent(dj, "", "  ")
+	files := []outFile{
+		{"ca.pem", pki.EncodeCertificate(stored.Cert), fsutil.PublicFile},
+		{"server-cert.pem", pki.EncodeCertificate(cert), fsutil.PublicFile},
+		{"server-key.pem", keyPEM, fsutil.PrivateFile},
+		{"daemon.json", append(djBytes, '\n'), fsutil.PublicFile},
+	}
+	if err := writeOutDir(opts.out, files, opts.force); err != nil {
+		return err
+	}
+	out := a.cli.Out()
+	fmt.Fprintf(out, "Server certificate for %s from CA %q, valid until %s, written to %s\n",
+		strings.Join(sans.Strings(), ", "), stored.Name, cert.NotAfter.Format("2006-01-02"), opts.out)
+	fmt.Fprintf(out, "\nOn the engine's host, copy %s to %s (the key must stay 0600, owned by root), then either\n", opts.out, opts.installDir)
+	fmt.Fprintf(out, "merge %s into /etc/docker/daemon.json and add -H tcp://0.0.0.0:%d to dockerd's systemd unit, or run:\n\n", filepath.Join(opts.out, "daemon.json"), opts.port)
+	fmt.Fprintf(out, "  dockerd --tlsverify --tlscacert=%s --tlscert=%s --tlskey=%s -H unix:///var/run/docker.sock -H tcp://0.0.0.0:%d\n",
+		dj.TLSCACert, dj.TLSCert, dj.TLSKey, opts.port)
+	return nil
 }
 
 type serverRenewOptions struct {
@@ -128,7 +132,7 @@ type serverRenewOptions struct {
 	passphrase passphraseOptions
 }
 
-func newServerRenewCommand(e *env) *cobra.Command {
+func newServerRenewCommand(a *app) *cobra.Command {
 	var opts serverRenewOptions
 	cmd := &cobra.Command{
 		Use:   "renew DIR",
@@ -145,22 +149,25 @@ live-restore is on; without it a restart stops the running containers.`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.dir = args[0]
-			return runServerRenew(cmd.Context(), e, opts)
+			return runServerRenew(cmd.Context(), a, opts)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.ca, "ca", castore.DefaultName, "CA that issued the certificate")
 	f.StringSliceVar(&opts.sans, "san", nil, "Replace the names (default: keep the current ones)")
 	f.BoolVar(&opts.rekey, "rekey", false, "Make a new key too")
-	f.IntVar(&opts.days, "days", 0, "Lifetime in days (default: the old certificate's)")
+	addDaysFlag(f, &opts.days, "the old certificate's")
 	f.StringVar(&opts.context, "context", "", "A context for this engine, to ask it whether live-restore is on")
-	f.StringVar(&opts.passphrase.file, "passphrase-file", "", "Passphrase of the CA key, if encrypted")
-	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(e))
-	_ = cmd.RegisterFlagCompletionFunc("context", completeContextNames(e, false))
+	opts.passphrase.install(f)
+	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
+	_ = cmd.RegisterFlagCompletionFunc("context", completeContextNames(a, false))
 	return cmd
 }
 
-func runServerRenew(ctx context.Context, e *env, opts serverRenewOptions) error {
+func runServerRenew(ctx context.Context, a *app, opts serverRenewOptions) error {
+	if _, err := lifetime(opts.days); err != nil {
+		return err
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -181,7 +188,7 @@ func runServerRenew(ctx context.Context, e *env, opts serverRenewOptions) error 
 	if err != nil {
 		return fmt.Errorf("server-key.pem: %w", err)
 	}
-	stored, ca, err := e.loadCA(opts.ca, opts.passphrase)
+	stored, ca, err := a.loadCA(opts.ca, opts.passphrase)
 	if err != nil {
 		return err
 	}
@@ -195,7 +202,7 @@ func runServerRenew(ctx context.Context, e *env, opts serverRenewOptions) error 
 			return err
 		}
 		for _, w := range warnings {
-			fmt.Fprintln(e.cli.Err(), "warning:", w)
+			fmt.Fprintln(a.cli.Err(), "warning:", w)
 		}
 	}
 	if opts.rekey {
@@ -234,14 +241,14 @@ func runServerRenew(ctx context.Context, e *env, opts serverRenewOptions) error 
 			return fmt.Errorf("switch %s: %w", f.name, err)
 		}
 	}
-	out := e.cli.Out()
+	out := a.cli.Out()
 	fmt.Fprintf(out, "Renewed %s: %s, serial %x, valid until %s\n", filepath.Join(opts.dir, "server-cert.pem"), strings.Join(sans.Strings(), ", "), cert.SerialNumber, cert.NotAfter.Format("2006-01-02"))
 	fmt.Fprintln(out, "dockerd reads its certificate only at start: copy the directory to the engine's host and restart dockerd (systemctl restart docker).")
 	if opts.context == "" {
 		fmt.Fprintln(out, "Without live-restore a restart stops running containers; --context NAME asks the engine whether it is on.")
 		return nil
 	}
-	t, err := e.contextTarget(e.contexts(), opts.context)
+	t, err := a.contextTarget(a.contexts(), opts.context)
 	if err != nil {
 		return err
 	}

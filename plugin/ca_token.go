@@ -1,0 +1,148 @@
+package plugin
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
+)
+
+type caTokenOptions struct {
+	ca      string
+	ttl     time.Duration
+	uses    int
+	cn      string
+	profile string
+	sans    []string
+	days    int
+}
+
+func newCATokenCommand(a *app) *cobra.Command {
+	var opts caTokenOptions
+	cmd := &cobra.Command{
+		Use:   "token [--ca NAME] [--cn NAME] [--ttl 1h] [--uses 1]",
+		Short: "Mint a one-time enrollment token for docker tls enroll",
+		Long: `Print an enrollment token for a CA served with docker tls ca serve:
+DTLS1-<the CA's SHA-256 fingerprint>-<secret>. The fingerprint lets the
+client refuse any other CA; the secret authorises --uses enrollments until
+--ttl runs out. Only a hash of the secret is stored. A token is bound to a
+profile (client, or server with the --san names the certificate may carry)
+and, with --cn, to one client name.
+
+The token is printed on stdout and nowhere else: hand it over as you would a
+password.`,
+		Example: `  docker tls ca token --ca engine --cn alice
+  docker tls ca token --ca engine --profile server --san engine2.example.com --ttl 15m`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCAToken(a, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.ca, "ca", castore.DefaultName, "CA the token enrolls with")
+	f.DurationVar(&opts.ttl, "ttl", time.Hour, "How long the token is valid")
+	f.IntVar(&opts.uses, "uses", 1, "How many enrollments it allows")
+	f.StringVar(&opts.cn, "cn", "", "Bind the token to this client name (CN)")
+	f.StringVar(&opts.profile, "profile", "client", "client or server")
+	f.StringSliceVar(&opts.sans, "san", nil, "Names a server certificate may carry (with --profile server)")
+	addDaysFlag(f, &opts.days, "the profile's")
+	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
+	_ = cmd.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions([]string{"client", "server"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runCAToken(a *app, opts caTokenOptions) error {
+	stored, err := a.cas().Get(opts.ca)
+	if err != nil {
+		return err
+	}
+	profile, err := pki.ParseProfile(opts.profile)
+	if err != nil {
+		return err
+	}
+	if _, err := lifetime(opts.days); err != nil {
+		return err
+	}
+	tok, t, err := caTokens(stored).New(stored.Cert.Raw, remoteca.TokenOptions{
+		Profile: profile, CN: opts.cn, SANs: opts.sans, Days: opts.days, TTL: opts.ttl, Uses: opts.uses,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.cli.Out(), tok)
+	fmt.Fprintf(a.cli.Err(), "Token %s for CA %q: %s, %d use(s), valid until %s\n", t.ID, stored.Name, t.Profile, t.Uses, t.Expires.Local().Format(time.RFC3339))
+	return nil
+}
+
+func newCATokensCommand(a *app) *cobra.Command {
+	cmd := groupCommand("tokens", "Manage enrollment tokens")
+	var opts caListFlags
+	ls := &cobra.Command{
+		Use:     "ls [--ca NAME]",
+		Aliases: []string{"list"},
+		Short:   "List a CA's enrollment tokens (never their secrets)",
+		Example: `  docker tls ca tokens ls --ca engine`,
+		Args:    cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stored, err := a.cas().Get(opts.ca)
+			if err != nil {
+				return err
+			}
+			list, err := caTokens(stored).List()
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			rows := make([]map[string]any, 0, len(list))
+			for _, t := range list {
+				state := "active"
+				switch {
+				case t.Revoked:
+					state = "revoked"
+				case !now.Before(t.Expires):
+					state = "expired"
+				case t.Used >= t.Uses:
+					state = "used"
+				}
+				rows = append(rows, map[string]any{"ID": t.ID, "Profile": string(t.Profile), "CN": t.CN, "SANs": strings.Join(t.SANs, ","),
+					"Uses": fmt.Sprintf("%d/%d", t.Used, t.Uses), "Expires": t.Expires.Local().Format(time.RFC3339), "State": state})
+			}
+			return writeRows(a, opts.format, opts.quiet, "table {{.ID}}\t{{.Profile}}\t{{.CN}}\t{{.Uses}}\t{{.Expires}}\t{{.State}}", "{{.ID}}", rows,
+				map[string]string{"ID": "ID", "Profile": "PROFILE", "CN": "CN", "SANs": "SANS", "Uses": "USES", "Expires": "EXPIRES", "State": "STATE"})
+		},
+	}
+	opts.install(ls, a, "Only show token ids")
+	cmd.AddCommand(ls)
+	return cmd
+}
+
+func newCARevokeTokenCommand(a *app) *cobra.Command {
+	var ca string
+	cmd := &cobra.Command{
+		Use:     "revoke-token ID",
+		Short:   "Make an enrollment token unusable",
+		Example: `  docker tls ca revoke-token 3f2a9c --ca engine`,
+		Args:    cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stored, err := a.cas().Get(ca)
+			if err != nil {
+				return err
+			}
+			t, err := caTokens(stored).Revoke(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.cli.Out(), "Revoked token %s\n", t.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ca, "ca", castore.DefaultName, "CA")
+	return cmd
+}

@@ -1,0 +1,146 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/keystore"
+)
+
+type keysPruneOptions struct {
+	dryRun bool
+}
+
+func newKeysPruneCommand(a *app) *cobra.Command {
+	var opts keysPruneOptions
+	cmd := &cobra.Command{
+		Use:   "prune [--dry-run]",
+		Short: "Remove orphan keys and what interrupted commands left behind",
+		Long: `Finish or undo what an interrupted docker tls command left (every command
+that changes keys does that first), then remove every key that no CA or
+context uses, from the OS keyring and the file key store, and the
+temporary files older versions of docker tls could leave. Keys named after
+a CA or context that cannot be read are kept. A damaged keyring index is
+rebuilt from the CAs and contexts that use keyring keys.`,
+		Example: `  docker tls keys prune --dry-run
+  docker tls keys prune`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runKeysPrune(a, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "Say what would be removed, remove nothing")
+	return cmd
+}
+
+func runKeysPrune(a *app, opts keysPruneOptions) error {
+	release, err := a.lockState()
+	if err != nil {
+		return err
+	}
+	defer release()
+	out := a.cli.Out()
+	if err := a.repairKeyringIndex(opts.dryRun); err != nil {
+		return err
+	}
+	views, err := a.keyInventory()
+	if err != nil {
+		return err
+	}
+	verb := "removed"
+	if opts.dryRun {
+		verb = "would remove"
+	}
+	n := 0
+	var errs []error
+	for _, v := range views {
+		if v.Status != keyOrphan {
+			continue
+		}
+		if !opts.dryRun {
+			if err := a.keyStores().Delete(keystore.Ref{Store: v.Store, ID: v.ID}); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		n++
+		fmt.Fprintf(out, "%s: orphan key %s (%s key store)\n", verb, v.ID, v.Store)
+	}
+	for _, f := range a.strayFiles() {
+		if !opts.dryRun {
+			if err := os.RemoveAll(f); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		n++
+		fmt.Fprintf(out, "%s: %s\n", verb, f)
+	}
+	if n == 0 {
+		fmt.Fprintln(out, "Nothing to prune")
+	}
+	return errors.Join(errs...)
+}
+
+// repairKeyringIndex rebuilds a damaged keyring index from the CAs and
+// contexts that record keyring keys.
+func (a *app) repairKeyringIndex(dryRun bool) error {
+	kr := keystore.NewKeyring(a.keyStores().Dir)
+	if _, err := kr.List(""); !errors.Is(err, keystore.ErrIndexDamaged) {
+		return nil
+	}
+	var ids []string
+	cas, _, err := a.cas().List()
+	if err != nil {
+		return err
+	}
+	for _, c := range cas {
+		if c.KeyStore == keystore.KindKeyring {
+			ids = append(ids, c.KeyID)
+		}
+	}
+	list, _, err := a.contexts().List()
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if c.Managed() && c.TLS.KeyStore == keystore.KindKeyring {
+			ids = append(ids, c.TLS.KeyID)
+		}
+	}
+	if dryRun {
+		fmt.Fprintf(a.cli.Out(), "would rebuild the damaged keyring index %s from %d key(s) in use\n", kr.IndexPath, len(ids))
+		return nil
+	}
+	if err := kr.RebuildIndex(ids); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.cli.Out(), "rebuilt the damaged keyring index %s from %d key(s) in use (the damaged file is kept beside it)\n", kr.IndexPath, len(ids))
+	return nil
+}
+
+// strayFiles are temporary files and directories that older versions of
+// docker tls, or the docker CLI's own writes, could leave: temporary key
+// copies beside the file store's keys, half-made CA directories and
+// temporary files in context directories. A full scan: prune only.
+func (a *app) strayFiles() []string {
+	var out []string
+	globs := []string{
+		filepath.Join(a.keyStores().Dir, ".*.tmp-*"),
+		filepath.Join(a.stateDir(), "ca", ".*.new-*"),
+		filepath.Join(a.stateDir(), "ca", ".*.old-*"),
+		filepath.Join(a.configDir(), "contexts", "tls", "*", "*", ".tmp-*"),
+		filepath.Join(a.configDir(), "contexts", "meta", "*", ".tmp-*"),
+	}
+	for _, g := range globs {
+		m, _ := filepath.Glob(g)
+		out = append(out, m...)
+	}
+	return out
+}

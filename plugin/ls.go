@@ -1,0 +1,221 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	flagsHelper "github.com/docker/cli/cli/flags"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command/formatter"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/agent"
+	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// contextView is how ls shows a context, and its JSON.
+type contextView struct {
+	Name        string
+	Description string
+	Host        string
+	Current     bool
+	Managed     bool
+	Client      string
+	Issuer      string
+	NotAfter    time.Time
+	DaysLeft    int
+	KeyStore    string
+	KeyID       string `json:",omitempty"`
+	Locked      bool
+	CA          string `json:",omitempty"`
+	Agent       string `json:",omitempty"` // agent mode: "running" or "stopped"
+	Error       string `json:",omitempty"`
+}
+
+type lsOptions struct {
+	format string
+	quiet  bool
+	all    bool
+}
+
+func newListCommand(a *app) *cobra.Command {
+	var opts lsOptions
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List Docker contexts that use TLS certificates",
+		Long: `List the Docker contexts that use TLS client certificates: host, client
+certificate subject and issuer, days left, and where the key lives
+(keyring, file, or "context" for contexts made with docker context create).
+A locked context (key.pem copy removed) cannot be used by the docker CLI
+until docker tls unlock. * marks the current context.`,
+		Example: `  docker tls ls
+  docker tls ls --format json
+  docker tls ls --format '{{.Name}} {{.DaysLeft}}'`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runList(a, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.format, "format", "", flagsHelper.FormatHelp)
+	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Only show context names")
+	f.BoolVarP(&opts.all, "all", "a", false, "Also show contexts without TLS client certificates")
+	return cmd
+}
+
+func runList(a *app, opts lsOptions) error {
+	store := a.contexts()
+	list, errs, err := store.List()
+	if err != nil {
+		return err
+	}
+	current := a.cli.CurrentContext()
+	now := time.Now()
+	views := make([]contextView, 0, len(list))
+	var agentUp *bool // asked once, only if an agent-mode context is listed
+	for _, c := range list {
+		v := contextView{Name: c.Name, Description: c.Description, Host: c.RemoteHost(), Current: c.Name == current, Managed: c.Managed()}
+		switch {
+		case c.Managed():
+			v.Client, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter
+			v.KeyStore, v.KeyID, v.Locked, v.CA = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA
+			if c.AgentMode() {
+				v.Agent = "stopped"
+				if agentUp == nil {
+					up := agent.Running(a.agentDir())
+					agentUp = &up
+				}
+				if *agentUp {
+					v.Agent = "running"
+				}
+			}
+		case c.HasFile(contexts.CertFile):
+			// A context made by docker context create: read its certificate.
+			v.KeyStore = "context"
+			data, err := store.ReadFile(c.Name, contexts.CertFile)
+			if err == nil {
+				if parsed, perr := pki.ParseCertificate(data); perr == nil {
+					v.Client, v.Issuer, v.NotAfter = parsed.Subject.String(), parsed.Issuer.String(), parsed.NotAfter
+				} else {
+					v.Error = perr.Error()
+				}
+			} else {
+				v.Error = err.Error()
+			}
+			v.Locked = !c.HasFile(contexts.KeyFile)
+		case !opts.all:
+			continue
+		}
+		if !v.NotAfter.IsZero() {
+			v.DaysLeft = int(v.NotAfter.Sub(now).Hours() / 24)
+		}
+		views = append(views, v)
+	}
+	for name, err := range errs {
+		views = append(views, contextView{Name: name, Error: err.Error()})
+	}
+	format := opts.format
+	switch {
+	case opts.quiet:
+		format = "{{.Name}}"
+	case format == "" || format == formatter.TableFormatKey:
+		format = contextTableFormat
+	}
+	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
+	return ctx.Write(newContextListContext(), func(write func(formatter.SubContext) error) error {
+		for i := range views {
+			if err := write(&contextListContext{v: &views[i]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+type contextListContext struct {
+	formatter.HeaderContext
+	v *contextView
+}
+
+func newContextListContext() *contextListContext {
+	c := &contextListContext{}
+	c.Header = formatter.SubHeaderContext{
+		"Name": "NAME", "Host": "HOST", "Client": "CLIENT", "Issuer": "ISSUER", "Expires": "EXPIRES", "Key": "KEY",
+		"Description": "DESCRIPTION", "DaysLeft": "DAYS LEFT", "KeyStore": "KEY STORE", "Locked": "LOCKED",
+		"Managed": "MANAGED", "NotAfter": "NOT AFTER", "Error": "ERROR", "CA": "CA", "KeyID": "KEY ID", "Agent": "AGENT",
+	}
+	return c
+}
+
+const contextTableFormat = "table {{.Name}}{{if .Current}} *{{end}}\t{{.Host}}\t{{.Client}}\t{{.Issuer}}\t{{.Expires}}\t{{.Key}}"
+
+func (c *contextListContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.v) }
+
+func (c *contextListContext) Name() string { return c.v.Name }
+
+func (c *contextListContext) Description() string { return c.v.Description }
+
+func (c *contextListContext) Host() string { return c.v.Host }
+
+func (c *contextListContext) Current() bool { return c.v.Current }
+
+func (c *contextListContext) Managed() bool { return c.v.Managed }
+
+func (c *contextListContext) Client() string { return commonName(c.v.Client) }
+
+func (c *contextListContext) Issuer() string { return commonName(c.v.Issuer) }
+
+func (c *contextListContext) DaysLeft() int { return c.v.DaysLeft }
+
+func (c *contextListContext) KeyStore() string { return c.v.KeyStore }
+
+func (c *contextListContext) KeyID() string { return c.v.KeyID }
+
+func (c *contextListContext) Locked() bool { return c.v.Locked }
+
+func (c *contextListContext) CA() string { return c.v.CA }
+
+func (c *contextListContext) Error() string { return c.v.Error }
+
+func (c *contextListContext) NotAfter() string {
+	if c.v.NotAfter.IsZero() {
+		return ""
+	}
+	return c.v.NotAfter.Format(time.RFC3339)
+}
+
+func (c *contextListContext) Expires() string {
+	switch {
+	case c.v.Error != "":
+		return "error: " + formatter.Ellipsis(c.v.Error, 40)
+	case c.v.NotAfter.IsZero():
+		return "-"
+	case c.v.DaysLeft < 0 || time.Now().After(c.v.NotAfter):
+		return "EXPIRED " + c.v.NotAfter.Format("2006-01-02")
+	}
+	if time.Until(c.v.NotAfter) < renewWarnWithin {
+		return fmt.Sprintf("%s (%dd, renew soon)", c.v.NotAfter.Format("2006-01-02"), c.v.DaysLeft)
+	}
+	return fmt.Sprintf("%s (%dd)", c.v.NotAfter.Format("2006-01-02"), c.v.DaysLeft)
+}
+
+func (c *contextListContext) Agent() string { return c.v.Agent }
+
+func (c *contextListContext) Key() string {
+	switch {
+	case c.v.Agent != "":
+		return c.v.KeyStore + " (agent: " + c.v.Agent + ")"
+	case c.v.KeyStore == "":
+		return "-"
+	case c.v.Locked && c.v.Managed:
+		return c.v.KeyStore + " (locked)"
+	case c.v.Locked:
+		return "missing"
+	}
+	return c.v.KeyStore
+}
