@@ -74,14 +74,19 @@ func (s Stores) Open(kind string, passphrase []byte) (Store, error) {
 	case KindFile:
 		return &File{Dir: s.Dir, Passphrase: passphrase}, nil
 	case KindKeyring:
-		k := NewKeyring(s.Dir)
-		if s.Backend != nil {
-			k.Backend = s.Backend
-		}
-		k.Timeout = s.Timeout
-		return k, nil
+		return s.Keyring(), nil
 	}
 	return nil, CheckKind(kind)
+}
+
+// Keyring is the keyring store, for what only it has (its index).
+func (s Stores) Keyring() *Keyring {
+	k := NewKeyring(s.Dir)
+	if s.Backend != nil {
+		k.Backend = s.Backend
+	}
+	k.Timeout = s.Timeout
+	return k
 }
 
 // TempDir is where the file store stages a key before renaming it into

@@ -115,6 +115,22 @@ func EKUNames(c *x509.Certificate) []string {
 	return out
 }
 
+// keyUsageNames are RFC 5280's names, in its bit order (section 4.2.1.3).
+var keyUsageNames = []string{"digitalSignature", "contentCommitment", "keyEncipherment",
+	"dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"}
+
+// KeyUsageNames names the KeyUsage bits a certificate sets, in RFC 5280's
+// order, so output is the same on every run.
+func KeyUsageNames(c *x509.Certificate) []string {
+	var out []string
+	for i, name := range keyUsageNames {
+		if c.KeyUsage&(1<<i) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // CertSANs returns the SANs a certificate carries.
 func CertSANs(c *x509.Certificate) SANs {
 	return SANs{DNSNames: c.DNSNames, IPs: c.IPAddresses}

@@ -25,6 +25,9 @@ type app struct {
 	// keystore is the --keystore flag; empty means the plugin setting in
 	// config.json ("plugins": {"tls": {"keystore": …}}), else keyring.
 	keystore string
+	// keyring replaces the OS keyring when set: the in-process command
+	// tests give an in-memory one. Nothing in the binary sets it.
+	keyring keystore.Backend
 
 	journal  *journal.Journal
 	ctxStore *contexts.Store
@@ -43,7 +46,7 @@ func (a *app) configDir() string {
 func (a *app) stateDir() string { return filepath.Join(a.configDir(), "tls") }
 
 func (a *app) keyStores() keystore.Stores {
-	return keystore.Stores{Dir: filepath.Join(a.stateDir(), "keys")}
+	return keystore.Stores{Dir: filepath.Join(a.stateDir(), "keys"), Backend: a.keyring}
 }
 
 // defaultKeystore is the kind of store new keys go to.

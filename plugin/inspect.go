@@ -46,13 +46,8 @@ func newCertView(src string, c *x509.Certificate) certView {
 		KeyType: pki.DescribeKey(c.PublicKey), SignatureAlg: c.SignatureAlgorithm.String(), IsCA: c.IsCA,
 		ExtKeyUsage: pki.EKUNames(c), SANs: pki.CertSANs(c).Strings(),
 		SubjectKeyID: hex.EncodeToString(c.SubjectKeyId), AuthorityKeyID: hex.EncodeToString(c.AuthorityKeyId),
-		FingerprintSHA256: pki.Fingerprint(c), FingerprintSHA1: strings.ToUpper(hex.EncodeToString(sum[:]))}
-	for bit, name := range map[x509.KeyUsage]string{x509.KeyUsageDigitalSignature: "digitalSignature", x509.KeyUsageKeyEncipherment: "keyEncipherment",
-		x509.KeyUsageCertSign: "keyCertSign", x509.KeyUsageCRLSign: "cRLSign", x509.KeyUsageKeyAgreement: "keyAgreement"} {
-		if c.KeyUsage&bit != 0 {
-			v.KeyUsage = append(v.KeyUsage, name)
-		}
-	}
+		FingerprintSHA256: pki.Fingerprint(c), FingerprintSHA1: strings.ToUpper(hex.EncodeToString(sum[:])),
+		KeyUsage: pki.KeyUsageNames(c)}
 	return v
 }
 

@@ -91,7 +91,7 @@ func runKeysPrune(a *app, opts keysPruneOptions) error {
 // repairKeyringIndex rebuilds a damaged keyring index from the CAs and
 // contexts that record keyring keys.
 func (a *app) repairKeyringIndex(dryRun bool) error {
-	kr := keystore.NewKeyring(a.keyStores().Dir)
+	kr := a.keyStores().Keyring()
 	if _, err := kr.List(""); !errors.Is(err, keystore.ErrIndexDamaged) {
 		return nil
 	}

@@ -16,7 +16,10 @@ import (
 // NewRootCommand returns the `tls` command with every verb under it. The same
 // tree serves the plugin (docker tls …) and the standalone binary.
 func NewRootCommand(dockerCLI command.Cli) *cobra.Command {
-	a := &app{cli: dockerCLI}
+	return newRootCommand(&app{cli: dockerCLI})
+}
+
+func newRootCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tls",
 		Short: "Mutual TLS for remote Docker engines: CAs, certificates and contexts",

@@ -1,0 +1,189 @@
+package plugin
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// listingState makes what the listing commands show: two CAs (one in the
+// file store, encrypted), a context per key store, one of them locked.
+func listingState(t *testing.T) *testCLI {
+	c := newTestCLI(t)
+	pass := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pass, []byte("Golden-Passphrase-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.must("ca", "init")
+	c.must("ca", "init", "team", "--keystore", "file", "--passphrase-file", pass)
+	c.must("context", "create", "prod", "--host", "tcp://prod.example.com:2376", "--issue", "--client-name", "alice", "--description", "Production")
+	c.must("context", "create", "lab", "--host", "tcp://10.0.0.7:2376", "--issue", "--ca", "team", "--client-name", "bob", "--keystore", "file", "--passphrase-file", pass)
+	c.must("lock", "lab")
+	return c
+}
+
+// TestGoldenListings: what ls, ca ls, keys ls, inspect, env and verify
+// --offline print, table and --format, against golden files.
+func TestGoldenListings(t *testing.T) {
+	c := listingState(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"ls", []string{"ls"}},
+		{"ls-json", []string{"ls", "--format", "json"}},
+		{"ls-quiet", []string{"ls", "-q"}},
+		{"ls-template", []string{"ls", "--format", "{{.Name}} {{.CA}} {{.KeyStore}} {{.Locked}}"}},
+		{"ca-ls", []string{"ca", "ls"}},
+		{"ca-ls-json", []string{"ca", "ls", "--format", "json"}},
+		{"keys-ls", []string{"keys", "ls"}},
+		{"keys-ls-json", []string{"keys", "ls", "--format", "json"}},
+		{"inspect", []string{"inspect", "prod"}},
+		{"env", []string{"env", "prod"}},
+		{"env-fish", []string{"env", "prod", "--shell", "fish"}},
+		{"env-powershell", []string{"env", "prod", "--shell", "powershell"}},
+		{"verify-offline", []string{"verify", "prod", "--offline"}},
+		{"verify-offline-json", []string{"verify", "prod", "--offline", "--format", "json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = t
+			c.golden(tc.name, c.must(tc.args...))
+		})
+	}
+}
+
+// TestCommandsInProcess drives the commands the listings do not: issuing
+// to files, export, daemon-config, import, renew, rm, lock and unlock,
+// keys migrate and prune, tokens. Each result is checked by what a user
+// would look at next (files, ls, verify), not only by the exit code.
+func TestCommandsInProcess(t *testing.T) {
+	c := listingState(t)
+	pass := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pass, []byte("Golden-Passphrase-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+
+	// Server and client certificates to files, then daemon-config for them.
+	srv := filepath.Join(out, "engine")
+	c.must("server", "issue", "engine.example.com", "192.0.2.10", "--out", srv)
+	for _, f := range []string{"ca.pem", "server-cert.pem", "server-key.pem"} {
+		fi, err := os.Stat(filepath.Join(srv, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "server-key.pem" && fi.Mode().Perm() != 0o600 {
+			t.Errorf("server-key.pem is %v", fi.Mode().Perm())
+		}
+	}
+	c.fails("already exist", "server", "issue", "engine.example.com", "--out", srv)
+	c.golden("daemon-config", c.must("daemon-config", "--dir", srv, "--install-dir", "/etc/docker/tls"))
+	c.golden("daemon-config-systemd", c.must("daemon-config", "--dir", srv, "--install-dir", "/etc/docker/tls", "--format", "systemd", "--listen", "tcp://0.0.0.0:2376"))
+	c.must("server", "renew", srv)
+	if !strings.Contains(c.Stdout+c.Stderr, "restart") {
+		t.Errorf("server renew does not say dockerd needs a restart:\n%s%s", c.Stdout, c.Stderr)
+	}
+	cli := filepath.Join(out, "carol")
+	c.must("client", "issue", "carol", "--out", cli, "--days", "7")
+	c.must("inspect", filepath.Join(cli, "cert.pem"))
+	if !strings.Contains(c.Stdout, "CN=carol") || !strings.Contains(c.Stdout, "clientAuth") {
+		t.Errorf("inspect of the issued client certificate:\n%s", c.Stdout)
+	}
+
+	// Import the client files as a context, and export it back.
+	c.must("import", "carol", "--host", "tcp://192.0.2.10:2376", "--dir", cli)
+	c.must("verify", "carol", "--offline")
+	dir := filepath.Join(out, "carol-export")
+	c.must("export", "carol", "--format", "dir", "--out", dir)
+	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
+		a, _ := os.ReadFile(filepath.Join(cli, f))
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || string(a) != string(b) {
+			t.Errorf("export dir %s differs from the imported file (%v)", f, err)
+		}
+	}
+	c.golden("export-curl", c.must("export", "carol", "--format", "curl"))
+	c.fails("use env, curl, p12 or dir", "export", "carol", "--format", "pem")
+
+	// Renew, rekey, lock, unlock, rm.
+	before := c.must("ls", "--format", `{{if eq .Name "prod"}}{{.KeyID}} {{.NotAfter}}{{end}}`)
+	c.must("renew", "prod", "--rekey")
+	after := c.must("ls", "--format", `{{if eq .Name "prod"}}{{.KeyID}} {{.NotAfter}}{{end}}`)
+	if before == after {
+		t.Errorf("renew --rekey changed neither key nor certificate: %s", after)
+	}
+	c.must("renew", "--all", "--within", "400d", "--dry-run")
+	if !strings.Contains(c.Stdout, "prod") {
+		t.Errorf("renew --all --dry-run does not name prod:\n%s", c.Stdout)
+	}
+	// Both are idempotent: a second run says so and succeeds, so they can sit in scripts.
+	if out := c.must("unlock", "prod"); !strings.Contains(out, "not locked") {
+		t.Errorf("unlock of an unlocked context: %q", out)
+	}
+	c.must("lock", "prod")
+	if out := c.must("lock", "prod"); !strings.Contains(out, "already locked") {
+		t.Errorf("lock of a locked context: %q", out)
+	}
+	c.must("unlock", "prod")
+	c.must("verify", "prod", "--offline")
+	c.must("rm", "--force", "carol")
+	c.fails(`context "carol": no such context`, "rm", "--force", "carol")
+
+	// Keys move between stores and back; nothing is left to prune.
+	c.must("keys", "migrate", "--to", "file", "--passphrase-file", pass)
+	if strings.Contains(c.must("keys", "ls", "--format", "{{.Store}}"), "keyring") {
+		t.Errorf("a key is still in the keyring after migrate --to file:\n%s", c.Stdout)
+	}
+	if c.keyring.Len() != 0 {
+		t.Errorf("%d keyring entries after migrate --to file", c.keyring.Len())
+	}
+	c.must("keys", "migrate", "--to", "keyring", "--passphrase-file", pass)
+	c.must("keys", "prune", "--dry-run")
+	if strings.TrimSpace(c.Stdout) != "Nothing to prune" {
+		t.Errorf("keys prune --dry-run:\n%s", c.Stdout)
+	}
+	c.must("client", "issue", "dave", "--out", filepath.Join(out, "dave"), "--ca", "team", "--passphrase-file", pass)
+
+	// Tokens: minted, listed without their secret.
+	tok := strings.TrimSpace(c.must("ca", "token", "--cn", "erin", "--ttl", "10m"))
+	if !strings.HasPrefix(tok, "DTLS1-") {
+		t.Fatalf("ca token printed %q", tok)
+	}
+	c.must("ca", "tokens", "ls")
+	if strings.Contains(c.Stdout, tok[strings.LastIndex(tok, "-")+1:]) {
+		t.Fatal("ca tokens ls printed a token's secret")
+	}
+	c.must("ca", "issued", "ls")
+	c.must("ca", "inspect", "team")
+	if !strings.Contains(c.Stdout, "CN=docker-tls CA team") {
+		t.Errorf("ca inspect team:\n%s", c.Stdout)
+	}
+}
+
+// TestBadInputInProcess: each bad input is one sentence, a non-zero exit,
+// and no change to DOCKER_CONFIG or the keyring.
+func TestBadInputInProcess(t *testing.T) {
+	c := listingState(t)
+	for _, tc := range []struct {
+		want string
+		args []string
+	}{
+		{"already exists", []string{"ca", "init"}},
+		{"already exists", []string{"context", "create", "prod", "--host", "tcp://h:2376", "--issue"}},
+		{"give a number of days from 1 to 36500", []string{"context", "create", "xx", "--host", "tcp://h:2376", "--issue", "--days", "-1"}},
+		{"give a number of days from 1 to 36500", []string{"renew", "prod", "--days", "40000"}},
+		{"give a span like 30d", []string{"renew", "--all", "--within", "soon"}},
+		{"longer than 292 years", []string{"renew", "--all", "--within", "106752d"}},
+		{"use keyring or file", []string{"keys", "migrate", "--to", "vault"}},
+		{"use keyring or file", []string{"ca", "init", "other", "--keystore", "vault"}},
+		{`context "nosuch": no such context`, []string{"verify", "nosuch", "--offline"}},
+		{"give a plain name", []string{"client", "issue", "a\nb", "--out", t.TempDir()}},
+		{"shell", []string{"env", "prod", "--shell", "tcsh"}},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			c.t = t
+			c.fails(tc.want, tc.args...)
+		})
+	}
+}
