@@ -343,7 +343,19 @@ func (s *Store) recoverEntry(e *journal.Entry) error {
 	if err := e.Decode(&p); err != nil {
 		return err
 	}
-	if e.Phase == journal.PhaseIntent && !p.Remove {
+	// docker/cli's own atomic write of meta.json stages a .tmp-* file
+	// beside it; a kill mid-write leaves it (no secret in it).
+	defer func() {
+		stale, _ := filepath.Glob(filepath.Join(s.s.GetStorageInfo(e.Name).MetadataPath, ".tmp-*"))
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}()
+	// A change that puts a new key is withdrawn until the key is known to
+	// be stored (nothing of the context was written before that). Any
+	// other change has everything it needs in the journal, and may have
+	// been half written when it stopped: it is finished.
+	if e.Phase == journal.PhaseIntent && p.PutKey {
 		return s.rollBack(p)
 	}
 	var key crypto.Signer
@@ -356,16 +368,7 @@ func (s *Store) recoverEntry(e *journal.Entry) error {
 			return fmt.Errorf("context %s needs its key back: %w", e.Name, err)
 		}
 	}
-	if err := s.commit(e.Name, p, key); err != nil {
-		return err
-	}
-	// docker/cli's own atomic write of meta.json stages a .tmp-* file
-	// beside it; a kill mid-write leaves it (no secret in it).
-	stale, _ := filepath.Glob(filepath.Join(s.s.GetStorageInfo(e.Name).MetadataPath, ".tmp-*"))
-	for _, f := range stale {
-		_ = os.Remove(f)
-	}
-	return nil
+	return s.commit(e.Name, p, key)
 }
 
 // dropStaleKeys deletes keys of context name, other than keep, from both

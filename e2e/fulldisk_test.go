@@ -102,7 +102,7 @@ func TestFullDisk(t *testing.T) {
 					if r.Code != 0 {
 						failed++
 						msg := strings.TrimSpace(r.Stderr)
-						if strings.Count(msg, "\n") > 1 || !strings.Contains(msg, "no space left on device") {
+						if strings.Count(msg, "\n") > 1 || !strings.Contains(msg, "no space left on the device holding "+e.ConfigDir) {
 							t.Fatalf("%s: the error should be one sentence naming the full disk:\n%s", what, r)
 						}
 						if strings.Contains(msg, "panic") || strings.Contains(msg, "goroutine") {

@@ -43,7 +43,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	pluginBinary = filepath.Join(dir, "docker-tls")
-	build := exec.Command("go", "build", "-o", pluginBinary, "../cmd/docker-tls")
+	args := []string{"build", "-o", pluginBinary}
+	if os.Getenv("DOCKER_TLS_E2E_COVERDIR") != "" {
+		// make test: the plugin records which statements the e2e suite
+		// ran, in every package, for the coverage report beside the unit
+		// tests' (scripts/test.sh).
+		args = append(args, "-cover", "-coverpkg=github.com/docker-tls/docker-tls/...")
+	}
+	build := exec.Command("go", append(args, "../cmd/docker-tls")...)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build docker-tls: %v\n%s", err, out)
@@ -179,11 +186,16 @@ func (e *Env) environ() []string {
 		"DOCKER_CONFIG=" + e.ConfigDir,
 		"LANG=C",
 	}
-	// The keyring session the tests run in (scripts/with-keyring.sh).
+	// The keyring session the tests run in (scripts/with-keyring.sh), and
+	// where a -cover build of the plugin writes its counters.
 	for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "XDG_DATA_HOME"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	// (go test -cover sets GOCOVERDIR for its own use, hence a name of ours.)
+	if dir := os.Getenv("DOCKER_TLS_E2E_COVERDIR"); dir != "" {
+		env = append(env, "GOCOVERDIR="+dir)
 	}
 	return append(env, e.extraEnv...)
 }

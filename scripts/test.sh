@@ -4,7 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+cov=$(mktemp -d)
+trap 'rm -rf "$log" "$cov"' EXIT
+mkdir -p "$cov/unit" "$cov/e2e"
 
 # staticcheck first: a finding fails the run like a failing test.
 staticcheck=$(go env GOPATH)/bin/staticcheck
@@ -15,7 +17,10 @@ if ! "$staticcheck" ./...; then
 fi
 echo "clean"
 
-go test -count=1 -v -timeout 30m ./... >"$log" 2>&1
+# Coverage of unit and e2e tests together: unit test binaries write to
+# $cov/unit; the e2e suite builds the plugin with -cover, and every run of
+# it (through the real docker CLI) writes to $cov/e2e.
+DOCKER_TLS_E2E_COVERDIR="$cov/e2e" go test -count=1 -v -timeout 30m -cover ./... -args -test.gocoverdir="$cov/unit" >"$log" 2>&1
 rc=$?
 
 # Failures in full, so CI output shows them.
@@ -26,6 +31,13 @@ fi
 
 echo "=== packages ==="
 grep -E '^(ok|FAIL|---|\?)\s' "$log" | grep -v -- '--- ' || true
+echo "=== coverage per package: unit tests, and unit + e2e ==="
+printf "%-32s %10s %10s\n" package unit unit+e2e
+# Blocks are merged by source position, since a package's unit-test build
+# and the e2e build differ (test files) and covdata would not merge them.
+go tool covdata textfmt -i="$cov/unit" -o "$cov/unit.txt"
+go tool covdata textfmt -i="$cov/e2e" -o "$cov/e2e.txt" 2>/dev/null || echo "mode: set" >"$cov/e2e.txt"
+awk -f scripts/covmerge.awk "$cov/unit.txt" "$cov/e2e.txt" | sort
 echo "=== skipped, and why ==="
 grep -A2 -E '^\s*--- SKIP' "$log" | grep -v -E '^--$' || echo "(none)"
 
