@@ -12,6 +12,7 @@ import (
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/internal/journal"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
@@ -86,6 +87,11 @@ func (a *app) stores() {
 
 // cas is the CA store.
 func (a *app) cas() *castore.Store { a.stores(); return a.caStore }
+
+// engines are the records of the engines engine setup made.
+func (a *app) engines() engine.Records {
+	return engine.Records{Dir: filepath.Join(a.stateDir(), "engines")}
+}
 
 // contexts is the Docker context store of this DOCKER_CONFIG.
 func (a *app) contexts() *contexts.Store { a.stores(); return a.ctxStore }

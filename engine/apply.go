@@ -1,0 +1,235 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// The files a setup may change, and the directories it may create: the
+// backup holds each as it was (or that it was absent), so a rollback or a
+// teardown restores the host byte for byte.
+func managedPaths(tlsDir string) (files, dirs []string) {
+	p := TLSPathsIn(tlsDir)
+	return []string{DropInPath, DaemonJSONPath, p.CA, p.Cert, p.Key},
+		[]string{DropInDir, tlsDir, path.Dir(DaemonJSONPath)}
+}
+
+// snapshotScript copies the managed files into $DEST (files/ and a list of
+// the absent ones) and renames it into place whole; with ONCE set, an
+// existing $DEST is kept (the pre-setup backup is taken only once).
+const snapshotScript = `set -e
+umask 077
+mkdir -p ` + HostStateDir + `
+if [ -n "$ONCE" ] && [ -d "$DEST" ]; then exit 0; fi
+rm -rf "$DEST.tmp"; mkdir -p "$DEST.tmp/files"; : >"$DEST.tmp/absent"; : >"$DEST.tmp/absent-dirs"
+for f in $FILES; do
+  if [ -e "$f" ]; then mkdir -p "$DEST.tmp/files$(dirname "$f")"; cp -a "$f" "$DEST.tmp/files$f"; else echo "$f" >>"$DEST.tmp/absent"; fi
+done
+for d in $DIRS; do [ -d "$d" ] || echo "$d" >>"$DEST.tmp/absent-dirs"; done
+sync "$DEST.tmp" 2>/dev/null || sync
+rm -rf "$DEST"; mv "$DEST.tmp" "$DEST"
+`
+
+// restoreScript puts back what $SRC holds: each file through a temporary
+// copy and a rename, absent ones removed, directories that were absent
+// removed when empty.
+const restoreScript = `set -e
+[ -d "$SRC" ] || { echo "no backup at $SRC" >&2; exit 3; }
+for f in $FILES; do
+  if grep -qxF "$f" "$SRC/absent"; then rm -f "$f"
+  elif [ -e "$SRC/files$f" ]; then mkdir -p "$(dirname "$f")"; cp -a "$SRC/files$f" "$f.docker-tls-restore"; mv -f "$f.docker-tls-restore" "$f"
+  fi
+done
+for d in $DIRS; do if grep -qxF "$d" "$SRC/absent-dirs"; then rmdir "$d" 2>/dev/null || true; fi; done
+`
+
+const (
+	// OriginalBackup holds the host's files as they were before the
+	// first setup; teardown restores them.
+	OriginalBackup = HostStateDir + "/backup"
+	runBackup      = HostStateDir + "/previous"
+	pendingFile    = HostStateDir + "/pending"
+	hostStateFile  = HostStateDir + "/state.json"
+)
+
+// HostState is what the host keeps of its setup (no secret).
+type HostState struct {
+	SetupBy       string    `json:"setupBy"`
+	Mode          Mode      `json:"mode"`
+	Port          int       `json:"port"`
+	TLSDir        string    `json:"tlsDir"`
+	CAFingerprint string    `json:"caFingerprint"`
+	Serial        string    `json:"serial"`
+	NotAfter      time.Time `json:"notAfter"`
+	Updated       time.Time `json:"updated"`
+}
+
+// Change is a plan with the server files to install.
+type Change struct {
+	Plan   *Plan
+	TLSDir string
+	// ServerFiles are ca.pem, server-cert.pem and server-key.pem, when the
+	// plan issues a certificate.
+	ServerFiles []File
+	State       HostState
+	// Verify checks, from the laptop, that dockerd serves what it should;
+	// it is retried until it passes or ReadyTimeout passes.
+	Verify       func(context.Context) error
+	ReadyTimeout time.Duration
+}
+
+// ApplyError is a setup that failed and was rolled back.
+type ApplyError struct {
+	Cause error
+	// Restored says the previous files are back and dockerd runs again.
+	Restored bool
+	// RestoreErr is why putting things back failed, if it did.
+	RestoreErr error
+	// Journal is the last lines of the docker unit's journal.
+	Journal string
+}
+
+func (e *ApplyError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Cause.Error())
+	if e.Restored {
+		b.WriteString("; every file changed was put back and dockerd serves as before")
+	} else if e.RestoreErr != nil {
+		fmt.Fprintf(&b, "; putting the previous files back failed too (%v): the backup is in %s on the host", e.RestoreErr, runBackup)
+	}
+	if e.Journal != "" {
+		b.WriteString("\nlast lines of dockerd's journal:\n" + e.Journal)
+	}
+	return b.String()
+}
+
+func (e *ApplyError) Unwrap() error { return e.Cause }
+
+// Apply carries out a change on the host: backups first (the pre-setup one
+// only once), then the files, live-restore by a reload where planned, the
+// restart, and the check from the laptop. A failure after the backups puts
+// every file back, restarts dockerd and checks it runs.
+func Apply(ctx context.Context, s *Session, c Change) error {
+	files, dirs := managedPaths(c.TLSDir)
+	env := fmt.Sprintf("FILES=%s; DIRS=%s; ", shellQuote(strings.Join(files, " ")), shellQuote(strings.Join(dirs, " ")))
+	if _, err := s.Run(ctx, env+"ONCE=1; DEST="+OriginalBackup+"\n"+snapshotScript, nil); err != nil {
+		return fmt.Errorf("back up the host's configuration: %w", err)
+	}
+	if _, err := s.Run(ctx, env+"ONCE=; DEST="+runBackup+"\n"+snapshotScript+"\n: >"+pendingFile, nil); err != nil {
+		return fmt.Errorf("back up the host's configuration: %w", err)
+	}
+	if err := apply(ctx, s, c); err != nil {
+		return rollBack(ctx, s, c, env, err)
+	}
+	state, _ := json.MarshalIndent(c.State, "", "  ")
+	if err := writeFile(ctx, s, File{Path: hostStateFile, Data: append(state, '\n'), Mode: 0o600}); err != nil {
+		return err
+	}
+	if _, err := s.Run(ctx, "rm -f "+pendingFile+"; rm -rf "+runBackup, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func apply(ctx context.Context, s *Session, c Change) error {
+	p := c.Plan
+	for _, f := range c.ServerFiles {
+		if err := writeFile(ctx, s, f); err != nil {
+			return err
+		}
+	}
+	if p.LiveRestoreFirst != nil {
+		if err := writeFile(ctx, s, File{Path: DaemonJSONPath, Data: p.LiveRestoreFirst, Mode: 0o644}); err != nil {
+			return err
+		}
+		if _, err := s.Run(ctx, "systemctl reload docker", nil); err != nil {
+			return fmt.Errorf("switch live-restore on (systemctl reload docker): %w", err)
+		}
+		if err := poll(ctx, 15*time.Second, func() error {
+			out, err := s.Run(ctx, "docker info --format '{{.LiveRestoreEnabled}}'", nil)
+			if err != nil || strings.TrimSpace(string(out)) != "true" {
+				return errors.New("dockerd did not switch live-restore on after a reload; nothing was restarted")
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	for _, f := range p.Config {
+		if err := writeFile(ctx, s, f); err != nil {
+			return err
+		}
+	}
+	if !p.Restart {
+		return nil
+	}
+	if out, err := s.Run(ctx, "systemctl daemon-reload && systemctl restart docker", nil); err != nil {
+		return fmt.Errorf("dockerd did not restart: %s", firstLine(out, err))
+	}
+	if c.Verify == nil {
+		return nil
+	}
+	limit := c.ReadyTimeout
+	if limit == 0 {
+		limit = 30 * time.Second
+	}
+	return poll(ctx, limit, func() error { return c.Verify(ctx) })
+}
+
+func rollBack(ctx context.Context, s *Session, c Change, env string, cause error) error {
+	// The rollback must run even when the caller's context is what ended.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	ae := &ApplyError{Cause: cause}
+	out, _ := s.Run(rctx, "journalctl -u docker -n 15 --no-pager -o cat 2>/dev/null | tail -n 15", nil)
+	ae.Journal = strings.TrimSpace(string(out))
+	script := env + "SRC=" + runBackup + "\n" + restoreScript + "\nsystemctl daemon-reload && systemctl restart docker && systemctl is-active docker"
+	if out, err := s.Run(rctx, script, nil); err != nil {
+		ae.RestoreErr = fmt.Errorf("%s", firstLine(out, err))
+		return ae
+	}
+	if _, err := s.Run(rctx, "rm -f "+pendingFile+"; rm -rf "+runBackup, nil); err != nil {
+		ae.RestoreErr = err
+		return ae
+	}
+	ae.Restored = true
+	return ae
+}
+
+// writeFile writes a whole file on the host: a temporary file in the same
+// directory, then a rename. The contents travel on stdin.
+func writeFile(ctx context.Context, s *Session, f File) error {
+	dir := path.Dir(f.Path)
+	tmp := f.Path + ".docker-tls-new"
+	script := fmt.Sprintf("set -e; umask 077; mkdir -p %s; cat >%s; chmod %o %s; mv -f %s %s",
+		shellQuote(dir), shellQuote(tmp), f.Mode, shellQuote(tmp), shellQuote(tmp), shellQuote(f.Path))
+	if _, err := s.Run(ctx, script, f.Data); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	return nil
+}
+
+// poll runs check until it passes, at most limit, and returns its last
+// error.
+func poll(ctx context.Context, limit time.Duration, check func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

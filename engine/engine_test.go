@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"crypto/x509"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+func TestParseDest(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Dest
+		err  string
+	}{
+		{in: "host", want: Dest{Host: "host"}},
+		{in: "root@192.0.2.1", want: Dest{User: "root", Host: "192.0.2.1"}},
+		{in: "ssh://admin@build-1.example.com:2222", want: Dest{User: "admin", Host: "build-1.example.com", Port: "2222"}},
+		{in: "ssh://[2001:db8::1]:22", want: Dest{Host: "2001:db8::1", Port: "22"}},
+		{in: "tcp://host:2376", err: "incorrect scheme"},
+		{in: "ssh://user:pw@host", err: "password"},
+		{in: "ssh://host/path", err: "path"},
+		{in: "-oProxyCommand=x", err: "'-'"},
+		{in: "", err: "hostname is empty"},
+	} {
+		got, err := ParseDest(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseDest(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseDest(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+const debianUnit = `# /lib/systemd/system/docker.service
+[Unit]
+Description=Docker Application Container Engine
+
+[Service]
+Type=notify
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS
+ExecReload=/bin/kill -s HUP $MAINPID
+`
+
+func TestEffectiveExecStart(t *testing.T) {
+	for _, tc := range []struct {
+		name, cat, want, err string
+		line                 int
+	}{
+		{name: "debian", cat: debianUnit, want: "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS", line: 6},
+		{name: "drop-in before ours resets it", cat: debianUnit + "\n# /etc/systemd/system/docker.service.d/a.conf\n[Service]\nExecStart=\nExecStart=/usr/bin/dockerd \\\n  --containerd=/x\n", want: "/usr/bin/dockerd  --containerd=/x", line: 3},
+		{name: "our own drop-in is ignored", cat: debianUnit + "\n# " + DropInPath + "\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376 --tlsverify\n", want: "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS", line: 6},
+		{name: "drop-in after ours", cat: debianUnit + "\n# /etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd\n", err: "override.conf line 2: this drop-in sets ExecStart and comes after docker-tls.conf"},
+		{name: "none", cat: "# /lib/systemd/system/docker.service\n[Service]\nType=notify\n", err: "0 ExecStart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := effectiveExecStart(tc.cat)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got.Command != tc.want || got.Line != tc.line {
+				t.Fatalf("got %+v, %v; want %q at line %d", got, err, tc.want, tc.line)
+			}
+		})
+	}
+}
+
+func TestDaemonJSONKeepsOrderAndBytes(t *testing.T) {
+	in := []byte("{\n  \"log-driver\": \"journald\",\n  \"hosts\": [\"unix:///var/run/docker.sock\"],\n  \"storage-driver\": \"overlay2\"\n}\n")
+	d, err := parseDaemonJSON(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.render()); got != string(in) {
+		t.Errorf("an unchanged file renders differently:\n%s", got)
+	}
+	n := d.with(map[string]any{"tlsverify": true}).withHost("tcp://0.0.0.0:2376")
+	want := "{\n  \"log-driver\": \"journald\",\n  \"hosts\": [\n    \"unix:///var/run/docker.sock\",\n    \"tcp://0.0.0.0:2376\"\n  ],\n  \"storage-driver\": \"overlay2\",\n  \"tlsverify\": true\n}\n"
+	if got := string(n.render()); got != want {
+		t.Errorf("render:\n%s\nwant:\n%s", got, want)
+	}
+	if d.line("storage-driver") != 4 {
+		t.Errorf("line of storage-driver = %d, want 4", d.line("storage-driver"))
+	}
+	if _, err := parseDaemonJSON([]byte("{oops")); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Errorf("broken daemon.json: %v", err)
+	}
+}
+
+func newTestCA(t *testing.T) *pki.CA {
+	t.Helper()
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.NewCA(key, pki.CAOptions{CommonName: "test CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func testCA(t *testing.T) *x509.Certificate { return newTestCA(t).Cert }
+
+func TestPlanSetup(t *testing.T) {
+	ca := testCA(t)
+	sans, _, _ := pki.ParseSANs([]string{"10.0.0.2", "host"})
+	req := Request{Port: 2376, TLSDir: DefaultTLSDir, CA: ca, SANs: sans, Now: time.Now(), RenewWithin: 30 * 24 * time.Hour}
+	fresh := func() *Facts {
+		return &Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", DockerActive: "active", UnitCat: debianUnit, Hostname: "host", Addrs: []net.IP{net.ParseIP("10.0.0.2")}, Swarm: "inactive"}
+	}
+	for _, tc := range []struct {
+		name  string
+		facts func(*Facts)
+		req   func(*Request)
+		check func(*testing.T, *Plan)
+		err   string
+	}{
+		{name: "fresh host: drop-in, cert, restart", check: func(t *testing.T, p *Plan) {
+			if p.Mode != ModeDropIn || !p.IssueCert || !p.Restart || len(p.Config) != 1 || p.Config[0].Path != DropInPath {
+				t.Errorf("plan %+v", p)
+			}
+			if d := string(p.Config[0].Data); !strings.Contains(d, "ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS -H tcp://0.0.0.0:2376 --tlsverify") {
+				t.Errorf("drop-in:\n%s", d)
+			}
+		}},
+		{name: "daemon.json with hosts: options go there", facts: func(f *Facts) {
+			f.DaemonJSON = []byte(`{"hosts": ["unix:///var/run/docker.sock"]}`)
+		}, check: func(t *testing.T, p *Plan) {
+			if p.Mode != ModeDaemonJSON || len(p.Config) != 1 || p.Config[0].Path != DaemonJSONPath || !strings.Contains(string(p.Config[0].Data), `"tcp://0.0.0.0:2376"`) || !strings.Contains(string(p.Config[0].Data), `"tlskey": "/etc/docker/tls/server-key.pem"`) {
+				t.Errorf("plan %+v\n%s", p, p.Config[0].Data)
+			}
+		}},
+		{name: "running containers: live-restore by reload first", facts: func(f *Facts) { f.Running = 2 }, check: func(t *testing.T, p *Plan) {
+			if p.LiveRestoreFirst == nil || !strings.Contains(string(p.LiveRestoreFirst), `"live-restore": true`) || p.StopsContainers {
+				t.Errorf("plan %+v", p)
+			}
+		}},
+		{name: "swarm with containers refused", facts: func(f *Facts) { f.Running = 1; f.Swarm = "active" }, err: "--restart-containers"},
+		{name: "swarm with containers allowed", facts: func(f *Facts) { f.Running = 1; f.Swarm = "active" }, req: func(r *Request) { r.RestartContainers = true }, check: func(t *testing.T, p *Plan) {
+			if !p.StopsContainers {
+				t.Errorf("plan %+v", p)
+			}
+		}},
+		{name: "tls flags of the user's own", facts: func(f *Facts) {
+			f.UnitCat = strings.Replace(debianUnit, "$DOCKER_OPTS", "--tlsverify", 1)
+		}, err: "/lib/systemd/system/docker.service line 6: dockerd's ExecStart already has --tlsverify"},
+		{name: "tls key in daemon.json", facts: func(f *Facts) { f.DaemonJSON = []byte("{\n  \"tlscert\": \"/x\"\n}") }, err: "/etc/docker/daemon.json line 2: \"tlscert\" is already set"},
+		{name: "port taken", facts: func(f *Facts) { f.PortUsers = `LISTEN 0 4096 *:2376 *:* users:(("nginx",pid=9,fd=3))` }, err: "port 2376 on the host is already taken"},
+		{name: "no systemd", facts: func(f *Facts) { f.Systemd = false }, err: "does not run systemd"},
+		{name: "no dockerd", facts: func(f *Facts) { f.Dockerd = "" }, err: "apt-get install docker.io"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fresh()
+			if tc.facts != nil {
+				tc.facts(f)
+			}
+			r := req
+			if tc.req != nil {
+				tc.req(&r)
+			}
+			p, err := PlanSetup(f, r)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				var ce *ConflictError
+				if strings.Contains(tc.err, " line ") && !errors.As(err, &ce) {
+					t.Errorf("a conflict should be a ConflictError: %T", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, p)
+		})
+	}
+}
+
+func TestPlanSetupInPlace(t *testing.T) {
+	ca := newTestCA(t)
+	sans, _, _ := pki.ParseSANs([]string{"10.0.0.2"})
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: 90 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Port: 2376, TLSDir: DefaultTLSDir, CA: ca.Cert, SANs: sans, Now: time.Now(), RenewWithin: 30 * 24 * time.Hour}
+	f := &Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", DockerActive: "active", UnitCat: debianUnit, ServerCert: pki.EncodeCertificate(cert), CAPEM: pki.EncodeCertificate(ca.Cert),
+		PortUsers: `LISTEN 0 4096 *:2376 *:* users:(("dockerd",pid=9,fd=3))`}
+	first, err := PlanSetup(&Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", UnitCat: debianUnit}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.DropIn = first.Config[0].Data
+	p, err := PlanSetup(f, req)
+	if err != nil || !p.UpToDate() {
+		t.Fatalf("in place: %+v, %v", p, err)
+	}
+	// Expiring within 30 days, or --force: a new certificate.
+	req.Now = cert.NotAfter.Add(-10 * 24 * time.Hour)
+	if p, _ := PlanSetup(f, req); !p.IssueCert || !strings.Contains(p.Why, "expires") {
+		t.Errorf("expiring: %+v", p)
+	}
+	req.Now = time.Now()
+	f.Pending = true
+	if p, _ := PlanSetup(f, req); !p.Restart || p.IssueCert {
+		t.Errorf("pending: %+v", p)
+	}
+}

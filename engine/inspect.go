@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Paths on the host. The drop-in is ours alone; the state directory holds
+// the backup of every file as it was before the first setup, and what the
+// last run did.
+const (
+	UnitName       = "docker.service"
+	DropInDir      = "/etc/systemd/system/docker.service.d"
+	DropInPath     = DropInDir + "/docker-tls.conf"
+	DaemonJSONPath = "/etc/docker/daemon.json"
+	DefaultTLSDir  = "/etc/docker/tls"
+	HostStateDir   = "/var/lib/docker-tls"
+)
+
+// Facts are what Inspect read on a host. Nothing in them is secret: the
+// server key is never read back.
+type Facts struct {
+	OS            string
+	Systemd       bool
+	Dockerd       string // path, empty when not installed
+	DockerdVer    string
+	DockerActive  string // systemctl is-active docker
+	UnitCat       string // systemctl cat docker.service
+	DaemonJSON    []byte // nil when absent
+	DropIn        []byte // our drop-in, nil when absent
+	Hostname      string
+	FQDN          string
+	Addrs         []net.IP
+	Swarm         string // inactive, active, pending, …
+	LiveRestore   bool
+	Running       int
+	ServerVersion string
+	// PortUsers is what listens on the TLS port now ("" when free).
+	PortUsers string
+	// ServerCert and CA are the PEM files in the TLS directory, if any.
+	ServerCert, CAPEM []byte
+	// HostState is /var/lib/docker-tls/state.json, nil when absent.
+	HostState []byte
+	// HasBackup says the pre-setup backup exists.
+	HasBackup bool
+	// Pending says a setup changed files and did not finish (killed).
+	Pending bool
+}
+
+// inspectScript prints one key=value line per fact; file contents and
+// multi-line output base64-encoded. It only reads.
+const inspectScript = `
+b64() { if [ -e "$1" ]; then base64 -w0 <"$1"; echo; else echo absent; fi; }
+. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
+if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
+echo "dockerd=$(command -v dockerd || true)"
+echo "dockerd_version=$(dockerd --version 2>/dev/null | head -n1)"
+echo "docker_active=$(systemctl is-active docker 2>/dev/null || true)"
+echo "unit_cat=$(systemctl cat docker.service 2>/dev/null | base64 -w0)"
+echo "daemon_json=$(b64 /etc/docker/daemon.json)"
+echo "dropin=$(b64 ` + DropInPath + `)"
+echo "hostname=$(hostname)"
+echo "fqdn=$(hostname -f 2>/dev/null || true)"
+echo "addrs=$(ip -o addr show scope global 2>/dev/null | awk '{print $4}' | tr '\n' ' ')"
+echo "swarm=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"
+echo "live_restore=$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null || true)"
+echo "running=$(docker ps -q 2>/dev/null | wc -l)"
+echo "server_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
+echo "port_users=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | base64 -w0)"
+echo "server_cert=$(b64 "$TLSDIR/server-cert.pem")"
+echo "ca=$(b64 "$TLSDIR/ca.pem")"
+echo "host_state=$(b64 ` + HostStateDir + `/state.json)"
+if [ -e ` + HostStateDir + `/pending ]; then echo pending=1; else echo pending=0; fi
+if [ -d ` + HostStateDir + `/backup ]; then echo has_backup=1; else echo has_backup=0; fi
+`
+
+// Inspect reads a host's facts for a TLS port and directory, changing
+// nothing.
+func Inspect(ctx context.Context, s *Session, port int, tlsDir string) (*Facts, error) {
+	script := fmt.Sprintf("PORT=%d; TLSDIR=%s\n%s", port, shellQuote(tlsDir), inspectScript)
+	out, err := s.Run(ctx, script, nil)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", s.Dest.Host, err)
+	}
+	return parseFacts(out)
+}
+
+func parseFacts(out []byte) (*Facts, error) {
+	f := &Facts{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 8<<20)
+	seen := map[string]bool{}
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		seen[k] = true
+		file := func() ([]byte, error) {
+			if v == "absent" {
+				return nil, nil
+			}
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return nil, fmt.Errorf("host answered an unreadable %s: %w", k, err)
+			}
+			if b == nil {
+				b = []byte{}
+			}
+			return b, nil
+		}
+		var err error
+		switch k {
+		case "os":
+			f.OS = v
+		case "systemd":
+			f.Systemd = v == "1"
+		case "dockerd":
+			f.Dockerd = v
+		case "dockerd_version":
+			f.DockerdVer = v
+		case "docker_active":
+			f.DockerActive = v
+		case "unit_cat":
+			var b []byte
+			b, err = base64.StdEncoding.DecodeString(v)
+			f.UnitCat = string(b)
+		case "daemon_json":
+			f.DaemonJSON, err = file()
+		case "dropin":
+			f.DropIn, err = file()
+		case "hostname":
+			f.Hostname = v
+		case "fqdn":
+			f.FQDN = v
+		case "addrs":
+			for _, a := range strings.Fields(v) {
+				if ip, _, perr := net.ParseCIDR(a); perr == nil {
+					f.Addrs = append(f.Addrs, ip)
+				}
+			}
+		case "swarm":
+			f.Swarm = v
+		case "live_restore":
+			f.LiveRestore = v == "true"
+		case "running":
+			f.Running, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "server_version":
+			f.ServerVersion = v
+		case "port_users":
+			var b []byte
+			b, err = base64.StdEncoding.DecodeString(v)
+			f.PortUsers = strings.TrimSpace(string(b))
+		case "server_cert":
+			f.ServerCert, err = file()
+		case "ca":
+			f.CAPEM, err = file()
+		case "host_state":
+			f.HostState, err = file()
+		case "pending":
+			f.Pending = v == "1"
+		case "has_backup":
+			f.HasBackup = v == "1"
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !seen["has_backup"] {
+		return nil, fmt.Errorf("the host's answer was cut short (%d bytes)", len(out))
+	}
+	return f, nil
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

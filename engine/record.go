@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+)
+
+// Record is what the laptop keeps of an engine it set up: where it is and
+// how to reach it again, never a secret. The host keeps its own backup.
+type Record struct {
+	Name          string     `json:"name"`
+	Dest          string     `json:"dest"`
+	SSH           SSHOptions `json:"ssh"`
+	Context       string     `json:"context"`
+	CA            string     `json:"ca"`
+	CAFingerprint string     `json:"caFingerprint"`
+	Host          string     `json:"host"` // tcp://ADDR:PORT the context uses
+	Port          int        `json:"port"`
+	TLSDir        string     `json:"tlsDir"`
+	Mode          Mode       `json:"mode"`
+	SANs          []string   `json:"sans"`
+	Serial        string     `json:"serial"`
+	NotAfter      time.Time  `json:"notAfter"`
+	Backup        string     `json:"backup"`
+	Updated       time.Time  `json:"updated"`
+}
+
+// Records are the engine records under DIR ($DOCKER_CONFIG/tls/engines),
+// one file per engine, each written whole with one rename.
+type Records struct{ Dir string }
+
+func (r Records) path(name string) string { return filepath.Join(r.Dir, name+".json") }
+
+// Put writes rec.
+func (r Records) Put(rec *Record) error {
+	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFile(r.path(rec.Name), append(data, '\n'), fsutil.PrivateFile, true)
+}
+
+// ErrNoEngine is an engine name with no record.
+var ErrNoEngine = errors.New("no such engine")
+
+// Get reads the record of name.
+func (r Records) Get(name string) (*Record, error) {
+	data, err := os.ReadFile(r.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("engine %q: %w", name, ErrNoEngine)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("%s is damaged (%v): remove it and run docker tls engine setup again", r.path(name), err)
+	}
+	return &rec, nil
+}
+
+// List reads every record, by name; a damaged one is reported beside the
+// others, not instead of them.
+func (r Records) List() ([]*Record, map[string]error, error) {
+	entries, err := os.ReadDir(r.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*Record
+	bad := map[string]error{}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		rec, err := r.Get(name)
+		if err != nil {
+			bad[name] = err
+			continue
+		}
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, bad, nil
+}
+
+// Remove deletes the record of name.
+func (r Records) Remove(name string) error {
+	err := os.Remove(r.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,331 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/probe"
+)
+
+func newEngineCommand(a *app) *cobra.Command {
+	cmd := groupCommand("engine", "Set up Docker engines for mutual TLS over SSH, and keep them that way")
+	cmd.AddCommand(newEngineSetupCommand(a), newEngineListCommand(a))
+	return cmd
+}
+
+type engineSetupOptions struct {
+	dest              string
+	name              string
+	ca                string
+	port              int
+	tlsDir            string
+	sans              []string
+	clientName        string
+	days              int
+	sshConfig         string
+	restartContainers bool
+	force             bool
+	dryRun            bool
+	agent             bool
+	passphrase        passphraseOptions
+}
+
+func newEngineSetupCommand(a *app) *cobra.Command {
+	var opts engineSetupOptions
+	cmd := &cobra.Command{
+		Use:   "setup DEST [--name NAME]",
+		Short: "Set a host's dockerd up for mutual TLS over SSH, and make a context for it",
+		Long: `Connect to DEST with the system ssh (so ~/.ssh/config, agents and ProxyJump
+work), read how its dockerd runs, and set it up to serve the Docker API over
+mutual TLS on --port: a server certificate from --ca (its key is made here
+and written only on the host, 0600), the TLS flags in a systemd drop-in of
+docker tls's own (docker.service.d/docker-tls.conf) or in daemon.json where
+the host already lists its sockets there, a restart of dockerd, and a check
+from here. Then a context NAME with a client certificate, so that
+'docker context use NAME' works.
+
+DEST is ssh://[user@]host[:port] or [user@]host. A user other than root
+needs password-less sudo. The host key must be known (known_hosts).
+
+Running containers keep running: with live-restore off, docker tls switches
+it on by a reload before the restart, or refuses (swarm mode) unless
+--restart-containers. Every file changed is backed up on the host first; if
+dockerd does not come back serving TLS, the files are put back and dockerd
+restarted. A second run finds everything in place and changes nothing.`,
+		Example: `  docker tls engine setup root@192.0.2.10
+  docker tls engine setup ssh://admin@build-1.example.com:2222 --name build-1 --dry-run
+  docker tls engine setup build-2 --ca prod --port 2376 --san build-2.internal`,
+		Args: cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.dest = args[0]
+			return runEngineSetup(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.name, "name", "", "Name of the engine and its context (default: the host's short name)")
+	f.StringVar(&opts.ca, "ca", castore.DefaultName, "CA that issues the server and client certificates")
+	f.IntVar(&opts.port, "port", 2376, "TCP port dockerd serves TLS on")
+	f.StringVar(&opts.tlsDir, "tls-dir", engine.DefaultTLSDir, "Directory on the host for ca.pem, server-cert.pem and server-key.pem")
+	f.StringSliceVar(&opts.sans, "san", nil, "More DNS names or IP addresses for the server certificate (repeatable)")
+	f.StringVar(&opts.clientName, "client-name", "", "Common name of the client certificate (default: user@laptop)")
+	addDaysFlag(f, &opts.days, fmt.Sprint(int(pki.DefaultServerLifetime.Hours()/24))+" for the server certificate")
+	f.StringVar(&opts.sshConfig, "ssh-config", "", "ssh_config file to use instead of ~/.ssh/config (ssh -F); remembered for the engine")
+	f.BoolVar(&opts.restartContainers, "restart-containers", false, "Allow a restart that stops running containers (live-restore off and not switchable)")
+	f.BoolVar(&opts.force, "force", false, "Re-issue the server certificate and rewrite the configuration even if in place; replace the context")
+	f.BoolVar(&opts.dryRun, "dry-run", false, "Show what the host has and what would change; change nothing")
+	f.BoolVar(&opts.agent, "agent", false, "Make the context an agent-mode one (no key file)")
+	opts.passphrase.install(f)
+	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
+	_ = cmd.MarkFlagFilename("ssh-config")
+	return cmd
+}
+
+func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	dest, err := engine.ParseDest(opts.dest)
+	if err != nil {
+		return err
+	}
+	if opts.port < 1 || opts.port > 65535 {
+		return fmt.Errorf("--port %d is not a TCP port", opts.port)
+	}
+	if !strings.HasPrefix(opts.tlsDir, "/") {
+		return fmt.Errorf("--tls-dir %q must be an absolute path on the host", opts.tlsDir)
+	}
+	if opts.name != "" {
+		if err := contexts.ValidateName(opts.name); err != nil {
+			return err
+		}
+	}
+	life, err := lifetime(opts.days)
+	if err != nil {
+		return err
+	}
+	if life == 0 {
+		life = pki.DefaultServerLifetime
+	}
+	stored, ca, err := a.loadCA(opts.ca, opts.passphrase)
+	if err != nil {
+		return err
+	}
+	out, errOut := a.cli.Out(), a.cli.Err()
+
+	s, err := engine.Dial(ctx, dest, engine.SSHOptions{Config: opts.sshConfig})
+	if err != nil {
+		return sshHint(err, dest, opts.sshConfig)
+	}
+	defer s.Close()
+	facts, err := engine.Inspect(ctx, s, opts.port, opts.tlsDir)
+	if err != nil {
+		return err
+	}
+	name := opts.name
+	if name == "" {
+		name = strings.SplitN(facts.Hostname, ".", 2)[0]
+		if err := contexts.ValidateName(name); err != nil {
+			return fmt.Errorf("the host's name %q cannot name a context: give --name", facts.Hostname)
+		}
+	}
+	sans, err := engineSANs(s.HostName, facts, opts.sans)
+	if err != nil {
+		return err
+	}
+	plan, err := engine.PlanSetup(facts, engine.Request{
+		Port: opts.port, TLSDir: opts.tlsDir, CA: stored.Cert, SANs: sans,
+		RestartContainers: opts.restartContainers, Force: opts.force,
+		RenewWithin: 30 * 24 * time.Hour, Now: time.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	endpoint := "tcp://" + net.JoinHostPort(s.HostName, fmt.Sprint(opts.port))
+
+	records := a.engines()
+	rec, recErr := records.Get(name)
+	existing, ctxErr := a.contexts().Get(name)
+	haveContext := ctxErr == nil && !opts.force
+	if ctxErr == nil && recErr != nil && !opts.force {
+		return fmt.Errorf("context %q already exists and is not an engine docker tls set up: give --name another, or --force to replace it", name)
+	}
+	if recErr == nil && rec.Dest != dest.String() && !opts.force {
+		return fmt.Errorf("engine %q is %s, not %s: give --name another, or --force", name, rec.Dest, dest)
+	}
+
+	fmt.Fprintf(out, "%s: %s, %s, docker %s, %d running containers, live-restore %s; options go in the %s\n",
+		dest.Host, facts.OS, facts.DockerdVer, orDash(facts.ServerVersion), facts.Running, onOff(facts.LiveRestore), plan.Mode)
+	if plan.UpToDate() && haveContext {
+		fmt.Fprintf(out, "Engine %s is set up already (%s, context %s): nothing changed\n", name, endpoint, name)
+		return nil
+	}
+	for _, n := range plan.Notes {
+		fmt.Fprintln(out, " -", n)
+	}
+	if !haveContext {
+		fmt.Fprintf(out, " - create context %s for %s with a client certificate from CA %q\n", name, endpoint, stored.Name)
+	}
+	if opts.dryRun {
+		fmt.Fprintln(out, "Dry run: nothing was changed")
+		return nil
+	}
+
+	change := engine.Change{Plan: plan, TLSDir: opts.tlsDir}
+	var serverCert *x509Cert
+	if plan.IssueCert {
+		key, err := pki.GenerateKey(pki.DefaultKeyType)
+		if err != nil {
+			return err
+		}
+		cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
+		if err != nil {
+			return err
+		}
+		keyPEM, err := pki.EncodePrivateKey(key, nil)
+		if err != nil {
+			return err
+		}
+		paths := engine.TLSPathsIn(opts.tlsDir)
+		change.ServerFiles = []engine.File{
+			{Path: paths.CA, Data: pki.EncodeCertificate(stored.Cert), Mode: 0o644},
+			{Path: paths.Cert, Data: pki.EncodeCertificate(cert), Mode: 0o644},
+			{Path: paths.Key, Data: keyPEM, Mode: 0o600, Secret: true},
+		}
+		serverCert = &x509Cert{serial: fmt.Sprintf("%x", cert.SerialNumber), notAfter: cert.NotAfter}
+	} else if c, err := pki.ParseCertificate(facts.ServerCert); err == nil {
+		serverCert = &x509Cert{serial: fmt.Sprintf("%x", c.SerialNumber), notAfter: c.NotAfter}
+	}
+
+	// The identity the check uses, and the context gets.
+	var client *issuedClient
+	target := probe.Target{Name: name, Host: endpoint, CA: stored.Cert}
+	if haveContext {
+		t := a.targetOf(a.contexts(), existing)
+		target.Cert, target.Key = t.Cert, t.Key
+	} else {
+		if client, err = a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase}); err != nil {
+			return err
+		}
+		target.Cert, target.Key = client.cert, client.key
+	}
+	change.Verify = func(ctx context.Context) error {
+		r := probe.Run(ctx, target, probe.Options{Timeout: 3 * time.Second})
+		if c := r.First(probe.Fail); c != nil {
+			return fmt.Errorf("the check from here failed: %s", c.Message)
+		}
+		return nil
+	}
+	change.State = engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: opts.port, TLSDir: opts.tlsDir,
+		CAFingerprint: pki.Fingerprint(stored.Cert), Updated: time.Now().UTC()}
+	if serverCert != nil {
+		change.State.Serial, change.State.NotAfter = serverCert.serial, serverCert.notAfter
+	}
+	if plan.Restart || len(plan.Config) > 0 || len(change.ServerFiles) > 0 {
+		fmt.Fprintf(errOut, "Changing %s…\n", dest.Host)
+		if err := engine.Apply(ctx, s, change); err != nil {
+			return err
+		}
+	}
+	if client != nil {
+		if _, err := a.createContext(adoption{name: name, host: endpoint, description: "engine " + dest.String(),
+			caCert: client.caCert, cert: client.cert, key: client.key, caName: client.caName, agent: opts.agent, force: opts.force || ctxErr == nil}); err != nil {
+			return fmt.Errorf("the engine is set up, but its context was not created: %w (run the command again)", err)
+		}
+	}
+	newRec := &engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
+		CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
+		Mode: plan.Mode, SANs: sans.Strings(), Backup: engine.OriginalBackup, Updated: time.Now().UTC()}
+	if serverCert != nil {
+		newRec.Serial, newRec.NotAfter = serverCert.serial, serverCert.notAfter
+	}
+	if err := records.Put(newRec); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Engine %s serves mutual TLS on %s (server certificate until %s). Use it: docker context use %s\n",
+		name, endpoint, newRec.NotAfter.Format("2006-01-02"), name)
+	return nil
+}
+
+type x509Cert struct {
+	serial   string
+	notAfter time.Time
+}
+
+// engineSANs are the names a server certificate covers: the name dialled,
+// the host's own names and global addresses, and --san.
+func engineSANs(dialled string, f *engine.Facts, extra []string) (pki.SANs, error) {
+	var names []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		n = strings.TrimSpace(n)
+		if n != "" && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	add(dialled)
+	add(f.Hostname)
+	if strings.Contains(f.FQDN, ".") {
+		add(f.FQDN)
+	}
+	for _, ip := range f.Addrs {
+		add(ip.String())
+	}
+	for _, e := range extra {
+		add(e)
+	}
+	sans, _, err := pki.ParseSANs(names)
+	if err != nil {
+		return pki.SANs{}, fmt.Errorf("server certificate names: %w", err)
+	}
+	return sans, nil
+}
+
+// sshHint adds the command that fixes an ssh failure.
+func sshHint(err error, d engine.Dest, config string) error {
+	f := ""
+	if config != "" {
+		f = " -F " + config
+	}
+	port := ""
+	if d.Port != "" {
+		port = " -p " + d.Port
+	}
+	var hk *engine.HostKeyError
+	var sp *engine.SudoPasswordError
+	switch {
+	case errors.As(err, &hk) && hk.Changed:
+		return fmt.Errorf("%w: nothing was sent; if the host was really re-installed, remove the old key (ssh-keygen -R %s) and accept the new one after checking it", err, d.Host)
+	case errors.As(err, &hk):
+		return fmt.Errorf("%w: nothing was sent; check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then accept it with: ssh%s%s -o StrictHostKeyChecking=accept-new %s true", err, f, port, d.Host)
+	case errors.As(err, &sp):
+		return fmt.Errorf("%w: allow it password-less sudo (e.g. '%s ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/), or connect as root", err, sp.User)
+	}
+	return err
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
