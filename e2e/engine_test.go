@@ -99,3 +99,74 @@ func TestEngineSetupFreshHost(t *testing.T) {
 		t.Errorf("a second run restarted dockerd (pid %s -> %s)", pid, now)
 	}
 }
+
+// TestEngineSetupHosts: the ways a host can differ. A sudo user; a user
+// whose sudo wants a password; an unknown host key; a daemon.json that
+// lists "hosts" (options go there); a drop-in of the host's own that
+// replaces ExecStart (kept, restated in ours).
+func TestEngineSetupHosts(t *testing.T) {
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	hosts := StartEngineHosts(t, c, 3)
+	e.MustTLS("ca", "init")
+
+	t.Run("sudo user", func(t *testing.T) {
+		h := hosts[0]
+		r := setupEngine(e, c, h, "deploy", "--name", "viasudo")
+		requireOK(t, r)
+		requireOK(t, e.Docker("--context", "viasudo", "version"))
+	})
+	t.Run("sudo asks for a password", func(t *testing.T) {
+		r := setupEngine(e, c, hosts[1], "asker", "--name", "asker")
+		requireFail(t, r, "asker on "+hosts[1].Addr+" needs a password for sudo", "NOPASSWD")
+		if r := e.Docker("context", "inspect", "asker"); r.Code == 0 {
+			t.Error("a context was created")
+		}
+	})
+	t.Run("unknown host key", func(t *testing.T) {
+		other := NewSSHClient(t) // knows no host
+		r := setupEngine(e, other, hosts[1], "root", "--name", "unknown")
+		requireFail(t, r, "is not in known_hosts", "SHA256:", "StrictHostKeyChecking=accept-new")
+		if out := hosts[1].MustRoot("ls /var/lib/docker-tls 2>&1 || true"); !strings.Contains(out, "No such file") {
+			t.Errorf("something was changed on the host: %s", out)
+		}
+	})
+	t.Run("daemon.json with hosts", func(t *testing.T) {
+		h := hosts[1]
+		h.MustRoot(`mkdir -p /etc/systemd/system/docker.service.d /etc/docker
+printf '[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock\n' >/etc/systemd/system/docker.service.d/hosts.conf
+printf '{\n  "hosts": ["unix:///var/run/docker.sock"],\n  "log-level": "warn"\n}\n' >/etc/docker/daemon.json
+systemctl daemon-reload && systemctl restart docker && docker version >/dev/null`)
+		r := setupEngine(e, c, h, "root", "--name", "viajson")
+		requireOK(t, r)
+		if !strings.Contains(r.Stdout, "options go in the daemon.json") {
+			t.Errorf("setup should use daemon.json:\n%s", r)
+		}
+		requireOK(t, e.Docker("--context", "viajson", "version"))
+		dj := h.MustRoot("cat /etc/docker/daemon.json")
+		for _, want := range []string{`"unix:///var/run/docker.sock"`, `"tcp://0.0.0.0:2376"`, `"log-level": "warn"`, `"tlskey": "/etc/docker/tls/server-key.pem"`} {
+			if !strings.Contains(dj, want) {
+				t.Errorf("daemon.json lacks %s:\n%s", want, dj)
+			}
+		}
+		if out := h.MustRoot("ls /etc/systemd/system/docker.service.d/"); strings.Contains(out, "docker-tls.conf") {
+			t.Errorf("a drop-in was written too: %s", out)
+		}
+	})
+	t.Run("a drop-in of its own", func(t *testing.T) {
+		h := hosts[2]
+		h.MustRoot(`mkdir -p /etc/systemd/system/docker.service.d
+printf '[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock --log-level=warn\n' >/etc/systemd/system/docker.service.d/10-mine.conf
+systemctl daemon-reload && systemctl restart docker && docker version >/dev/null`)
+		r := setupEngine(e, c, h, "root", "--name", "owndropin")
+		requireOK(t, r)
+		requireOK(t, e.Docker("--context", "owndropin", "version"))
+		if out := h.MustRoot("systemctl show docker -p ExecStart --value"); !strings.Contains(out, "--log-level=warn") || !strings.Contains(out, "--tlsverify") {
+			t.Errorf("ExecStart should keep the host's own flags:\n%s", out)
+		}
+		// A later drop-in that overrides ExecStart is refused, with its line.
+		h.MustRoot(`printf '[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd://\n' >/etc/systemd/system/docker.service.d/zz-late.conf; systemctl daemon-reload`)
+		late := setupEngine(e, c, h, "root", "--name", "owndropin", "--force")
+		requireFail(t, late, "/etc/systemd/system/docker.service.d/zz-late.conf line 2", "comes after docker-tls.conf")
+	})
+}

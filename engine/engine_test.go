@@ -53,24 +53,24 @@ ExecReload=/bin/kill -s HUP $MAINPID
 func TestEffectiveExecStart(t *testing.T) {
 	for _, tc := range []struct {
 		name, cat, want, err string
-		line                 int
+		line, later          int
 	}{
 		{name: "debian", cat: debianUnit, want: "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS", line: 6},
 		{name: "drop-in before ours resets it", cat: debianUnit + "\n# /etc/systemd/system/docker.service.d/a.conf\n[Service]\nExecStart=\nExecStart=/usr/bin/dockerd \\\n  --containerd=/x\n", want: "/usr/bin/dockerd  --containerd=/x", line: 3},
 		{name: "our own drop-in is ignored", cat: debianUnit + "\n# " + DropInPath + "\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376 --tlsverify\n", want: "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS", line: 6},
-		{name: "drop-in after ours", cat: debianUnit + "\n# /etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd\n", err: "override.conf line 2: this drop-in sets ExecStart and comes after docker-tls.conf"},
+		{name: "drop-in after ours", cat: debianUnit + "\n# /etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd\n", want: "/usr/sbin/dockerd", line: 3, later: 2},
 		{name: "none", cat: "# /lib/systemd/system/docker.service\n[Service]\nType=notify\n", err: "0 ExecStart"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := effectiveExecStart(tc.cat)
+			got, later, err := effectiveExecStart(tc.cat)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
 				}
 				return
 			}
-			if err != nil || got.Command != tc.want || got.Line != tc.line {
-				t.Fatalf("got %+v, %v; want %q at line %d", got, err, tc.want, tc.line)
+			if err != nil || got.Command != tc.want || got.Line != tc.line || len(later) != tc.later {
+				t.Fatalf("got %+v (%d later), %v; want %q at line %d (%d later)", got, len(later), err, tc.want, tc.line, tc.later)
 			}
 		})
 	}
@@ -158,6 +158,9 @@ func TestPlanSetup(t *testing.T) {
 		}, err: "/lib/systemd/system/docker.service line 6: dockerd's ExecStart already has --tlsverify"},
 		{name: "tls key in daemon.json", facts: func(f *Facts) { f.DaemonJSON = []byte("{\n  \"tlscert\": \"/x\"\n}") }, err: "/etc/docker/daemon.json line 2: \"tlscert\" is already set"},
 		{name: "port taken", facts: func(f *Facts) { f.PortUsers = `LISTEN 0 4096 *:2376 *:* users:(("nginx",pid=9,fd=3))` }, err: "port 2376 on the host is already taken"},
+		{name: "a later drop-in overrides ExecStart", facts: func(f *Facts) {
+			f.UnitCat += "\n# /etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd://\n"
+		}, err: "override.conf line 2: this drop-in sets ExecStart and comes after docker-tls.conf"},
 		{name: "no systemd", facts: func(f *Facts) { f.Systemd = false }, err: "does not run systemd"},
 		{name: "no dockerd", facts: func(f *Facts) { f.Dockerd = "" }, err: "apt-get install docker.io"},
 	} {

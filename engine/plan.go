@@ -115,7 +115,7 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	execStart, err := effectiveExecStart(f.UnitCat)
+	execStart, later, err := effectiveExecStart(f.UnitCat)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +158,11 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 	newDJ := dj
 	switch p.Mode {
 	case ModeDropIn:
+		if len(later) > 0 {
+			u := later[0]
+			return nil, &ConflictError{File: u.File, Line: u.Line, What: "this drop-in sets ExecStart and comes after docker-tls.conf, so it would undo the TLS flags",
+				Fix: "move its ExecStart into a drop-in named before docker-tls.conf, or remove it"}
+		}
 		dropIn := renderDropIn(execStart.Command, listen, paths)
 		if !bytes.Equal(f.DropIn, dropIn) || r.Force {
 			p.Config = append(p.Config, File{Path: DropInPath, Data: dropIn, Mode: 0o644})
@@ -279,8 +284,9 @@ type unitLine struct {
 
 // effectiveExecStart reads `systemctl cat` output the way systemd applies
 // it (files in order, an empty ExecStart= clears the list), leaving out our
-// own drop-in, and refuses a drop-in that would override ours.
-func effectiveExecStart(cat string) (unitLine, error) {
+// own drop-in. later are the ExecStart lines of drop-ins applied after
+// ours, which would undo a drop-in of ours.
+func effectiveExecStart(cat string) (cmd unitLine, later []unitLine, err error) {
 	var list []unitLine
 	file, section := "", ""
 	lineNo := 0
@@ -322,15 +328,10 @@ func effectiveExecStart(cat string) (unitLine, error) {
 		}
 		list = append(list, u)
 	}
-	if len(afterOurs) > 0 {
-		u := afterOurs[0]
-		return unitLine{}, &ConflictError{File: u.File, Line: u.Line, What: "this drop-in sets ExecStart and comes after docker-tls.conf, so it would undo the TLS flags",
-			Fix: "move its ExecStart into a drop-in named before docker-tls.conf, or remove it"}
-	}
 	if len(list) != 1 {
-		return unitLine{}, fmt.Errorf("docker.service has %d ExecStart commands, docker tls expects one", len(list))
+		return unitLine{}, nil, fmt.Errorf("docker.service has %d ExecStart commands, docker tls expects one", len(list))
 	}
-	return list[0], nil
+	return list[0], afterOurs, nil
 }
 
 func hasFlag(cmd, flag string) bool {
