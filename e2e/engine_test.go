@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -168,5 +171,74 @@ systemctl daemon-reload && systemctl restart docker && docker version >/dev/null
 		h.MustRoot(`printf '[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd://\n' >/etc/systemd/system/docker.service.d/zz-late.conf; systemctl daemon-reload`)
 		late := setupEngine(e, c, h, "root", "--name", "owndropin", "--force")
 		requireFail(t, late, "/etc/systemd/system/docker.service.d/zz-late.conf line 2", "comes after docker-tls.conf")
+	})
+}
+
+// hostContainer imports busybox on the host (over ssh, as root) and starts
+// a long-running container; it returns the container's ID and start time.
+func hostContainer(t *testing.T, h *EngineHost) (id, started string) {
+	t.Helper()
+	data, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("busybox-static is not installed (apt-get install busybox-static)")
+	}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	_ = tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
+	_ = tw.WriteHeader(&tar.Header{Name: "bin/busybox", Mode: 0o755, Size: int64(len(data))})
+	_, _ = tw.Write(data)
+	for _, c := range []string{"sh", "sleep", "echo"} {
+		_ = tw.WriteHeader(&tar.Header{Name: "bin/" + c, Typeflag: tar.TypeSymlink, Linkname: "busybox"})
+	}
+	_ = tw.Close()
+	if out, err := h.As("root", "docker import - busybox:local >/dev/null", tarball.Bytes()); err != nil {
+		t.Fatalf("docker import on %s: %v\n%s", h.Name, err, out)
+	}
+	id = strings.TrimSpace(h.MustRoot("docker run -d --name keep --network none busybox:local sleep 3600"))
+	return id, strings.TrimSpace(h.MustRoot("docker inspect -f '{{.State.StartedAt}}' keep"))
+}
+
+// TestEngineSetupRestartSafety: a running container survives setup (live-
+// restore switched on by a reload first: same ID, same start time), and a
+// restart that does not lead to a TLS engine (a firewall on the port) is
+// rolled back: every file as it was, dockerd serving as before.
+func TestEngineSetupRestartSafety(t *testing.T) {
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	hosts := StartEngineHosts(t, c, 2)
+	e.MustTLS("ca", "init")
+
+	t.Run("a running container keeps running", func(t *testing.T) {
+		h := hosts[0]
+		id, started := hostContainer(t, h)
+		r := setupEngine(e, c, h, "root", "--name", "busy")
+		requireOK(t, r)
+		if !strings.Contains(r.Stdout, "switch live-restore on first") {
+			t.Errorf("setup should say it switches live-restore on first:\n%s", r)
+		}
+		got := e.Docker("--context", "busy", "inspect", "-f", "{{.Id}} {{.State.Running}} {{.State.StartedAt}}", "keep")
+		requireOK(t, got)
+		if want := id + " true " + started; strings.TrimSpace(got.Stdout) != want {
+			t.Errorf("container after setup: %q, want %q", got.Stdout, want)
+		}
+	})
+	t.Run("a failed restart is rolled back", func(t *testing.T) {
+		h := hosts[1]
+		id, started := hostContainer(t, h)
+		snapshot := "for f in /etc/docker/daemon.json /etc/systemd/system/docker.service.d /etc/docker/tls /var/lib/docker-tls; do ls -la $f 2>&1; cat $f 2>&1; done; systemctl cat docker"
+		before := h.MustRoot(snapshot)
+		// The engine comes up, but nothing from outside reaches its port.
+		h.MustRoot("iptables -I INPUT -p tcp --dport 2376 -j REJECT --reject-with tcp-reset")
+		r := setupEngine(e, c, h, "root", "--name", "walled", "--wait", "3s")
+		requireFail(t, r, "the check from here failed", "every file changed was put back", "last lines of dockerd's journal")
+		if after := h.MustRoot(snapshot); after != before {
+			t.Errorf("the host was not put back as it was:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if out := h.MustRoot("systemctl is-active docker; docker inspect -f '{{.Id}} {{.State.Running}} {{.State.StartedAt}}' keep"); out != "active\n"+id+" true "+started+"\n" {
+			t.Errorf("dockerd and the container after the rollback: %q", out)
+		}
+		if r := e.Docker("context", "inspect", "walled"); r.Code == 0 {
+			t.Error("a context was created for an engine that failed")
+		}
 	})
 }

@@ -355,6 +355,11 @@ func (h *EngineHost) MustRoot(command string) string {
 // kills it after 20 s, and removes its namespace, veth, cgroups and files.
 func (h *EngineHost) stop() {
 	if h.nspawn != nil && h.nspawn.Process != nil {
+		// Containers that ignore SIGTERM (sleep as PID 1) would hold the
+		// halt for docker's 10 s stop timeout each.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = exec.CommandContext(ctx, "ssh", "-F", h.SSH.Config, "-o", "BatchMode=yes", "-l", "root", h.Addr, "--", "docker kill $(docker ps -q) >/dev/null 2>&1").Run()
+		cancel()
 		_ = h.nspawn.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-h.done:

@@ -81,6 +81,9 @@ type Change struct {
 	// it is retried until it passes or ReadyTimeout passes.
 	Verify       func(context.Context) error
 	ReadyTimeout time.Duration
+	// FirstSetup says the host had no docker-tls state before this run: a
+	// rollback then removes that state too, leaving the host as it was.
+	FirstSetup bool
 }
 
 // ApplyError is a setup that failed and was rolled back.
@@ -188,17 +191,59 @@ func rollBack(ctx context.Context, s *Session, c Change, env string, cause error
 	ae := &ApplyError{Cause: cause}
 	out, _ := s.Run(rctx, "journalctl -u docker -n 15 --no-pager -o cat 2>/dev/null | tail -n 15", nil)
 	ae.Journal = strings.TrimSpace(string(out))
-	script := env + "SRC=" + runBackup + "\n" + restoreScript + "\nsystemctl daemon-reload && systemctl restart docker && systemctl is-active docker"
-	if out, err := s.Run(rctx, script, nil); err != nil {
-		ae.RestoreErr = fmt.Errorf("%s", firstLine(out, err))
+	if err := restore(rctx, s, runBackup, c.TLSDir); err != nil {
+		ae.RestoreErr = err
 		return ae
 	}
-	if _, err := s.Run(rctx, "rm -f "+pendingFile+"; rm -rf "+runBackup, nil); err != nil {
+	cleanup := "rm -f " + pendingFile + "; rm -rf " + runBackup
+	if c.FirstSetup {
+		cleanup = "rm -rf " + HostStateDir
+	}
+	if _, err := s.Run(rctx, cleanup, nil); err != nil {
 		ae.RestoreErr = err
 		return ae
 	}
 	ae.Restored = true
 	return ae
+}
+
+// restore puts the managed files back from the backup in src and restarts
+// dockerd, without stopping running containers: when the restored
+// daemon.json has live-restore off, the restart runs with it on, and the
+// restored file is then loaded by a reload (dockerd applies live-restore on
+// reload, and only acts on it when it stops or starts).
+func restore(ctx context.Context, s *Session, src, tlsDir string) error {
+	files, dirs := managedPaths(tlsDir)
+	env := fmt.Sprintf("FILES=%s; DIRS=%s; SRC=%s\n", shellQuote(strings.Join(files, " ")), shellQuote(strings.Join(dirs, " ")), src)
+	if out, err := s.Run(ctx, env+restoreScript, nil); err != nil {
+		return fmt.Errorf("restore the files from %s: %s", src, firstLine(out, err))
+	}
+	out, err := s.Run(ctx, "cat "+DaemonJSONPath+" 2>/dev/null || true; echo; docker ps -q 2>/dev/null | wc -l", nil)
+	if err != nil {
+		return err
+	}
+	text := strings.TrimSpace(string(out))
+	i := strings.LastIndex(text, "\n")
+	running := strings.TrimSpace(text[i+1:])
+	restored := []byte(strings.TrimSpace(text[:max(i, 0)]))
+	dj, _ := parseDaemonJSON(restored)
+	lr, ok := dj.keys["live-restore"]
+	bridge := running != "0" && (!ok || !jsonEqual(lr, true))
+	if bridge {
+		if err := writeFile(ctx, s, File{Path: DaemonJSONPath, Data: dj.with(map[string]any{"live-restore": true}).render(), Mode: 0o644}); err != nil {
+			return err
+		}
+	}
+	if out, err := s.Run(ctx, "systemctl daemon-reload && systemctl restart docker && systemctl is-active docker", nil); err != nil {
+		return fmt.Errorf("restart dockerd with the restored files: %s", firstLine(out, err))
+	}
+	if bridge {
+		one := fmt.Sprintf("FILES=%s; DIRS=; SRC=%s\n", DaemonJSONPath, src)
+		if out, err := s.Run(ctx, one+restoreScript+"\nsystemctl reload docker", nil); err != nil {
+			return fmt.Errorf("restore %s: %s", DaemonJSONPath, firstLine(out, err))
+		}
+	}
+	return nil
 }
 
 // writeFile writes a whole file on the host: a temporary file in the same

@@ -38,6 +38,7 @@ type engineSetupOptions struct {
 	force             bool
 	dryRun            bool
 	agent             bool
+	wait              time.Duration
 	passphrase        passphraseOptions
 }
 
@@ -86,6 +87,7 @@ restarted. A second run finds everything in place and changes nothing.`,
 	f.BoolVar(&opts.force, "force", false, "Re-issue the server certificate and rewrite the configuration even if in place; replace the context")
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Show what the host has and what would change; change nothing")
 	f.BoolVar(&opts.agent, "agent", false, "Make the context an agent-mode one (no key file)")
+	f.DurationVar(&opts.wait, "wait", 30*time.Second, "How long dockerd may take to serve TLS after its restart before the change is rolled back")
 	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
 	_ = cmd.MarkFlagFilename("ssh-config")
@@ -102,6 +104,9 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	}
 	if opts.port < 1 || opts.port > 65535 {
 		return fmt.Errorf("--port %d is not a TCP port", opts.port)
+	}
+	if opts.wait <= 0 || opts.wait > time.Hour {
+		return fmt.Errorf("--wait %s: give a duration from 1s to 1h", opts.wait)
 	}
 	if !strings.HasPrefix(opts.tlsDir, "/") {
 		return fmt.Errorf("--tls-dir %q must be an absolute path on the host", opts.tlsDir)
@@ -182,7 +187,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		return nil
 	}
 
-	change := engine.Change{Plan: plan, TLSDir: opts.tlsDir}
+	change := engine.Change{Plan: plan, TLSDir: opts.tlsDir, ReadyTimeout: opts.wait, FirstSetup: !facts.HasBackup}
 	var serverCert *x509Cert
 	if plan.IssueCert {
 		key, err := pki.GenerateKey(pki.DefaultKeyType)
