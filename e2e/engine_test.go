@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -241,4 +242,81 @@ func TestEngineSetupRestartSafety(t *testing.T) {
 			t.Error("a context was created for an engine that failed")
 		}
 	})
+}
+
+// hostSnapshot is every file and directory engine setup may touch, with
+// contents, and the unit as systemd sees it.
+const hostSnapshot = "ls -A /etc; for f in /etc/docker /etc/docker/daemon.json /etc/systemd/system/docker.service.d /etc/docker/tls /var/lib/docker-tls; do ls -lA --time-style=+ $f 2>&1; cat $f 2>&1; done; systemctl cat docker"
+
+// TestEngineRenewAndTeardown: renew --all over three engines at once
+// (restart safety kept), --within skips what is not due, and teardown puts
+// each host back byte for byte.
+func TestEngineRenewAndTeardown(t *testing.T) {
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	hosts := StartEngineHosts(t, c, 3)
+	e.MustTLS("ca", "init")
+	id, started := hostContainer(t, hosts[0])
+	before := make([]string, len(hosts))
+	for i, h := range hosts {
+		before[i] = h.MustRoot(hostSnapshot)
+		requireOK(t, setupEngine(e, c, h, "root", "--name", fmt.Sprintf("r%d", i)))
+	}
+	serials := e.MustTLS("engine", "ls", "--format", "{{.Serial}}").Stdout
+
+	r := e.MustTLS("engine", "renew", "--all")
+	if n := strings.Count(r.Stdout, ": renewed, serial"); n != 3 {
+		t.Fatalf("renew --all renewed %d engines, want 3:\n%s", n, r)
+	}
+	after := e.MustTLS("engine", "ls", "--format", "{{.Serial}}").Stdout
+	for _, s := range strings.Fields(serials) {
+		if strings.Contains(after, s) {
+			t.Errorf("serial %s is still recorded after renew:\n%s", s, after)
+		}
+	}
+	for i, h := range hosts {
+		requireOK(t, e.Docker("--context", fmt.Sprintf("r%d", i), "version"))
+		state := h.MustRoot("cat /var/lib/docker-tls/state.json")
+		if !strings.Contains(after, strings.Trim(strings.SplitN(strings.SplitN(state, `"serial": "`, 2)[1], `"`, 2)[0], " ")) {
+			t.Errorf("%s serves a serial the record does not have:\n%s\n%s", h.Name, state, after)
+		}
+	}
+	got := e.Docker("--context", "r0", "inspect", "-f", "{{.Id}} {{.State.Running}} {{.State.StartedAt}}", "keep")
+	if want := id + " true " + started; strings.TrimSpace(got.Stdout) != want {
+		t.Errorf("container after renew: %q, want %q", got.Stdout, want)
+	}
+
+	// Not due: nothing restarts.
+	pid := hosts[1].MustRoot("systemctl show docker -p MainPID --value")
+	r = e.MustTLS("engine", "renew", "--all", "--within", "30d")
+	if n := strings.Count(r.Stdout, "not due"); n != 3 {
+		t.Errorf("renew --within 30d should find nothing due:\n%s", r)
+	}
+	if now := hosts[1].MustRoot("systemctl show docker -p MainPID --value"); now != pid {
+		t.Errorf("renew of nothing due restarted dockerd")
+	}
+
+	// Teardown: every byte as before setup, the port closed, the context gone.
+	requireOK(t, e.TLS("engine", "teardown", "r1"))
+	if now := hosts[1].MustRoot(hostSnapshot); now != before[1] {
+		t.Errorf("teardown did not restore the host:\nbefore setup:\n%s\nafter teardown:\n%s", before[1], now)
+	}
+	if r := e.Docker("context", "inspect", "r1"); r.Code == 0 {
+		t.Error("teardown left the context")
+	}
+	if r := e.Run(nil, "curl", "-sS", "--max-time", "3", "-k", "https://"+hosts[1].Addr+":2376/_ping"); r.Code != 7 {
+		t.Errorf("port 2376 should be closed after teardown: %s", r)
+	}
+	// With --keep-context, the container keeps running through teardown.
+	requireOK(t, e.TLS("engine", "teardown", "r0", "--keep-context"))
+	if now := hosts[0].MustRoot(hostSnapshot); now != before[0] {
+		t.Errorf("teardown did not restore the host:\nbefore setup:\n%s\nafter teardown:\n%s", before[0], now)
+	}
+	requireOK(t, e.Docker("context", "inspect", "r0"))
+	if out := hosts[0].MustRoot("docker inspect -f '{{.Id}} {{.State.Running}} {{.State.StartedAt}}' keep"); strings.TrimSpace(out) != id+" true "+started {
+		t.Errorf("container after teardown: %q", out)
+	}
+	if ls := e.MustTLS("engine", "ls", "-q").Stdout; strings.TrimSpace(ls) != "r2" {
+		t.Errorf("engine ls after two teardowns: %q", ls)
+	}
 }

@@ -278,3 +278,35 @@ func poll(ctx context.Context, limit time.Duration, check func() error) error {
 		}
 	}
 }
+
+// Teardown restores the host's files from before the first setup, restarts
+// dockerd (keeping running containers), checks the TLS port is closed, and
+// removes docker-tls's state on the host. restored is false when there was
+// nothing to restore (an earlier teardown finished on the host).
+func Teardown(ctx context.Context, s *Session, tlsDir string, port int) (restored bool, err error) {
+	out, err := s.Run(ctx, "[ -d "+OriginalBackup+" ] && echo yes || echo no", nil)
+	if err != nil {
+		return false, err
+	}
+	if strings.TrimSpace(string(out)) != "yes" {
+		_, err := s.Run(ctx, "rm -rf "+HostStateDir, nil)
+		return false, err
+	}
+	if err := restore(ctx, s, OriginalBackup, tlsDir); err != nil {
+		return false, err
+	}
+	if err := poll(ctx, 10*time.Second, func() error {
+		out, err := s.Run(ctx, fmt.Sprintf("ss -Hltn 'sport = :%d'", port), nil)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(out)) != "" {
+			return fmt.Errorf("port %d is still open after the restore: %s", port, firstField(string(out)))
+		}
+		return nil
+	}); err != nil {
+		return true, err
+	}
+	_, err = s.Run(ctx, "rm -rf "+HostStateDir, nil)
+	return true, err
+}

@@ -29,6 +29,9 @@ type Request struct {
 	// Force re-issues the server certificate and rewrites the
 	// configuration even when they are in place.
 	Force bool
+	// Reissue re-issues the server certificate (engine renew); the
+	// configuration is rewritten only where it differs.
+	Reissue bool
 	// RenewWithin re-issues a certificate that expires sooner than this.
 	RenewWithin time.Duration
 	Now         time.Time
@@ -231,6 +234,9 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 func needCert(f *Facts, r Request) (bool, string) {
 	if r.Force {
 		return true, "--force"
+	}
+	if r.Reissue {
+		return true, "renewal"
 	}
 	if f.ServerCert == nil {
 		return true, "none yet"

@@ -20,7 +20,7 @@ import (
 
 func newEngineCommand(a *app) *cobra.Command {
 	cmd := groupCommand("engine", "Set up Docker engines for mutual TLS over SSH, and keep them that way")
-	cmd.AddCommand(newEngineSetupCommand(a), newEngineListCommand(a))
+	cmd.AddCommand(newEngineSetupCommand(a), newEngineListCommand(a), newEngineRenewCommand(a), newEngineTeardownCommand(a))
 	return cmd
 }
 
@@ -225,13 +225,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		}
 		target.Cert, target.Key = client.cert, client.key
 	}
-	change.Verify = func(ctx context.Context) error {
-		r := probe.Run(ctx, target, probe.Options{Timeout: 3 * time.Second})
-		if c := r.First(probe.Fail); c != nil {
-			return fmt.Errorf("the check from here failed: %s", c.Message)
-		}
-		return nil
-	}
+	change.Verify = engineCheck(target)
 	change.State = engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: opts.port, TLSDir: opts.tlsDir,
 		CAFingerprint: pki.Fingerprint(stored.Cert), Updated: time.Now().UTC()}
 	if serverCert != nil {
@@ -261,6 +255,18 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	fmt.Fprintf(out, "Engine %s serves mutual TLS on %s (server certificate until %s). Use it: docker context use %s\n",
 		name, endpoint, newRec.NotAfter.Format("2006-01-02"), name)
 	return nil
+}
+
+// engineCheck is the check from the laptop after a restart: the engine
+// serves the Docker API over mutual TLS to target's identity.
+func engineCheck(target probe.Target) func(context.Context) error {
+	return func(ctx context.Context) error {
+		r := probe.Run(ctx, target, probe.Options{Timeout: 3 * time.Second})
+		if c := r.First(probe.Fail); c != nil {
+			return fmt.Errorf("the check from here failed: %s", c.Message)
+		}
+		return nil
+	}
 }
 
 type x509Cert struct {

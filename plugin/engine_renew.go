@@ -1,0 +1,216 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+type engineRenewOptions struct {
+	names      []string
+	all        bool
+	within     string
+	parallel   int
+	days       int
+	wait       time.Duration
+	passphrase passphraseOptions
+}
+
+func newEngineRenewCommand(a *app) *cobra.Command {
+	var opts engineRenewOptions
+	cmd := &cobra.Command{
+		Use:   "renew NAME... | --all [--within 30d]",
+		Short: "Give engines new server certificates, restarting dockerd safely",
+		Long: `Issue a new server certificate for each engine (same names, same CA), install
+it on the host and restart dockerd, with the restart safety and rollback of
+engine setup: running containers keep running, and if dockerd does not come
+back serving TLS the previous files are put back. dockerd reads its
+certificate only when it starts, hence the restart.
+
+Engines are renewed concurrently, --parallel at a time; one failing does not
+stop the others. With --within, only certificates that expire within that
+time are renewed.`,
+		Example: `  docker tls engine renew build-1
+  docker tls engine renew --all --within 30d
+  docker tls engine renew --all --parallel 8`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.names = args
+			return runEngineRenew(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: completeEngineNames(a),
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.all, "all", false, "Every engine docker tls set up")
+	f.StringVar(&opts.within, "within", "", "Only certificates that expire within this span (30d, 2w, 12h)")
+	f.IntVar(&opts.parallel, "parallel", 4, "How many engines to renew at once, 1 to 64")
+	addDaysFlag(f, &opts.days, fmt.Sprint(int(pki.DefaultServerLifetime.Hours()/24)))
+	f.DurationVar(&opts.wait, "wait", 30*time.Second, "How long dockerd may take to serve TLS after its restart before the change is rolled back")
+	opts.passphrase.install(f)
+	return cmd
+}
+
+func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if opts.all == (len(opts.names) > 0) {
+		return errors.New("name the engines to renew, or give --all")
+	}
+	if opts.parallel < 1 || opts.parallel > 64 {
+		return fmt.Errorf("--parallel %d: give 1 to 64", opts.parallel)
+	}
+	if opts.wait <= 0 || opts.wait > time.Hour {
+		return fmt.Errorf("--wait %s: give a duration from 1s to 1h", opts.wait)
+	}
+	var within time.Duration
+	if opts.within != "" {
+		var err error
+		if within, err = parseSpan(opts.within); err != nil {
+			return fmt.Errorf("--within %w", err)
+		}
+	}
+	life, err := lifetime(opts.days)
+	if err != nil {
+		return err
+	}
+	if life == 0 {
+		life = pki.DefaultServerLifetime
+	}
+	var recs []*engine.Record
+	if opts.all {
+		var bad map[string]error
+		if recs, bad, err = a.engines().List(); err != nil {
+			return err
+		}
+		for name, err := range bad {
+			fmt.Fprintf(a.cli.Err(), "engine %s: %v\n", name, err)
+		}
+	} else {
+		for _, n := range opts.names {
+			rec, err := a.engines().Get(n)
+			if err != nil {
+				return engineNotFound(err, n)
+			}
+			recs = append(recs, rec)
+		}
+	}
+	// CAs are loaded once each, before any engine is touched, so a
+	// passphrase is asked at most once.
+	cas := map[string]*pki.CA{}
+	for _, r := range recs {
+		if _, ok := cas[r.CA]; ok {
+			continue
+		}
+		stored, ca, err := a.loadCA(r.CA, opts.passphrase)
+		if err != nil {
+			return fmt.Errorf("engine %s: %w", r.Name, err)
+		}
+		if pki.Fingerprint(stored.Cert) != r.CAFingerprint {
+			return fmt.Errorf("engine %s was set up with another CA %q than the one now named so (fingerprints differ): run docker tls engine setup %s --force", r.Name, r.CA, r.Dest)
+		}
+		cas[r.CA] = ca
+	}
+
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, opts.parallel)
+	)
+	report := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(a.cli.Out(), format+"\n", args...)
+	}
+	for _, rec := range recs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			msg, err := a.renewEngine(ctx, rec, cas[rec.CA], within, life, opts.wait)
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, rec.Name)
+				mu.Unlock()
+				report("%s: FAILED: %v", rec.Name, err)
+				return
+			}
+			report("%s: %s", rec.Name, msg)
+		}()
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d engines were not renewed", len(failed), len(recs))
+	}
+	return nil
+}
+
+// renewEngine renews one engine's server certificate.
+func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, within, life, wait time.Duration) (string, error) {
+	if within > 0 && time.Until(rec.NotAfter) > within {
+		return "not due (server certificate valid until " + rec.NotAfter.Format("2006-01-02") + ")", nil
+	}
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	facts, err := engine.Inspect(ctx, s, rec.Port, rec.TLSDir)
+	if err != nil {
+		return "", err
+	}
+	sans, _, err := pki.ParseSANs(rec.SANs)
+	if err != nil {
+		return "", err
+	}
+	plan, err := engine.PlanSetup(facts, engine.Request{Port: rec.Port, TLSDir: rec.TLSDir, CA: ca.Cert, SANs: sans, Reissue: true, Now: time.Now()})
+	if err != nil {
+		return "", err
+	}
+	target, err := a.contextTarget(a.contexts(), rec.Context)
+	if err != nil {
+		return "", fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
+	}
+	key, err := pki.GenerateKey(pki.DefaultKeyType)
+	if err != nil {
+		return "", err
+	}
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
+	if err != nil {
+		return "", err
+	}
+	keyPEM, err := pki.EncodePrivateKey(key, nil)
+	if err != nil {
+		return "", err
+	}
+	paths := engine.TLSPathsIn(rec.TLSDir)
+	serial := fmt.Sprintf("%x", cert.SerialNumber)
+	change := engine.Change{Plan: plan, TLSDir: rec.TLSDir, ReadyTimeout: wait, Verify: engineCheck(target),
+		ServerFiles: []engine.File{
+			{Path: paths.CA, Data: pki.EncodeCertificate(ca.Cert), Mode: 0o644},
+			{Path: paths.Cert, Data: pki.EncodeCertificate(cert), Mode: 0o644},
+			{Path: paths.Key, Data: keyPEM, Mode: 0o600, Secret: true},
+		},
+		State: engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: rec.Port, TLSDir: rec.TLSDir,
+			CAFingerprint: rec.CAFingerprint, Serial: serial, NotAfter: cert.NotAfter, Updated: time.Now().UTC()}}
+	if err := engine.Apply(ctx, s, change); err != nil {
+		return "", err
+	}
+	rec.Serial, rec.NotAfter, rec.Mode, rec.Updated = serial, cert.NotAfter, plan.Mode, time.Now().UTC()
+	if err := a.engines().Put(rec); err != nil {
+		return "", err
+	}
+	kept := ""
+	if facts.Running > 0 && !plan.StopsContainers {
+		kept = fmt.Sprintf(", %d running containers kept running", facts.Running)
+	}
+	return fmt.Sprintf("renewed, serial %s, valid until %s (dockerd restarted%s)", serial, cert.NotAfter.Format("2006-01-02"), kept), nil
+}

@@ -1,0 +1,103 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/engine"
+)
+
+type engineTeardownOptions struct {
+	name        string
+	keepContext bool
+}
+
+func newEngineTeardownCommand(a *app) *cobra.Command {
+	var opts engineTeardownOptions
+	cmd := &cobra.Command{
+		Use:   "teardown NAME [--keep-context]",
+		Short: "Put an engine's host back as it was before setup, and remove its context",
+		Long: `Restore every file engine setup changed on the host to its bytes from before
+the first setup (the drop-in, daemon.json, the TLS files), restart dockerd
+(running containers keep running) so the TLS port is closed again, and
+remove the engine's context and client key unless --keep-context.`,
+		Example: `  docker tls engine teardown build-1
+  docker tls engine teardown build-1 --keep-context`,
+		Args: cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.name = args[0]
+			return runEngineTeardown(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: completeEngineNames(a),
+	}
+	cmd.Flags().BoolVar(&opts.keepContext, "keep-context", false, "Keep the context and its key")
+	return cmd
+}
+
+func runEngineTeardown(ctx context.Context, a *app, opts engineTeardownOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	rec, err := a.engines().Get(opts.name)
+	if err != nil {
+		return engineNotFound(err, opts.name)
+	}
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	out := a.cli.Out()
+	restored, err := engine.Teardown(ctx, s, rec.TLSDir, rec.Port)
+	if err != nil {
+		return err
+	}
+	if restored {
+		fmt.Fprintf(out, "%s: every file is as it was before setup, dockerd restarted, port %d closed\n", rec.Dest, rec.Port)
+	} else {
+		fmt.Fprintf(out, "%s: nothing of docker tls was left on the host\n", rec.Dest)
+	}
+	if !opts.keepContext {
+		if _, err := a.contexts().Remove(rec.Context); err != nil && !errors.Is(err, contexts.ErrNotFound) {
+			return fmt.Errorf("the host is restored, but context %s was not removed: %w (docker tls rm %s)", rec.Context, err, rec.Context)
+		}
+		fmt.Fprintf(out, "Removed context %s and its key\n", rec.Context)
+	}
+	return a.engines().Remove(rec.Name)
+}
+
+// dialEngine connects to a recorded engine the way setup did.
+func (a *app) dialEngine(ctx context.Context, rec *engine.Record) (*engine.Session, error) {
+	dest, err := engine.ParseDest(rec.Dest)
+	if err != nil {
+		return nil, err
+	}
+	s, err := engine.Dial(ctx, dest, rec.SSH)
+	if err != nil {
+		return nil, sshHint(err, dest, rec.SSH.Config)
+	}
+	return s, nil
+}
+
+func engineNotFound(err error, name string) error {
+	if errors.Is(err, engine.ErrNoEngine) {
+		return fmt.Errorf("no engine %q: docker tls engine ls lists them", name)
+	}
+	return err
+}
+
+func completeEngineNames(a *app) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		recs, _, _ := a.engines().List()
+		var names []string
+		for _, r := range recs {
+			names = append(names, r.Name)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
