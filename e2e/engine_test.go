@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -318,5 +319,63 @@ func TestEngineRenewAndTeardown(t *testing.T) {
 	}
 	if ls := e.MustTLS("engine", "ls", "-q").Stdout; strings.TrimSpace(ls) != "r2" {
 		t.Errorf("engine ls after two teardowns: %q", ls)
+	}
+}
+
+// TestEngineSetupCrash kills the laptop side of engine setup (SIGKILL, the
+// crashtest build) at each of its steps, then either runs setup again,
+// which must finish the job, or tears the engine down, which must put the
+// host back byte for byte. A container on the host runs throughout.
+func TestEngineSetupCrash(t *testing.T) {
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	h := StartEngineHosts(t, c, 1)[0]
+	e.MustTLS("ca", "init")
+	id, started := hostContainer(t, h)
+	before := h.MustRoot(hostSnapshot)
+	args := []string{"engine", "setup", "root@" + h.Addr, "--ssh-config", c.Config, "--name", "crashy"}
+
+	// The steps, as the crashtest build reports them on a run not killed.
+	_, steps := e.runCrash("", 0, args...)
+	requireOK(t, e.TLS("engine", "teardown", "crashy"))
+
+	var engineSteps []string
+	for _, s := range steps {
+		if strings.HasPrefix(s, "engine-") {
+			engineSteps = append(engineSteps, s)
+		}
+	}
+	if len(engineSteps) < 6 {
+		t.Fatalf("too few engine steps seen: %v", steps)
+	}
+	for i, step := range engineSteps {
+		if killed, _ := e.runCrash(step, 0, args...); !killed {
+			t.Fatalf("setup was not killed at %s", step)
+		}
+		if ls := e.MustTLS("engine", "ls", "--format", "{{.Name}} {{.Status}}"); !strings.Contains(ls.Stdout, "crashy") {
+			t.Errorf("killed at %s: the engine is not listed: %q", step, ls.Stdout)
+		}
+		if i%2 == 0 {
+			r := e.TLS(args...)
+			requireOK(t, r)
+			requireOK(t, e.Docker("--context", "crashy", "version"))
+			if ls := e.MustTLS("engine", "ls", "--format", "{{.Status}}"); strings.TrimSpace(ls.Stdout) != "ready" {
+				t.Errorf("killed at %s, run again: status %q", step, ls.Stdout)
+			}
+		}
+		requireOK(t, e.TLS("engine", "teardown", "crashy"))
+		if now := h.MustRoot(hostSnapshot); now != before {
+			t.Fatalf("killed at %s, then teardown: the host is not as before:\nbefore:\n%s\nafter:\n%s", step, before, now)
+		}
+		if out := h.MustRoot("docker inspect -f '{{.Id}} {{.State.Running}} {{.State.StartedAt}}' keep"); strings.TrimSpace(out) != id+" true "+started {
+			t.Fatalf("killed at %s: container %q", step, out)
+		}
+		if out := h.MustRoot("pgrep -c sshd"); strings.TrimSpace(out) == "" {
+			t.Fatal("no sshd")
+		}
+	}
+	// No ssh master outlives the process that started it.
+	if out, _ := exec.Command("pgrep", "-f", "dtls-ssh-").Output(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ssh masters left running: %s", out)
 	}
 }

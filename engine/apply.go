@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/docker-tls/docker-tls/internal/crashpoint"
 )
 
 // The files a setup may change, and the directories it may create: the
@@ -123,12 +125,18 @@ func Apply(ctx context.Context, s *Session, c Change) error {
 	if _, err := s.Run(ctx, env+"ONCE=1; DEST="+OriginalBackup+"\n"+snapshotScript, nil); err != nil {
 		return fmt.Errorf("back up the host's configuration: %w", err)
 	}
-	if _, err := s.Run(ctx, env+"ONCE=; DEST="+runBackup+"\n"+snapshotScript+"\n: >"+pendingFile, nil); err != nil {
+	crashpoint.Hit("engine-apply:original-backup")
+	// The run's backup is what a rollback restores. After an interrupted
+	// run (pending) it is kept: it still holds the files from before that
+	// run, not the half-changed ones.
+	if _, err := s.Run(ctx, env+"if [ -e "+pendingFile+" ]; then ONCE=1; else ONCE=; fi; DEST="+runBackup+"\n"+snapshotScript+"\n: >"+pendingFile, nil); err != nil {
 		return fmt.Errorf("back up the host's configuration: %w", err)
 	}
+	crashpoint.Hit("engine-apply:run-backup")
 	if err := apply(ctx, s, c); err != nil {
-		return rollBack(ctx, s, c, env, err)
+		return rollBack(ctx, s, c, err)
 	}
+	crashpoint.Hit("engine-apply:verified")
 	state, _ := json.MarshalIndent(c.State, "", "  ")
 	if err := writeFile(ctx, s, File{Path: hostStateFile, Data: append(state, '\n'), Mode: 0o600}); err != nil {
 		return err
@@ -146,6 +154,7 @@ func apply(ctx context.Context, s *Session, c Change) error {
 			return err
 		}
 	}
+	crashpoint.Hit("engine-apply:server-files")
 	if p.LiveRestoreFirst != nil {
 		if err := writeFile(ctx, s, File{Path: DaemonJSONPath, Data: p.LiveRestoreFirst, Mode: 0o644}); err != nil {
 			return err
@@ -168,12 +177,14 @@ func apply(ctx context.Context, s *Session, c Change) error {
 			return err
 		}
 	}
+	crashpoint.Hit("engine-apply:config")
 	if !p.Restart {
 		return nil
 	}
 	if out, err := s.Run(ctx, "systemctl daemon-reload && systemctl restart docker", nil); err != nil {
 		return fmt.Errorf("dockerd did not restart: %s", firstLine(out, err))
 	}
+	crashpoint.Hit("engine-apply:restarted")
 	if c.Verify == nil {
 		return nil
 	}
@@ -184,7 +195,7 @@ func apply(ctx context.Context, s *Session, c Change) error {
 	return poll(ctx, limit, func() error { return c.Verify(ctx) })
 }
 
-func rollBack(ctx context.Context, s *Session, c Change, env string, cause error) error {
+func rollBack(ctx context.Context, s *Session, c Change, cause error) error {
 	// The rollback must run even when the caller's context is what ended.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
@@ -218,17 +229,20 @@ func restore(ctx context.Context, s *Session, src, tlsDir string) error {
 	if out, err := s.Run(ctx, env+restoreScript, nil); err != nil {
 		return fmt.Errorf("restore the files from %s: %s", src, firstLine(out, err))
 	}
-	out, err := s.Run(ctx, "cat "+DaemonJSONPath+" 2>/dev/null || true; echo; docker ps -q 2>/dev/null | wc -l", nil)
+	// What the restored configuration says about live-restore, and how
+	// many containers run now.
+	out, err := s.Run(ctx, "systemctl daemon-reload; cat "+DaemonJSONPath+" 2>/dev/null || true; echo; systemctl show docker -p ExecStart --value | grep -c -e '--live-restore' || true; docker ps -q 2>/dev/null | wc -l", nil)
 	if err != nil {
 		return err
 	}
-	text := strings.TrimSpace(string(out))
-	i := strings.LastIndex(text, "\n")
-	running := strings.TrimSpace(text[i+1:])
-	restored := []byte(strings.TrimSpace(text[:max(i, 0)]))
-	dj, _ := parseDaemonJSON(restored)
-	lr, ok := dj.keys["live-restore"]
-	bridge := running != "0" && (!ok || !jsonEqual(lr, true))
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) < 2 {
+		return fmt.Errorf("unexpected answer from the host: %q", out)
+	}
+	running, flag := strings.TrimSpace(lines[len(lines)-1]), strings.TrimSpace(lines[len(lines)-2])
+	dj, _ := parseDaemonJSON([]byte(strings.Join(lines[:len(lines)-2], "\n")))
+	_, ok := dj.keys["live-restore"]
+	bridge := running != "0" && !ok && flag == "0"
 	if bridge {
 		if err := writeFile(ctx, s, File{Path: DaemonJSONPath, Data: dj.with(map[string]any{"live-restore": true}).render(), Mode: 0o644}); err != nil {
 			return err

@@ -147,6 +147,19 @@ func TestPlanSetup(t *testing.T) {
 				t.Errorf("plan %+v", p)
 			}
 		}},
+		{name: "live-restore running but not configured: configured, no reload", facts: func(f *Facts) { f.Running = 1; f.LiveRestore = true }, check: func(t *testing.T, p *Plan) {
+			if p.LiveRestoreFirst != nil || len(p.Config) != 2 || !strings.Contains(string(p.Config[1].Data), `"live-restore": true`) {
+				t.Errorf("plan %+v", p)
+			}
+		}},
+		{name: "live-restore configured as a flag and running: nothing to add", facts: func(f *Facts) {
+			f.Running, f.LiveRestore = 1, true
+			f.UnitCat = strings.Replace(debianUnit, "$DOCKER_OPTS", "--live-restore", 1)
+		}, check: func(t *testing.T, p *Plan) {
+			if p.LiveRestoreFirst != nil || len(p.Config) != 1 || p.StopsContainers {
+				t.Errorf("plan %+v", p)
+			}
+		}},
 		{name: "swarm with containers refused", facts: func(f *Facts) { f.Running = 1; f.Swarm = "active" }, err: "--restart-containers"},
 		{name: "swarm with containers allowed", facts: func(f *Facts) { f.Running = 1; f.Swarm = "active" }, req: func(r *Request) { r.RestartContainers = true }, check: func(t *testing.T, p *Plan) {
 			if !p.StopsContainers {

@@ -176,9 +176,15 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 		newDJ = newDJ.withHost(listen)
 	}
 
-	// Restart safety: a restart stops running containers unless
-	// live-restore is on.
-	if f.Running > 0 && !f.LiveRestore {
+	// Restart safety: running containers survive a restart only when the
+	// dockerd that stops has live-restore on (the running value, which a
+	// reload can switch) and the one that starts has it in its
+	// configuration (else it kills what it finds running).
+	configured := hasFlag(execStart.Command, "--live-restore")
+	if raw, ok := dj.keys["live-restore"]; ok {
+		configured = jsonEqual(raw, true)
+	}
+	if f.Running > 0 && (!f.LiveRestore || !configured) {
 		switch {
 		case f.Swarm == "active" && !r.RestartContainers:
 			return nil, fmt.Errorf("%d containers are running, live-restore is off and cannot be switched on in swarm mode: restarting dockerd would stop them; run again with --restart-containers to accept that", f.Running)
@@ -191,9 +197,18 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 						Fix: "a restart would stop them: set it to true, or run again with --restart-containers"}
 				}
 				p.StopsContainers = true
-			} else {
+			} else if !configured {
 				newDJ = newDJ.with(map[string]any{"live-restore": true})
-				p.LiveRestoreFirst = dj.with(map[string]any{"live-restore": true}).render()
+				if !f.LiveRestore {
+					p.LiveRestoreFirst = dj.with(map[string]any{"live-restore": true}).render()
+				}
+			} else {
+				// In the configuration (a flag) but not running: a reload
+				// reads only daemon.json, so only a restart would apply it.
+				if !r.RestartContainers {
+					return nil, fmt.Errorf("%d containers are running and dockerd runs with live-restore off although its ExecStart has --live-restore (not restarted since): a restart would stop them; restart dockerd in a window of your choosing first, or run again with --restart-containers", f.Running)
+				}
+				p.StopsContainers = true
 			}
 		}
 	}

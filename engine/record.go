@@ -32,7 +32,17 @@ type Record struct {
 	NotAfter      time.Time  `json:"notAfter"`
 	Backup        string     `json:"backup"`
 	Updated       time.Time  `json:"updated"`
+	// Status is StatusReady once setup finished; StatusSettingUp is
+	// written before the host is touched, so an interrupted setup is
+	// listed and can be run again or torn down.
+	Status string `json:"status"`
 }
+
+// Record statuses.
+const (
+	StatusSettingUp = "setting up"
+	StatusReady     = "ready"
+)
 
 // Records are the engine records under DIR ($DOCKER_CONFIG/tls/engines),
 // one file per engine, each written whole with one rename.

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	sshurl "github.com/docker/cli/cli/connhelper/ssh"
@@ -142,7 +141,7 @@ func Dial(ctx context.Context, d Dest, o SSHOptions) (*Session, error) {
 	s.master.Stdout = io.Discard
 	// Read only once Wait has returned (s.exited), so never concurrently.
 	s.master.Stderr = s.stderr
-	s.master.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	s.master.SysProcAttr = masterProcAttr()
 	if err := s.master.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start ssh: %w", err)
@@ -323,7 +322,7 @@ func (s *Session) Close() {
 			select {
 			case <-s.exited:
 			case <-time.After(3 * time.Second):
-				_ = syscall.Kill(-s.master.Process.Pid, syscall.SIGKILL)
+				_ = s.master.Process.Kill()
 				<-s.exited
 			}
 		}

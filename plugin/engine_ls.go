@@ -44,7 +44,7 @@ func runEngineList(a *app, opts engineListOptions) error {
 	for _, r := range recs {
 		rows = append(rows, map[string]any{
 			"Name": r.Name, "Dest": r.Dest, "Context": r.Context, "CA": r.CA, "Host": r.Host,
-			"Mode": string(r.Mode), "Serial": r.Serial, "Expires": r.NotAfter.Format("2006-01-02"),
+			"Mode": string(r.Mode), "Status": r.Status, "Serial": r.Serial, "Expires": r.NotAfter.Format("2006-01-02"),
 			"ExpiresIn": time.Until(r.NotAfter).Round(time.Hour).String(),
 		})
 	}
@@ -52,6 +52,6 @@ func runEngineList(a *app, opts engineListOptions) error {
 		fmt.Fprintf(a.cli.Err(), "engine %s: %v\n", name, err)
 	}
 	return writeRows(a, opts.format, opts.quiet,
-		"table {{.Name}}\t{{.Dest}}\t{{.Context}}\t{{.CA}}\t{{.Expires}}\t{{.Mode}}", "{{.Name}}", rows,
-		map[string]string{"Name": "NAME", "Dest": "DESTINATION", "Context": "CONTEXT", "CA": "CA", "Expires": "SERVER CERT EXPIRES", "Mode": "CONFIGURED IN"})
+		"table {{.Name}}\t{{.Dest}}\t{{.Context}}\t{{.CA}}\t{{.Expires}}\t{{.Mode}}\t{{.Status}}", "{{.Name}}", rows,
+		map[string]string{"Name": "NAME", "Dest": "DESTINATION", "Context": "CONTEXT", "CA": "CA", "Expires": "SERVER CERT EXPIRES", "Mode": "CONFIGURED IN", "Status": "STATUS"})
 }

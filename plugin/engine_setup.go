@@ -14,6 +14,7 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/crashpoint"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
@@ -231,24 +232,39 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if serverCert != nil {
 		change.State.Serial, change.State.NotAfter = serverCert.serial, serverCert.notAfter
 	}
-	if plan.Restart || len(plan.Config) > 0 || len(change.ServerFiles) > 0 {
-		fmt.Fprintf(errOut, "Changing %s…\n", dest.Host)
-		if err := engine.Apply(ctx, s, change); err != nil {
+	newRec := &engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
+		CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
+		Mode: plan.Mode, SANs: sans.Strings(), Backup: engine.OriginalBackup, Updated: time.Now().UTC(), Status: engine.StatusSettingUp}
+	if serverCert != nil {
+		newRec.Serial, newRec.NotAfter = serverCert.serial, serverCert.notAfter
+	}
+	// The record goes first, so an interrupted setup is listed, and can be
+	// run again or torn down.
+	firstRecord := recErr != nil
+	if firstRecord {
+		if err := records.Put(newRec); err != nil {
 			return err
 		}
 	}
+	crashpoint.Hit("engine-setup:recorded")
+	if plan.Restart || len(plan.Config) > 0 || len(change.ServerFiles) > 0 {
+		fmt.Fprintf(errOut, "Changing %s…\n", dest.Host)
+		if err := engine.Apply(ctx, s, change); err != nil {
+			var ae *engine.ApplyError
+			if firstRecord && change.FirstSetup && errors.As(err, &ae) && ae.Restored {
+				_ = records.Remove(name) // the host is as it was: nothing to list
+			}
+			return err
+		}
+	}
+	crashpoint.Hit("engine-setup:applied")
 	if client != nil {
 		if _, err := a.createContext(adoption{name: name, host: endpoint, description: "engine " + dest.String(),
 			caCert: client.caCert, cert: client.cert, key: client.key, caName: client.caName, agent: opts.agent, force: opts.force || ctxErr == nil}); err != nil {
 			return fmt.Errorf("the engine is set up, but its context was not created: %w (run the command again)", err)
 		}
 	}
-	newRec := &engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
-		CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
-		Mode: plan.Mode, SANs: sans.Strings(), Backup: engine.OriginalBackup, Updated: time.Now().UTC()}
-	if serverCert != nil {
-		newRec.Serial, newRec.NotAfter = serverCert.serial, serverCert.notAfter
-	}
+	newRec.Status = engine.StatusReady
 	if err := records.Put(newRec); err != nil {
 		return err
 	}

@@ -1,0 +1,5 @@
+package engine
+
+import "syscall"
+
+func masterProcAttr() *syscall.SysProcAttr { return nil }
