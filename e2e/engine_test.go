@@ -47,6 +47,7 @@ func setupEngine(e *Env, c *SSHClient, h *EngineHost, user string, args ...strin
 // set up as root in one command; the docker CLI then runs a container on
 // it through the new context; a second run changes nothing.
 func TestEngineSetupFreshHost(t *testing.T) {
+	t.Parallel() // own hosts; mostly waiting on restarts
 	e := NewEnv(t)
 	c := NewSSHClient(t)
 	h := StartEngineHosts(t, c, 1)[0]
@@ -110,6 +111,7 @@ func TestEngineSetupFreshHost(t *testing.T) {
 // lists "hosts" (options go there); a drop-in of the host's own that
 // replaces ExecStart (kept, restated in ours).
 func TestEngineSetupHosts(t *testing.T) {
+	t.Parallel() // own hosts; mostly waiting on restarts
 	e := NewEnv(t)
 	c := NewSSHClient(t)
 	hosts := StartEngineHosts(t, c, 3)
@@ -205,6 +207,7 @@ func hostContainer(t *testing.T, h *EngineHost) (id, started string) {
 // restart that does not lead to a TLS engine (a firewall on the port) is
 // rolled back: every file as it was, dockerd serving as before.
 func TestEngineSetupRestartSafety(t *testing.T) {
+	t.Parallel() // own hosts; mostly waiting on restarts
 	e := NewEnv(t)
 	c := NewSSHClient(t)
 	hosts := StartEngineHosts(t, c, 2)
@@ -253,6 +256,7 @@ const hostSnapshot = "ls -A /etc; for f in /etc/docker /etc/docker/daemon.json /
 // (restart safety kept), --within skips what is not due, and teardown puts
 // each host back byte for byte.
 func TestEngineRenewAndTeardown(t *testing.T) {
+	t.Parallel() // own hosts; mostly waiting on restarts
 	e := NewEnv(t)
 	c := NewSSHClient(t)
 	hosts := StartEngineHosts(t, c, 3)
@@ -327,6 +331,7 @@ func TestEngineRenewAndTeardown(t *testing.T) {
 // which must finish the job, or tears the engine down, which must put the
 // host back byte for byte. A container on the host runs throughout.
 func TestEngineSetupCrash(t *testing.T) {
+	t.Parallel() // own hosts; mostly waiting on restarts
 	e := NewEnv(t)
 	c := NewSSHClient(t)
 	h := StartEngineHosts(t, c, 1)[0]
