@@ -52,6 +52,21 @@ func TestEngineSetupFreshHost(t *testing.T) {
 	c := NewSSHClient(t)
 	h := StartEngineHosts(t, c, 1)[0]
 	e.MustTLS("ca", "init")
+	// --dry-run shows the plan and touches nothing.
+	dry := setupEngine(e, c, h, "root", "--name", "fresh", "--dry-run")
+	requireOK(t, dry)
+	for _, want := range []string{"options go in the systemd drop-in", "issue a server certificate for", "restart dockerd", "create context fresh", "Dry run: nothing was changed"} {
+		if !strings.Contains(dry.Stdout, want) {
+			t.Errorf("--dry-run should say %q:\n%s", want, dry)
+		}
+	}
+	if out := h.MustRoot("ls /var/lib/docker-tls /etc/docker/tls /etc/systemd/system/docker.service.d 2>&1 | grep -c 'No such file'"); strings.TrimSpace(out) != "3" {
+		t.Errorf("--dry-run changed the host: %s", out)
+	}
+	if ls := e.MustTLS("engine", "ls", "-q"); ls.Stdout != "" {
+		t.Errorf("--dry-run recorded an engine: %q", ls.Stdout)
+	}
+
 	r := setupEngine(e, c, h, "root", "--name", "fresh")
 	requireOK(t, r)
 	t.Logf("setup:\n%s", r.Stdout)
@@ -104,6 +119,18 @@ func TestEngineSetupFreshHost(t *testing.T) {
 	if now := h.MustRoot("systemctl show docker -p MainPID --value"); now != pid {
 		t.Errorf("a second run restarted dockerd (pid %s -> %s)", pid, now)
 	}
+	// Renewed for 20 days: a server certificate within 30 days of its end
+	// is mentioned by ls
+	// and, for the current context, by every command.
+	requireOK(t, e.TLS("engine", "renew", "fresh", "--days", "20"))
+	if ls := e.MustTLS("ls"); !strings.Contains(ls.Stderr, "server certificate of engine fresh expires in") || !strings.Contains(ls.Stderr, "docker tls engine renew fresh") {
+		t.Errorf("ls should warn about the engine's server certificate:\n%s", ls)
+	}
+	requireOK(t, e.Docker("context", "use", "fresh"))
+	if v := e.MustTLS("ca", "ls"); !strings.Contains(v.Stderr, "docker tls engine renew fresh") {
+		t.Errorf("a command with the engine's context current should warn:\n%s", v)
+	}
+
 }
 
 // TestEngineSetupHosts: the ways a host can differ. A sudo user; a user
@@ -285,6 +312,10 @@ func TestEngineRenewAndTeardown(t *testing.T) {
 		if !strings.Contains(after, strings.Trim(strings.SplitN(strings.SplitN(state, `"serial": "`, 2)[1], `"`, 2)[0], " ")) {
 			t.Errorf("%s serves a serial the record does not have:\n%s\n%s", h.Name, state, after)
 		}
+	}
+	check := e.MustTLS("engine", "ls", "--check", "--format", "{{.Name}} {{.Reachable}} {{.Served}}")
+	if want := "r0 yes recorded\nr1 yes recorded\nr2 yes recorded\n"; check.Stdout != want {
+		t.Errorf("engine ls --check after renew:\n%s\nwant:\n%s", check.Stdout, want)
 	}
 	got := e.Docker("--context", "r0", "inspect", "-f", "{{.Id}} {{.State.Running}} {{.State.StartedAt}}", "keep")
 	if want := id + " true " + started; strings.TrimSpace(got.Stdout) != want {

@@ -171,8 +171,12 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		return fmt.Errorf("engine %q is %s, not %s: give --name another, or --force", name, rec.Dest, dest)
 	}
 
-	fmt.Fprintf(out, "%s: %s, %s, docker %s, %d running containers, live-restore %s; options go in the %s\n",
-		dest.Host, facts.OS, facts.DockerdVer, orDash(facts.ServerVersion), facts.Running, onOff(facts.LiveRestore), plan.Mode)
+	version := facts.ServerVersion
+	if version == "" {
+		version = facts.DockerdVer + " (not running)"
+	}
+	fmt.Fprintf(out, "%s: %s, dockerd %s, %d running containers, live-restore %s; options go in the %s\n",
+		dest.Host, facts.OS, version, facts.Running, onOff(facts.LiveRestore), plan.Mode)
 	if plan.UpToDate() && haveContext {
 		fmt.Fprintf(out, "Engine %s is set up already (%s, context %s): nothing changed\n", name, endpoint, name)
 		return nil
@@ -348,11 +352,4 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -127,14 +127,26 @@ func runList(a *app, opts lsOptions) error {
 		format = contextTableFormat
 	}
 	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
-	return ctx.Write(newContextListContext(), func(write func(formatter.SubContext) error) error {
+	if err := ctx.Write(newContextListContext(), func(write func(formatter.SubContext) error) error {
 		for i := range views {
 			if err := write(&contextListContext{v: &views[i]}); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	// Engines whose server certificate needs renewing, on stderr so that
+	// --format output stays clean.
+	if recs, _, err := a.engines().List(); err == nil {
+		for _, r := range recs {
+			if msg := engineExpiryNotice(r, now); msg != "" {
+				fmt.Fprintln(a.cli.Err(), "warning:", msg)
+			}
+		}
+	}
+	return nil
 }
 
 type contextListContext struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
+	"github.com/docker-tls/docker-tls/engine"
 )
 
 // NewRootCommand returns the `tls` command with every verb under it. The same
@@ -130,6 +131,13 @@ func (a *app) expiryNotice() string {
 	if err != nil || !c.Managed() {
 		return ""
 	}
+	// The engine behind the context, when docker tls set it up (a record
+	// named like its context: one file read, no scan).
+	if r, err := a.engines().Get(name); err == nil && r.Context == name {
+		if msg := engineExpiryNotice(r, time.Now()); msg != "" {
+			return msg
+		}
+	}
 	if c.AgentMode() && !agent.Running(a.agentDir()) {
 		return fmt.Sprintf("the current context %q is in agent mode and the agent is not running: run docker tls agent", name)
 	}
@@ -143,6 +151,26 @@ func (a *app) expiryNotice() string {
 	}
 	return ""
 }
+
+// engineExpiryNotice says that an engine's server certificate needs
+// renewing (within engineWarnWithin), or returns "".
+func engineExpiryNotice(r *engine.Record, now time.Time) string {
+	if r.NotAfter.IsZero() {
+		return ""
+	}
+	left := r.NotAfter.Sub(now)
+	switch {
+	case left <= 0:
+		return fmt.Sprintf("the server certificate of engine %s expired on %s: run docker tls engine renew %s", r.Name, r.NotAfter.Format("2006-01-02"), r.Name)
+	case left < engineWarnWithin:
+		return fmt.Sprintf("the server certificate of engine %s expires in %d days (%s): run docker tls engine renew %s", r.Name, int(left.Hours()/24), r.NotAfter.Format("2006-01-02"), r.Name)
+	}
+	return ""
+}
+
+// engineWarnWithin is when an engine's server certificate starts being
+// mentioned: a restart is needed, so earlier than for client certificates.
+const engineWarnWithin = 30 * 24 * time.Hour
 
 // renewWarnWithin is when the current context's certificate starts being
 // mentioned on every command.

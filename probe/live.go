@@ -225,6 +225,7 @@ func printable(b []byte) string {
 // checkServer examines the server certificate the handshake recorded.
 func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now time.Time) {
 	leaf := hs.state.PeerCertificates[0]
+	r.ServerSerial = fmt.Sprintf("%x", leaf.SerialNumber)
 	reissue := serverIssueFix(leaf, hostname, t.CAName)
 
 	// Chain, against the context's CA only (never the system roots).

@@ -92,6 +92,9 @@ type Report struct {
 	Status   Status        `json:"status"`
 	Checks   []Check       `json:"checks"`
 	Engine   *Engine       `json:"engine,omitempty"`
+	// ServerSerial is the serial number (hex) of the certificate the
+	// engine presented, when a handshake happened.
+	ServerSerial string `json:"serverSerial,omitempty"`
 	Duration time.Duration `json:"durationNs"`
 }
 
