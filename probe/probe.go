@@ -89,13 +89,13 @@ type Report struct {
 	Name string `json:"name"`
 	Host string `json:"host"`
 	// Status is the worst status of the checks: ok, warn or fail.
-	Status   Status        `json:"status"`
-	Checks   []Check       `json:"checks"`
-	Engine   *Engine       `json:"engine,omitempty"`
+	Status Status  `json:"status"`
+	Checks []Check `json:"checks"`
+	Engine *Engine `json:"engine,omitempty"`
 	// ServerSerial is the serial number (hex) of the certificate the
 	// engine presented, when a handshake happened.
-	ServerSerial string `json:"serverSerial,omitempty"`
-	Duration time.Duration `json:"durationNs"`
+	ServerSerial string        `json:"serverSerial,omitempty"`
+	Duration     time.Duration `json:"durationNs"`
 }
 
 // Worst is the worst status of the report.
