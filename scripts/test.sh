@@ -16,6 +16,13 @@ if ! "$staticcheck" ./...; then
   exit 1
 fi
 echo "clean"
+echo "=== gofmt ==="
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted"
+  exit 1
+fi
+echo "clean"
 
 # Coverage of unit and e2e tests together: unit test binaries write to
 # $cov/unit; the e2e suite builds the plugin with -cover, and every run of
