@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,14 +123,14 @@ func (e *ApplyError) Unwrap() error { return e.Cause }
 func Apply(ctx context.Context, s *Session, c Change) error {
 	files, dirs := managedPaths(c.TLSDir)
 	env := fmt.Sprintf("FILES=%s; DIRS=%s; ", shellQuote(strings.Join(files, " ")), shellQuote(strings.Join(dirs, " ")))
-	if _, err := s.Run(ctx, env+"ONCE=1; DEST="+OriginalBackup+"\n"+snapshotScript, nil); err != nil {
-		return fmt.Errorf("back up the host's configuration: %w", err)
-	}
-	crashpoint.Hit("engine-apply:original-backup")
-	// The run's backup is what a rollback restores. After an interrupted
-	// run (pending) it is kept: it still holds the files from before that
-	// run, not the half-changed ones.
-	if _, err := s.Run(ctx, env+"if [ -e "+pendingFile+" ]; then ONCE=1; else ONCE=; fi; DEST="+runBackup+"\n"+snapshotScript+"\n: >"+pendingFile, nil); err != nil {
+	// Both backups in one round trip, each in a subshell of its own: the
+	// pre-setup one only once; the run's one, which a rollback restores,
+	// kept after an interrupted run (pending), since it still holds the
+	// files from before that run, not the half-changed ones.
+	script := env + "set -e\n(ONCE=1; DEST=" + OriginalBackup + "\n" + snapshotScript + ")\n" +
+		"(if [ -e " + pendingFile + " ]; then ONCE=1; else ONCE=; fi; DEST=" + runBackup + "\n" + snapshotScript + ")\n" +
+		": >" + pendingFile
+	if _, err := s.Run(ctx, script, nil); err != nil {
 		return fmt.Errorf("back up the host's configuration: %w", err)
 	}
 	crashpoint.Hit("engine-apply:run-backup")
@@ -138,28 +139,19 @@ func Apply(ctx context.Context, s *Session, c Change) error {
 	}
 	crashpoint.Hit("engine-apply:verified")
 	state, _ := json.MarshalIndent(c.State, "", "  ")
-	if err := writeFile(ctx, s, File{Path: hostStateFile, Data: append(state, '\n'), Mode: 0o600}); err != nil {
-		return err
-	}
-	if _, err := s.Run(ctx, "rm -f "+pendingFile+"; rm -rf "+runBackup, nil); err != nil {
-		return err
-	}
-	return nil
+	return writeFiles(ctx, s, "rm -f "+pendingFile+"; rm -rf "+runBackup, File{Path: hostStateFile, Data: append(state, '\n'), Mode: 0o600})
 }
 
 func apply(ctx context.Context, s *Session, c Change) error {
 	p := c.Plan
-	for _, f := range c.ServerFiles {
-		if err := writeFile(ctx, s, f); err != nil {
+	if len(c.ServerFiles) > 0 {
+		if err := writeFiles(ctx, s, "", c.ServerFiles...); err != nil {
 			return err
 		}
 	}
 	crashpoint.Hit("engine-apply:server-files")
 	if p.LiveRestoreFirst != nil {
-		if err := writeFile(ctx, s, File{Path: DaemonJSONPath, Data: p.LiveRestoreFirst, Mode: 0o644}); err != nil {
-			return err
-		}
-		if _, err := s.Run(ctx, "systemctl reload docker", nil); err != nil {
+		if err := writeFiles(ctx, s, "systemctl reload docker", File{Path: DaemonJSONPath, Data: p.LiveRestoreFirst, Mode: 0o644}); err != nil {
 			return fmt.Errorf("switch live-restore on (systemctl reload docker): %w", err)
 		}
 		if err := poll(ctx, 15*time.Second, func() error {
@@ -172,8 +164,8 @@ func apply(ctx context.Context, s *Session, c Change) error {
 			return err
 		}
 	}
-	for _, f := range p.Config {
-		if err := writeFile(ctx, s, f); err != nil {
+	if len(p.Config) > 0 {
+		if err := writeFiles(ctx, s, "", p.Config...); err != nil {
 			return err
 		}
 	}
@@ -244,7 +236,7 @@ func restore(ctx context.Context, s *Session, src, tlsDir string) error {
 	_, ok := dj.keys["live-restore"]
 	bridge := running != "0" && !ok && flag == "0"
 	if bridge {
-		if err := writeFile(ctx, s, File{Path: DaemonJSONPath, Data: dj.with(map[string]any{"live-restore": true}).render(), Mode: 0o644}); err != nil {
+		if err := writeFiles(ctx, s, "", File{Path: DaemonJSONPath, Data: dj.with(map[string]any{"live-restore": true}).render(), Mode: 0o644}); err != nil {
 			return err
 		}
 	}
@@ -260,15 +252,33 @@ func restore(ctx context.Context, s *Session, src, tlsDir string) error {
 	return nil
 }
 
-// writeFile writes a whole file on the host: a temporary file in the same
-// directory, then a rename. The contents travel on stdin.
-func writeFile(ctx context.Context, s *Session, f File) error {
-	dir := path.Dir(f.Path)
-	tmp := f.Path + ".docker-tls-new"
-	script := fmt.Sprintf("set -e; umask 077; mkdir -p %s; cat >%s; chmod %o %s; mv -f %s %s",
-		shellQuote(dir), shellQuote(tmp), f.Mode, shellQuote(tmp), shellQuote(tmp), shellQuote(f.Path))
-	if _, err := s.Run(ctx, script, f.Data); err != nil {
-		return fmt.Errorf("write %s: %w", f.Path, err)
+// writeFiles writes whole files on the host in one round trip: each to a
+// temporary file beside it, then all renamed into place, then the shell
+// commands in after. The contents (a server key among them) travel inside
+// a script on stdin, never in argv.
+func writeFiles(ctx context.Context, s *Session, after string, files ...File) error {
+	var b strings.Builder
+	b.WriteString("set -e\numask 077\n")
+	for _, f := range files {
+		tmp := f.Path + ".docker-tls-new"
+		fmt.Fprintf(&b, "mkdir -p %s\nbase64 -d >%s <<'DOCKER_TLS_EOF'\n", shellQuote(path.Dir(f.Path)), shellQuote(tmp))
+		enc := base64.StdEncoding.EncodeToString(f.Data)
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\n")
+			enc = enc[76:]
+		}
+		fmt.Fprintf(&b, "%s\nDOCKER_TLS_EOF\nchmod %o %s\n", enc, f.Mode, shellQuote(tmp))
+	}
+	for _, f := range files {
+		fmt.Fprintf(&b, "mv -f %s %s\n", shellQuote(f.Path+".docker-tls-new"), shellQuote(f.Path))
+	}
+	b.WriteString(after + "\n")
+	if _, err := s.Run(ctx, "sh -s", []byte(b.String())); err != nil {
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = f.Path
+		}
+		return fmt.Errorf("write %s: %w", strings.Join(names, ", "), err)
 	}
 	return nil
 }
@@ -288,7 +298,7 @@ func poll(ctx context.Context, limit time.Duration, check func() error) error {
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -68,10 +68,10 @@ echo "dropin=$(b64 ` + DropInPath + `)"
 echo "hostname=$(hostname)"
 echo "fqdn=$(hostname -f 2>/dev/null || true)"
 echo "addrs=$(ip -o addr show scope global 2>/dev/null | awk '$2 !~ /^(docker|br-|veth|virbr|cni|flannel|cali)/ {print $4}' | tr '\n' ' ')"
-echo "swarm=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"
-echo "live_restore=$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null || true)"
-echo "running=$(docker ps -q 2>/dev/null | wc -l)"
-echo "server_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
+docker info --format 'swarm={{.Swarm.LocalNodeState}}
+live_restore={{.LiveRestoreEnabled}}
+running={{.ContainersRunning}}
+server_version={{.ServerVersion}}' 2>/dev/null || true
 echo "port_users=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | base64 -w0)"
 echo "server_cert=$(b64 "$TLSDIR/server-cert.pem")"
 echo "ca=$(b64 "$TLSDIR/ca.pem")"
