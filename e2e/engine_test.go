@@ -3,9 +3,12 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -52,6 +55,19 @@ func TestEngineSetupFreshHost(t *testing.T) {
 	c := NewSSHClient(t)
 	h := StartEngineHosts(t, c, 1)[0]
 	e.MustTLS("ca", "init")
+	// Every ssh command line docker tls runs is logged by a wrapper, to
+	// show that no secret travels in argv (where other users can read it).
+	wrapDir := filepath.Join(e.Dir, "wrap")
+	argvLog := filepath.Join(e.Dir, "ssh-argv.log")
+	if err := os.MkdirAll(wrapDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := "#!/bin/sh\nprintf '%s\\n' \"$*\" >>" + argvLog + "\nexec /usr/bin/ssh \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(wrapDir, "ssh"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.Setenv("PATH", wrapDir+":"+os.Getenv("PATH"))
+
 	// --dry-run shows the plan and touches nothing.
 	dry := setupEngine(e, c, h, "root", "--name", "fresh", "--dry-run")
 	requireOK(t, dry)
@@ -70,11 +86,37 @@ func TestEngineSetupFreshHost(t *testing.T) {
 	r := setupEngine(e, c, h, "root", "--name", "fresh")
 	requireOK(t, r)
 	t.Logf("setup:\n%s", r.Stdout)
-	// The server key exists only on the host, and was never printed.
-	for _, l := range strings.Split(h.MustRoot("cat /etc/docker/tls/server-key.pem"), "\n") {
+	// The server key exists only on the host, and was never printed nor
+	// in any ssh argv, even base64-encoded.
+	argv, err := os.ReadFile(argvLog)
+	if err != nil || !strings.Contains(string(argv), h.Addr) {
+		t.Fatalf("the ssh wrapper logged nothing: %v", err)
+	}
+	keyPEM := h.MustRoot("cat /etc/docker/tls/server-key.pem")
+	der := strings.Join(strings.Split(strings.TrimSpace(keyPEM), "\n")[1:len(strings.Split(strings.TrimSpace(keyPEM), "\n"))-1], "")
+	for _, l := range strings.Split(keyPEM, "\n") {
 		if len(l) > 20 && !strings.HasPrefix(l, "-----") && (strings.Contains(r.Stdout, l) || strings.Contains(r.Stderr, l)) {
 			t.Fatalf("setup printed the server key")
 		}
+	}
+	// Scripts travel base64-encoded in argv: decode every such run too.
+	// (Three levels: a file's contents inside a script inside argv would
+	// be base64 twice.)
+	seen, layer := string(argv), string(argv)
+	for range 3 {
+		next := ""
+		for _, blob := range regexp.MustCompile(`[A-Za-z0-9+/]{40,}={0,2}`).FindAllString(layer, -1) {
+			if dec, err := base64.StdEncoding.DecodeString(blob[:len(blob)/4*4]); err == nil {
+				next += "\n" + string(dec)
+			}
+		}
+		seen, layer = seen+next, next
+	}
+	if !strings.Contains(seen, "systemctl") {
+		t.Fatalf("the decoded ssh argv has no scripts: the check cannot see them")
+	}
+	if strings.Contains(seen, der[:24]) || strings.Contains(seen, "PRIVATE KEY") {
+		t.Fatalf("the server key went through ssh's argv")
 	}
 	if !strings.Contains(r.Stdout, "docker context use fresh") {
 		t.Errorf("setup should say how to use the context:\n%s", r)
@@ -119,6 +161,14 @@ func TestEngineSetupFreshHost(t *testing.T) {
 	if now := h.MustRoot("systemctl show docker -p MainPID --value"); now != pid {
 		t.Errorf("a second run restarted dockerd (pid %s -> %s)", pid, now)
 	}
+	// --force re-issues the server certificate and the context's.
+	serial := e.MustTLS("engine", "ls", "--format", "{{.Serial}}").Stdout
+	requireOK(t, setupEngine(e, c, h, "root", "--name", "fresh", "--force"))
+	if again := e.MustTLS("engine", "ls", "--format", "{{.Serial}}").Stdout; again == serial {
+		t.Errorf("--force kept serial %s", serial)
+	}
+	requireOK(t, e.Docker("--context", "fresh", "version"))
+
 	// Renewed for 20 days: a server certificate within 30 days of its end
 	// is mentioned by ls
 	// and, for the current context, by every command.
