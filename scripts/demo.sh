@@ -25,9 +25,15 @@ fi
 
 work=$(mktemp -d /tmp/docker-tls-demo.XXXX)
 dockerd_pid=
+host_pid=
 agent_started=
 cleanup() {
   [ -z "$agent_started" ] || docker tls agent stop >/dev/null 2>&1 || true
+  if [ -n "$host_pid" ] && kill -0 "$host_pid" 2>/dev/null; then
+    kill -TERM "$host_pid"
+    for _ in $(seq 1 150); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$host_pid" 2>/dev/null && kill -KILL "$host_pid"
+  fi
   if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
     kill -TERM "$dockerd_pid"
     for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
@@ -59,7 +65,36 @@ step "A CA on this machine (ECDSA P-256, 10 years)"
 show docker tls ca init
 show docker tls ca ls
 
-step "A server certificate for the engine, reachable as localhost and 127.0.0.1"
+# An engine host to set up over SSH: a real Debian with systemd, sshd and
+# docker.io as installed, in a network namespace of its own
+# (internal/enginehost; the first run debootstraps it, about a minute).
+if command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null; then
+  step "A Debian host with docker.io, reached over SSH (booting it here under systemd-nspawn)"
+  go build -o "$work/engine-host" ./scripts/engine-host
+  mkfifo "$work/host.out"
+  "$work/engine-host" "$work/host" >"$work/host.out" 2>"$work/host.err" &
+  host_pid=$!
+  read -r ready host_addr ssh_config <"$work/host.out" || true
+  if [ "${ready:-}" != ready ]; then
+    echo "demo: the engine host did not boot:" >&2; cat "$work/host.err" >&2; exit 1
+  fi
+  echo "host $host_addr: Debian's docker.service, dockerd on its unix socket only"
+
+  step "One command: the host's dockerd serves mutual TLS, and a context for it exists"
+  show docker tls engine setup "root@$host_addr" --ssh-config "$ssh_config" --name build-1
+  show docker --context build-1 version --format 'over mutual TLS: engine {{.Server.Version}} on {{.Server.Os}}'
+  show docker tls engine ls --check
+  step "Run it again: everything is in place, nothing restarts"
+  show docker tls engine setup "root@$host_addr" --ssh-config "$ssh_config" --name build-1
+  step "A new server certificate, the same restart safety"
+  show docker tls engine renew build-1
+  step "Teardown: the host's files back byte for byte, the port closed, the context removed"
+  show docker tls engine teardown build-1
+else
+  step "Engines over SSH: skipped (scripts/deps.sh installs systemd-nspawn and debootstrap)"
+fi
+
+step "By hand, for an engine docker tls cannot reach over SSH: a server certificate for localhost and 127.0.0.1"
 show docker tls server issue localhost 127.0.0.1 --out "$work/server"
 show ls -l "$work/server"
 
@@ -122,4 +157,4 @@ show docker tls ca init other
 show docker tls context create wrongca --host "tcp://127.0.0.1:$port" --ca other --issue
 show docker tls verify wrongca --timeout 5s || true
 
-step "Done: dockerd stopped and $work removed"
+step "Done: dockerd and the engine host stopped, $work removed"
