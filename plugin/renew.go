@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
@@ -130,6 +131,23 @@ func renewSource(c *contexts.Context) string {
 // renewOne re-issues one context's certificate and swaps it in. Everything
 // that can fail happens before the swap.
 func (a *app) renewOne(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
+	// Another command may change the context's key between the read and
+	// this renewal (a concurrent rekey, migrate or lock): then renew the
+	// context as it is now, a few times at most.
+	for attempt := 0; ; attempt++ {
+		cert, err := a.renewOnce(ctx, c, opts)
+		if !errors.Is(err, keystore.ErrNotFound) || attempt == 4 {
+			return cert, err
+		}
+		now, gerr := a.contexts().Get(c.Name)
+		if gerr != nil || now.KeyOf() == c.KeyOf() {
+			return cert, err
+		}
+		c = now
+	}
+}
+
+func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
 	store := a.contexts()
 	caPEM, certPEM, err := contextPEMs(store, c)
 	if err != nil {
