@@ -236,3 +236,28 @@ func TestPlanSetupInPlace(t *testing.T) {
 		t.Errorf("pending: %+v", p)
 	}
 }
+
+func TestServerFiles(t *testing.T) {
+	ca := newTestCA(t)
+	sans, _, _ := pki.ParseSANs([]string{"engine.example", "10.0.0.2"})
+	files, cert, err := ServerFiles(ca, sans, 24*time.Hour, "/etc/docker/tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint32{"/etc/docker/tls/ca.pem": 0o644, "/etc/docker/tls/server-cert.pem": 0o644, "/etc/docker/tls/server-key.pem": 0o600}
+	for _, f := range files {
+		if m, ok := want[f.Path]; !ok || m != f.Mode || f.Secret != (f.Mode == 0o600) {
+			t.Errorf("%s: mode %o secret %v", f.Path, f.Mode, f.Secret)
+		}
+	}
+	if err := pki.VerifyLeaf(cert, ca.Cert, pki.ServerProfile, time.Now()); err != nil {
+		t.Errorf("the certificate does not verify as a server certificate: %v", err)
+	}
+	key, err := pki.ParsePrivateKey(files[2].Data, nil)
+	if err != nil || pki.CheckKeyMatch(cert, key) != nil {
+		t.Errorf("server-key.pem does not match: %v", err)
+	}
+	if Serial(cert) == "" || len(Serial(cert)) < 30 {
+		t.Errorf("serial %q: want 128 random bits in hex", Serial(cert))
+	}
+}

@@ -180,6 +180,17 @@ func TestBadInputInProcess(t *testing.T) {
 		{`context "nosuch": no such context`, []string{"verify", "nosuch", "--offline"}},
 		{"give a plain name", []string{"client", "issue", "a\nb", "--out", t.TempDir()}},
 		{"shell", []string{"env", "prod", "--shell", "tcsh"}},
+		{"is not an ssh destination", []string{"engine", "setup", "tcp://host:2376"}},
+		{"is not an ssh destination", []string{"engine", "setup", "--", "-oProxyCommand=touch /tmp/x"}},
+		{"plain-text password is not supported", []string{"engine", "setup", "ssh://u:pw@host"}},
+		{"--port 70000 is not a TCP port", []string{"engine", "setup", "root@host", "--port", "70000"}},
+		{"must be an absolute path on the host", []string{"engine", "setup", "root@host", "--tls-dir", "tls"}},
+		{"--wait 0s: give a duration from 1s to 1h", []string{"engine", "setup", "root@host", "--wait", "0s"}},
+		{`no engine "nosuch": docker tls engine ls lists them`, []string{"engine", "teardown", "nosuch"}},
+		{`no engine "nosuch"`, []string{"engine", "renew", "nosuch"}},
+		{"name the engines to renew, or give --all", []string{"engine", "renew"}},
+		{"--parallel 0: give 1 to 64", []string{"engine", "renew", "--all", "--parallel", "0"}},
+		{"--parallel 65: give 1 to 64", []string{"engine", "ls", "--check", "--parallel", "65"}},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			c.t = t

@@ -179,26 +179,13 @@ func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, w
 	if err != nil {
 		return "", fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
 	}
-	key, err := pki.GenerateKey(pki.DefaultKeyType)
+	files, cert, err := engine.ServerFiles(ca, sans, life, rec.TLSDir)
 	if err != nil {
 		return "", err
 	}
-	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
-	if err != nil {
-		return "", err
-	}
-	keyPEM, err := pki.EncodePrivateKey(key, nil)
-	if err != nil {
-		return "", err
-	}
-	paths := engine.TLSPathsIn(rec.TLSDir)
-	serial := fmt.Sprintf("%x", cert.SerialNumber)
+	serial := engine.Serial(cert)
 	change := engine.Change{Plan: plan, TLSDir: rec.TLSDir, ReadyTimeout: wait, Verify: engineCheck(target),
-		ServerFiles: []engine.File{
-			{Path: paths.CA, Data: pki.EncodeCertificate(ca.Cert), Mode: 0o644},
-			{Path: paths.Cert, Data: pki.EncodeCertificate(cert), Mode: 0o644},
-			{Path: paths.Key, Data: keyPEM, Mode: 0o600, Secret: true},
-		},
+		ServerFiles: files,
 		State: engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: rec.Port, TLSDir: rec.TLSDir,
 			CAFingerprint: rec.CAFingerprint, Serial: serial, NotAfter: cert.NotAfter, Updated: time.Now().UTC()}}
 	if err := engine.Apply(ctx, s, change); err != nil {

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -193,29 +194,15 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	}
 
 	change := engine.Change{Plan: plan, TLSDir: opts.tlsDir, ReadyTimeout: opts.wait, FirstSetup: !facts.HasBackup}
-	var serverCert *x509Cert
+	// The server certificate the engine will serve: a new one, or the one
+	// it has.
+	var serverCert *x509.Certificate
 	if plan.IssueCert {
-		key, err := pki.GenerateKey(pki.DefaultKeyType)
-		if err != nil {
+		if change.ServerFiles, serverCert, err = engine.ServerFiles(ca, sans, life, opts.tlsDir); err != nil {
 			return err
 		}
-		cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
-		if err != nil {
-			return err
-		}
-		keyPEM, err := pki.EncodePrivateKey(key, nil)
-		if err != nil {
-			return err
-		}
-		paths := engine.TLSPathsIn(opts.tlsDir)
-		change.ServerFiles = []engine.File{
-			{Path: paths.CA, Data: pki.EncodeCertificate(stored.Cert), Mode: 0o644},
-			{Path: paths.Cert, Data: pki.EncodeCertificate(cert), Mode: 0o644},
-			{Path: paths.Key, Data: keyPEM, Mode: 0o600, Secret: true},
-		}
-		serverCert = &x509Cert{serial: fmt.Sprintf("%x", cert.SerialNumber), notAfter: cert.NotAfter}
 	} else if c, err := pki.ParseCertificate(facts.ServerCert); err == nil {
-		serverCert = &x509Cert{serial: fmt.Sprintf("%x", c.SerialNumber), notAfter: c.NotAfter}
+		serverCert = c
 	}
 
 	// The identity the check uses, and the context gets.
@@ -234,13 +221,13 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	change.State = engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: opts.port, TLSDir: opts.tlsDir,
 		CAFingerprint: pki.Fingerprint(stored.Cert), Updated: time.Now().UTC()}
 	if serverCert != nil {
-		change.State.Serial, change.State.NotAfter = serverCert.serial, serverCert.notAfter
+		change.State.Serial, change.State.NotAfter = engine.Serial(serverCert), serverCert.NotAfter
 	}
 	newRec := &engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
 		CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
 		Mode: plan.Mode, SANs: sans.Strings(), Backup: engine.OriginalBackup, Updated: time.Now().UTC(), Status: engine.StatusSettingUp}
 	if serverCert != nil {
-		newRec.Serial, newRec.NotAfter = serverCert.serial, serverCert.notAfter
+		newRec.Serial, newRec.NotAfter = engine.Serial(serverCert), serverCert.NotAfter
 	}
 	// The record goes first, so an interrupted setup is listed, and can be
 	// run again or torn down.
@@ -287,11 +274,6 @@ func engineCheck(target probe.Target) func(context.Context) error {
 		}
 		return nil
 	}
-}
-
-type x509Cert struct {
-	serial   string
-	notAfter time.Time
 }
 
 // engineSANs are the names a server certificate covers: the name dialled,
