@@ -21,6 +21,8 @@ type caTokenOptions struct {
 	profile string
 	sans    []string
 	days    int
+	count   int
+	format  string
 }
 
 func newCATokenCommand(a *app) *cobra.Command {
@@ -36,9 +38,12 @@ profile (client, or server with the --san names the certificate may carry)
 and, with --cn, to one client name.
 
 The token is printed on stdout and nowhere else: hand it over as you would a
-password.`,
+password. --count N mints N tokens alike in one go, one per line (or, with
+--format json, a list with each token's id and expiry).`,
 		Example: `  docker tls ca token --ca engine --cn alice
-  docker tls ca token --ca engine --profile server --san engine2.example.com --ttl 15m`,
+  docker tls ca token --ca engine --profile server --san engine2.example.com --ttl 15m
+  docker tls ca token --ca team --count 50 --ttl 24h > tokens.txt
+  docker tls ca token --ca team --count 3 --format json`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCAToken(a, opts)
@@ -53,7 +58,10 @@ password.`,
 	f.StringVar(&opts.profile, "profile", "client", "client or server")
 	f.StringSliceVar(&opts.sans, "san", nil, "Names a server certificate may carry (with --profile server)")
 	addDaysFlag(f, &opts.days, "the profile's")
+	f.IntVar(&opts.count, "count", 1, "How many tokens to mint, 1 to 10000")
+	f.StringVar(&opts.format, "format", "", "json: a list of {token, id, expires}; default: one token per line")
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions([]string{"client", "server"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -70,14 +78,38 @@ func runCAToken(a *app, opts caTokenOptions) error {
 	if _, err := lifetime(opts.days); err != nil {
 		return err
 	}
-	tok, t, err := caTokens(stored).New(stored.Cert.Raw, remoteca.TokenOptions{
+	if opts.format != "" && opts.format != "json" {
+		return fmt.Errorf("--format %q: use json, or leave it out for one token per line", opts.format)
+	}
+	toks, ts, err := caTokens(stored).NewBatch(stored.Cert.Raw, remoteca.TokenOptions{
 		Profile: profile, CN: opts.cn, SANs: opts.sans, Days: opts.days, TTL: opts.ttl, Uses: opts.uses,
-	})
+	}, opts.count)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(a.cli.Out(), tok)
-	fmt.Fprintf(a.cli.Err(), "Token %s for CA %q: %s, %d use(s), valid until %s\n", t.ID, stored.Name, t.Profile, t.Uses, t.Expires.Local().Format(time.RFC3339))
+	out := a.cli.Out()
+	if opts.format == "json" {
+		type minted struct {
+			Token   string    `json:"token"`
+			ID      string    `json:"id"`
+			Expires time.Time `json:"expires"`
+		}
+		list := make([]minted, len(toks))
+		for i := range toks {
+			list[i] = minted{Token: toks[i], ID: ts[i].ID, Expires: ts[i].Expires}
+		}
+		if err := printJSON(out, list); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(out, strings.Join(toks, "\n"))
+	}
+	t := ts[0]
+	if len(ts) == 1 {
+		fmt.Fprintf(a.cli.Err(), "Token %s for CA %q: %s, %d use(s), valid until %s\n", t.ID, stored.Name, t.Profile, t.Uses, t.Expires.Local().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(a.cli.Err(), "%d tokens for CA %q: %s, %d use(s) each, valid until %s\n", len(ts), stored.Name, t.Profile, t.Uses, t.Expires.Local().Format(time.RFC3339))
+	}
 	return nil
 }
 

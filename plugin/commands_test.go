@@ -1,10 +1,12 @@
 package plugin
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // listingState makes what the listing commands show: two CAs (one in the
@@ -150,9 +152,34 @@ func TestCommandsInProcess(t *testing.T) {
 	if !strings.HasPrefix(tok, "DTLS1-") {
 		t.Fatalf("ca token printed %q", tok)
 	}
+	// --count mints many in one call, one per line or as JSON, each its own.
+	many := strings.Fields(c.must("ca", "token", "--count", "5", "--ttl", "10m", "--cn", "fleet"))
+	if len(many) != 5 {
+		t.Fatalf("ca token --count 5 printed %d tokens", len(many))
+	}
+	var minted []struct {
+		Token, ID string
+		Expires   time.Time
+	}
+	if err := json.Unmarshal([]byte(c.must("ca", "token", "--count", "3", "--format", "json", "--cn", "fleet")), &minted); err != nil || len(minted) != 3 {
+		t.Fatalf("ca token --count 3 --format json: %v, %d\n%s", err, len(minted), c.Stdout)
+	}
+	seen := map[string]bool{tok: true}
+	for _, m := range append(many, minted[0].Token, minted[1].Token, minted[2].Token) {
+		if seen[m] || !strings.HasPrefix(m, "DTLS1-") {
+			t.Fatalf("token %q repeated or malformed", m)
+		}
+		seen[m] = true
+	}
+	c.must("ca", "tokens", "ls", "--format", "{{.ID}}")
+	if n := len(strings.Fields(c.Stdout)); n != 9 {
+		t.Errorf("ca tokens ls lists %d tokens, want 9", n)
+	}
 	c.must("ca", "tokens", "ls")
-	if strings.Contains(c.Stdout, tok[strings.LastIndex(tok, "-")+1:]) {
-		t.Fatal("ca tokens ls printed a token's secret")
+	for m := range seen {
+		if strings.Contains(c.Stdout, m[strings.LastIndex(m, "-")+1:]) {
+			t.Fatal("ca tokens ls printed a token's secret")
+		}
 	}
 	c.must("ca", "issued", "ls")
 	c.must("ca", "inspect", "team")
@@ -191,6 +218,8 @@ func TestBadInputInProcess(t *testing.T) {
 		{"name the engines to renew, or give --all", []string{"engine", "renew"}},
 		{"--parallel 0: give 1 to 64", []string{"engine", "renew", "--all", "--parallel", "0"}},
 		{"--parallel 65: give 1 to 64", []string{"engine", "ls", "--check", "--parallel", "65"}},
+		{"--count 0: give 1 to 10000", []string{"ca", "token", "--count", "0"}},
+		{`--format "yaml": use json`, []string{"ca", "token", "--format", "yaml"}},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			c.t = t

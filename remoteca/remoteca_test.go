@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -427,5 +429,43 @@ func TestRenewWithClientCertificate(t *testing.T) {
 	_, err = f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{Certificate: [][]byte{strangerCert.Raw}, PrivateKey: key}, csr)
 	if err == nil {
 		t.Fatal("a certificate from another CA renewed")
+	}
+}
+
+func TestNewBatch(t *testing.T) {
+	store := &Tokens{Path: filepath.Join(t.TempDir(), "tokens.json")}
+	caRaw := []byte("a CA certificate's DER")
+	toks, stored, err := store.NewBatch(caRaw, TokenOptions{Profile: pki.ClientProfile, CN: "fleet", TTL: time.Hour, Uses: 1}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(toks) != 50 || len(stored) != 50 {
+		t.Fatalf("minted %d/%d", len(toks), len(stored))
+	}
+	data, err := os.ReadFile(store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, tok := range toks {
+		p, err := ParseToken(tok)
+		if err != nil || p.Fingerprint != FingerprintHex(caRaw) || seen[p.Secret] {
+			t.Fatalf("token %d: %v (repeated: %v)", i, err, seen[p.Secret])
+		}
+		seen[p.Secret] = true
+		if strings.Contains(string(data), p.Secret) {
+			t.Fatal("the store holds a secret")
+		}
+		if _, err := store.Consume(p.Secret, Request{Profile: pki.ClientProfile}, time.Now()); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+		if _, err := store.Consume(p.Secret, Request{Profile: pki.ClientProfile}, time.Now()); !errors.Is(err, ErrTokenUsed) {
+			t.Fatalf("token %d used twice: %v", i, err)
+		}
+	}
+	for _, n := range []int{0, 10001} {
+		if _, _, err := store.NewBatch(caRaw, TokenOptions{Profile: pki.ClientProfile, TTL: time.Hour, Uses: 1}, n); err == nil || !strings.Contains(err.Error(), "--count") {
+			t.Errorf("count %d: %v", n, err)
+		}
 	}
 }

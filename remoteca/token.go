@@ -125,48 +125,66 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// New mints a token for the CA with certificate DER caRaw and stores its
-// hash. The returned text is the only copy of the secret.
+// New mints one token (see NewBatch).
 func (s *Tokens) New(caRaw []byte, o TokenOptions) (string, *Token, error) {
+	toks, ts, err := s.NewBatch(caRaw, o, 1)
+	if err != nil {
+		return "", nil, err
+	}
+	return toks[0], ts[0], nil
+}
+
+// NewBatch mints n tokens alike (each with its own secret) in one write
+// of the store, and returns them as DTLS1-<fingerprint>-<secret> strings
+// beside what is stored of each (a hash of the secret, never the secret).
+func (s *Tokens) NewBatch(caRaw []byte, o TokenOptions, n int) ([]string, []*Token, error) {
+	if n < 1 || n > 10000 {
+		return nil, nil, fmt.Errorf("--count %d: give 1 to 10000", n)
+	}
 	if o.Profile != pki.ClientProfile && o.Profile != pki.ServerProfile {
-		return "", nil, fmt.Errorf("unknown profile %q: use client or server", o.Profile)
+		return nil, nil, fmt.Errorf("unknown profile %q: use client or server", o.Profile)
 	}
 	if o.Profile == pki.ServerProfile && len(o.SANs) == 0 {
-		return "", nil, errors.New("a server token needs --san: the names the engine's certificate may carry")
+		return nil, nil, errors.New("a server token needs --san: the names the engine's certificate may carry")
 	}
 	if len(o.SANs) > 0 {
 		sans, _, err := pki.ParseSANs(o.SANs)
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		o.SANs = sans.Strings()
 	}
 	if o.TTL <= 0 || o.TTL > 30*24*time.Hour {
-		return "", nil, fmt.Errorf("--ttl %s: give a duration from 1s to 720h", o.TTL)
+		return nil, nil, fmt.Errorf("--ttl %s: give a duration from 1s to 720h", o.TTL)
 	}
 	if o.Uses < 1 || o.Uses > 10000 {
-		return "", nil, fmt.Errorf("--uses %d: give 1 to 10000", o.Uses)
+		return nil, nil, fmt.Errorf("--uses %d: give 1 to 10000", o.Uses)
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", nil, err
+	fp := FingerprintHex(caRaw)
+	strs := make([]string, n)
+	toks := make([]*Token, n)
+	for i := range toks {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, nil, err
+		}
+		secret := base64.RawURLEncoding.EncodeToString(raw)
+		h := hashSecret(secret)
+		toks[i] = &Token{ID: h[:12], Hash: h, Profile: o.Profile, CN: o.CN, SANs: o.SANs, Days: o.Days,
+			Created: o.Now.UTC(), Expires: o.Now.Add(o.TTL).UTC(), Uses: o.Uses}
+		strs[i] = ParsedToken{Fingerprint: fp, Secret: secret}.String()
 	}
-	secret := base64.RawURLEncoding.EncodeToString(raw)
-	h := hashSecret(secret)
-	t := &Token{ID: h[:12], Hash: h, Profile: o.Profile, CN: o.CN, SANs: o.SANs, Days: o.Days,
-		Created: o.Now.UTC(), Expires: o.Now.Add(o.TTL).UTC(), Uses: o.Uses}
 	err := s.update(func(list []*Token) ([]*Token, error) {
-		// Drop tokens that ended long ago, so the file stays small.
 		list = slices.DeleteFunc(list, func(x *Token) bool { return !x.Active(o.Now) && o.Now.Sub(x.Expires) > 7*24*time.Hour })
-		return append(list, t), nil
+		return append(list, toks...), nil
 	})
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	return ParsedToken{Fingerprint: FingerprintHex(caRaw), Secret: secret}.String(), t, nil
+	return strs, toks, nil
 }
 
 // Request is what an enrollment asks the token to cover.
