@@ -96,7 +96,7 @@ func (k *Keyring) wrap(op, id string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, gokeyring.ErrNotFound):
+	case errors.Is(err, gokeyring.ErrNotFound), vanished(err):
 		return fmt.Errorf("key %s: %w", id, ErrNotFound)
 	case errors.Is(err, ErrKeyringTimeout):
 		return fmt.Errorf("%s key %s: %w", op, id, err)
@@ -104,6 +104,18 @@ func (k *Keyring) wrap(op, id string, err error) error {
 		return fmt.Errorf("%s key %s: it is too large for this OS keyring; use a smaller key type (ecdsa-p256) or --keystore file", op, id)
 	}
 	return fmt.Errorf("%s key %s: %w: %s (use --keystore file on machines without one)", op, id, ErrKeyringUnavailable, unavailableReason(err))
+}
+
+// vanished says that a Secret Service item was deleted (by another
+// process) between go-keyring's search for it and its read: the Secret
+// Service then answers that the item's object path is gone.
+// That is a key not found, not a keyring that is unavailable.
+func vanished(err error) bool {
+	// gnome-keyring says it either way, depending on how far the deletion
+	// got: the item's path has no Item interface, or no object at all.
+	msg := err.Error()
+	return strings.Contains(msg, "/org/freedesktop/secrets/collection/") &&
+		(strings.Contains(msg, "No such interface") || strings.Contains(msg, "does not exist") || strings.Contains(msg, "No such object"))
 }
 
 // unavailableReason explains the common Linux case in words: godbus reports

@@ -212,3 +212,21 @@ func mustSelfSigned(t *testing.T, key crypto.Signer) *x509.Certificate {
 	}
 	return ca.Cert
 }
+
+func TestVanishedItemIsNotFound(t *testing.T) {
+	k := &Keyring{}
+	// What the Secret Service answers when another process deleted the
+	// item between go-keyring's search and its read.
+	for _, msg := range []string{
+		`No such interface “org.freedesktop.Secret.Item” on object at path /org/freedesktop/secrets/collection/login/10`,
+		`Object does not exist at path “/org/freedesktop/secrets/collection/login/28”`,
+	} {
+		err := k.wrap("read", "ctx-a-1", errors.New(msg))
+		if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrKeyringUnavailable) {
+			t.Errorf("a vanished item: %v", err)
+		}
+	}
+	if err := k.wrap("read", "ctx-a-1", errors.New("The name org.freedesktop.secrets was not provided by any .service files")); !errors.Is(err, ErrKeyringUnavailable) {
+		t.Errorf("no Secret Service: %v", err)
+	}
+}
