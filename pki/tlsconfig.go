@@ -11,9 +11,18 @@ import (
 // checks serverName against the server's SANs, needs TLS 1.2 or later, and
 // presents client when it is not nil.
 func ClientTLS(ca *x509.Certificate, serverName string, client *tls.Certificate) *tls.Config {
+	return ClientTLSBundle([]*x509.Certificate{ca}, serverName, client)
+}
+
+// ClientTLSBundle is ClientTLS trusting every CA of a bundle (a ca.pem with
+// several certificates, as the docker CLI reads it: during a CA rotation,
+// old and new).
+func ClientTLSBundle(cas []*x509.Certificate, serverName string, client *tls.Certificate) *tls.Config {
 	roots := x509.NewCertPool()
-	if ca != nil {
-		roots.AddCert(ca)
+	for _, ca := range cas {
+		if ca != nil {
+			roots.AddCert(ca)
+		}
 	}
 	cfg := &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
 	if client != nil {

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -194,11 +195,11 @@ func (a *app) targetOf(store *contexts.Store, c *contexts.Context) probe.Target 
 		// Check the engine directly with the same material, and the agent's
 		// own socket.
 		t.Host, t.AgentSocket = c.TLS.Remote, strings.TrimPrefix(c.Host, "unix://")
-		t.CA, _ = pki.ParseCertificate([]byte(c.TLS.CAPEM))
+		t.CA, t.MoreCAs = caBundle([]byte(c.TLS.CAPEM))
 		t.Cert, _ = pki.ParseCertificate([]byte(c.TLS.CertPEM))
 	} else {
 		if data, err := store.ReadFile(name, contexts.CAFile); err == nil {
-			t.CA, _ = pki.ParseCertificate(data)
+			t.CA, t.MoreCAs = caBundle(data)
 		}
 		if data, err := store.ReadFile(name, contexts.CertFile); err == nil {
 			t.Cert, _ = pki.ParseCertificate(data)
@@ -269,9 +270,10 @@ func (a *app) hostTarget(opts verifyOptions) ([]probe.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
-	if t.CA, err = pki.ParseCertificate(data); err != nil {
+	if _, err := pki.ParseCertificates(data); err != nil {
 		return nil, fmt.Errorf("CA certificate %s: %w", opts.caFile, err)
 	}
+	t.CA, t.MoreCAs = caBundle(data)
 	if (opts.certFile == "") != (opts.keyFile == "") {
 		return nil, errors.New("--cert and --key go together")
 	}
@@ -346,4 +348,14 @@ func printSummary(out io.Writer, reports []*probe.Report, color bool) {
 	}
 	fmt.Fprintf(out, "\n%d checked: %d ok, %d with warnings, %d failed. Details: docker tls verify NAME\n",
 		len(reports), len(reports)-failed-warned, warned, failed)
+}
+
+// caBundle reads a ca.pem as the docker CLI does: every certificate in it
+// is trusted. The first is the context's CA for messages; nil if none.
+func caBundle(data []byte) (*x509.Certificate, []*x509.Certificate) {
+	cas, err := pki.ParseCertificates(data)
+	if err != nil || len(cas) == 0 {
+		return nil, nil
+	}
+	return cas[0], cas[1:]
 }

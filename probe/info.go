@@ -23,7 +23,7 @@ func LiveRestore(ctx context.Context, t Target, timeout time.Duration) (bool, er
 	if t.CA == nil || t.Cert == nil || t.Key == nil {
 		return false, fmt.Errorf("context %q lacks its CA, certificate or key", t.Name)
 	}
-	cfg := pki.ClientTLS(t.CA, u.Hostname(), pki.TLSCertificate(t.Cert, t.Key))
+	cfg := pki.ClientTLSBundle(t.cas(), u.Hostname(), pki.TLSCertificate(t.Cert, t.Key))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: timeout}
 	cli, err := client.New(client.WithHost(t.Host), client.WithHTTPClient(hc))
 	if err != nil {

@@ -230,8 +230,7 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 
 	// Chain, against the context's CA only (never the system roots).
 	if t.CA != nil {
-		roots := x509.NewCertPool()
-		roots.AddCert(t.CA)
+		roots := t.roots()
 		inter := x509.NewCertPool()
 		for _, c := range hs.state.PeerCertificates[1:] {
 			inter.AddCert(c)
@@ -240,12 +239,18 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 		if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
 			at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2) // expiry gets its own message
 		}
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			which := fmt.Sprintf("the context's CA %q (%s)", t.CA.Subject.CommonName, short(pki.Fingerprint(t.CA)))
+			if len(t.MoreCAs) > 0 {
+				which = fmt.Sprintf("any of the %d CAs in the context's ca.pem (%q, …)", len(t.MoreCAs)+1, t.CA.Subject.CommonName)
+			}
 			r.add("server-chain", Fail, "use the engine's CA in the context (docker tls import/context create --ca-file), or re-issue the engine's certificate from this CA: "+reissue,
-				"the server's certificate (%s) was issued by %q, not by the context's CA %q (%s)",
-				short(pki.Fingerprint(leaf)), leaf.Issuer.CommonName, t.CA.Subject.CommonName, short(pki.Fingerprint(t.CA)))
+				"the server's certificate (%s) was issued by %q, not by %s",
+				short(pki.Fingerprint(leaf)), leaf.Issuer.CommonName, which)
 		} else {
-			r.add("server-chain", OK, "", "the server's certificate chains to %q", t.CA.Subject.CommonName)
+			root := chains[0][len(chains[0])-1]
+			r.add("server-chain", OK, "", "the server's certificate chains to %q", root.Subject.CommonName)
 		}
 	}
 
@@ -453,7 +458,7 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	// verified) connection whose error would hide the daemon's verdict.
 	watched := &errConn{Conn: hs.conn}
 	var first net.Conn = watched
-	verified := pki.ClientTLS(t.CA, hostname, pki.TLSCertificate(t.Cert, t.Key))
+	verified := pki.ClientTLSBundle(t.cas(), hostname, pki.TLSCertificate(t.Cert, t.Key))
 	tr := &http.Transport{
 		TLSClientConfig: verified, // also tells the API client to use https
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

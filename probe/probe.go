@@ -44,8 +44,12 @@ type Target struct {
 	Name string
 	// Host is tcp://HOST:PORT.
 	Host string
-	// CA is the certificate the server must chain to (the context's ca.pem).
-	CA *x509.Certificate
+	// CA is the certificate the server must chain to (the context's ca.pem,
+	// its first certificate); MoreCAs are the rest of a ca.pem bundle,
+	// trusted too, as the docker CLI does (during a CA rotation: old and
+	// new).
+	CA      *x509.Certificate
+	MoreCAs []*x509.Certificate
 	// Cert and Key are the client's certificate and key. Key may be nil;
 	// KeyProblem then says why (locked, missing from the keyring, …).
 	Cert       *x509.Certificate
@@ -64,6 +68,23 @@ type Target struct {
 	// AgentSocket, for agent-mode contexts, is the agent's socket the
 	// docker CLI uses; its health is checked too.
 	AgentSocket string
+}
+
+// cas is the CA bundle: CA, then MoreCAs.
+func (t Target) cas() []*x509.Certificate {
+	if t.CA == nil {
+		return nil
+	}
+	return append([]*x509.Certificate{t.CA}, t.MoreCAs...)
+}
+
+// roots is the bundle as a pool.
+func (t Target) roots() *x509.CertPool {
+	roots := x509.NewCertPool()
+	for _, c := range t.cas() {
+		roots.AddCert(c)
+	}
+	return roots
 }
 
 // Options tune a run.
@@ -246,7 +267,11 @@ func checkLocal(r *Report, t Target, now time.Time) {
 	case now.Before(t.CA.NotBefore):
 		r.add("ca", Fail, "check this machine's clock", "the CA %q is not valid until %s", t.CA.Subject.CommonName, day(t.CA.NotBefore))
 	default:
-		r.add("ca", OK, "", "CA %q, valid until %s", t.CA.Subject.CommonName, day(t.CA.NotAfter))
+		more := ""
+		if len(t.MoreCAs) > 0 {
+			more = fmt.Sprintf(" (and %d more in ca.pem, trusted too)", len(t.MoreCAs))
+		}
+		r.add("ca", OK, "", "CA %q, valid until %s%s", t.CA.Subject.CommonName, day(t.CA.NotAfter), more)
 	}
 
 	c := t.Cert
@@ -296,9 +321,7 @@ func checkClientCert(r *Report, t Target, c *x509.Certificate, now time.Time, is
 		return
 	}
 	if t.CA != nil {
-		roots := x509.NewCertPool()
-		roots.AddCert(t.CA)
-		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: t.roots(), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			r.add("client-cert", Warn, "",
 				"the client certificate %q was issued by %q, not by the context's CA %q: this works only if the daemon trusts %q",
 				cn, c.Issuer.CommonName, t.CA.Subject.CommonName, c.Issuer.CommonName)

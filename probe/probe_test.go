@@ -127,6 +127,12 @@ func TestRun(t *testing.T) {
 			"server-expiry", "", "expired on"},
 		{"server from another CA", Target{Host: fakeEngine(t, otherServer, otherServerKey, s.ca.Cert, tls.RequireAndVerifyClientCert), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey},
 			"server-chain", "", `issued by "other CA", not by the context's CA "test CA"`},
+		// A ca.pem bundle (a CA rotation's old+new): the server's certificate
+		// from the second CA is trusted, as the docker CLI trusts it.
+		{"bundle: server from the second CA", Target{Host: fakeEngine(t, otherServer, otherServerKey, s.ca.Cert, tls.RequireAndVerifyClientCert), CA: s.ca.Cert, MoreCAs: []*x509.Certificate{other.Cert}, Cert: s.clientCert, Key: s.clientKey},
+			"", "", `chains to "other CA"`},
+		{"bundle: server from neither", Target{Host: fakeEngine(t, expiredServer, expiredServerKey, s.ca.Cert, tls.RequireAndVerifyClientCert), CA: s.ca.Cert, MoreCAs: []*x509.Certificate{other.Cert}, Cert: s.clientCert, Key: s.clientKey},
+			"server-chain", "", `not by any of the 2 CAs in the context's ca.pem ("test CA", …)`},
 		{"client from another CA", Target{Name: "x", Host: good, CA: s.ca.Cert, Cert: otherClient, Key: otherClientKey},
 			"client-accepted", "client-cert", `the daemon does not trust your client certificate: it is issued by "other CA", the daemon trusts "test CA"`},
 		{"expired client", Target{Host: good, CA: s.ca.Cert, Cert: expiredClient, Key: expiredClientKey}, "client-cert", "", "expired on"},
