@@ -161,6 +161,16 @@ func TestEngineSetupFreshHost(t *testing.T) {
 	if now := h.MustRoot("systemctl show docker -p MainPID --value"); now != pid {
 		t.Errorf("a second run restarted dockerd (pid %s -> %s)", pid, now)
 	}
+	// Another CA: refused without --force (the context's certificate is
+	// from the first one), moved with it.
+	e.MustTLS("ca", "init", "second")
+	requireFail(t, setupEngine(e, c, h, "root", "--name", "fresh", "--ca", "second"), `was set up with CA "default", not this CA "second"`, "--force")
+	requireOK(t, setupEngine(e, c, h, "root", "--name", "fresh", "--ca", "second", "--force"))
+	requireOK(t, e.Docker("--context", "fresh", "version"))
+	if ls := e.MustTLS("engine", "ls", "--format", "{{.CA}}"); strings.TrimSpace(ls.Stdout) != "second" {
+		t.Errorf("engine ls after moving CA: %q", ls.Stdout)
+	}
+
 	// --force re-issues the server certificate and the context's.
 	serial := e.MustTLS("engine", "ls", "--format", "{{.Serial}}").Stdout
 	requireOK(t, setupEngine(e, c, h, "root", "--name", "fresh", "--force"))

@@ -171,6 +171,11 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if recErr == nil && rec.Dest != dest.String() && !opts.force {
 		return fmt.Errorf("engine %q is %s, not %s: give --name another, or --force", name, rec.Dest, dest)
 	}
+	if recErr == nil && rec.CAFingerprint != pki.Fingerprint(stored.Cert) && !opts.force {
+		// Its context's client certificate is from the other CA: both must
+		// move together.
+		return fmt.Errorf("engine %q was set up with CA %q, not this CA %q: run again with --force to move it (a new server certificate and a new client certificate for its context)", name, rec.CA, stored.Name)
+	}
 
 	version := facts.ServerVersion
 	if version == "" {
