@@ -151,25 +151,27 @@ func Dial(ctx context.Context, d Dest, o SSHOptions) (*Session, error) {
 		s.Close()
 		return nil, err
 	}
-	out, err := s.runAs(ctx, false, "id -un; id -u", nil)
+	// Who we are and, for a non-root login, whether sudo works without a
+	// password: one round trip.
+	out, err := s.runAs(ctx, false, `id -un; id -u; [ "$(id -u)" = 0 ] || sudo -n true 2>&1 || echo "sudo failed"`, nil)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
+	lines := strings.SplitN(strings.TrimSpace(string(out)), "\n", 3)
+	if len(lines) < 2 {
 		s.Close()
 		return nil, fmt.Errorf("%s: unexpected answer to id: %q", d.Host, out)
 	}
-	s.User, s.UID = f[0], f[1]
+	s.User, s.UID = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
 	if s.UID != "0" {
 		s.sudo = true
-		if out, err := s.runAs(ctx, false, "sudo -n true", nil); err != nil {
+		if len(lines) == 3 {
 			s.Close()
-			if strings.Contains(string(out), "password") {
+			if strings.Contains(lines[2], "password") {
 				return nil, &SudoPasswordError{User: s.User, Host: d.Host}
 			}
-			return nil, fmt.Errorf("%s on %s cannot run sudo -n: %s", s.User, d.Host, firstLine(out, err))
+			return nil, fmt.Errorf("%s on %s cannot run sudo -n: %s", s.User, d.Host, strings.SplitN(lines[2], "\n", 2)[0])
 		}
 	}
 	return s, nil
