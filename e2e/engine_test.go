@@ -210,6 +210,23 @@ func TestEngineSetupHosts(t *testing.T) {
 		requireOK(t, r)
 		requireOK(t, e.Docker("--context", "viasudo", "version"))
 	})
+	t.Run("an agent-mode context for the same engine", func(t *testing.T) {
+		RequireKeyring(t)
+		h := hosts[0]
+		pid := h.MustRoot("systemctl show docker -p MainPID --value")
+		r := setupEngine(e, c, h, "root", "--name", "viaagent", "--agent")
+		requireOK(t, r)
+		if now := h.MustRoot("systemctl show docker -p MainPID --value"); now != pid {
+			t.Errorf("a second context for a set-up engine restarted dockerd")
+		}
+		ep := e.Docker("context", "inspect", "viaagent", "--format", "{{.Endpoints.docker.Host}} {{len .TLSMaterial}}")
+		if !strings.HasPrefix(ep.Stdout, "unix://") || !strings.HasSuffix(strings.TrimSpace(ep.Stdout), " 0") {
+			t.Fatalf("agent-mode context: %s", ep)
+		}
+		e.MustTLS("agent")
+		t.Cleanup(func() { e.TLS("agent", "stop") })
+		requireOK(t, e.Docker("--context", "viaagent", "version"))
+	})
 	t.Run("sudo asks for a password", func(t *testing.T) {
 		r := setupEngine(e, c, hosts[1], "asker", "--name", "asker")
 		requireFail(t, r, "asker on "+hosts[1].Addr+" needs a password for sudo", "NOPASSWD")
