@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 type engineTeardownOptions struct {
 	name        string
 	keepContext bool
+	force       bool
 }
 
 func newEngineTeardownCommand(a *app) *cobra.Command {
@@ -36,6 +38,7 @@ remove the engine's context and client key unless --keep-context.`,
 		ValidArgsFunction: completeEngineNames(a),
 	}
 	cmd.Flags().BoolVar(&opts.keepContext, "keep-context", false, "Keep the context and its key")
+	cmd.Flags().BoolVar(&opts.force, "force", false, "Tear down even when other engines docker tls set up use the same host and port")
 	return cmd
 }
 
@@ -46,6 +49,23 @@ func runEngineTeardown(ctx context.Context, a *app, opts engineTeardownOptions) 
 	rec, err := a.engines().Get(opts.name)
 	if err != nil {
 		return engineNotFound(err, opts.name)
+	}
+	// Other records for the same endpoint (another name, or another
+	// context such as an agent-mode one) stop working with it.
+	if !opts.force {
+		all, _, err := a.engines().List()
+		if err != nil {
+			return err
+		}
+		var others []string
+		for _, r := range all {
+			if r.Name != rec.Name && r.Host == rec.Host {
+				others = append(others, r.Name)
+			}
+		}
+		if len(others) > 0 {
+			return fmt.Errorf("engine %s is also %s (%s): tearing it down breaks their contexts too; run again with --force, then docker tls engine teardown for each of them", strings.Join(others, ", "), rec.Host, rec.Name)
+		}
 	}
 	s, err := a.dialEngine(ctx, rec)
 	if err != nil {
