@@ -89,8 +89,13 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 			return err
 		}
 	}
+	tokens, err := caTokens(stored)
+	if err != nil {
+		return err
+	}
+	defer tokens.Close()
 	srv := &remoteca.Server{
-		CA: ca, Tokens: caTokens(stored), Inventory: caInventory(stored), AuthKeys: keys,
+		CA: ca, Tokens: tokens, Inventory: caInventory(stored), AuthKeys: keys,
 		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute),
 	}
 	cert, err := srv.ServingCert(names)
@@ -110,9 +115,15 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	return err
 }
 
-// tokens and inventory of a local CA live in its directory.
-func caTokens(ca *castore.CA) *remoteca.Tokens {
-	return &remoteca.Tokens{Path: filepath.Join(ca.Dir, "tokens.json")}
+// tokens and inventory of a local CA live in its directory: tokens in a
+// SQLite database (service.db), into which an older docker-tls's
+// tokens.json is imported once (and kept as tokens.json.migrated).
+func caTokens(ca *castore.CA) (*remoteca.SQLTokens, error) {
+	s, err := remoteca.OpenSQLTokens(filepath.Join(ca.Dir, "service.db"), filepath.Join(ca.Dir, "tokens.json"))
+	if err != nil {
+		return nil, fmt.Errorf("the token database of CA %q: %w", ca.Name, err)
+	}
+	return s, nil
 }
 
 func caInventory(ca *castore.CA) *remoteca.Inventory {

@@ -81,9 +81,17 @@ func runCAToken(a *app, opts caTokenOptions) error {
 	if opts.format != "" && opts.format != "json" {
 		return fmt.Errorf("--format %q: use json, or leave it out for one token per line", opts.format)
 	}
-	toks, ts, err := caTokens(stored).NewBatch(stored.Cert.Raw, remoteca.TokenOptions{
-		Profile: profile, CN: opts.cn, SANs: opts.sans, Days: opts.days, TTL: opts.ttl, Uses: opts.uses,
-	}, opts.count)
+	to := remoteca.TokenOptions{Profile: profile, CN: opts.cn, SANs: opts.sans, Days: opts.days, TTL: opts.ttl, Uses: opts.uses}
+	// Bad input changes nothing: checked before the store is opened.
+	if err := remoteca.CheckTokenOptions(&to, opts.count); err != nil {
+		return err
+	}
+	store, err := caTokens(stored)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	toks, ts, err := store.NewBatch(stored.Cert.Raw, to, opts.count)
 	if err != nil {
 		return err
 	}
@@ -127,7 +135,12 @@ func newCATokensCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := caTokens(stored).List()
+			store, err := caTokens(stored)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			list, err := store.List()
 			if err != nil {
 				return err
 			}
@@ -167,7 +180,12 @@ func newCARevokeTokenCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := caTokens(stored).Revoke(args[0])
+			store, err := caTokens(stored)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			t, err := store.Revoke(args[0])
 			if err != nil {
 				return err
 			}

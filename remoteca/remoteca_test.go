@@ -49,6 +49,11 @@ func (s *syncBuffer) String() string {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, &Tokens{Path: filepath.Join(t.TempDir(), "tokens.json")})
+}
+
+func newFixtureWith(t testing.TB, tokens TokenStore) *fixture {
+	t.Helper()
 	key, _ := pki.GenerateKey(pki.ECDSAP256)
 	ca, err := pki.NewCA(key, pki.CAOptions{CommonName: "served CA"})
 	if err != nil {
@@ -57,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 	dir := t.TempDir()
 	buf := &syncBuffer{}
 	srv := &Server{
-		CA: ca, Tokens: &Tokens{Path: filepath.Join(dir, "tokens.json")}, Inventory: &Inventory{Path: filepath.Join(dir, "issued.jsonl")},
+		CA: ca, Tokens: tokens, Inventory: &Inventory{Path: filepath.Join(dir, "issued.jsonl")},
 		AuthKeys: map[string][]byte{"scripts": []byte("0123456789abcdef0123456789abcdef")},
 		Log:      log.New(buf, "", 0), Limiter: NewLimiter(10, time.Minute),
 	}
@@ -311,7 +316,23 @@ func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test skipped in -short mode")
 	}
-	f := newFixture(t)
+	for _, store := range []string{"tokens.json", "sqlite"} {
+		t.Run(store, func(t *testing.T) {
+			var tokens TokenStore = &Tokens{Path: filepath.Join(t.TempDir(), "tokens.json")}
+			if store == "sqlite" {
+				s, err := OpenSQLTokens(filepath.Join(t.TempDir(), "service.db"), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				tokens = s
+			}
+			loadTest(t, newFixtureWith(t, tokens), store)
+		})
+	}
+}
+
+func loadTest(t *testing.T, f *fixture, store string) {
 	const total, workers = 200, 20
 	toks := make(chan string, total)
 	for range total {
@@ -358,7 +379,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("inventory has %d entries", len(inv))
 	}
 	slices.Sort(latencies)
-	t.Logf("load: %d enrollments, %d clients: %.0f/s, p50 %s, p99 %s", total, workers,
+	t.Logf("load (%s): %d enrollments, %d clients: %.0f/s, p50 %s, p99 %s", store, total, workers,
 		float64(total)/elapsed.Seconds(), latencies[total/2].Round(time.Millisecond), latencies[total*99/100].Round(time.Millisecond))
 }
 

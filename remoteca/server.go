@@ -26,7 +26,7 @@ const MaxBody = 64 * 1024
 // Server is the signing service behind `docker tls ca serve`.
 type Server struct {
 	CA        *pki.CA
-	Tokens    *Tokens
+	Tokens    TokenStore
 	Inventory *Inventory
 	// AuthKeys are cfssl-style HMAC keys by name, for scripted use.
 	AuthKeys map[string][]byte

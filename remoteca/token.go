@@ -138,27 +138,54 @@ func (s *Tokens) New(caRaw []byte, o TokenOptions) (string, *Token, error) {
 // of the store, and returns them as DTLS1-<fingerprint>-<secret> strings
 // beside what is stored of each (a hash of the secret, never the secret).
 func (s *Tokens) NewBatch(caRaw []byte, o TokenOptions, n int) ([]string, []*Token, error) {
+	strs, toks, err := mint(caRaw, o, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := toks[0].Created
+	err = s.update(func(list []*Token) ([]*Token, error) {
+		list = slices.DeleteFunc(list, func(x *Token) bool { return !x.Active(now) && now.Sub(x.Expires) > 7*24*time.Hour })
+		return append(list, toks...), nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return strs, toks, nil
+}
+
+// CheckTokenOptions says whether n tokens with o can be minted, before
+// any store is touched, and puts o's SANs in their canonical form.
+func CheckTokenOptions(o *TokenOptions, n int) error {
 	if n < 1 || n > 10000 {
-		return nil, nil, fmt.Errorf("--count %d: give 1 to 10000", n)
+		return fmt.Errorf("--count %d: give 1 to 10000", n)
 	}
 	if o.Profile != pki.ClientProfile && o.Profile != pki.ServerProfile {
-		return nil, nil, fmt.Errorf("unknown profile %q: use client or server", o.Profile)
+		return fmt.Errorf("unknown profile %q: use client or server", o.Profile)
 	}
 	if o.Profile == pki.ServerProfile && len(o.SANs) == 0 {
-		return nil, nil, errors.New("a server token needs --san: the names the engine's certificate may carry")
+		return errors.New("a server token needs --san: the names the engine's certificate may carry")
 	}
 	if len(o.SANs) > 0 {
 		sans, _, err := pki.ParseSANs(o.SANs)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		o.SANs = sans.Strings()
 	}
 	if o.TTL <= 0 || o.TTL > 30*24*time.Hour {
-		return nil, nil, fmt.Errorf("--ttl %s: give a duration from 1s to 720h", o.TTL)
+		return fmt.Errorf("--ttl %s: give a duration from 1s to 720h", o.TTL)
 	}
 	if o.Uses < 1 || o.Uses > 10000 {
-		return nil, nil, fmt.Errorf("--uses %d: give 1 to 10000", o.Uses)
+		return fmt.Errorf("--uses %d: give 1 to 10000", o.Uses)
+	}
+	return nil
+}
+
+// mint checks the options and makes n tokens: the strings to hand out and
+// what a store keeps of each.
+func mint(caRaw []byte, o TokenOptions, n int) ([]string, []*Token, error) {
+	if err := CheckTokenOptions(&o, n); err != nil {
+		return nil, nil, err
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -176,13 +203,6 @@ func (s *Tokens) NewBatch(caRaw []byte, o TokenOptions, n int) ([]string, []*Tok
 		toks[i] = &Token{ID: h[:12], Hash: h, Profile: o.Profile, CN: o.CN, SANs: o.SANs, Days: o.Days,
 			Created: o.Now.UTC(), Expires: o.Now.Add(o.TTL).UTC(), Uses: o.Uses}
 		strs[i] = ParsedToken{Fingerprint: fp, Secret: secret}.String()
-	}
-	err := s.update(func(list []*Token) ([]*Token, error) {
-		list = slices.DeleteFunc(list, func(x *Token) bool { return !x.Active(o.Now) && o.Now.Sub(x.Expires) > 7*24*time.Hour })
-		return append(list, toks...), nil
-	})
-	if err != nil {
-		return nil, nil, err
 	}
 	return strs, toks, nil
 }
@@ -207,15 +227,7 @@ func (s *Tokens) Consume(secret string, req Request, now time.Time) (*Token, err
 				found = t
 			}
 		}
-		switch {
-		case found == nil || found.Revoked:
-			return nil, ErrTokenUnknown
-		case !now.Before(found.Expires):
-			return nil, ErrTokenExpired
-		case found.Used >= found.Uses:
-			return nil, ErrTokenUsed
-		}
-		if err := found.allows(req); err != nil {
+		if err := found.consumable(req, now); err != nil {
 			return nil, err
 		}
 		found.Used++
@@ -225,6 +237,19 @@ func (s *Tokens) Consume(secret string, req Request, now time.Time) (*Token, err
 		return nil, err
 	}
 	return found, nil
+}
+
+// consumable says whether t (nil: no such token) may be used now for req.
+func (t *Token) consumable(req Request, now time.Time) error {
+	switch {
+	case t == nil || t.Revoked:
+		return ErrTokenUnknown
+	case !now.Before(t.Expires):
+		return ErrTokenExpired
+	case t.Used >= t.Uses:
+		return ErrTokenUsed
+	}
+	return t.allows(req)
 }
 
 func (t *Token) allows(req Request) error {

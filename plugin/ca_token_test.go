@@ -1,0 +1,37 @@
+package plugin
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
+)
+
+// TestTokensMigrateFromJSON: tokens minted by an older docker-tls
+// (tokens.json in the CA's directory) are listed and usable after the
+// upgrade; the old file stays as tokens.json.migrated.
+func TestTokensMigrateFromJSON(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init")
+	dir := filepath.Join(c.dir, "tls", "ca", "default")
+	old := &remoteca.Tokens{Path: filepath.Join(dir, "tokens.json")}
+	_, tok, err := old.New([]byte("CA"), remoteca.TokenOptions{Profile: pki.ClientProfile, CN: "legacy", TTL: time.Hour, Uses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.must("ca", "tokens", "ls", "--format", "{{.ID}} {{.CN}}")
+	if strings.TrimSpace(c.Stdout) != tok.ID+" legacy" {
+		t.Errorf("ca tokens ls after the upgrade: %q", c.Stdout)
+	}
+	if _, err := os.Stat(old.Path + ".migrated"); err != nil {
+		t.Errorf("tokens.json was not kept as a backup: %v", err)
+	}
+	c.must("ca", "tokens", "ls", "--format", "{{.ID}}")
+	if n := len(strings.Fields(c.Stdout)); n != 1 {
+		t.Errorf("a second run lists %d tokens", n)
+	}
+}
