@@ -30,10 +30,18 @@ echo "clean"
 DOCKER_TLS_E2E_COVERDIR="$cov/e2e" go test -count=1 -v -timeout 30m -cover ./... -args -test.gocoverdir="$cov/unit" >"$log" 2>&1
 rc=$?
 
-# Failures in full, so CI output shows them.
+# Failures in full, so CI output shows them: the output of each failing
+# package (go test prints a package's output in one piece, ending with its
+# ok/FAIL line), without the lines of passing tests, at most 300 lines each.
 if [ $rc -ne 0 ]; then
   echo "=== failing output ==="
-  grep -v -E '^(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$)' "$log" | tail -n 300
+  grep -v -E '^(=== (RUN|PAUSE|CONT|NAME)|\s*--- PASS|PASS$)' "$log" |
+    awk '{ buf[n++] = $0 }
+         /^(ok|FAIL|\?)[ \t]+[^ \t]+/ {
+           if ($1 == "FAIL") { start = (n > 300) ? n - 300 : 0; for (i = start; i < n; i++) print buf[i] }
+           n = 0
+         }
+         END { if (n > 0) { start = (n > 300) ? n - 300 : 0; for (i = start; i < n; i++) print buf[i] } }'
 fi
 
 echo "=== packages ==="
