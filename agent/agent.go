@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -142,6 +143,17 @@ func Run(ctx context.Context, cfg Config) error {
 		c.Close()
 		return ErrRunning
 	}
+	// One agent per directory, for its whole life: a lock the OS drops
+	// when the process dies, so two agents starting at once cannot remove
+	// each other's sockets.
+	release, err := fsutil.Lock(filepath.Join(cfg.Dir, "agent.lock"), 0)
+	if errors.Is(err, fsutil.ErrLockHeld) {
+		return ErrRunning
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Whatever is left is from an agent that died: remove its sockets.
 	stale, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.sock"))
 	for _, s := range stale {
@@ -150,16 +162,20 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, loading: map[string]*keyLoad{}, started: time.Now(), now: time.Now, stop: cancel}
+	// The contexts' sockets first, the control socket last: whoever sees
+	// the agent answer (Running, `docker tls agent`) can use every
+	// context at once.
+	if err := a.reload(ctx); err != nil {
+		a.closeEndpoints()
+		return err
+	}
 	ctl, err := listenPrivate(ControlPath(cfg.Dir))
 	if err != nil {
+		a.closeEndpoints()
 		return err
 	}
 	defer os.Remove(ControlPath(cfg.Dir))
 	go a.serveControl(ctx, ctl)
-	if err := a.reload(ctx); err != nil {
-		ctl.Close()
-		return err
-	}
 	cfg.Log.Printf("agent started, pid %d, %d context(s), sockets in %s", os.Getpid(), len(a.eps), cfg.Dir)
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -167,13 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 		select {
 		case <-ctx.Done():
 			ctl.Close()
-			a.mu.Lock()
-			for name, s := range a.eps {
-				s.l.Close()
-				_ = os.Remove(SocketPath(cfg.Dir, name))
-			}
-			a.keys = map[string]*heldKey{}
-			a.mu.Unlock()
+			a.closeEndpoints()
 			cfg.Log.Printf("agent stopped")
 			return nil
 		case <-tick.C:
@@ -181,6 +191,18 @@ func Run(ctx context.Context, cfg Config) error {
 			a.idleLock()
 		}
 	}
+}
+
+// closeEndpoints stops serving every context, removes their sockets and
+// forgets the keys.
+func (a *Agent) closeEndpoints() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, s := range a.eps {
+		s.l.Close()
+		_ = os.Remove(SocketPath(a.cfg.Dir, name))
+	}
+	a.keys = map[string]*heldKey{}
 }
 
 // listenPrivate listens on a Unix socket readable and writable by the

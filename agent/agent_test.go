@@ -113,7 +113,55 @@ func startAgent(t testing.TB, ctx context.Context, dir, remote string, f fixture
 			t.Fatal("agent did not start")
 		}
 	}
+	// An agent that answers serves its contexts already (a docker command
+	// right after `docker tls agent` must not find the socket missing).
+	if _, err := os.Stat(SocketPath(dir, "e1")); err != nil {
+		t.Fatalf("the agent answers but does not serve its context yet: %v", err)
+	}
 	return done
+}
+
+// TestOneAgentPerDirectory: agents started together in one directory: one
+// runs, the others say one is running, and none removes its sockets.
+func TestOneAgentPerDirectory(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan error, 4)
+	for range 4 {
+		go func() {
+			results <- Run(ctx, Config{Dir: dir,
+				Endpoints: func() ([]Endpoint, error) {
+					return []Endpoint{{Name: "e1", Remote: "tcp://127.0.0.1:1", CA: f.ca.Cert, Cert: f.cert, KeyStore: "mem", KeyID: "k"}}, nil
+				},
+				LoadKey: func(string, string) (crypto.Signer, error) { return f.key, nil },
+				Log:     log.New(io.Discard, "", 0),
+			})
+		}()
+	}
+	for range 3 {
+		select {
+		case err := <-results:
+			if !errors.Is(err, ErrRunning) {
+				t.Fatalf("a second agent: %v, want ErrRunning", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the extra agents did not give up")
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); !Running(dir); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no agent runs")
+		}
+	}
+	if _, err := os.Stat(SocketPath(dir, "e1")); err != nil {
+		t.Fatalf("the running agent's socket is gone: %v", err)
+	}
+	cancel()
+	if err := <-results; err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRelayHalfCloseStatusLock(t *testing.T) {
