@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/enginehost"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -481,7 +481,7 @@ func (d *Dockerd) stop(t testing.TB) {
 	}
 	// A clean exit unmounts everything under --data-root, but a dockerd
 	// that failed during start-up can leave its data-root bind mount.
-	unmountUnder(d.dir)
+	enginehost.UnmountUnder(d.dir)
 	for range 10 {
 		if err := os.RemoveAll(d.dir); err == nil {
 			return
@@ -489,25 +489,6 @@ func (d *Dockerd) stop(t testing.TB) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	t.Logf("could not remove %s", d.dir)
-}
-
-// unmountUnder lazily unmounts every mount point below dir, deepest first.
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(points)))
-	for _, p := range points {
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-	}
 }
 
 // Log returns dockerd's log so far.

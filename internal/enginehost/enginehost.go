@@ -348,7 +348,7 @@ func (h *Host) Stop() error {
 		}
 	}
 	if h.dir != "" {
-		unmountUnder(h.dir)
+		UnmountUnder(h.dir)
 		if err := os.RemoveAll(h.dir); err != nil {
 			errs = append(errs, err)
 		}
@@ -356,8 +356,9 @@ func (h *Host) Stop() error {
 	return errors.Join(errs...)
 }
 
-// unmountUnder lazily unmounts every mount point below dir, deepest first.
-func unmountUnder(dir string) {
+// UnmountUnder lazily unmounts every mount point below dir, deepest first
+// (what a killed dockerd or nspawn can leave; the e2e harness uses it too).
+func UnmountUnder(dir string) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return
