@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +261,35 @@ func TestServerFiles(t *testing.T) {
 	}
 	if Serial(cert) == "" || len(Serial(cert)) < 30 {
 		t.Errorf("serial %q: want 128 random bits in hex", Serial(cert))
+	}
+}
+
+func TestRemoveStaleControlDirs(t *testing.T) {
+	tmp := t.TempDir()
+	now := time.Now()
+	mk := func(name string, age time.Duration, withSocket bool) string {
+		d := filepath.Join(tmp, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if withSocket {
+			if err := os.WriteFile(filepath.Join(d, "c"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(d, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	stale := mk("dtls-ssh-1", time.Hour, false)
+	live := mk("dtls-ssh-2", time.Hour, true)
+	fresh := mk("dtls-ssh-3", 10*time.Second, false)
+	other := mk("other-1", time.Hour, false)
+	removeStaleControlDirs(tmp, now)
+	for d, want := range map[string]bool{stale: false, live: true, fresh: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }

@@ -119,6 +119,7 @@ func Dial(ctx context.Context, d Dest, o SSHOptions) (*Session, error) {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 15 * time.Second
 	}
+	removeStaleControlDirs(os.TempDir(), time.Now())
 	// A short path: unix socket paths are limited to ~100 bytes.
 	dir, err := os.MkdirTemp("", "dtls-ssh-")
 	if err != nil {
@@ -175,6 +176,20 @@ func Dial(ctx context.Context, d Dest, o SSHOptions) (*Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// removeStaleControlDirs removes the empty control directories that
+// killed runs left in tmp: a live session's holds its master's socket
+// (ssh removes it when the master ends, even by signal), and a new one
+// gets its socket within the connect timeout, so an empty directory older
+// than two minutes is nobody's. os.Remove takes only empty directories.
+func removeStaleControlDirs(tmp string, now time.Time) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "dtls-ssh-*"))
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err == nil && fi.IsDir() && now.Sub(fi.ModTime()) > 2*time.Minute {
+			_ = os.Remove(d)
+		}
+	}
 }
 
 // baseArgs are the options of every ssh call of the session: never a
