@@ -56,8 +56,8 @@ func runEngineList(ctx context.Context, a *app, opts engineListOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if opts.parallel < 1 || opts.parallel > 64 {
-		return fmt.Errorf("--parallel %d: give 1 to 64", opts.parallel)
+	if err := checkParallel(opts.parallel); err != nil {
+		return err
 	}
 	if opts.timeout <= 0 || opts.timeout > 10*time.Minute {
 		return fmt.Errorf("--timeout %s: give a duration from 1s to 10m", opts.timeout)

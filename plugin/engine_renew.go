@@ -63,11 +63,11 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 	if opts.all == (len(opts.names) > 0) {
 		return errors.New("name the engines to renew, or give --all")
 	}
-	if opts.parallel < 1 || opts.parallel > 64 {
-		return fmt.Errorf("--parallel %d: give 1 to 64", opts.parallel)
+	if err := checkParallel(opts.parallel); err != nil {
+		return err
 	}
-	if opts.wait <= 0 || opts.wait > time.Hour {
-		return fmt.Errorf("--wait %s: give a duration from 1s to 1h", opts.wait)
+	if err := checkWait(opts.wait); err != nil {
+		return err
 	}
 	var within time.Duration
 	if opts.within != "" {

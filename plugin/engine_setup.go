@@ -107,8 +107,8 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if opts.port < 1 || opts.port > 65535 {
 		return fmt.Errorf("--port %d is not a TCP port", opts.port)
 	}
-	if opts.wait <= 0 || opts.wait > time.Hour {
-		return fmt.Errorf("--wait %s: give a duration from 1s to 1h", opts.wait)
+	if err := checkWait(opts.wait); err != nil {
+		return err
 	}
 	if !strings.HasPrefix(opts.tlsDir, "/") {
 		return fmt.Errorf("--tls-dir %q must be an absolute path on the host", opts.tlsDir)

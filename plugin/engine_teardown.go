@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
@@ -29,7 +30,8 @@ the first setup (the drop-in, daemon.json, the TLS files), restart dockerd
 (running containers keep running) so the TLS port is closed again, and
 remove the engine's context and client key unless --keep-context.`,
 		Example: `  docker tls engine teardown build-1
-  docker tls engine teardown build-1 --keep-context`,
+  docker tls engine teardown build-1 --keep-context
+  docker tls engine teardown build-1 --force   # another engine record uses the same endpoint`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
@@ -120,4 +122,20 @@ func completeEngineNames(a *app) cobra.CompletionFunc {
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// checkParallel and checkWait bound the flags every engine command that
+// has them shares, with one wording.
+func checkParallel(n int) error {
+	if n < 1 || n > 64 {
+		return fmt.Errorf("--parallel %d: give 1 to 64", n)
+	}
+	return nil
+}
+
+func checkWait(d time.Duration) error {
+	if d <= 0 || d > time.Hour {
+		return fmt.Errorf("--wait %s: give a duration from 1s to 1h", d)
+	}
+	return nil
 }
