@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEngineHosts checks the harness itself: a booted host runs systemd,
@@ -489,7 +490,15 @@ func TestEngineSetupCrash(t *testing.T) {
 	}
 	// No ssh master to this host outlives the process that started it
 	// (other tests' masters, to other hosts, may be running).
-	if out, _ := exec.Command("pgrep", "-f", "dtls-ssh-.* -M .*-- "+regexp.QuoteMeta(h.Addr)+"( |$)").Output(); len(bytes.TrimSpace(out)) > 0 {
+	// A master ends asynchronously after its parent's death signal or
+	// "-O exit": allow it five seconds.
+	masters := func() []byte {
+		out, _ := exec.Command("pgrep", "-f", "dtls-ssh-.* -M .*-- "+regexp.QuoteMeta(h.Addr)+"( |$)").Output()
+		return bytes.TrimSpace(out)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(masters()) > 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	}
+	if out := masters(); len(out) > 0 {
 		t.Errorf("ssh masters left running: %s", out)
 	}
 }
