@@ -122,6 +122,31 @@ func TestRemoteCAEnroll(t *testing.T) {
 		requireFail(t, laptop.TLS("verify", "later", "--timeout", "2s"), "1 of 1 failed")
 	})
 
+	t.Run("ca revoke: a revoked identity neither enrolls nor renews; issued ls shows it", func(t *testing.T) {
+		laptop.MustTLS("enroll", "gone", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine", "--cn", "lost-laptop"), "--host", d.Host)
+		serial := strings.TrimSpace(host.MustTLS("ca", "issued", "ls", "--ca", "engine", "--format", `{{if eq .CN "lost-laptop"}}{{.Serial}}{{end}}`).Stdout)
+		r := host.MustTLS("ca", "revoke", "lost-laptop", "--ca", "engine", "--reason", "stolen")
+		if !strings.Contains(r.Stdout, `Revoked identity "lost-laptop": 1 certificate(s)`) || !strings.Contains(r.Stderr, "until they expire") {
+			t.Fatalf("revoke: %s", r)
+		}
+		state := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "--format", "{{.Serial}} {{.State}} {{.Reason}}")
+		if !strings.Contains(state.Stdout, serial+" revoked stolen") {
+			t.Fatalf("issued ls after revoke (serial %q):\n%s", serial, state.Stdout)
+		}
+		requireFail(t, laptop.TLS("renew", "gone"), "revoked by the CA's operator", "old certificate is unchanged")
+		before := laptopState(t, laptop)
+		requireFail(t, laptop.TLS("enroll", "again", "--ca-url", url, "--token", mintToken(t, host, laptop, "--ca", "engine"), "--client-name", "lost-laptop", "--host", d.Host),
+			"identity was revoked")
+		if after := laptopState(t, laptop); after != before {
+			t.Fatalf("a refused enrollment left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		requireFail(t, host.TLS("ca", "revoke", "nobody-at-all", "--ca", "engine"), `issued nothing to or with "nobody-at-all"`)
+		requireFail(t, host.TLS("ca", "revoke", "--ca", "engine"), "say what to revoke")
+		if !strings.Contains(serve.Output(), `refused source=127.0.0.1 code=403`) {
+			t.Fatalf("ca serve log:\n%s", serve.Output())
+		}
+	})
+
 	mitmHost := NewEnv(t)
 	mitmHost.MustTLS("ca", "init", "evil")
 	mitmURL, _ := caServe(t, mitmHost, "evil")

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"time"
+
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
@@ -83,8 +85,15 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 		serve := host.Start("docker", "tls", "ca", "serve", "--ca", "engine", "--listen", listen, "--san", "127.0.0.1")
 		serve.WaitFor("Serving CA")
 		url := "https://" + listen
-		e.MustTLS("enroll", "remote", "--ca-url", url, "--token", mintToken(t, host, e, "--ca", "engine", "--days", "3"), "--host", hd.Host)
+		// A short life, so that the renewal window (its last third) opens
+		// within the test.
+		const life = 12 * time.Second
+		e.MustTLS("enroll", "remote", "--ca-url", url, "--token", mintToken(t, host, e, "--ca", "engine"), "--lifetime", life.String(), "--host", hd.Host)
 		old := contextCert(t, e, "remote")
+		if got := old.NotAfter.Sub(old.NotBefore) - 5*time.Minute; got != life {
+			t.Fatalf("enroll --lifetime %s gave %s", life, got)
+		}
+		requireFail(t, e.TLS("renew", "remote"), "too early to renew", "old certificate is unchanged")
 
 		// The CA is unreachable: renew fails, and the old certificate still works.
 		if code := serve.Stop(); code != 0 {
@@ -98,6 +107,7 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 
 		serve = host.Start("docker", "tls", "ca", "serve", "--ca", "engine", "--listen", listen, "--san", "127.0.0.1")
 		serve.WaitFor("Serving CA")
+		time.Sleep(time.Until(old.NotAfter.Add(-life/3 + 200*time.Millisecond)))
 		e.MustTLS("renew", "remote")
 		renewed := contextCert(t, e, "remote")
 		if renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {

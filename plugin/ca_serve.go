@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +24,8 @@ type caServeOptions struct {
 	listen     string
 	sans       []string
 	authKeys   []string
+	maxLife    []string
+	db         dbOptions
 	passphrase passphraseOptions
 }
 
@@ -44,10 +45,24 @@ localhost, 127.0.0.1, ::1 and this host's name).
 
 It listens on 127.0.0.1:2377 unless --listen says otherwise; listening on
 every interface must be asked for (--listen 0.0.0.0:2377). Every issuance is
-logged to stderr (serial, CN, token id, source; never a secret) and kept in
-the inventory (docker tls ca issued ls). SIGINT or SIGTERM stop it cleanly.`,
+logged to stderr, one line per issuance, renewal or refusal (serial, CN,
+token id, source; never a secret) and kept in the inventory (docker tls ca
+issued ls). SIGINT or SIGTERM stop it cleanly. GET /healthz answers 200
+while the service can issue.
+
+State: tokens, the inventory and revocations live in the CA's own SQLite
+file, or with --db postgres://… in a PostgreSQL database that several
+replicas (each with the CA) share behind one name: a token is spent by one
+transaction, so it stays one-time across replicas. One database per CA.
+
+Rules it enforces: a retried enrollment (same token, same key) gets the same
+certificate back; a client certificate renews once, in the last third of its
+life, keeping its lifetime; revoked certificates and names (docker tls ca
+revoke) neither renew nor enroll; nothing outlives the CA or the profile's
+--max-lifetime.`,
 		Example: `  docker tls ca serve --ca engine --listen 0.0.0.0:2377 --san engine.example.com
-  docker tls ca token --ca engine --cn alice        # on the same host, for each client`,
+  docker tls ca token --ca engine --cn alice        # on the same host, for each client
+  docker tls ca serve --ca team --max-lifetime 24h --db env:CA_DB --listen 0.0.0.0:2377 --san ca.example.com`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCAServe(cmd.Context(), a, opts)
@@ -59,6 +74,8 @@ the inventory (docker tls ca issued ls). SIGINT or SIGTERM stop it cleanly.`,
 	f.StringVar(&opts.listen, "listen", "127.0.0.1:2377", "Address to listen on")
 	f.StringSliceVar(&opts.sans, "san", nil, "Names clients use to reach this service (repeatable)")
 	f.StringArrayVar(&opts.authKeys, "auth-key", nil, "Also accept this cfssl auth key (hex): env:VAR or file:PATH (repeatable)")
+	f.StringArrayVar(&opts.maxLife, "max-lifetime", nil, "Longest certificate issued: DURATION (client) or PROFILE=DURATION (repeatable)")
+	opts.db.install(f)
 	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
 	return cmd
@@ -67,6 +84,10 @@ the inventory (docker tls ca issued ls). SIGINT or SIGTERM stop it cleanly.`,
 func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	maxLife, err := parseMaxLifetimes(opts.maxLife)
+	if err != nil {
+		return err
 	}
 	stored, ca, err := a.loadCA(opts.ca, opts.passphrase)
 	if err != nil {
@@ -89,13 +110,13 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 			return err
 		}
 	}
-	tokens, err := caTokens(stored)
+	db, err := opts.db.open(ctx, a, stored)
 	if err != nil {
 		return err
 	}
-	defer tokens.Close()
+	defer db.Close()
 	srv := &remoteca.Server{
-		CA: ca, Tokens: tokens, Inventory: caInventory(stored), AuthKeys: keys,
+		CA: ca, DB: db, AuthKeys: keys, MaxLifetime: maxLife,
 		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute),
 	}
 	cert, err := srv.ServingCert(names)
@@ -109,23 +130,31 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(a.cli.Err(), "Serving CA %q (SHA-256 %s) on https://%s for %s\n", stored.Name, pki.Fingerprint(stored.Cert), l.Addr(), strings.Join(names, ", "))
+	fmt.Fprintf(a.cli.Err(), "State in %s\n", db.Where)
 	fmt.Fprintf(a.cli.Err(), "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
 	err = srv.Serve(ctx, l, cert)
 	fmt.Fprintln(a.cli.Err(), "Stopped")
 	return err
 }
 
-// tokens and inventory of a local CA live in its directory: tokens in a
-// SQLite database (service.db), into which an older docker-tls's
-// tokens.json is imported once (and kept as tokens.json.migrated).
-func caTokens(ca *castore.CA) (*remoteca.SQLTokens, error) {
-	s, err := remoteca.OpenSQLTokens(filepath.Join(ca.Dir, "service.db"), filepath.Join(ca.Dir, "tokens.json"))
-	if err != nil {
-		return nil, fmt.Errorf("the token database of CA %q: %w", ca.Name, err)
+// parseMaxLifetimes reads --max-lifetime: "24h" caps client certificates,
+// "server=720h" a profile.
+func parseMaxLifetimes(specs []string) (map[pki.Profile]time.Duration, error) {
+	out := map[pki.Profile]time.Duration{}
+	for _, spec := range specs {
+		profile, dur := string(pki.ClientProfile), spec
+		if p, d, ok := strings.Cut(spec, "="); ok {
+			profile, dur = p, d
+		}
+		pr, err := pki.ParseProfile(profile)
+		if err != nil {
+			return nil, fmt.Errorf("--max-lifetime %s: %w", spec, err)
+		}
+		d, err := time.ParseDuration(dur)
+		if err != nil || d < remoteca.MinLifetime {
+			return nil, fmt.Errorf("--max-lifetime %s: give a duration of at least %s, such as 24h or server=2160h", spec, remoteca.MinLifetime)
+		}
+		out[pr] = d
 	}
-	return s, nil
-}
-
-func caInventory(ca *castore.CA) *remoteca.Inventory {
-	return &remoteca.Inventory{Path: filepath.Join(ca.Dir, "issued.jsonl")}
+	return out, nil
 }

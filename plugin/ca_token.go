@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ type caTokenOptions struct {
 	days    int
 	count   int
 	format  string
+	db      dbOptions
 }
 
 func newCATokenCommand(a *app) *cobra.Command {
@@ -46,7 +48,7 @@ password. --count N mints N tokens alike in one go, one per line (or, with
   docker tls ca token --ca team --count 3 --format json`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCAToken(a, opts)
+			return runCAToken(cmd.Context(), a, opts)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -59,6 +61,7 @@ password. --count N mints N tokens alike in one go, one per line (or, with
 	f.StringSliceVar(&opts.sans, "san", nil, "Names a server certificate may carry (with --profile server)")
 	addDaysFlag(f, &opts.days, "the profile's")
 	f.IntVar(&opts.count, "count", 1, "How many tokens to mint, 1 to 10000")
+	opts.db.install(f)
 	f.StringVar(&opts.format, "format", "", "json: a list of {token, id, expires}; default: one token per line")
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -66,7 +69,10 @@ password. --count N mints N tokens alike in one go, one per line (or, with
 	return cmd
 }
 
-func runCAToken(a *app, opts caTokenOptions) error {
+func runCAToken(ctx context.Context, a *app, opts caTokenOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	stored, err := a.cas().Get(opts.ca)
 	if err != nil {
 		return err
@@ -86,7 +92,7 @@ func runCAToken(a *app, opts caTokenOptions) error {
 	if err := remoteca.CheckTokenOptions(&to, opts.count); err != nil {
 		return err
 	}
-	store, err := caTokens(stored)
+	store, err := opts.db.open(ctx, a, stored)
 	if err != nil {
 		return err
 	}
@@ -124,6 +130,7 @@ func runCAToken(a *app, opts caTokenOptions) error {
 func newCATokensCommand(a *app) *cobra.Command {
 	cmd := groupCommand("tokens", "Manage enrollment tokens")
 	var opts caListFlags
+	var db dbOptions
 	ls := &cobra.Command{
 		Use:     "ls [--ca NAME]",
 		Aliases: []string{"list"},
@@ -135,12 +142,12 @@ func newCATokensCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := caTokens(stored)
+			store, err := db.open(cmd.Context(), a, stored)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			list, err := store.List()
+			list, err := store.Tokens()
 			if err != nil {
 				return err
 			}
@@ -164,12 +171,14 @@ func newCATokensCommand(a *app) *cobra.Command {
 		},
 	}
 	opts.install(ls, a, "Only show token ids")
+	db.install(ls.Flags())
 	cmd.AddCommand(ls)
 	return cmd
 }
 
 func newCARevokeTokenCommand(a *app) *cobra.Command {
 	var ca string
+	var db dbOptions
 	cmd := &cobra.Command{
 		Use:     "revoke-token ID",
 		Short:   "Make an enrollment token unusable",
@@ -180,12 +189,12 @@ func newCARevokeTokenCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := caTokens(stored)
+			store, err := db.open(cmd.Context(), a, stored)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			t, err := store.Revoke(args[0])
+			t, err := store.RevokeToken(args[0])
 			if err != nil {
 				return err
 			}
@@ -194,5 +203,6 @@ func newCARevokeTokenCommand(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&ca, "ca", castore.DefaultName, "CA")
+	db.install(cmd.Flags())
 	return cmd
 }

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,16 +19,19 @@ func TestTokensMigrateFromJSON(t *testing.T) {
 	c := newTestCLI(t)
 	c.must("ca", "init")
 	dir := filepath.Join(c.dir, "tls", "ca", "default")
-	old := &remoteca.Tokens{Path: filepath.Join(dir, "tokens.json")}
-	_, tok, err := old.New([]byte("CA"), remoteca.TokenOptions{Profile: pki.ClientProfile, CN: "legacy", TTL: time.Hour, Uses: 1})
-	if err != nil {
+	// What an older docker-tls wrote: a JSON list, a hash for each secret.
+	tok := remoteca.Token{ID: "0123456789ab", Hash: "0123456789ab" + strings.Repeat("c", 52), Profile: pki.ClientProfile, CN: "legacy",
+		Created: time.Now(), Expires: time.Now().Add(time.Hour), Uses: 1}
+	data, _ := json.Marshal([]remoteca.Token{tok})
+	path := filepath.Join(dir, "tokens.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.must("ca", "tokens", "ls", "--format", "{{.ID}} {{.CN}}")
 	if strings.TrimSpace(c.Stdout) != tok.ID+" legacy" {
 		t.Errorf("ca tokens ls after the upgrade: %q", c.Stdout)
 	}
-	if _, err := os.Stat(old.Path + ".migrated"); err != nil {
+	if _, err := os.Stat(path + ".migrated"); err != nil {
 		t.Errorf("tokens.json was not kept as a backup: %v", err)
 	}
 	c.must("ca", "tokens", "ls", "--format", "{{.ID}}")

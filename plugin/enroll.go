@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
+	"github.com/docker-tls/docker-tls/remoteca"
 )
 
 type enrollOptions struct {
@@ -40,8 +41,19 @@ anything secret is sent. With a cfssl server, pin it with --ca-fingerprint
 and authenticate with --auth-key. The certificate that comes back must be for
 our key and chain to the pinned CA; then the context is created and checked
 with docker tls verify. If anything fails, nothing is left behind: no key,
-no context (--no-verify keeps a context whose engine cannot be reached yet).`,
+no context (--no-verify keeps a context whose engine cannot be reached yet).
+
+--ca-url may list the replicas of one service, separated by commas: a
+request that fails on the way (a refused connection, a timeout, a replica
+that went away) is sent again to the next, a bounded number of times. The
+service answers a repeated request with the certificate it already issued,
+so a retry never spends a second use of the token.
+
+--lifetime asks for a short-lived certificate (the service caps it with
+its --max-lifetime); docker tls renew, or the agent, renews it over mutual
+TLS in the last third of its life, with no token.`,
 		Example: `  docker tls enroll prod --ca-url https://engine.example.com:2377 --token file:token.txt --host tcp://engine.example.com:2376
+  docker tls enroll dev --ca-url https://ca1.example.com:2377,https://ca2.example.com:2377 --token env:TOKEN --lifetime 24h --host tcp://dev.example.com:2376
   docker tls enroll lab --ca-url https://ca.lab:8888 --ca-fingerprint sha256:AB:CD:… --auth-key env:CFSSL_KEY --host tcp://lab:2376`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +70,7 @@ no context (--no-verify keeps a context whose engine cannot be reached yet).`,
 	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
 	f.BoolVar(&opts.noVerify, "no-verify", false, "Keep the context even if docker tls verify fails")
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "Time limit for each network step")
+	f.DurationVar(&opts.remote.lifetime, "lifetime", 0, "Ask for a certificate valid this long (e.g. 24h); default: the token's or the service's")
 	opts.remote.install(f)
 	_ = cmd.MarkFlagRequired("host")
 	_ = cmd.MarkFlagRequired("ca-url")
@@ -75,6 +88,9 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	}
 	if err := opts.remote.check(); err != nil {
 		return err
+	}
+	if l := opts.remote.lifetime; l != 0 && l < remoteca.MinLifetime {
+		return fmt.Errorf("--lifetime %s: give at least %s, such as 24h", l, remoteca.MinLifetime)
 	}
 	if w := opts.remote.argvWarning(); w != "" {
 		fmt.Fprintln(a.cli.Err(), "warning:", w)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -66,10 +67,12 @@ type remoteOptions struct {
 	fingerprint string
 	authKey     string
 	profile     string
+	// lifetime is asked of the CA (enroll --lifetime); zero: its default.
+	lifetime time.Duration
 }
 
 func (o *remoteOptions) install(f *pflag.FlagSet) {
-	f.StringVar(&o.url, "ca-url", "", "Remote CA to enroll with: https://HOST:2377 (docker tls ca serve) or a cfssl server")
+	f.StringVar(&o.url, "ca-url", "", "Remote CA to enroll with: https://HOST:2377 (docker tls ca serve; replicas separated by commas) or a cfssl server")
 	f.StringVar(&o.token, "token", "", "Enrollment token from docker tls ca token: env:VAR, file:PATH or the token itself")
 	f.StringVar(&o.fingerprint, "ca-fingerprint", "", "With --auth-key: the CA's SHA-256 fingerprint (sha256:AB:CD…)")
 	f.StringVar(&o.authKey, "auth-key", "", "cfssl auth key (hex): env:VAR or file:PATH")
@@ -101,7 +104,7 @@ func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, cn, de
 	if err := o.check(); err != nil {
 		return nil, nil, err
 	}
-	c := &remoteca.Client{URL: o.url}
+	c := &remoteca.Client{URL: o.url, Lifetime: o.lifetime}
 	var auth remoteca.Auth
 	if o.token != "" {
 		tok, err := readSecretRef(o.token, "--token")

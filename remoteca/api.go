@@ -33,6 +33,9 @@ type SignRequest struct {
 	CertificateRequest string   `json:"certificate_request"`
 	Profile            string   `json:"profile,omitempty"`
 	Label              string   `json:"label,omitempty"`
+	// Lifetime is docker-tls's extension (cfssl ignores it): the life
+	// asked for, as a Go duration ("24h").
+	Lifetime string `json:"lifetime,omitempty"`
 }
 
 // SignResult is the result of /authsign.

@@ -22,13 +22,26 @@ import (
 )
 
 // Client enrolls with a remote CA: docker-tls's `ca serve` or cfssl.
+//
+// A request that fails on the way (refused connection, timeout, a replica
+// that went away or answers 503) is sent again, to the next URL when there
+// are several, a bounded number of times. That is safe because the service
+// answers a repeated enrollment or renewal (same token or certificate, same
+// key) with the certificate it already issued.
 type Client struct {
-	// URL is the service, https://HOST:PORT (http:// only with an auth key).
+	// URL is the service, https://HOST:PORT (http:// only with an auth
+	// key); several replicas of one service separated by commas.
 	URL string
 	// Fingerprint pins the CA: 64 hex digits of SHA-256 of its certificate.
 	Fingerprint string
 	// Timeout bounds each request; 30s if zero.
 	Timeout time.Duration
+	// Lifetime asks Sign for certificates of this life (docker-tls's ca
+	// serve; cfssl ignores it). Zero: the token's or the service's default.
+	Lifetime time.Duration
+	// Attempts bounds the tries of one request over all URLs; 3 rounds of
+	// the URLs if zero.
+	Attempts int
 }
 
 // Auth authenticates a sign request: an enrollment token, or a cfssl auth
@@ -38,12 +51,24 @@ type Auth struct {
 	AuthKey []byte
 }
 
-func (c *Client) base() (*url.URL, error) {
-	u, err := url.Parse(strings.TrimRight(c.URL, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("--ca-url %q: give https://HOST:PORT", c.URL)
+// endpoints parses URL: one or more https://HOST:PORT.
+func (c *Client) endpoints() ([]*url.URL, error) {
+	var out []*url.URL
+	for _, raw := range strings.Split(c.URL, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(strings.TrimRight(raw, "/"))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("--ca-url %q: give https://HOST:PORT (several separated by commas)", raw)
+		}
+		out = append(out, u)
 	}
-	return u, nil
+	if len(out) == 0 {
+		return nil, errors.New("--ca-url: give https://HOST:PORT")
+	}
+	return out, nil
 }
 
 func (c *Client) timeout() time.Duration {
@@ -58,13 +83,9 @@ func (c *Client) timeout() time.Duration {
 // it may accept any server certificate; every later request is verified
 // against the CA that this returns.
 func (c *Client) FetchCA(ctx context.Context) (*x509.Certificate, error) {
-	u, err := c.base()
-	if err != nil {
-		return nil, err
-	}
 	hc := c.httpClient(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // pinned by fingerprint below
 	var info InfoResult
-	if err := c.post(ctx, hc, u.String()+"/api/v1/cfssl/info", InfoRequest{Label: ""}, &info); err != nil {
+	if err := c.post(ctx, func(*url.URL) *http.Client { return hc }, "/api/v1/cfssl/info", InfoRequest{Label: ""}, &info); err != nil {
 		return nil, err
 	}
 	ca, err := pki.ParseCertificate([]byte(info.Certificate))
@@ -85,14 +106,20 @@ func (c *Client) FetchCA(ctx context.Context) (*x509.Certificate, error) {
 // Sign sends the CSR and returns the certificate after checking that it is
 // for our key and chains to the pinned CA with the profile's EKU.
 func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr *x509.CertificateRequest, profile pki.Profile, hosts []string) (*x509.Certificate, error) {
-	u, err := c.base()
+	eps, err := c.endpoints()
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "https" && auth.Token != "" {
-		return nil, errors.New("an enrollment token is a secret: the CA URL must be https://")
+	for _, u := range eps {
+		if u.Scheme != "https" && auth.Token != "" {
+			return nil, errors.New("an enrollment token is a secret: the CA URL must be https://")
+		}
 	}
-	sr, err := json.Marshal(SignRequest{CertificateRequest: EncodeCSR(csr), Profile: string(profile), Hosts: hosts})
+	sreq := SignRequest{CertificateRequest: EncodeCSR(csr), Profile: string(profile), Hosts: hosts}
+	if c.Lifetime > 0 {
+		sreq.Lifetime = c.Lifetime.String()
+	}
+	sr, err := json.Marshal(sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +131,8 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 		mac.Write(sr)
 		ar.Token = mac.Sum(nil)
 	}
-	hc := c.httpClient(pki.ClientTLS(ca, u.Hostname(), nil))
 	var res SignResult
-	if err := c.post(ctx, hc, u.String()+"/api/v1/cfssl/authsign", ar, &res); err != nil {
+	if err := c.post(ctx, c.clients(ca, nil), "/api/v1/cfssl/authsign", ar, &res); err != nil {
 		return nil, err
 	}
 	cert, err := pki.ParseCertificate([]byte(res.Certificate))
@@ -126,16 +152,17 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 // current, still valid, client certificate over mutual TLS. ca is the CA the
 // context already trusts; the result is checked like Sign's.
 func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, error) {
-	u, err := c.base()
+	eps, err := c.endpoints()
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "https" {
-		return nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
+	for _, u := range eps {
+		if u.Scheme != "https" {
+			return nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
+		}
 	}
-	hc := c.httpClient(pki.ClientTLS(ca, u.Hostname(), &current))
 	var res SignResult
-	if err := c.post(ctx, hc, u.String()+RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
+	if err := c.post(ctx, c.clients(ca, &current), RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
 		return nil, err
 	}
 	cert, err := pki.ParseCertificate([]byte(res.Certificate))
@@ -162,11 +189,69 @@ func (c *Client) httpClient(cfg *tls.Config) *http.Client {
 	}
 }
 
-func (c *Client) post(ctx context.Context, hc *http.Client, url string, body, result any) error {
+// clients returns, per endpoint, an HTTP client that verifies the service
+// against ca under the endpoint's host name, made once per host.
+func (c *Client) clients(ca *x509.Certificate, cert *tls.Certificate) func(*url.URL) *http.Client {
+	made := map[string]*http.Client{}
+	return func(u *url.URL) *http.Client {
+		if hc := made[u.Hostname()]; hc != nil {
+			return hc
+		}
+		hc := c.httpClient(pki.ClientTLS(ca, u.Hostname(), cert))
+		made[u.Hostname()] = hc
+		return hc
+	}
+}
+
+// errRetry marks a failure on the way, worth sending again.
+type errRetry struct{ err error }
+
+func (e *errRetry) Error() string { return e.err.Error() }
+func (e *errRetry) Unwrap() error { return e.err }
+
+// post sends body to path on the service's URLs in turn until one answers
+// (bounded: Attempts tries, a short growing pause after each round), and
+// decodes the result. A refusal by the CA is final; only failures on the
+// way are retried.
+func (c *Client) post(ctx context.Context, client func(*url.URL) *http.Client, path string, body, result any) error {
+	eps, err := c.endpoints()
+	if err != nil {
+		return err
+	}
 	data, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
+	attempts := c.Attempts
+	if attempts <= 0 {
+		attempts = 3 * len(eps)
+	}
+	pause := 250 * time.Millisecond
+	var last error
+	for i := range attempts {
+		if i > 0 && i%len(eps) == 0 {
+			select {
+			case <-ctx.Done():
+				return last
+			case <-time.After(pause):
+			}
+			pause *= 2
+		}
+		u := eps[i%len(eps)]
+		err := c.postOnce(ctx, client(u), u, u.String()+path, data, result)
+		var retry *errRetry
+		if !errors.As(err, &retry) {
+			return err
+		}
+		last = retry.err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return last
+}
+
+func (c *Client) postOnce(ctx context.Context, hc *http.Client, u *url.URL, url string, data []byte, result any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
 	if err != nil {
 		return err
@@ -176,14 +261,19 @@ func (c *Client) post(ctx context.Context, hc *http.Client, url string, body, re
 	if err != nil {
 		var ua x509.UnknownAuthorityError
 		if errors.As(err, &ua) {
-			return fmt.Errorf("%s does not present a certificate from the pinned CA: refusing", c.URL)
+			return fmt.Errorf("%s does not present a certificate from the pinned CA: refusing", u)
 		}
-		return fmt.Errorf("cannot reach the CA at %s: %w", c.URL, err)
+		if i := strings.Index(err.Error(), "remote error: tls: "); i >= 0 {
+			// The service refused our side of TLS (our certificate): final.
+			// crypto/tls exports no type for a received alert.
+			return fmt.Errorf("the CA at %s refused our certificate (%s)", u, err.Error()[i+len("remote error: tls: "):])
+		}
+		return &errRetry{fmt.Errorf("cannot reach the CA at %s: %w", u, err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("read the answer of %s: %w", c.URL, err)
+		return &errRetry{fmt.Errorf("read the answer of %s: %w", u, err)}
 	}
 	var env struct {
 		Success bool            `json:"success"`
@@ -191,17 +281,24 @@ func (c *Client) post(ctx context.Context, hc *http.Client, url string, body, re
 		Errors  []ResponseError `json:"errors"`
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("%s answered %s, not a CA API response", c.URL, resp.Status)
+		if resp.StatusCode >= 500 {
+			return &errRetry{fmt.Errorf("%s answered %s", u, resp.Status)}
+		}
+		return fmt.Errorf("%s answered %s, not a CA API response", u, resp.Status)
 	}
 	if !env.Success {
 		msg := resp.Status
 		if len(env.Errors) > 0 {
 			msg = env.Errors[0].Message
 		}
-		return fmt.Errorf("the CA refused: %s", msg)
+		err := fmt.Errorf("the CA refused: %s", msg)
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout {
+			return &errRetry{err}
+		}
+		return err
 	}
 	if err := json.Unmarshal(env.Result, result); err != nil {
-		return fmt.Errorf("the answer of %s: %w", c.URL, err)
+		return fmt.Errorf("the answer of %s: %w", u, err)
 	}
 	return nil
 }

@@ -6,13 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -49,20 +46,21 @@ func (s *syncBuffer) String() string {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	return newFixtureWith(t, &Tokens{Path: filepath.Join(t.TempDir(), "tokens.json")})
+	db, _ := openDB(t, "sqlite")
+	return newFixtureWith(t, db)
 }
 
-func newFixtureWith(t testing.TB, tokens TokenStore) *fixture {
+func newFixtureWith(t testing.TB, db *DB) *fixture {
 	t.Helper()
 	key, _ := pki.GenerateKey(pki.ECDSAP256)
-	ca, err := pki.NewCA(key, pki.CAOptions{CommonName: "served CA"})
+	// Made a week ago, so that tests can hold certificates issued days ago.
+	ca, err := pki.NewCA(key, pki.CAOptions{CommonName: "served CA", Now: time.Now().Add(-7 * 24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	buf := &syncBuffer{}
 	srv := &Server{
-		CA: ca, Tokens: tokens, Inventory: &Inventory{Path: filepath.Join(dir, "issued.jsonl")},
+		CA: ca, DB: db,
 		AuthKeys: map[string][]byte{"scripts": []byte("0123456789abcdef0123456789abcdef")},
 		Log:      log.New(buf, "", 0), Limiter: NewLimiter(10, time.Minute),
 	}
@@ -89,20 +87,7 @@ func serve(t testing.TB, srv *Server) string {
 
 func (f *fixture) token(t testing.TB, o TokenOptions) string {
 	t.Helper()
-	if o.Profile == "" {
-		o.Profile = pki.ClientProfile
-	}
-	if o.TTL == 0 {
-		o.TTL = time.Hour
-	}
-	if o.Uses == 0 {
-		o.Uses = 1
-	}
-	tok, _, err := f.srv.Tokens.New(f.ca.Cert.Raw, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return (&dbFixture{ca: f.ca}).tokens(t, f.srv.DB, o, 1)[0]
 }
 
 func (f *fixture) enroll(t testing.TB, tok, cn string, hosts []string, profile pki.Profile) (*x509.Certificate, error) {
@@ -139,7 +124,7 @@ func TestEnrollWithToken(t *testing.T) {
 	if cert.Subject.CommonName != "alice" || cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
 		t.Fatalf("cert %v %v", cert.Subject, cert.ExtKeyUsage)
 	}
-	inv, _ := f.srv.Inventory.List()
+	inv, _ := f.srv.DB.Issued(context.Background())
 	if len(inv) != 1 || inv[0].CN != "alice" || inv[0].Serial != fmt.Sprintf("%x", cert.SerialNumber) || inv[0].Token == "" || inv[0].Source != "127.0.0.1" {
 		t.Fatalf("inventory %+v", inv)
 	}
@@ -152,7 +137,7 @@ func TestEnrollWithToken(t *testing.T) {
 		t.Fatalf("log:\n%s", f.logBuf.String())
 	}
 	// The token file holds the hash, never the secret.
-	list, _ := f.srv.Tokens.List()
+	list, _ := f.srv.DB.Tokens()
 	if len(list) != 1 || list[0].Used != 1 || strings.Contains(list[0].Hash, secret) {
 		t.Fatalf("tokens %+v", list)
 	}
@@ -191,7 +176,7 @@ func TestAttacks(t *testing.T) {
 	if _, err := f.enroll(t, used, "a", nil, pki.ClientProfile); err != nil {
 		t.Fatal(err)
 	}
-	expired, _, _ := f.srv.Tokens.New(f.ca.Cert.Raw, TokenOptions{Profile: pki.ClientProfile, TTL: time.Second, Uses: 1, Now: time.Now().Add(-time.Hour)})
+	expired, _, _ := f.srv.DB.New(f.ca.Cert.Raw, TokenOptions{Profile: pki.ClientProfile, TTL: time.Second, Uses: 1, Now: time.Now().Add(-time.Hour)})
 	good := f.token(t, TokenOptions{})
 	p, _ := ParseToken(good)
 	wrongSecret := ParsedToken{Fingerprint: p.Fingerprint, Secret: strings.Repeat("A", 43)}.String()
@@ -222,7 +207,7 @@ func TestAttacks(t *testing.T) {
 		if _, err := c.Sign(context.Background(), f.ca.Cert, Auth{Token: good}, mustCSR(t), pki.ClientProfile, nil); err == nil || !strings.Contains(err.Error(), "pinned CA") {
 			t.Fatalf("sign through MITM: %v", err)
 		}
-		if list, _ := mitm.srv.Tokens.List(); len(list) != 0 {
+		if list, _ := mitm.srv.DB.Tokens(); len(list) != 0 {
 			t.Fatal("MITM saw a token")
 		}
 	})
@@ -293,8 +278,8 @@ func TestAuthKey(t *testing.T) {
 func TestTokenRevokeAndParse(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token(t, TokenOptions{})
-	list, _ := f.srv.Tokens.List()
-	if _, err := f.srv.Tokens.Revoke(list[0].ID[:6]); err != nil {
+	list, _ := f.srv.DB.Tokens()
+	if _, err := f.srv.DB.RevokeToken(list[0].ID[:6]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.enroll(t, tok, "a", nil, pki.ClientProfile); err == nil || !strings.Contains(err.Error(), "revoked") {
@@ -305,7 +290,7 @@ func TestTokenRevokeAndParse(t *testing.T) {
 			t.Errorf("ParseToken(%q) accepted", bad)
 		}
 	}
-	if _, _, err := f.srv.Tokens.New(f.ca.Cert.Raw, TokenOptions{Profile: pki.ServerProfile, TTL: time.Hour, Uses: 1}); err == nil {
+	if _, _, err := f.srv.DB.New(f.ca.Cert.Raw, TokenOptions{Profile: pki.ServerProfile, TTL: time.Hour, Uses: 1}); err == nil {
 		t.Error("server token without SANs accepted")
 	}
 }
@@ -316,18 +301,10 @@ func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test skipped in -short mode")
 	}
-	for _, store := range []string{"tokens.json", "sqlite"} {
-		t.Run(store, func(t *testing.T) {
-			var tokens TokenStore = &Tokens{Path: filepath.Join(t.TempDir(), "tokens.json")}
-			if store == "sqlite" {
-				s, err := OpenSQLTokens(filepath.Join(t.TempDir(), "service.db"), "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				tokens = s
-			}
-			loadTest(t, newFixtureWith(t, tokens), store)
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			db, _ := openDB(t, kind)
+			loadTest(t, newFixtureWith(t, db), kind)
 		})
 	}
 }
@@ -374,7 +351,7 @@ func loadTest(t *testing.T, f *fixture, store string) {
 	if len(serials) != total {
 		t.Fatalf("%d unique serials for %d enrollments", len(serials), total)
 	}
-	inv, _ := f.srv.Inventory.List()
+	inv, _ := f.srv.DB.Issued(context.Background())
 	if len(inv) != total {
 		t.Fatalf("inventory has %d entries", len(inv))
 	}
@@ -422,7 +399,8 @@ func postRaw(t testing.TB, f *fixture, body []byte) rawResp {
 func TestRenewWithClientCertificate(t *testing.T) {
 	f := newFixture(t)
 	key, _ := pki.GenerateKey(pki.ECDSAP256)
-	old, err := f.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "alice", PublicKey: key.Public(), Lifetime: 2 * 24 * time.Hour})
+	// Issued 40 hours ago for 48: in the last third of its life.
+	old, err := f.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "alice", PublicKey: key.Public(), Lifetime: 2 * 24 * time.Hour, Now: time.Now().Add(-40 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +415,7 @@ func TestRenewWithClientCertificate(t *testing.T) {
 	if cert.Subject.CommonName != "alice" || cert.SerialNumber.Cmp(old.SerialNumber) == 0 || cert.NotAfter.Sub(cert.NotBefore) != old.NotAfter.Sub(old.NotBefore) {
 		t.Fatalf("renewed %v %v %v", cert.Subject, cert.NotBefore, cert.NotAfter)
 	}
-	inv, _ := f.srv.Inventory.List()
+	inv, _ := f.srv.DB.Issued(context.Background())
 	if len(inv) != 1 || inv[0].Renews != fmt.Sprintf("%x", old.SerialNumber) {
 		t.Fatalf("inventory %+v", inv)
 	}
@@ -448,45 +426,114 @@ func TestRenewWithClientCertificate(t *testing.T) {
 	other := newFixture(t)
 	strangerCert, _ := other.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "x", PublicKey: key.Public()})
 	_, err = f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{Certificate: [][]byte{strangerCert.Raw}, PrivateKey: key}, csr)
-	if err == nil {
-		t.Fatal("a certificate from another CA renewed")
+	if err == nil || !strings.Contains(err.Error(), "refused our certificate (unknown certificate authority)") {
+		t.Fatalf("a certificate from another CA: %v", err)
 	}
 }
 
-func TestNewBatch(t *testing.T) {
-	store := &Tokens{Path: filepath.Join(t.TempDir(), "tokens.json")}
-	caRaw := []byte("a CA certificate's DER")
-	toks, stored, err := store.NewBatch(caRaw, TokenOptions{Profile: pki.ClientProfile, CN: "fleet", TTL: time.Hour, Uses: 1}, 50)
+// TestServiceRules: through HTTPS, a retried enrollment gets the same
+// certificate; lifetimes are asked for and capped; renewals only in the
+// last third; /healthz answers.
+func TestServiceRules(t *testing.T) {
+	f := newFixture(t)
+	f.srv.MaxLifetime = map[pki.Profile]time.Duration{pki.ClientProfile: 24 * time.Hour}
+	ctx := context.Background()
+	ca, err := f.client.FetchCA(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(toks) != 50 || len(stored) != 50 {
-		t.Fatalf("minted %d/%d", len(toks), len(stored))
-	}
-	data, err := os.ReadFile(store.Path)
+	tok := f.token(t, TokenOptions{CN: "alice"})
+	key := mustKey(t)
+	csr, _ := pki.NewCSR(key, "alice", pki.SANs{})
+	c := *f.client
+	c.Lifetime = time.Hour
+	first, err := c.Sign(ctx, ca, Auth{Token: tok}, csr, pki.ClientProfile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for i, tok := range toks {
-		p, err := ParseToken(tok)
-		if err != nil || p.Fingerprint != FingerprintHex(caRaw) || seen[p.Secret] {
-			t.Fatalf("token %d: %v (repeated: %v)", i, err, seen[p.Secret])
-		}
-		seen[p.Secret] = true
-		if strings.Contains(string(data), p.Secret) {
-			t.Fatal("the store holds a secret")
-		}
-		if _, err := store.Consume(p.Secret, Request{Profile: pki.ClientProfile}, time.Now()); err != nil {
-			t.Fatalf("token %d: %v", i, err)
-		}
-		if _, err := store.Consume(p.Secret, Request{Profile: pki.ClientProfile}, time.Now()); !errors.Is(err, ErrTokenUsed) {
-			t.Fatalf("token %d used twice: %v", i, err)
-		}
+	if life := first.NotAfter.Sub(first.NotBefore) - pki.Backdate; life != time.Hour {
+		t.Errorf("asked for 1h, got %s", life)
 	}
-	for _, n := range []int{0, 10001} {
-		if _, _, err := store.NewBatch(caRaw, TokenOptions{Profile: pki.ClientProfile, TTL: time.Hour, Uses: 1}, n); err == nil || !strings.Contains(err.Error(), "--count") {
-			t.Errorf("count %d: %v", n, err)
-		}
+	again, err := c.Sign(ctx, ca, Auth{Token: tok}, csr, pki.ClientProfile, nil)
+	if err != nil || again.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Fatalf("a retried enrollment: %v (same serial: %v)", err, err == nil && again.SerialNumber.Cmp(first.SerialNumber) == 0)
+	}
+	if !strings.Contains(f.logBuf.String(), "issued-again serial="+fmt.Sprintf("%x", first.SerialNumber)) {
+		t.Errorf("log:\n%s", f.logBuf.String())
+	}
+	// With another key the used token is refused.
+	csr2, _ := pki.NewCSR(mustKey(t), "alice", pki.SANs{})
+	if _, err := c.Sign(ctx, ca, Auth{Token: tok}, csr2, pki.ClientProfile, nil); err == nil || !strings.Contains(err.Error(), "already been used") {
+		t.Fatalf("used token, another key: %v", err)
+	}
+	// More than the service's maximum is refused, and the token survives.
+	tok2 := f.token(t, TokenOptions{CN: "alice"})
+	c.Lifetime = 48 * time.Hour
+	if _, err := c.Sign(ctx, ca, Auth{Token: tok2}, csr2, pki.ClientProfile, nil); err == nil || !strings.Contains(err.Error(), "longer than this service issues") {
+		t.Fatalf("48h against a 24h maximum: %v", err)
+	}
+	c.Lifetime = 0
+	def, err := c.Sign(ctx, ca, Auth{Token: tok2}, csr2, pki.ClientProfile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if life := def.NotAfter.Sub(def.NotBefore) - pki.Backdate; life != 24*time.Hour {
+		t.Errorf("the default under a 24h maximum: %s", life)
+	}
+	// A fresh certificate is too early to renew.
+	current := tls.Certificate{Certificate: [][]byte{first.Raw}, PrivateKey: key}
+	if _, err := f.client.Renew(ctx, ca, current, csr); err == nil || !strings.Contains(err.Error(), "too early to renew") {
+		t.Fatalf("renewing a fresh certificate: %v", err)
+	}
+	// /healthz
+	hc := f.client.httpClient(pki.ClientTLS(ca, "127.0.0.1", nil))
+	resp, err := hc.Get(f.url + HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), FingerprintHex(ca.Raw)) {
+		t.Fatalf("healthz: %d %s", resp.StatusCode, body)
+	}
+	f.srv.DB.Close()
+	resp, err = hc.Get(f.url + HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("healthz with the database closed: %d", resp.StatusCode)
+	}
+}
+
+// TestClientFailsOver: with several URLs, a dead replica is skipped; with
+// none alive the error names the last one tried, after a bounded number of
+// tries.
+func TestClientFailsOver(t *testing.T) {
+	f := newFixture(t)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "https://" + dead.Addr().String()
+	dead.Close()
+	c := *f.client
+	c.URL = deadURL + "," + f.url
+	ctx := context.Background()
+	ca, err := c.FetchCA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Sign(ctx, ca, Auth{Token: f.token(t, TokenOptions{CN: "a"})}, mustCSR(t), pki.ClientProfile, nil); err != nil {
+		t.Fatalf("with one dead replica first: %v", err)
+	}
+	c.URL = deadURL
+	start := time.Now()
+	if _, err := c.FetchCA(ctx); err == nil || !strings.Contains(err.Error(), "cannot reach the CA at "+deadURL) {
+		t.Fatalf("no replica alive: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second || d < 700*time.Millisecond {
+		t.Errorf("3 tries with pauses of 250 and 500 ms took %s", d)
+	}
+	if _, err := (&Client{URL: "https://a:1,ftp://b"}).FetchCA(ctx); err == nil || !strings.Contains(err.Error(), `"ftp://b"`) {
+		t.Errorf("a bad URL in the list: %v", err)
 	}
 }

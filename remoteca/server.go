@@ -25,9 +25,12 @@ const MaxBody = 64 * 1024
 
 // Server is the signing service behind `docker tls ca serve`.
 type Server struct {
-	CA        *pki.CA
-	Tokens    TokenStore
-	Inventory *Inventory
+	CA *pki.CA
+	// DB keeps tokens, the inventory and revocations; replicas share one.
+	DB *DB
+	// MaxLifetime caps the certificates of a profile (0: the profile's
+	// default is also its maximum).
+	MaxLifetime map[pki.Profile]time.Duration
 	// AuthKeys are cfssl-style HMAC keys by name, for scripted use.
 	AuthKeys map[string][]byte
 	// Log receives one line per issuance or refusal; never a secret.
@@ -51,6 +54,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/v1/cfssl/info", s.handleInfo)
 	mux.HandleFunc("/api/v1/cfssl/authsign", s.handleAuthSign)
 	mux.HandleFunc(RenewPath, s.handleRenew)
+	mux.HandleFunc(HealthPath, s.handleHealth)
 	return mux
 }
 
@@ -117,19 +121,106 @@ func (s *Server) tlsConfig(cert *tls.Certificate) *tls.Config {
 // needs no token.
 const RenewPath = "/api/v1/docker-tls/renew"
 
+// HealthPath answers 200 while the service can issue (its database
+// answers), 503 otherwise: what a load balancer in front of replicas asks.
+const HealthPath = "/healthz"
+
+// refusal is a request the service turns down, with the HTTP status and
+// the sentence the client shows.
+type refusal struct {
+	code int
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func refuse(code int, format string, args ...any) error {
+	return &refusal{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// status maps an error of an enrollment or renewal to what the client is
+// told. Database failures are not the client's fault: 503, try again.
+func status(err error) (int, string) {
+	var r *refusal
+	switch {
+	case errors.As(err, &r):
+		return r.code, r.msg
+	case errors.Is(err, ErrTokenMismatch), errors.Is(err, ErrIdentityRevoked), errors.Is(err, ErrCertRevoked), errors.Is(err, ErrAlreadyRenewed):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, ErrNeedName):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, ErrTokenUnknown), errors.Is(err, ErrTokenExpired), errors.Is(err, ErrTokenUsed):
+		return http.StatusUnauthorized, err.Error()
+	}
+	return http.StatusServiceUnavailable, "the service could not record the certificate, so nothing was issued: try again"
+}
+
+// MinLifetime is the shortest certificate the service issues.
+const MinLifetime = 10 * time.Second
+
+// lifetime decides a new certificate's life: the token's, else the one
+// asked for, else the profile's default, never more than the service's
+// maximum for the profile (asking for more is refused, not cut short:
+// whoever asked planned around it).
+func (s *Server) lifetime(profile pki.Profile, asked time.Duration, tokenDays int) (time.Duration, error) {
+	max := s.MaxLifetime[profile]
+	life := asked
+	if tokenDays > 0 {
+		byToken := time.Duration(tokenDays) * 24 * time.Hour
+		if life == 0 || life > byToken {
+			life = byToken
+		}
+	}
+	if life == 0 {
+		life = pki.DefaultClientLifetime
+		if profile == pki.ServerProfile {
+			life = pki.DefaultServerLifetime
+		}
+		if max > 0 && life > max {
+			life = max
+		}
+	}
+	switch {
+	case life < MinLifetime:
+		return 0, refuse(http.StatusBadRequest, "a lifetime of %s is too short: give at least %s", life, MinLifetime)
+	case max > 0 && life > max:
+		return 0, refuse(http.StatusForbidden, "a lifetime of %s is longer than this service issues for %s certificates (%s): ask for less (--lifetime)", life, profile, max)
+	}
+	if left := time.Until(s.CA.Cert.NotAfter); life > left {
+		if left < MinLifetime {
+			return 0, refuse(http.StatusForbidden, "the CA expires on %s: it cannot issue any more; the CA needs replacing", s.CA.Cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		life = left // never past the CA's own end
+	}
+	return life, nil
+}
+
+// RenewalStart is when a certificate issued at issuedAt may be renewed:
+// in the last third of its life, so that one certificate yields one
+// successor, not a chain of fresh ones.
+func RenewalStart(issuedAt, notAfter time.Time) time.Time {
+	return notAfter.Add(-notAfter.Sub(issuedAt) / 3)
+}
+
 // handleRenew signs a CSR for the holder of a valid client certificate from
 // this CA, with the same subject and lifetime; the CSR may carry a new key.
+// The rules: not revoked (the certificate or its CN), in the last third of
+// its life, once per certificate (a retry with the same key gets the same
+// answer), never longer than the service's maximum or past the CA.
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	src := source(r)
+	fail := func(code int, msg string) {
+		s.logf("refused source=%s code=%d reason=%q", src, code, msg)
+		writeJSON(w, code, nil, msg)
+	}
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		s.logf("refused source=%s reason=renew-without-certificate", src)
-		writeJSON(w, http.StatusUnauthorized, nil, "renewal needs a valid client certificate from this CA; an expired one needs a new token (docker tls ca token)")
+		fail(http.StatusUnauthorized, "renewal needs a valid client certificate from this CA; an expired one needs a new token (docker tls ca token)")
 		return
 	}
 	old := r.TLS.VerifiedChains[0][0]
 	var sr SignRequest
 	if code, msg := readBody(w, r, &sr); code != 0 {
-		writeJSON(w, code, nil, msg)
+		fail(code, msg)
 		return
 	}
 	csr, err := parseCSR(sr.CertificateRequest)
@@ -137,7 +228,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		err = csr.CheckSignature()
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, nil, "renewal CSR: "+err.Error())
+		fail(http.StatusBadRequest, "renewal CSR: "+err.Error())
 		return
 	}
 	isClient := false
@@ -145,25 +236,50 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		isClient = isClient || u == x509.ExtKeyUsageClientAuth
 	}
 	if !isClient {
-		writeJSON(w, http.StatusForbidden, nil, "only client certificates renew here")
+		fail(http.StatusForbidden, "only client certificates renew here")
 		return
 	}
-	life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
-	cert, err := s.CA.SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Lifetime: life, Now: s.now()})
+	now := s.now()
+	cert, rec, replay, err := s.DB.Renew(r.Context(), Renewal{Old: old, PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), Source: src, Now: now},
+		func(issuedAt time.Time) (*x509.Certificate, error) {
+			if from := RenewalStart(issuedAt, old.NotAfter); now.Before(from) {
+				return nil, refuse(http.StatusForbidden, "too early to renew: this certificate can be renewed from %s (the last third of its life)", from.Local().Format(time.RFC3339))
+			}
+			life, err := s.lifetime(pki.ClientProfile, old.NotAfter.Sub(issuedAt), 0)
+			if err != nil {
+				return nil, err
+			}
+			cert, err := s.CA.SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Lifetime: life, Now: now})
+			if err != nil {
+				return nil, refuse(http.StatusBadRequest, "%s", err.Error())
+			}
+			return cert, nil
+		})
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, nil, err.Error())
+		code, msg := status(err)
+		if code >= 500 {
+			s.logf("error source=%s renews=%x: %v", src, old.SerialNumber, err)
+		}
+		fail(code, msg)
 		return
 	}
-	rec := Issued{Serial: fmt.Sprintf("%x", cert.SerialNumber), CN: cert.Subject.CommonName, Profile: string(pki.ClientProfile),
-		NotAfter: cert.NotAfter, Source: src, IssuedAt: s.now().UTC(), Renews: fmt.Sprintf("%x", old.SerialNumber)}
-	if s.Inventory != nil {
-		if err := s.Inventory.Add(rec); err != nil {
-			writeJSON(w, http.StatusInternalServerError, nil, "the certificate could not be recorded; nothing was issued")
-			return
-		}
+	event := "renewed"
+	if replay {
+		event = "renewed-again" // a retry: the same certificate
 	}
-	s.logf("renewed serial=%s cn=%q renews=%s source=%s notAfter=%s", rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
+	s.logf("%s serial=%s cn=%q renews=%s source=%s notAfter=%s", event, rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
 	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert))}, "")
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.DB.Ping(ctx); err != nil {
+		s.logf("unhealthy: %v", err)
+		writeJSON(w, http.StatusServiceUnavailable, nil, "the service's database does not answer")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "ca": FingerprintHex(s.CA.Cert.Raw)}, "")
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -275,9 +391,33 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	req := pki.IssueRequest{Profile: profile, CommonName: csr.Subject.CommonName, SANs: sans}
-	rec := Issued{Profile: string(profile), Source: src}
-
+	var asked time.Duration
+	if sr.Lifetime != "" {
+		if asked, err = time.ParseDuration(sr.Lifetime); err != nil || asked <= 0 {
+			fail(http.StatusBadRequest, fmt.Sprintf("lifetime %q: give a duration such as 24h", sr.Lifetime))
+			return
+		}
+	}
+	now := s.now()
+	sign := func(cn string, tokenDays int) (*x509.Certificate, error) {
+		if profile == pki.ClientProfile && cn == "" {
+			return nil, refuse(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
+		}
+		life, err := s.lifetime(profile, asked, tokenDays)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := s.CA.SignCSR(csr, pki.IssueRequest{Profile: profile, CommonName: cn, SANs: sans, Lifetime: life, Now: now})
+		if err != nil {
+			return nil, refuse(http.StatusBadRequest, "%s", err.Error())
+		}
+		return cert, nil
+	}
+	var (
+		cert   *x509.Certificate
+		rec    *Issued
+		replay bool
+	)
 	if tok := string(ar.Token); strings.HasPrefix(tok, TokenPrefix+"-") {
 		parsed, err := ParseToken(tok)
 		if err != nil {
@@ -288,55 +428,48 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusUnauthorized, "the token is for another CA")
 			return
 		}
-		t, err := s.Tokens.Consume(parsed.Secret, Request{Profile: profile, CN: csr.Subject.CommonName, SANs: sans}, s.now())
-		if err != nil {
-			code := http.StatusUnauthorized
-			switch {
-			case errors.Is(err, ErrTokenMismatch):
-				code = http.StatusForbidden
-			case errors.Is(err, ErrNeedName):
-				code = http.StatusBadRequest
+		e := Enrollment{Secret: parsed.Secret, Req: Request{Profile: profile, CN: csr.Subject.CommonName, SANs: sans},
+			PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), Source: src, Now: now}
+		cert, rec, replay, err = s.DB.Enroll(r.Context(), e, func(t *Token) (*x509.Certificate, error) {
+			// The server decides the subject: the token's CN wins.
+			cn := csr.Subject.CommonName
+			if t.CN != "" {
+				cn = t.CN
 			}
-			fail(code, err.Error())
+			return sign(cn, t.Days)
+		})
+		if err != nil {
+			code, msg := status(err)
+			if code >= 500 {
+				s.logf("error source=%s: %v", src, err)
+			}
+			fail(code, msg)
 			return
 		}
-		// The server decides the subject: the token's CN wins.
-		if t.CN != "" {
-			req.CommonName = t.CN
-		}
-		if t.Days > 0 {
-			req.Lifetime = time.Duration(t.Days) * 24 * time.Hour
-		}
-		rec.Token = t.ID
 	} else {
 		name, ok := s.checkAuthKey(ar)
 		if !ok {
 			fail(http.StatusUnauthorized, "authentication failed: unknown token or wrong auth key")
 			return
 		}
+		if cert, err = sign(csr.Subject.CommonName, 0); err != nil {
+			fail(status(err))
+			return
+		}
+		rec = newIssued(cert, src, now)
 		rec.AuthKey = name
-	}
-	if profile == pki.ClientProfile && req.CommonName == "" {
-		fail(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
-		return
-	}
-	req.Now = s.now()
-	cert, err := s.CA.SignCSR(csr, req)
-	if err != nil {
-		fail(http.StatusBadRequest, err.Error())
-		return
-	}
-	rec.Serial = fmt.Sprintf("%x", cert.SerialNumber)
-	rec.CN, rec.SANs, rec.NotAfter, rec.IssuedAt = cert.Subject.CommonName, pki.CertSANs(cert).Strings(), cert.NotAfter, s.now().UTC()
-	if s.Inventory != nil {
-		if err := s.Inventory.Add(rec); err != nil {
+		if err := s.DB.Record(r.Context(), rec); err != nil {
 			s.logf("error source=%s serial=%s: inventory: %v", src, rec.Serial, err)
-			writeJSON(w, http.StatusInternalServerError, nil, "the certificate could not be recorded; nothing was issued")
+			writeJSON(w, http.StatusServiceUnavailable, nil, "the certificate could not be recorded, so nothing was issued: try again")
 			return
 		}
 	}
-	s.logf("issued serial=%s cn=%q profile=%s token=%s authkey=%s source=%s notAfter=%s",
-		rec.Serial, rec.CN, rec.Profile, defaultString(rec.Token, "-"), defaultString(rec.AuthKey, "-"), src, rec.NotAfter.Format(time.RFC3339))
+	event := "issued"
+	if replay {
+		event = "issued-again" // the same token and key retried: the same certificate
+	}
+	s.logf("%s serial=%s cn=%q profile=%s token=%s authkey=%s source=%s notAfter=%s",
+		event, rec.Serial, rec.CN, rec.Profile, defaultString(rec.Token, "-"), defaultString(rec.AuthKey, "-"), src, rec.NotAfter.Format(time.RFC3339))
 	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert))}, "")
 }
 

@@ -3,20 +3,14 @@ package remoteca
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -111,46 +105,9 @@ type TokenOptions struct {
 	Now     time.Time
 }
 
-// Tokens keeps a CA's enrollment tokens in a 0600 JSON file, hashed, under
-// a lock shared by `ca serve` and `ca token`.
-type Tokens struct {
-	Path string
-	// mu orders this process's own updates, so that concurrent requests
-	// queue on a mutex rather than poll the file lock.
-	mu sync.Mutex
-}
-
 func hashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
-}
-
-// New mints one token (see NewBatch).
-func (s *Tokens) New(caRaw []byte, o TokenOptions) (string, *Token, error) {
-	toks, ts, err := s.NewBatch(caRaw, o, 1)
-	if err != nil {
-		return "", nil, err
-	}
-	return toks[0], ts[0], nil
-}
-
-// NewBatch mints n tokens alike (each with its own secret) in one write
-// of the store, and returns them as DTLS1-<fingerprint>-<secret> strings
-// beside what is stored of each (a hash of the secret, never the secret).
-func (s *Tokens) NewBatch(caRaw []byte, o TokenOptions, n int) ([]string, []*Token, error) {
-	strs, toks, err := mint(caRaw, o, n)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := toks[0].Created
-	err = s.update(func(list []*Token) ([]*Token, error) {
-		list = slices.DeleteFunc(list, func(x *Token) bool { return !x.Active(now) && now.Sub(x.Expires) > 7*24*time.Hour })
-		return append(list, toks...), nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return strs, toks, nil
 }
 
 // CheckTokenOptions says whether n tokens with o can be minted, before
@@ -214,31 +171,6 @@ type Request struct {
 	SANs    pki.SANs
 }
 
-// Consume checks secret and req against the stored tokens and, if a token
-// allows it, counts one use and returns the token. The secret is compared
-// by hash in constant time; a request the token does not allow is refused
-// without spending the token.
-func (s *Tokens) Consume(secret string, req Request, now time.Time) (*Token, error) {
-	want := hashSecret(secret)
-	var found *Token
-	err := s.update(func(list []*Token) ([]*Token, error) {
-		for _, t := range list {
-			if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(want)) == 1 {
-				found = t
-			}
-		}
-		if err := found.consumable(req, now); err != nil {
-			return nil, err
-		}
-		found.Used++
-		return list, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return found, nil
-}
-
 // consumable says whether t (nil: no such token) may be used now for req.
 func (t *Token) consumable(req Request, now time.Time) error {
 	switch {
@@ -269,73 +201,4 @@ func (t *Token) allows(req Request) error {
 		}
 	}
 	return nil
-}
-
-// List returns every stored token.
-func (s *Tokens) List() ([]*Token, error) {
-	return s.read()
-}
-
-// Revoke marks a token (by id or unique id prefix) unusable.
-func (s *Tokens) Revoke(id string) (*Token, error) {
-	var hit *Token
-	err := s.update(func(list []*Token) ([]*Token, error) {
-		for _, t := range list {
-			if id != "" && strings.HasPrefix(t.ID, id) {
-				if hit != nil {
-					return nil, fmt.Errorf("token id %q is ambiguous: give more of it", id)
-				}
-				hit = t
-			}
-		}
-		if hit == nil {
-			return nil, fmt.Errorf("no token with id %q (docker tls ca tokens ls)", id)
-		}
-		hit.Revoked = true
-		return list, nil
-	})
-	return hit, err
-}
-
-func (s *Tokens) read() ([]*Token, error) {
-	data, err := os.ReadFile(s.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read tokens: %w", err)
-	}
-	var list []*Token
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("read tokens %s: %w", s.Path, err)
-	}
-	return list, nil
-}
-
-// update runs f on the token list under an exclusive lock and writes back
-// what it returns, unless it fails.
-func (s *Tokens) update(f func([]*Token) ([]*Token, error)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := fsutil.MkdirPrivate(filepath.Dir(s.Path)); err != nil {
-		return err
-	}
-	release, err := fsutil.Lock(s.Path+".lock", 30*time.Second)
-	if err != nil {
-		return err
-	}
-	defer release()
-	list, err := s.read()
-	if err != nil {
-		return err
-	}
-	next, err := f(list)
-	if err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFile(s.Path, append(data, '\n'), fsutil.PrivateFile, true)
 }

@@ -1,0 +1,144 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/remoteca"
+)
+
+type caRevokeOptions struct {
+	ca     string
+	arg    string
+	cn     string
+	serial string
+	token  string
+	reason string
+	db     dbOptions
+}
+
+func newCARevokeCommand(a *app) *cobra.Command {
+	var opts caRevokeOptions
+	cmd := &cobra.Command{
+		Use:   "revoke CN|SERIAL [--ca NAME] [--reason TEXT]",
+		Short: "Revoke an identity, a certificate or a token's certificates at a served CA",
+		Long: `Revoke at the CA service (docker tls ca serve), in its database:
+
+  CN            the identity: every certificate issued to it and every token
+                for it; it can neither enroll again nor renew
+  SERIAL        one certificate (a unique prefix of 8 or more hex digits):
+                it cannot renew
+  --token ID    the token, and every certificate issued with it
+
+The argument is taken as a CN or a serial by what the inventory holds; --cn
+or --serial say which when it could be both, or revoke a name that has no
+certificate yet.
+
+dockerd checks no revocation list: a revoked certificate still opens an
+engine until it expires. Short lifetimes (docker tls enroll --lifetime 24h,
+ca serve --max-lifetime) make that window short; rotating the CA (or the
+engine's) closes it at once.`,
+		Example: `  docker tls ca revoke alice@laptop --ca team --reason "laptop stolen"
+  docker tls ca revoke 3f2a9c1d --ca team
+  docker tls ca revoke --token 5e0b1c --ca team`,
+		Args: cli.RequiresMaxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.arg = args[0]
+			}
+			return runCARevoke(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.ca, "ca", castore.DefaultName, "CA")
+	f.StringVar(&opts.cn, "cn", "", "Revoke this identity (CN), even with no certificate yet")
+	f.StringVar(&opts.serial, "serial", "", "Revoke the certificate with this serial")
+	f.StringVar(&opts.token, "token", "", "Revoke this token (id, as in ca tokens ls) and the certificates issued with it")
+	f.StringVar(&opts.reason, "reason", "", "Why, kept in the inventory")
+	opts.db.install(f)
+	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
+	return cmd
+}
+
+func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	given := 0
+	for _, v := range []string{opts.arg, opts.cn, opts.serial, opts.token} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return errors.New("say what to revoke: one CN or SERIAL, or one of --cn, --serial, --token")
+	}
+	stored, err := a.cas().Get(opts.ca)
+	if err != nil {
+		return err
+	}
+	db, err := opts.db.open(ctx, a, stored)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if opts.arg != "" {
+		byCN, bySerial, err := db.FindIssued(ctx, opts.arg)
+		if err != nil {
+			return err
+		}
+		switch {
+		case byCN > 0 && bySerial:
+			return fmt.Errorf("%q is both a CN and the start of a serial: say which with --cn or --serial", opts.arg)
+		case byCN > 0:
+			opts.cn = opts.arg
+		case bySerial:
+			opts.serial = opts.arg
+		default:
+			return fmt.Errorf("CA %q issued nothing to or with %q (docker tls ca issued ls); to bar a name before it enrolls, use --cn", stored.Name, opts.arg)
+		}
+	}
+	now := time.Now()
+	var rev *remoteca.Revocation
+	switch {
+	case opts.cn != "":
+		rev, err = db.RevokeName(ctx, opts.cn, opts.reason, now)
+	case opts.serial != "":
+		rev, err = db.RevokeSerial(ctx, opts.serial, opts.reason, now)
+	default:
+		rev, err = db.RevokeTokenAndIssued(ctx, opts.token, opts.reason, now)
+	}
+	if err != nil {
+		return err
+	}
+	out := a.cli.Out()
+	switch {
+	case rev.Name != "":
+		fmt.Fprintf(out, "Revoked identity %q: %d certificate(s), %d token(s); it can neither enroll nor renew\n", rev.Name, len(rev.Certificates), rev.Tokens)
+	case opts.token != "":
+		fmt.Fprintf(out, "Revoked token %s and %d certificate(s) issued with it\n", opts.token, len(rev.Certificates))
+	case len(rev.Certificates) == 0:
+		fmt.Fprintf(out, "Certificate %s was already revoked\n", opts.serial)
+		return nil
+	default:
+		fmt.Fprintf(out, "Revoked certificate %s (CN %q): it cannot renew\n", rev.Certificates[0].Serial, rev.Certificates[0].CN)
+	}
+	var last time.Time
+	for _, c := range rev.Certificates {
+		if c.NotAfter.After(last) {
+			last = c.NotAfter
+		}
+	}
+	if last.After(now) {
+		fmt.Fprintf(a.cli.Err(), "Note: dockerd checks no revocation list, so engines accept these certificates until they expire (the last on %s); to cut that short, rotate the CA.\n",
+			last.Local().Format(time.RFC3339))
+	}
+	return nil
+}

@@ -1,0 +1,617 @@
+package remoteca
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	// PostgreSQL through database/sql, pure Go: one `ca serve` state shared
+	// by replicas.
+	_ "github.com/jackc/pgx/v5/stdlib"
+	// SQLite in pure Go (no cgo): docker-tls builds with CGO_ENABLED=0.
+	_ "modernc.org/sqlite"
+
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// Errors the database refuses an enrollment or a renewal with.
+var (
+	// ErrIdentityRevoked: the CN was revoked (ca revoke CN).
+	ErrIdentityRevoked = errors.New("this identity was revoked by the CA's operator: it can neither enroll nor renew")
+	// ErrCertRevoked: the certificate was revoked (ca revoke SERIAL).
+	ErrCertRevoked = errors.New("this certificate was revoked by the CA's operator: it cannot renew; ask for a new token (docker tls ca token)")
+	// ErrAlreadyRenewed: a certificate renews once; a retry with the same
+	// key gets the same answer, another key is refused.
+	ErrAlreadyRenewed = errors.New("this certificate was already renewed with another key")
+)
+
+type dialect int
+
+const (
+	sqliteDB dialect = iota
+	postgresDB
+)
+
+// DB is the state of a CA service: its enrollment tokens (a hash of each
+// secret, never the secret), the certificates it issued (with the PEM, so
+// that a retried request gets the same certificate back) and the names it
+// revoked. It is an embedded SQLite file for one `ca serve`, or a
+// PostgreSQL database that several replicas share. One database serves one
+// CA.
+//
+// Every change that must not happen twice is one transaction that first
+// locks what it depends on: in SQLite every write transaction takes the
+// database's write lock at BEGIN; in PostgreSQL the token's (or the renewed
+// certificate's) row is locked with SELECT … FOR UPDATE, and a unique index
+// stops two replicas from renewing one certificate twice.
+type DB struct {
+	db   *sql.DB
+	kind dialect
+	// Where names the database in messages: a file, or the PostgreSQL
+	// URL with its password masked.
+	Where string
+}
+
+// IsPostgresURL says whether s names a PostgreSQL server rather than a
+// SQLite file.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// RedactURL masks the password of a database URL, for messages.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a database URL that does not parse)"
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// OpenDB opens the service database where says: a postgres:// URL, or the
+// path of a SQLite file (created 0600 in a 0700 directory). The schema is
+// created if missing, by one process at a time.
+func OpenDB(ctx context.Context, where string) (*DB, error) {
+	if IsPostgresURL(where) {
+		return openPostgres(ctx, where)
+	}
+	return openSQLite(ctx, where)
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if err := fsutil.MkdirPrivate(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	// Created 0600 before SQLite opens it: it holds no secret, but who
+	// enrolled and which tokens exist is nobody else's business.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, fsutil.PrivateFile)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	// WAL: readers never wait for the writer; busy_timeout: a second
+	// process queues instead of failing; _txlock=immediate: a transaction
+	// takes the write lock at BEGIN, so a read-check-update cannot
+	// interleave with another.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	d := &DB{db: db, kind: sqliteDB, Where: path}
+	if err := d.createSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	where := RedactURL(dsn)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("the database %s: %s", where, redactErr(err, dsn))
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	d := &DB{db: db, kind: postgresDB, Where: where}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot reach the database %s: %s", where, redactErr(err, dsn))
+	}
+	if err := d.createSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// redactErr keeps a password that a driver error might quote out of it.
+func redactErr(err error, dsn string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+		if p := u.Query().Get("password"); p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// Close releases the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Ping checks that the database answers, for /healthz.
+func (d *DB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
+
+// The schema works unchanged in SQLite and PostgreSQL: times are Unix
+// nanoseconds in BIGINT, lists are JSON text.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS tokens (
+	hash    TEXT PRIMARY KEY,
+	id      TEXT NOT NULL,
+	profile TEXT NOT NULL,
+	cn      TEXT NOT NULL DEFAULT '',
+	sans    TEXT NOT NULL DEFAULT '[]',
+	days    INTEGER NOT NULL DEFAULT 0,
+	created BIGINT NOT NULL,
+	expires BIGINT NOT NULL,
+	uses    INTEGER NOT NULL,
+	used    INTEGER NOT NULL DEFAULT 0,
+	revoked INTEGER NOT NULL DEFAULT 0)`,
+	`CREATE INDEX IF NOT EXISTS tokens_id ON tokens(id)`,
+	`CREATE TABLE IF NOT EXISTS issued (
+	serial     TEXT PRIMARY KEY,
+	cn         TEXT NOT NULL,
+	profile    TEXT NOT NULL,
+	sans       TEXT NOT NULL DEFAULT '[]',
+	not_after  BIGINT NOT NULL,
+	issued_at  BIGINT NOT NULL,
+	token_id   TEXT NOT NULL DEFAULT '',
+	token_hash TEXT NOT NULL DEFAULT '',
+	auth_key   TEXT NOT NULL DEFAULT '',
+	renews     TEXT NOT NULL DEFAULT '',
+	pubkey     TEXT NOT NULL DEFAULT '',
+	cert       TEXT NOT NULL DEFAULT '',
+	source     TEXT NOT NULL DEFAULT '',
+	revoked_at BIGINT NOT NULL DEFAULT 0,
+	reason     TEXT NOT NULL DEFAULT '')`,
+	`CREATE INDEX IF NOT EXISTS issued_token ON issued(token_hash, pubkey)`,
+	// One renewal per certificate, even from two replicas at once.
+	`CREATE UNIQUE INDEX IF NOT EXISTS issued_renews ON issued(renews) WHERE renews <> ''`,
+	`CREATE INDEX IF NOT EXISTS issued_cn ON issued(cn)`,
+	`CREATE TABLE IF NOT EXISTS revoked_names (
+	cn     TEXT PRIMARY KEY,
+	at     BIGINT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '')`,
+	`CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at BIGINT NOT NULL)`,
+}
+
+func (d *DB) createSchema(ctx context.Context) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.wrap(err)
+	}
+	defer tx.Rollback()
+	if d.kind == postgresDB {
+		// Replicas starting together would race on CREATE … IF NOT EXISTS
+		// (it is not atomic in PostgreSQL's catalog): one at a time.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7256331)`); err != nil {
+			return d.wrap(err)
+		}
+	}
+	for _, stmt := range schema {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return d.wrap(err)
+		}
+	}
+	return d.wrap(tx.Commit())
+}
+
+func (d *DB) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("the database %s: %w", d.Where, err)
+}
+
+// q rewrites ? placeholders as $1, $2, … for PostgreSQL.
+func (d *DB) q(query string) string {
+	if d.kind != postgresDB {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// forUpdate locks the rows a SELECT reads, where the database needs it
+// (SQLite's write transactions already hold the whole database).
+func (d *DB) forUpdate() string {
+	if d.kind == postgresDB {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func isUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// PublicKeyID identifies a public key: hex SHA-256 of its DER
+// SubjectPublicKeyInfo.
+func PublicKeyID(spki []byte) string {
+	sum := sha256.Sum256(spki)
+	return hex.EncodeToString(sum[:])
+}
+
+// ---- tokens ----
+
+// NewBatch mints n tokens alike (each with its own secret) in one
+// transaction, and returns them as DTLS1-<fingerprint>-<secret> strings
+// beside what is stored of each.
+func (d *DB) NewBatch(caRaw []byte, o TokenOptions, n int) ([]string, []*Token, error) {
+	strs, toks, err := mint(caRaw, o, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx, err := d.db.Begin()
+	if err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	defer tx.Rollback()
+	if err := d.insertTokens(tx, toks); err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	return strs, toks, nil
+}
+
+// New mints one token.
+func (d *DB) New(caRaw []byte, o TokenOptions) (string, *Token, error) {
+	strs, toks, err := d.NewBatch(caRaw, o, 1)
+	if err != nil {
+		return "", nil, err
+	}
+	return strs[0], toks[0], nil
+}
+
+func (d *DB) insertTokens(tx *sql.Tx, toks []*Token) error {
+	stmt, err := tx.Prepare(d.q(`INSERT INTO tokens (` + tokenColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, t := range toks {
+		sans, _ := json.Marshal(t.SANs)
+		if t.SANs == nil {
+			sans = []byte("[]")
+		}
+		revoked := 0
+		if t.Revoked {
+			revoked = 1
+		}
+		if _, err := stmt.Exec(t.Hash, t.ID, string(t.Profile), t.CN, string(sans), t.Days,
+			t.Created.UnixNano(), t.Expires.UnixNano(), t.Uses, t.Used, revoked); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const tokenColumns = `hash, id, profile, cn, sans, days, created, expires, uses, used, revoked`
+
+type scanner interface{ Scan(...any) error }
+
+func scanToken(r scanner) (*Token, error) {
+	var (
+		t                Token
+		sans             string
+		created, expires int64
+		revoked          int
+	)
+	if err := r.Scan(&t.Hash, &t.ID, &t.Profile, &t.CN, &sans, &t.Days, &created, &expires, &t.Uses, &t.Used, &revoked); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(sans), &t.SANs)
+	if len(t.SANs) == 0 {
+		t.SANs = nil
+	}
+	t.Revoked = revoked != 0
+	t.Created, t.Expires = time.Unix(0, created).UTC(), time.Unix(0, expires).UTC()
+	return &t, nil
+}
+
+// Tokens returns every token, oldest first.
+func (d *DB) Tokens() ([]*Token, error) {
+	rows, err := d.db.Query(`SELECT ` + tokenColumns + ` FROM tokens ORDER BY created, id`)
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	defer rows.Close()
+	var out []*Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, d.wrap(err)
+		}
+		out = append(out, t)
+	}
+	return out, d.wrap(rows.Err())
+}
+
+// RevokeToken revokes the one token whose id starts with id.
+func (d *DB) RevokeToken(id string) (*Token, error) {
+	if id == "" || strings.ContainsAny(id, "%_") {
+		return nil, fmt.Errorf("no token with id %q (docker tls ca tokens ls)", id)
+	}
+	tx, err := d.db.Begin()
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.Query(d.q(`SELECT `+tokenColumns+` FROM tokens WHERE id LIKE ? LIMIT 2`), id+"%")
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	var hits []*Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			rows.Close()
+			return nil, d.wrap(err)
+		}
+		hits = append(hits, t)
+	}
+	rows.Close()
+	switch len(hits) {
+	case 0:
+		return nil, fmt.Errorf("no token with id %q (docker tls ca tokens ls)", id)
+	case 2:
+		return nil, fmt.Errorf("token id %q is ambiguous: give more of it", id)
+	}
+	if _, err := tx.Exec(d.q(`UPDATE tokens SET revoked = 1 WHERE hash = ?`), hits[0].Hash); err != nil {
+		return nil, d.wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, d.wrap(err)
+	}
+	hits[0].Revoked = true
+	return hits[0], nil
+}
+
+// ---- issuance ----
+
+// Enrollment is one request to spend a token on a certificate.
+type Enrollment struct {
+	Secret string
+	Req    Request
+	// PublicKey is PublicKeyID of the CSR's key: a retry with the same
+	// token and key is answered with the same certificate.
+	PublicKey string
+	Source    string
+	Now       time.Time
+}
+
+// Enroll spends one use of the token and records the certificate sign
+// makes, in one transaction: if anything fails before the commit the token
+// is not spent and nothing is recorded; once it commits, the same token
+// with the same key gets that certificate again (replay is true) for as
+// long as the token would have been valid, so a client whose connection
+// died after the commit loses nothing by retrying.
+func (d *DB) Enroll(ctx context.Context, e Enrollment, sign func(*Token) (*x509.Certificate, error)) (cert *x509.Certificate, rec *Issued, replay bool, err error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	defer tx.Rollback()
+	hash := hashSecret(e.Secret)
+	t, err := scanToken(tx.QueryRowContext(ctx, d.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`+d.forUpdate()), hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, false, ErrTokenUnknown
+	}
+	if err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	if !t.Revoked && e.Now.Before(t.Expires) && e.PublicKey != "" {
+		prev, err := scanIssued(tx.QueryRowContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued
+			WHERE token_hash = ? AND pubkey = ? AND revoked_at = 0 AND cert <> '' LIMIT 1`), hash, e.PublicKey))
+		switch {
+		case err == nil:
+			c, perr := pki.ParseCertificate([]byte(prev.PEM))
+			if perr != nil {
+				return nil, nil, false, d.wrap(perr)
+			}
+			return c, prev, true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, nil, false, d.wrap(err)
+		}
+	}
+	if err := t.consumable(e.Req, e.Now); err != nil {
+		return nil, nil, false, err
+	}
+	cn := t.CN
+	if cn == "" {
+		cn = e.Req.CN
+	}
+	if revoked, err := d.nameRevoked(ctx, tx, cn); err != nil {
+		return nil, nil, false, err
+	} else if revoked {
+		return nil, nil, false, ErrIdentityRevoked
+	}
+	cert, err = sign(t)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	res, err := tx.ExecContext(ctx, d.q(`UPDATE tokens SET used = used + 1 WHERE hash = ? AND used < uses AND revoked = 0`), hash)
+	if err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return nil, nil, false, ErrTokenUsed
+	}
+	rec = newIssued(cert, e.Source, e.Now)
+	rec.Token, rec.tokenHash, rec.PublicKey = t.ID, hash, e.PublicKey
+	if err := d.insertIssued(ctx, tx, rec); err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	return cert, rec, false, nil
+}
+
+// Record adds a certificate issued without a token (cfssl auth key).
+func (d *DB) Record(ctx context.Context, rec *Issued) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.wrap(err)
+	}
+	defer tx.Rollback()
+	if err := d.insertIssued(ctx, tx, rec); err != nil {
+		return d.wrap(err)
+	}
+	return d.wrap(tx.Commit())
+}
+
+// Renewal is one request to renew a client certificate whose holder
+// proved, over mutual TLS, that it has the key.
+type Renewal struct {
+	Old       *x509.Certificate
+	PublicKey string // PublicKeyID of the new CSR's key
+	Source    string
+	Now       time.Time
+}
+
+// Renew checks that the presented certificate and its name are not
+// revoked and that it was not renewed before, then records what sign
+// makes. sign gets the time the old certificate was issued (from the
+// inventory, or its NotBefore when another tool issued it) so that it can
+// apply the renewal window and keep the lifetime. A certificate renews
+// once: a retry with the same new key gets the same certificate (replay).
+func (d *DB) Renew(ctx context.Context, r Renewal, sign func(issuedAt time.Time) (*x509.Certificate, error)) (cert *x509.Certificate, rec *Issued, replay bool, err error) {
+	serial := fmt.Sprintf("%x", r.Old.SerialNumber)
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	defer tx.Rollback()
+	issuedAt := r.Old.NotBefore.Add(pki.Backdate)
+	if issuedAt.After(r.Old.NotAfter) {
+		issuedAt = r.Old.NotBefore
+	}
+	old, err := scanIssued(tx.QueryRowContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued WHERE serial = ?`+d.forUpdate()), serial))
+	switch {
+	case err == nil:
+		if !old.RevokedAt.IsZero() {
+			return nil, nil, false, ErrCertRevoked
+		}
+		issuedAt = old.IssuedAt
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, nil, false, d.wrap(err)
+	}
+	if revoked, err := d.nameRevoked(ctx, tx, r.Old.Subject.CommonName); err != nil {
+		return nil, nil, false, err
+	} else if revoked {
+		return nil, nil, false, ErrIdentityRevoked
+	}
+	if c, prev, err := d.renewalOf(ctx, tx, serial, r.PublicKey); c != nil || err != nil {
+		return c, prev, c != nil, err
+	}
+	cert, err = sign(issuedAt)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	rec = newIssued(cert, r.Source, r.Now)
+	rec.Renews, rec.PublicKey = serial, r.PublicKey
+	if err := d.insertIssued(ctx, tx, rec); err != nil {
+		tx.Rollback()
+		if isUniqueViolation(err) {
+			// Another replica renewed it in the meantime: its answer is ours
+			// if the key is the same.
+			c, prev, rerr := d.renewalOf(ctx, d.db, serial, r.PublicKey)
+			return c, prev, c != nil, rerr
+		}
+		return nil, nil, false, d.wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	return cert, rec, false, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// renewalOf returns the recorded renewal of serial if it is for the same
+// key, ErrAlreadyRenewed if it is for another, or nothing.
+func (d *DB) renewalOf(ctx context.Context, q querier, serial, pubkey string) (*x509.Certificate, *Issued, error) {
+	prev, err := scanIssued(q.QueryRowContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued WHERE renews = ?`), serial))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	if prev.PublicKey != pubkey || prev.PEM == "" || !prev.RevokedAt.IsZero() {
+		return nil, nil, fmt.Errorf("%w (as serial %s)", ErrAlreadyRenewed, prev.Serial)
+	}
+	c, err := pki.ParseCertificate([]byte(prev.PEM))
+	if err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	return c, prev, nil
+}
+
+func (d *DB) nameRevoked(ctx context.Context, tx *sql.Tx, cn string) (bool, error) {
+	if cn == "" {
+		return false, nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, d.q(`SELECT count(*) FROM revoked_names WHERE cn = ?`), cn).Scan(&n); err != nil {
+		return false, d.wrap(err)
+	}
+	return n > 0, nil
+}
