@@ -65,6 +65,14 @@ type Config struct {
 	// DialTimeout bounds connecting to an engine.
 	DialTimeout time.Duration
 	Log         *log.Logger
+	// Renewals, if set, lists the contexts whose certificates the agent
+	// renews itself, and when each is due; read at start, on every
+	// rescan that finds the store changed, and after each renewal.
+	Renewals func() ([]Due, error)
+	// Renew renews one context's certificate (in the context store) and
+	// returns its new expiry; the agent then serves the new certificate.
+	// A failure is logged, shown by status, and retried with backoff.
+	Renew func(ctx context.Context, name string) (time.Time, error)
 }
 
 // RunDir is where the agent of a DOCKER_CONFIG keeps its sockets:
@@ -106,6 +114,8 @@ type Agent struct {
 	conns   atomic.Int64
 	total   atomic.Int64
 	stop    context.CancelFunc
+	// renewals are the certificates the agent keeps fresh, by context.
+	renewals map[string]*renewal
 }
 
 type served struct {
@@ -161,7 +171,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, loading: map[string]*keyLoad{}, started: time.Now(), now: time.Now, stop: cancel}
+	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, loading: map[string]*keyLoad{}, started: time.Now(), now: time.Now, stop: cancel,
+		renewals: map[string]*renewal{}}
 	// The contexts' sockets first, the control socket last: whoever sees
 	// the agent answer (Running, `docker tls agent`) can use every
 	// context at once.
@@ -177,8 +188,13 @@ func Run(ctx context.Context, cfg Config) error {
 	defer os.Remove(ControlPath(cfg.Dir))
 	go a.serveControl(ctx, ctl)
 	cfg.Log.Printf("agent started, pid %d, %d context(s), sockets in %s", os.Getpid(), len(a.eps), cfg.Dir)
+	a.refreshDue()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	// Renewals are checked every second (an in-memory comparison), so
+	// that a certificate of a few minutes is renewed on time.
+	renewTick := time.NewTicker(time.Second)
+	defer renewTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,8 +203,12 @@ func Run(ctx context.Context, cfg Config) error {
 			cfg.Log.Printf("agent stopped")
 			return nil
 		case <-tick.C:
-			a.rescan(ctx)
+			if a.rescan(ctx) {
+				a.refreshDue()
+			}
 			a.idleLock()
+		case <-renewTick.C:
+			a.renewDue(ctx)
 		}
 	}
 }
@@ -222,17 +242,19 @@ func listenPrivate(path string) (net.Listener, error) {
 
 // rescan is the periodic reload: skipped while the store's stamp is
 // unchanged and the last full rescan is recent.
-func (a *Agent) rescan(ctx context.Context) {
+// rescan reloads the contexts if the store changed, and says whether it did.
+func (a *Agent) rescan(ctx context.Context) bool {
 	if a.cfg.Stamp != nil {
 		stamp := a.cfg.Stamp() // a stat: not under the lock connections take
 		a.mu.Lock()
 		unchanged := stamp == a.stamp && a.now().Sub(a.scanned) < a.cfg.FullRescan
 		a.mu.Unlock()
 		if unchanged {
-			return
+			return false
 		}
 	}
 	_ = a.reload(ctx)
+	return true
 }
 
 // reload serves the current agent-mode contexts: new ones get a socket,
@@ -610,6 +632,7 @@ type Status struct {
 	Total       int64             `json:"totalConnections"`
 	IdleLock    string            `json:"idleLock,omitempty"`
 	Extra       map[string]string `json:"extra,omitempty"`
+	Renewals    []RenewalStatus   `json:"renewals,omitempty"`
 }
 
 // ContextStatus is one served context.
@@ -632,6 +655,11 @@ func (a *Agent) status() Status {
 		st.Contexts = append(st.Contexts, ContextStatus{Name: name, Socket: SocketPath(a.cfg.Dir, name), Remote: s.ep.Remote, KeyLoaded: loaded})
 	}
 	sort.Slice(st.Contexts, func(i, j int) bool { return st.Contexts[i].Name < st.Contexts[j].Name })
+	for name, r := range a.renewals {
+		st.Renewals = append(st.Renewals, RenewalStatus{Name: name, Due: r.due.At, NotAfter: r.due.NotAfter, Failures: r.failures,
+			LastError: r.lastErr, NextTry: r.next, Renewed: r.lastOK})
+	}
+	sort.Slice(st.Renewals, func(i, j int) bool { return st.Renewals[i].Name < st.Renewals[j].Name })
 	return st
 }
 
@@ -675,6 +703,7 @@ func (a *Agent) control(ctx context.Context, c net.Conn) {
 		if err := a.reload(ctx); err != nil {
 			resp = response{Error: err.Error()}
 		}
+		a.refreshDue()
 	case "stop":
 		defer a.stop()
 	default:

@@ -169,6 +169,8 @@ func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 		},
 		IdleLock: opts.idleLock,
 		Log:      log.New(logTo, "docker-tls agent: ", log.LstdFlags),
+		Renewals: a.agentRenewals,
+		Renew:    a.agentRenew,
 	})
 }
 
@@ -256,6 +258,16 @@ func agentControlCommand(a *app, op, short string) *cobra.Command {
 					}
 					fmt.Fprintf(out, "  %-20s %-32s %s  (%s)\n", c.Name, c.Remote, state, c.Socket)
 				}
+				if len(st.Renewals) > 0 {
+					fmt.Fprintln(out, "Automatic renewals (from the CA service each context enrolled with):")
+				}
+				for _, r := range st.Renewals {
+					line := fmt.Sprintf("  %-20s expires %s, renews from %s", r.Name, r.NotAfter.Local().Format(time.RFC3339), r.Due.Local().Format(time.RFC3339))
+					if r.LastError != "" {
+						line += fmt.Sprintf("; FAILING (%d attempt(s), next %s): %s", r.Failures, r.NextTry.Local().Format(time.RFC3339), r.LastError)
+					}
+					fmt.Fprintln(out, line)
+				}
 			case "stop":
 				fmt.Fprintln(out, "Agent stopping")
 			case "lock":
@@ -266,7 +278,7 @@ func agentControlCommand(a *app, op, short string) *cobra.Command {
 	}
 	if op == "status" {
 		cmd.Example = "  docker tls agent status\n  docker tls agent status --format json\n  docker tls agent status --format '{{.PID}}'"
-		cmd.Flags().StringVar(&format, "format", "", `"json" or a Go template over the status (.PID, .Started, .Dir, .Connections, .Total, .IdleLock, .Contexts: .Name, .Socket, .Remote, .KeyLoaded)`)
+		cmd.Flags().StringVar(&format, "format", "", `"json" or a Go template over the status (.PID, .Started, .Dir, .Connections, .Total, .IdleLock, .Contexts: .Name, .Socket, .Remote, .KeyLoaded; .Renewals: .Name, .Due, .NotAfter, .Failures, .LastError, .NextTry, .Renewed)`)
 		_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	}
 	return cmd

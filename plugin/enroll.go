@@ -9,6 +9,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 	"github.com/docker-tls/docker-tls/remoteca"
@@ -22,6 +23,7 @@ type enrollOptions struct {
 	keyType     string
 	force       bool
 	noVerify    bool
+	agent       bool
 	timeout     time.Duration
 	remote      remoteOptions
 }
@@ -69,6 +71,7 @@ TLS in the last third of its life, with no token.`,
 	f.StringVar(&opts.keyType, "key-type", string(pki.DefaultKeyType), "Key type: "+keyTypeNames())
 	f.BoolVar(&opts.force, "force", false, "Replace an existing context of the same name")
 	f.BoolVar(&opts.noVerify, "no-verify", false, "Keep the context even if docker tls verify fails")
+	f.BoolVar(&opts.agent, "agent", false, "Agent mode: no key file at all; the agent also renews the certificate")
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "Time limit for each network step")
 	f.DurationVar(&opts.remote.lifetime, "lifetime", 0, "Ask for a certificate valid this long (e.g. 24h); default: the token's or the service's")
 	opts.remote.install(f)
@@ -105,7 +108,7 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	}
 	c, err := a.createContext(adoption{
 		name: opts.name, host: host, description: opts.description, force: opts.force,
-		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url,
+		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url, agent: opts.agent,
 	})
 	if err != nil {
 		return err
@@ -117,6 +120,10 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	t, err := a.contextTarget(a.contexts(), opts.name)
 	if err != nil {
 		return err
+	}
+	agentDown := c.AgentMode() && !agent.Running(a.agentDir())
+	if agentDown {
+		t.AgentSocket = "" // check the engine itself; the agent comes later
 	}
 	report := probe.Run(ctx, t, probe.Options{Timeout: opts.timeout})
 	if report.Worst() == probe.Fail {

@@ -113,7 +113,8 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 			errs = append(errs, fmt.Errorf("%s: %w (the old certificate is unchanged)", c.Name, err))
 			continue
 		}
-		fmt.Fprintf(a.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format("2006-01-02"))
+		a.renewState().clear(c.Name)
+		fmt.Fprintf(a.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format(time.RFC3339))
 	}
 	return errors.Join(errs...)
 }

@@ -68,6 +68,12 @@ type Target struct {
 	// AgentSocket, for agent-mode contexts, is the agent's socket the
 	// docker CLI uses; its health is checked too.
 	AgentSocket string
+	// CAURL is the CA service the context enrolled with: an expired
+	// certificate then needs a new enrollment, not a renewal.
+	CAURL string
+	// RenewalProblem, when set, says that the automatic renewal of the
+	// client certificate fails.
+	RenewalProblem string
 }
 
 // cas is the CA bundle: CA, then MoreCAs.
@@ -256,6 +262,14 @@ func checkLocal(r *Report, t Target, now time.Time) {
 	issueFix := "docker tls context create " + t.Name + " --host " + t.Host + " --issue --force"
 	if t.CAName != "" {
 		issueFix += " --ca " + t.CAName
+	}
+	if t.CAURL != "" {
+		// Renewal authenticates with the current certificate: once it has
+		// expired only a new token enrolls again.
+		issueFix = "ask the CA's operator for a token (docker tls ca token), then docker tls enroll " + t.Name + " --force --ca-url " + t.CAURL + " --token file:TOKEN --host " + t.Host
+	}
+	if t.RenewalProblem != "" {
+		r.add("renewal", Warn, "docker tls renew "+t.Name+" (or see docker tls agent status)", "%s", t.RenewalProblem)
 	}
 	switch {
 	case t.CA == nil:
