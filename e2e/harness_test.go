@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/docker-tls/docker-tls/internal/enginehost"
+	"github.com/docker-tls/docker-tls/internal/testpg"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -628,4 +629,41 @@ func (p *Proc) Stop() int {
 	}
 	p.e.assertNoSecrets(Result{Args: p.cmd.Args, Stdout: p.out.String()})
 	return p.exit
+}
+
+// Kill ends the process with SIGKILL (a replica that dies mid-run) and
+// waits for it.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// StartPostgres starts a real PostgreSQL (Debian's postgresql) in a temp
+// dir, reachable only on a unix socket there, stopped by pid when the test
+// ends, and returns the URL of a fresh database in it. Skips with the
+// reason when PostgreSQL is not installed.
+func StartPostgres(t testing.TB, dbName string) string {
+	t.Helper()
+	if _, _, err := testpg.Binaries(); err != nil {
+		t.Skip(err.Error())
+	}
+	dir, err := os.MkdirTemp("", "dtls-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pg, err := testpg.Start(filepath.Join(dir, "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	url, err := pg.CreateDB(dbName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
 }
