@@ -248,11 +248,11 @@ func (d *DB) RevokeTokenAndIssued(ctx context.Context, id, reason string, now ti
 }
 
 func (d *DB) revoke(ctx context.Context, f func(*sql.Tx) (*Revocation, error)) (*Revocation, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, done, err := d.begin(ctx)
 	if err != nil {
 		return nil, d.wrap(err)
 	}
-	defer tx.Rollback()
+	defer done()
 	rev, err := f(tx)
 	if err != nil {
 		return nil, err
@@ -345,16 +345,16 @@ func (d *DB) migrateFile(ctx context.Context, path, name string, load func(*sql.
 	if err != nil {
 		return err
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, done, err := d.begin(ctx)
 	if err != nil {
 		return d.wrap(err)
 	}
-	defer tx.Rollback()
-	var done int
-	if err := tx.QueryRowContext(ctx, d.q(`SELECT count(*) FROM migrations WHERE name = ?`), name).Scan(&done); err != nil {
+	defer done()
+	var applied int
+	if err := tx.QueryRowContext(ctx, d.q(`SELECT count(*) FROM migrations WHERE name = ?`), name).Scan(&applied); err != nil {
 		return d.wrap(err)
 	}
-	if done == 0 {
+	if applied == 0 {
 		if err := load(tx, data); err != nil {
 			return fmt.Errorf("migrate %s: %w", path, err)
 		}
