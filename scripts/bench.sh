@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints the figures the closing notes quote: Go benchmarks of the crypto per
-# key type, then the whole-process time of `docker tls client issue` beside
-# `docker context ls` (the CLI's own start-up cost, for scale).
+# key type, engines over SSH, the CA service beside cfssl, then the
+# whole-process time of `docker tls client issue` beside `docker context ls`
+# (the CLI's own start-up cost, for scale).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,10 @@ if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
 else
   echo "skipped: needs root and systemd-nspawn (scripts/deps.sh)"
 fi
+
+echo
+echo "== CA service: docker tls ca serve beside cfssl v1.6.5 serve (scripts/bench-caserve.sh) =="
+./scripts/bench-caserve.sh
 
 echo
 echo "== whole process =="
