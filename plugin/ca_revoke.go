@@ -42,8 +42,8 @@ certificate yet.
 
 dockerd checks no revocation list: a revoked certificate still opens an
 engine until it expires. Short lifetimes (docker tls enroll --lifetime 24h,
-ca serve --max-lifetime) make that window short; rotating the CA (or the
-engine's) closes it at once.`,
+ca serve --max-lifetime) make that window short; replacing the CA the
+engines trust closes it at once.`,
 		Example: `  docker tls ca revoke alice@laptop --ca team --reason "laptop stolen"
   docker tls ca revoke 3f2a9c1d --ca team
   docker tls ca revoke --token 5e0b1c --ca team`,
@@ -137,7 +137,7 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 		}
 	}
 	if last.After(now) {
-		fmt.Fprintf(a.cli.Err(), "Note: dockerd checks no revocation list, so engines accept these certificates until they expire (the last on %s); to cut that short, rotate the CA.\n",
+		fmt.Fprintf(a.cli.Err(), "Note: dockerd checks no revocation list, so engines accept these certificates until they expire (the last on %s); to cut that short, replace the CA the engines trust.\n",
 			last.Local().Format(time.RFC3339))
 	}
 	return nil

@@ -208,7 +208,9 @@ func (d *DB) RevokeName(ctx context.Context, cn, reason string, now time.Time) (
 		if _, err := tx.ExecContext(ctx, d.q(`UPDATE issued SET revoked_at = ?, reason = ? WHERE cn = ? AND revoked_at = 0`), now.UnixNano(), reason, cn); err != nil {
 			return nil, err
 		}
-		res, err := tx.ExecContext(ctx, d.q(`UPDATE tokens SET revoked = 1 WHERE cn = ? AND revoked = 0`), cn)
+		// Only tokens that could still enroll: a spent or expired one
+		// is not worth reporting as revoked.
+		res, err := tx.ExecContext(ctx, d.q(`UPDATE tokens SET revoked = 1 WHERE cn = ? AND revoked = 0 AND used < uses AND expires > ?`), cn, now.UnixNano())
 		if err != nil {
 			return nil, err
 		}

@@ -26,9 +26,11 @@ fi
 work=$(mktemp -d /tmp/docker-tls-demo.XXXX)
 dockerd_pid=
 host_pid=
+serve_pid=
 agent_started=
 cleanup() {
   [ -z "$agent_started" ] || docker tls agent stop >/dev/null 2>&1 || true
+  if [ -n "$serve_pid" ]; then kill -TERM "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
   if [ -n "$host_pid" ] && kill -0 "$host_pid" 2>/dev/null; then
     kill -TERM "$host_pid"
     for _ in $(seq 1 150); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.2; done
@@ -152,9 +154,29 @@ show docker tls agent status
 show docker tls agent stop
 agent_started=
 
+step "A CA service: the CA key stays on its host; a laptop enrolls with a one-time token"
+caport=
+for p in $(seq 23870 23970); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then caport=$p; break; fi
+done
+printf '%s$ docker tls ca serve --listen 127.0.0.1:%s --san 127.0.0.1 &%s\n' "$dim" "$caport" "$reset"
+docker tls ca serve --listen "127.0.0.1:$caport" --san 127.0.0.1 2>"$work/serve.log" &
+serve_pid=$!
+for _ in $(seq 1 100); do grep -q "Serving CA" "$work/serve.log" && break; sleep 0.1; done
+printf '%s$ docker tls ca token --cn demo-laptop > token   (a secret: it goes to a 0600 file, not the screen)%s\n' "$dim" "$reset"
+(umask 077; docker tls ca token --cn demo-laptop >"$work/token")
+show docker tls enroll team --ca-url "https://127.0.0.1:$caport" --token "file:$work/token" --lifetime 1h --host "tcp://127.0.0.1:$port"
+show docker --context team version --format 'enrolled: engine {{.Server.Version}}'
+show docker tls ca issued ls
+show docker tls renew team || true
+show docker tls ca revoke demo-laptop --reason "demo: laptop lost"
+show docker tls ca issued ls --format '{{.CN}}: {{.State}} ({{.Reason}})'
+echo "(the service's log, one line per event, never a secret:)"
+sed -n 's/^[0-9/]* [0-9:]* /  /p' "$work/serve.log"
+
 step "What a mistake looks like: a context made from the wrong CA"
 show docker tls ca init other
 show docker tls context create wrongca --host "tcp://127.0.0.1:$port" --ca other --issue
 show docker tls verify wrongca --timeout 5s || true
 
-step "Done: dockerd and the engine host stopped, $work removed"
+step "Done: dockerd, ca serve and the engine host stopped, $work removed"
