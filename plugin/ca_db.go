@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
 
@@ -56,9 +58,12 @@ func (o dbOptions) resolve() (string, string, error) {
 	return v, warn, nil
 }
 
-// open opens the service database of a CA. Its own SQLite file lives in
-// the CA's directory (service.db), into which an older docker-tls's
-// tokens.json and issued.jsonl are imported once (and kept as *.migrated).
+// open opens the service database of a CA. Its own SQLite file lives
+// beside the CA, in $DOCKER_CONFIG/tls/services/NAME/service.db, not in the
+// CA's directory, which every change of the CA (a key moved, a rotation)
+// replaces whole. An older docker-tls's database there is moved out once,
+// and its tokens.json and issued.jsonl are imported once (and kept as
+// *.migrated).
 func (o dbOptions) open(ctx context.Context, a *app, ca *castore.CA) (*remoteca.DB, error) {
 	where, warn, err := o.resolve()
 	if err != nil {
@@ -68,7 +73,10 @@ func (o dbOptions) open(ctx context.Context, a *app, ca *castore.CA) (*remoteca.
 		fmt.Fprintln(a.cli.Err(), "warning:", warn)
 	}
 	if where == "" {
-		where = filepath.Join(ca.Dir, "service.db")
+		where = filepath.Join(a.stateDir(), "services", ca.Name, "service.db")
+		if err := moveLegacyDB(filepath.Join(ca.Dir, "service.db"), where); err != nil {
+			return nil, fmt.Errorf("the service database of CA %q: %w", ca.Name, err)
+		}
 	}
 	db, err := remoteca.OpenDB(ctx, where)
 	if err != nil {
@@ -81,4 +89,26 @@ func (o dbOptions) open(ctx context.Context, a *app, ca *castore.CA) (*remoteca.
 		}
 	}
 	return db, nil
+}
+
+// moveLegacyDB moves a SQLite database (with its -wal and -shm files) from
+// where an older docker-tls kept it, unless one is already at to.
+func moveLegacyDB(from, to string) error {
+	if _, err := os.Stat(from); err != nil {
+		return nil
+	}
+	if _, err := os.Stat(to); err == nil {
+		return nil
+	}
+	if err := fsutil.MkdirPrivate(filepath.Dir(to)); err != nil {
+		return err
+	}
+	// The WAL first: a database file whose WAL is missing loses the
+	// transactions not yet checkpointed into it.
+	for _, suffix := range []string{"-wal", "-shm", ""} {
+		if err := os.Rename(from+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }

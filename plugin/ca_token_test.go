@@ -39,3 +39,38 @@ func TestTokensMigrateFromJSON(t *testing.T) {
 		t.Errorf("a second run lists %d tokens", n)
 	}
 }
+
+// TestServiceStateOutlivesCAChanges: moving a CA's key (which rewrites the
+// CA's directory) keeps the tokens and inventory of its service, which live
+// beside the CA, not in its directory; a database an older docker-tls kept
+// in the CA's directory is moved out once.
+func TestServiceStateOutlivesCAChanges(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init")
+	c.must("ca", "token", "--cn", "kept")
+	c.must("keys", "migrate", "--to", "file")
+	c.must("keys", "migrate", "--to", "keyring")
+	c.must("ca", "tokens", "ls", "--format", "{{.CN}}")
+	if strings.TrimSpace(c.Stdout) != "kept" {
+		t.Fatalf("tokens after moving the CA key twice: %q", c.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "tls", "services", "default", "service.db")); err != nil {
+		t.Fatalf("the service database is not beside the CA: %v", err)
+	}
+
+	// An older layout: service.db inside the CA's directory.
+	c.must("ca", "init", "older")
+	legacy := filepath.Join(c.dir, "tls", "ca", "older", "service.db")
+	c.must("ca", "token", "--ca", "older", "--cn", "legacy")
+	moved := filepath.Join(c.dir, "tls", "services", "older", "service.db")
+	if err := os.Rename(moved, legacy); err != nil {
+		t.Fatal(err)
+	}
+	c.must("ca", "tokens", "ls", "--ca", "older", "--format", "{{.CN}}")
+	if strings.TrimSpace(c.Stdout) != "legacy" {
+		t.Fatalf("tokens of a database in the CA's directory: %q", c.Stdout)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Fatalf("the old database was not moved: %v", err)
+	}
+}

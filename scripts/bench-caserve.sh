@@ -108,7 +108,7 @@ echo "(cfssl recorded $rows certificates in its database)"
 
 # --- the same with BIG tokens and inventory rows already stored ---
 stop_serve
-bin/caload -populate "$DOCKER_CONFIG/tls/ca/bench/service.db" -n "$BIG" >/dev/null
+bin/caload -populate "$DOCKER_CONFIG/tls/services/bench/service.db" -n "$BIG" >/dev/null
 start_serve
 mint "$N"
 big=$(bin/caload -url "https://127.0.0.1:$dport" -ca "$tmp/dtls-ca.pem" -tokens "$tmp/tokens.json" -clients 20 -n "$N")
