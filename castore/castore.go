@@ -42,12 +42,28 @@ type Meta struct {
 	// Imported is true for CAs adopted with `ca import`.
 	Imported bool      `json:"imported,omitempty"`
 	Created  time.Time `json:"created"`
+	// Next is the CA that replaces this one during a rotation (ca
+	// rotate): its certificate is next.pem, trusted beside ca.pem until
+	// the rotation finishes.
+	Next *NextMeta `json:"next,omitempty"`
+	// Retired are the keys of CAs this one replaced, kept by
+	// ca rotate --keep-old.
+	Retired []keystore.Ref `json:"retired,omitempty"`
+}
+
+// NextMeta says where the key of a rotation's new CA lives.
+type NextMeta struct {
+	KeyStore string    `json:"keyStore"`
+	KeyID    string    `json:"keyID"`
+	Created  time.Time `json:"created"`
 }
 
 // CA is a stored CA: its metadata and certificate.
 type CA struct {
 	Meta
 	Cert *x509.Certificate
+	// NextCert is the certificate of the CA a rotation is moving to, if any.
+	NextCert *x509.Certificate
 	// Dir is the CA's directory; CertPath its ca.pem.
 	Dir      string
 	CertPath string
@@ -116,7 +132,9 @@ type plan struct {
 	New     keystore.Ref  `json:"new"`
 	PutKey  bool          `json:"putKey,omitempty"`
 	CertPEM string        `json:"certPEM"`
-	Meta    Meta          `json:"meta"`
+	// NextPEM is a rotation's new CA certificate (next.pem), if any.
+	NextPEM string `json:"nextPEM,omitempty"`
+	Meta    Meta   `json:"meta"`
 }
 
 func (p *plan) oldKeyGoes() bool    { return p.Old != nil && *p.Old != p.New }
@@ -243,6 +261,11 @@ func (s *Store) writeDir(name string, p plan) error {
 	if err := fsutil.WriteFile(filepath.Join(next, "ca.json"), append(metaJSON, '\n'), fsutil.PrivateFile, false); err != nil {
 		return err
 	}
+	if p.NextPEM != "" {
+		if err := fsutil.WriteFile(filepath.Join(next, "next.pem"), []byte(p.NextPEM), fsutil.PublicFile, false); err != nil {
+			return err
+		}
+	}
 	if err := fsutil.MkdirPrivate(s.Dir); err != nil {
 		return err
 	}
@@ -328,7 +351,17 @@ func (s *Store) Get(name string) (*CA, error) {
 		return nil, fmt.Errorf("read CA %s: %s: %w", name, certPath, err)
 	}
 	meta.Name = name
-	return &CA{Meta: meta, Cert: cert, Dir: dir, CertPath: certPath}, nil
+	ca := &CA{Meta: meta, Cert: cert, Dir: dir, CertPath: certPath}
+	if meta.Next != nil {
+		nextPEM, err := os.ReadFile(filepath.Join(dir, "next.pem"))
+		if err != nil {
+			return nil, fmt.Errorf("read CA %s: the rotation's new CA: %w", name, err)
+		}
+		if ca.NextCert, err = pki.ParseCertificate(nextPEM); err != nil {
+			return nil, fmt.Errorf("read CA %s: next.pem: %w", name, err)
+		}
+	}
+	return ca, nil
 }
 
 // List reads every CA, sorted by name. A CA that cannot be read is returned

@@ -434,6 +434,65 @@ func (s *Store) Renew(was *Context, cert *x509.Certificate, key crypto.Signer, r
 	return s.Get(c.Name)
 }
 
+// Retrust changes what a managed context trusts and, optionally, its
+// client certificate, keeping its key: the steps of a CA rotation. caPEM
+// is the CA bundle the docker CLI will trust (the old and the new CA while
+// a rotation runs, then the new alone); cert, if not nil, must be for the
+// context's current key. was is the context as the caller read it: if
+// another command changed its key meanwhile, nothing is written.
+func (s *Store) Retrust(was *Context, caPEM []byte, cert *x509.Certificate) (*Context, error) {
+	release, err := s.j.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	c, err := s.managed(was.Name)
+	if err != nil {
+		return nil, err
+	}
+	if c.KeyOf() != was.KeyOf() {
+		return nil, fmt.Errorf("context %s was changed by another docker tls command while this one ran (its key is now %s): nothing was changed; run the command again", c.Name, c.TLS.KeyID)
+	}
+	cas, err := pki.ParseCertificates(caPEM)
+	if err != nil || len(cas) == 0 {
+		return nil, fmt.Errorf("context %s: the CA bundle: %w", c.Name, errors.Join(err, errors.New("no certificate")))
+	}
+	p, err := s.planOf(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.AgentMode() {
+		p.Meta.CAPEM = string(caPEM)
+	} else {
+		p.CAPEM = string(caPEM)
+	}
+	p.Meta.CAFingerprint = pki.Fingerprint(cas[0])
+	current := p.CertPEM
+	if c.AgentMode() {
+		current = p.Meta.CertPEM
+	}
+	key, err := s.storedKey(c, []byte(current))
+	if err != nil {
+		return nil, err
+	}
+	if cert != nil {
+		if err := pki.CheckKeyMatch(cert, key); err != nil {
+			return nil, fmt.Errorf("context %s: %w", c.Name, err)
+		}
+		certPEM := string(pki.EncodeCertificate(cert))
+		if c.AgentMode() {
+			p.Meta.CertPEM = certPEM
+		} else {
+			p.CertPEM = certPEM
+		}
+		p.Meta.Subject, p.Meta.Issuer, p.Meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
+	}
+	if err := s.run("retrust", c.Name, p, key); err != nil {
+		return nil, err
+	}
+	return s.Get(c.Name)
+}
+
 // planOf is the plan that rewrites context c as it is now; changes edit it.
 func (s *Store) planOf(c *Context) (plan, error) {
 	ref := c.KeyOf()

@@ -519,3 +519,52 @@ func TestToAgent(t *testing.T) {
 	}
 	assertClean(t, ts)
 }
+
+// TestRetrust: the steps of a CA rotation on one context: trust a bundle,
+// take a certificate from the new CA for the same key, trust the new CA
+// alone; a certificate for another key is refused and changes nothing.
+func TestRetrust(t *testing.T) {
+	ts := newTestStore(t)
+	o := opts(t, "prod")
+	was, _, err := ts.Create(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nk, _ := pki.GenerateKey(pki.ECDSAP256)
+	next, err := pki.NewCA(nk, pki.CAOptions{CommonName: "next CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := append(pki.EncodeCertificate(testCA.Cert), pki.EncodeCertificate(next.Cert)...)
+	c, err := ts.Retrust(was, bundle, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ts.ReadFile("prod", CAFile); !bytes.Equal(got, bundle) {
+		t.Fatalf("ca.pem is not the bundle:\n%s", got)
+	}
+	usable(t, ts.Store, "prod")
+
+	stranger, _ := pki.GenerateKey(pki.ECDSAP256)
+	wrong, _ := next.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "x", PublicKey: stranger.Public()})
+	if _, err := ts.Retrust(c, bundle, wrong); err == nil {
+		t.Fatal("a certificate for another key was accepted")
+	}
+	cert, _ := next.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "prod", PublicKey: o.Key.Public()})
+	if c, err = ts.Retrust(c, bundle, cert); err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.Issuer != "CN=next CA" || c.KeyOf() != was.KeyOf() {
+		t.Fatalf("after the re-issue: %+v", c.TLS)
+	}
+	if c, err = ts.Retrust(c, pki.EncodeCertificate(next.Cert), nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.CAFingerprint != pki.Fingerprint(next.Cert) {
+		t.Fatalf("fingerprint after retiring the old CA: %s", c.TLS.CAFingerprint)
+	}
+	if got, _ := ts.ReadFile("prod", CertFile); !bytes.Equal(got, pki.EncodeCertificate(cert)) {
+		t.Fatal("cert.pem lost")
+	}
+	usable(t, ts.Store, "prod")
+}
