@@ -1,0 +1,303 @@
+// Package rotation owns the progress of a CA rotation across the engines
+// and contexts issued from that CA: which phase each has reached, the
+// order the phases run in, and the record that lets a killed or failed run
+// be continued or aborted ($DOCKER_CONFIG/tls/rotations/NAME.json).
+//
+// dockerd and the docker CLI both accept a bundle of CA certificates, so the
+// rotation never has a moment when one side trusts only a CA the other side
+// no longer uses:
+//
+//  1. Started: a new CA exists beside the old one (package castore);
+//  2. TrustBoth: every context, then every engine, trusts old and new;
+//  3. Reissued: every engine, then every context, gets a certificate from
+//     the new CA (each side still trusts both, so either order works);
+//  4. Retired: every engine, then every context, trusts the new CA alone;
+//     then the old CA's key goes.
+//
+// A phase is complete only when every target has reached it; a target
+// that fails (an unreachable engine) stops the run with its name, and the
+// next run (--continue) starts from where each target is. Until phase 4
+// begins, Abort walks the same steps back to the old CA. The steps
+// themselves (what an engine or a context does to reach a phase) are the
+// caller's Executor; this package only orders them and keeps the record.
+package rotation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+)
+
+// Phase is how far a rotation, or one target of it, has come.
+type Phase int
+
+// The phases, in order.
+const (
+	Started Phase = iota + 1
+	TrustBoth
+	Reissued
+	Retired
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Started:
+		return "new CA made"
+	case TrustBoth:
+		return "trusts old and new"
+	case Reissued:
+		return "certificate from the new CA"
+	case Retired:
+		return "trusts the new CA only"
+	}
+	return "not started"
+}
+
+// Kind is what a target is.
+type Kind string
+
+// The kinds of targets.
+const (
+	Engine  Kind = "engine"
+	Context Kind = "context"
+)
+
+// Target is one engine or context the rotation moves.
+type Target struct {
+	Kind Kind   `json:"kind"`
+	Name string `json:"name"`
+	// Done is the last phase this target completed.
+	Done    Phase     `json:"done"`
+	Error   string    `json:"error,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Outside is a context issued from the CA whose engine docker-tls did not
+// set up: the rotation leaves it alone, and Commands say what its owner
+// runs.
+type Outside struct {
+	Context  string   `json:"context"`
+	Host     string   `json:"host"`
+	Commands []string `json:"commands"`
+}
+
+// State is the record of one rotation.
+type State struct {
+	CA             string    `json:"ca"`
+	OldFingerprint string    `json:"oldFingerprint"`
+	NewFingerprint string    `json:"newFingerprint"`
+	Phase          Phase     `json:"phase"`
+	Aborting       bool      `json:"aborting,omitempty"`
+	KeepOld        bool      `json:"keepOld,omitempty"`
+	Started        time.Time `json:"started"`
+	Updated        time.Time `json:"updated"`
+	Targets        []*Target `json:"targets"`
+	Outside        []Outside `json:"outside,omitempty"`
+}
+
+// Executor carries out the steps on one target.
+type Executor interface {
+	// Apply brings t to phase to (TrustBoth, Reissued or Retired); t.Done
+	// is to-1. It must be safe to repeat after an interruption.
+	Apply(ctx context.Context, t *Target, to Phase) error
+	// Revert takes t from phase from (Reissued or TrustBoth) back to
+	// from-1.
+	Revert(ctx context.Context, t *Target, from Phase) error
+}
+
+// PhaseError is a phase that did not complete: the targets that failed.
+type PhaseError struct {
+	Phase  Phase
+	Failed []*Target
+}
+
+func (e *PhaseError) Error() string {
+	names := make([]string, len(e.Failed))
+	for i, t := range e.Failed {
+		names[i] = fmt.Sprintf("%s %s (%s)", t.Kind, t.Name, t.Error)
+	}
+	return fmt.Sprintf("phase %d (%s) stopped: %s", e.Phase, e.Phase, strings.Join(names, "; "))
+}
+
+// order is the kinds in the order a phase moves them forward.
+func order(p Phase) []Kind {
+	if p == TrustBoth {
+		return []Kind{Context, Engine}
+	}
+	return []Kind{Engine, Context}
+}
+
+// Run moves every target through the phases after st.Phase, saving st
+// after each target's step. Engines of one group run up to parallel at a
+// time; contexts one after another (they are local and quick).
+func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, parallel int) error {
+	if st.Aborting {
+		return errors.New("this rotation is being aborted: finish that with --abort")
+	}
+	for phase := max(st.Phase+1, TrustBoth); phase <= Retired; phase++ {
+		var failed []*Target
+		for _, kind := range order(phase) {
+			failed = append(failed, step(st, kind, parallel, save, func(t *Target) (bool, error) {
+				if t.Done >= phase {
+					return false, nil
+				}
+				return true, ex.Apply(ctx, t, phase)
+			}, phase)...)
+			if len(failed) > 0 {
+				// The next kind waits: in phase 2 an engine must not trust
+				// both before every context does, and so on.
+				return &PhaseError{Phase: phase, Failed: failed}
+			}
+		}
+		st.Phase = phase
+		if err := save(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Abort walks the targets back to the old CA, phase by phase, saving st
+// after each step. It is refused once phase 4 has begun for any target:
+// some of them trust only the new CA, and the way out is forward.
+func Abort(ctx context.Context, st *State, ex Executor, save func(*State) error, parallel int) error {
+	for _, t := range st.Targets {
+		if t.Done >= Retired || st.Phase >= Retired {
+			return errors.New("phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)")
+		}
+	}
+	st.Aborting = true
+	if err := save(st); err != nil {
+		return err
+	}
+	for from := Reissued; from >= TrustBoth; from-- {
+		kinds := order(from)
+		// Backwards: the reverse of the order the phase went forward in.
+		kinds[0], kinds[1] = kinds[1], kinds[0]
+		for _, kind := range kinds {
+			failed := step(st, kind, parallel, save, func(t *Target) (bool, error) {
+				if t.Done < from {
+					return false, nil
+				}
+				return true, ex.Revert(ctx, t, from)
+			}, from-1)
+			if len(failed) > 0 {
+				return &PhaseError{Phase: from, Failed: failed}
+			}
+		}
+		st.Phase = min(st.Phase, from-1)
+		if err := save(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step runs f on the targets of kind, engines concurrently; a target for
+// which f ran without error reaches phase reached.
+func step(st *State, kind Kind, parallel int, save func(*State) error, f func(*Target) (bool, error), reached Phase) []*Target {
+	var (
+		mu     sync.Mutex
+		failed []*Target
+		wg     sync.WaitGroup
+	)
+	n := 1
+	if kind == Engine {
+		n = max(parallel, 1)
+	}
+	sem := make(chan struct{}, n)
+	for _, t := range st.Targets {
+		if t.Kind != kind {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ran, err := f(t)
+			if !ran {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Updated = time.Now().UTC()
+			if err != nil {
+				t.Error = err.Error()
+				failed = append(failed, t)
+			} else {
+				t.Done, t.Error = reached, ""
+			}
+			st.Updated = t.Updated
+			if serr := save(st); serr != nil && err == nil {
+				t.Error = serr.Error()
+				failed = append(failed, t)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Name < failed[j].Name })
+	return failed
+}
+
+// Records keeps the state of rotations, one file per CA, written
+// atomically.
+type Records struct{ Dir string }
+
+func (r Records) path(ca string) string { return filepath.Join(r.Dir, ca+".json") }
+
+// Get reads a CA's rotation; os.ErrNotExist if there is none.
+func (r Records) Get(ca string) (*State, error) {
+	data, err := os.ReadFile(r.path(ca))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.path(ca), err)
+	}
+	return &st, nil
+}
+
+// Put writes st.
+func (r Records) Put(st *State) error {
+	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFile(r.path(st.CA), append(data, '\n'), fsutil.PrivateFile, true)
+}
+
+// Remove deletes the record of a finished or aborted rotation.
+func (r Records) Remove(ca string) error {
+	err := os.Remove(r.path(ca))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Lock keeps a second rotation run of the same CA out while this one
+// runs (the OS drops it if the process dies).
+func (r Records) Lock(ca string) (func(), error) {
+	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
+		return nil, err
+	}
+	release, err := fsutil.Lock(r.path(ca)+".lock", 0)
+	if errors.Is(err, fsutil.ErrLockHeld) {
+		return nil, fmt.Errorf("another docker tls ca rotate %s is running", ca)
+	}
+	return release, err
+}

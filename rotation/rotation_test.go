@@ -1,0 +1,167 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fake records the steps and fails the targets named in fail.
+type fake struct {
+	mu   sync.Mutex
+	log  []string
+	fail map[string]bool
+}
+
+func (f *fake) do(verb string, t *Target, p Phase) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, fmt.Sprintf("%s %s:%s %d", verb, t.Kind, t.Name, p))
+	if f.fail[t.Name] {
+		return errors.New("unreachable")
+	}
+	return nil
+}
+
+func (f *fake) Apply(_ context.Context, t *Target, to Phase) error { return f.do("apply", t, to) }
+func (f *fake) Revert(_ context.Context, t *Target, from Phase) error {
+	return f.do("revert", t, from)
+}
+
+// phases lists, per phase, the kinds in the order the log shows them.
+func (f *fake) kinds() string {
+	var b strings.Builder
+	last := ""
+	for _, l := range f.log {
+		parts := strings.Fields(l)
+		k := parts[0] + " " + strings.Split(parts[1], ":")[0] + " " + parts[2]
+		if k != last {
+			b.WriteString(k + "; ")
+			last = k
+		}
+	}
+	return b.String()
+}
+
+func newState() *State {
+	return &State{CA: "team", Phase: Started, Targets: []*Target{
+		{Kind: Engine, Name: "e1", Done: Started}, {Kind: Engine, Name: "e2", Done: Started},
+		{Kind: Context, Name: "c1", Done: Started}, {Kind: Context, Name: "c2", Done: Started},
+	}}
+}
+
+func TestRunOrderFailureAndContinue(t *testing.T) {
+	rec := Records{Dir: t.TempDir()}
+	st := newState()
+	f := &fake{fail: map[string]bool{}}
+	save := func(s *State) error { return rec.Put(s) }
+	// e2 becomes unreachable after phase 2.
+	f.fail["e2"] = false
+	ex := &failAt{fake: f, name: "e2", phase: Reissued}
+	err := Run(context.Background(), st, ex, save, 4)
+	var pe *PhaseError
+	if !errors.As(err, &pe) || pe.Phase != Reissued || len(pe.Failed) != 1 || pe.Failed[0].Name != "e2" {
+		t.Fatalf("err = %v", err)
+	}
+	if got := f.kinds(); got != "apply context 2; apply engine 2; apply engine 3; " {
+		t.Fatalf("order: %s", got)
+	}
+	// The record says where each target is.
+	saved, err := rec.Get("team")
+	if err != nil || saved.Phase != TrustBoth {
+		t.Fatalf("saved phase %v, %v", saved.Phase, err)
+	}
+	for _, tg := range saved.Targets {
+		want := TrustBoth
+		if tg.Name == "e1" {
+			want = Reissued
+		}
+		if tg.Done != want || (tg.Name == "e2") != (tg.Error != "") {
+			t.Errorf("%s: done %d error %q", tg.Name, tg.Done, tg.Error)
+		}
+	}
+	// Continue: only what is left runs, and the rotation completes.
+	ex.phase = 0
+	f.log = nil
+	if err := Run(context.Background(), saved, ex, save, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.log, ", "); strings.Contains(got, "engine:e1 3") || !strings.Contains(got, "engine:e2 3") {
+		t.Fatalf("continue ran: %s", got)
+	}
+	if got := f.kinds(); got != "apply engine 3; apply context 3; apply engine 4; apply context 4; " {
+		t.Fatalf("order on continue: %s", got)
+	}
+	if saved.Phase != Retired {
+		t.Fatalf("phase %d", saved.Phase)
+	}
+	if err := Abort(context.Background(), saved, ex, save, 4); err == nil || !strings.Contains(err.Error(), "can only be finished") {
+		t.Fatalf("abort after phase 4: %v", err)
+	}
+}
+
+// failAt fails one target at one phase.
+type failAt struct {
+	*fake
+	name  string
+	phase Phase
+}
+
+func (f *failAt) Apply(ctx context.Context, t *Target, to Phase) error {
+	if t.Name == f.name && to == f.phase {
+		f.fake.mu.Lock()
+		f.fake.log = append(f.fake.log, fmt.Sprintf("apply %s:%s %d", t.Kind, t.Name, to))
+		f.fake.mu.Unlock()
+		return errors.New("unreachable")
+	}
+	return f.fake.Apply(ctx, t, to)
+}
+
+func TestAbortWalksBack(t *testing.T) {
+	st := newState()
+	f := &fake{}
+	save := func(*State) error { return nil }
+	ex := &failAt{fake: f, name: "c2", phase: Reissued}
+	if err := Run(context.Background(), st, ex, save, 2); err == nil {
+		t.Fatal("expected a stop in phase 3")
+	}
+	f.log = nil
+	if err := Abort(context.Background(), st, f, save, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Phase 3 undone contexts first (c1 only: c2 never got there), then
+	// engines; phase 2 undone engines first, then contexts.
+	if got := f.kinds(); got != "revert context 3; revert engine 3; revert engine 2; revert context 2; " {
+		t.Fatalf("abort order: %s", got)
+	}
+	if strings.Contains(strings.Join(f.log, ","), "context:c2 3") {
+		t.Fatal("reverted a step c2 never made")
+	}
+	for _, tg := range st.Targets {
+		if tg.Done != Started {
+			t.Errorf("%s at %d after abort", tg.Name, tg.Done)
+		}
+	}
+	if err := Run(context.Background(), st, f, save, 2); err == nil || !strings.Contains(err.Error(), "being aborted") {
+		t.Fatalf("run after abort: %v", err)
+	}
+}
+
+func TestRecordsLock(t *testing.T) {
+	rec := Records{Dir: filepath.Join(t.TempDir(), "rotations")}
+	release, err := rec.Lock("team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Lock("team"); err == nil || !strings.Contains(err.Error(), "another docker tls ca rotate team") {
+		t.Fatalf("second lock: %v", err)
+	}
+	release()
+	if _, err := rec.Get("team"); err == nil {
+		t.Fatal("a record without a rotation")
+	}
+}
