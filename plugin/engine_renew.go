@@ -112,6 +112,9 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 		if err != nil {
 			return fmt.Errorf("engine %s: %w", r.Name, err)
 		}
+		if stored.NextCert != nil {
+			return fmt.Errorf("engine %s: CA %q is being rotated, which re-issues every engine's certificate: finish it first (docker tls ca rotate %s --continue)", r.Name, r.CA, r.CA)
+		}
 		if pki.Fingerprint(stored.Cert) != r.CAFingerprint {
 			return fmt.Errorf("engine %s was set up with another CA %q than the one now named so (fingerprints differ): run docker tls engine setup %s --force", r.Name, r.CA, r.Dest)
 		}

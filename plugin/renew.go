@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -203,6 +204,19 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		}
 		if !stored.Cert.Equal(caCert) {
 			return nil, fmt.Errorf("the local CA %q is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force", c.TLS.CA)
+		}
+		// During a rotation, a context that already trusts the new CA
+		// renews from it, so that the renewal does not undo phase 3.
+		if stored.NextCert != nil {
+			if bundle, _ := pki.ParseCertificates(caPEM); slices.ContainsFunc(bundle, stored.NextCert.Equal) {
+				pass, err := opts.passphrase.read()
+				if err != nil {
+					return nil, err
+				}
+				if ca, err = a.cas().NextSigner(stored, pass); err != nil {
+					return nil, err
+				}
+			}
 		}
 		life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
 		if opts.days > 0 {

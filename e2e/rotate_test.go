@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+// tlsFailure says whether a failed docker command failed for a TLS reason
+// (a certificate not trusted or refused), as opposed to the engine being
+// briefly away while it restarts.
+func tlsFailure(stderr string) bool {
+	for _, s := range []string{"certificate", "unknown authority", "tls: ", "x509"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// usageLoop runs `docker --context NAME version` for each context until
+// stop is closed (at most 2000 times each), and counts the failures by
+// kind.
+type usageLoop struct {
+	mu       sync.Mutex
+	calls    int
+	tls      []string
+	other    int
+	done     chan struct{}
+	stopping chan struct{}
+}
+
+func startUsage(t *testing.T, e *Env, names []string) *usageLoop {
+	u := &usageLoop{done: make(chan struct{}), stopping: make(chan struct{})}
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				select {
+				case <-u.stopping:
+					return
+				default:
+				}
+				r := e.Docker("--context", name, "version", "--format", "{{.Server.Version}}")
+				u.mu.Lock()
+				u.calls++
+				if r.Code != 0 {
+					if tlsFailure(r.Stderr) {
+						u.tls = append(u.tls, fmt.Sprintf("%s at %s: %s", name, time.Now().Format("15:04:05.000"), strings.TrimSpace(r.Stderr)))
+					} else {
+						u.other++
+					}
+				}
+				u.mu.Unlock()
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(u.done) }()
+	t.Cleanup(u.stop)
+	return u
+}
+
+func (u *usageLoop) stop() {
+	select {
+	case <-u.stopping:
+	default:
+		close(u.stopping)
+	}
+	<-u.done
+}
+
+// TestCARotation: a CA rotated across 3 engine hosts and 10 contexts while
+// every context is used in a loop: no call fails for a TLS reason (only
+// while an engine restarts: connection refused), a container on each host
+// keeps running (same ID, same start), every context and engine ends on
+// the new CA alone, and an engine refuses a client certificate of the old
+// CA. A context for an engine docker tls did not set up is left alone and
+// listed with its commands.
+func TestCARotation(t *testing.T) {
+	t.Parallel() // own hosts; mostly waiting on restarts
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	hosts := StartEngineHosts(t, c, 3)
+	e.MustTLS("ca", "init", "team")
+	ids := make([]string, len(hosts))
+	for i, h := range hosts {
+		id, started := hostContainer(t, h)
+		ids[i] = id + " " + started
+		requireOK(t, setupEngine(e, c, h, "root", "--name", fmt.Sprintf("rot%d", i), "--ca", "team"))
+	}
+	names := []string{"rot0", "rot1", "rot2"}
+	for i := range 7 {
+		name := fmt.Sprintf("extra%d", i)
+		e.MustTLS("context", "create", name, "--host", "tcp://"+hosts[i%3].Addr+":2376", "--issue", "--ca", "team")
+		names = append(names, name)
+	}
+	e.MustTLS("context", "create", "outside", "--host", "tcp://127.0.0.1:9", "--issue", "--ca", "team")
+	oldDir := e.Path("old-client")
+	e.MustTLS("export", "extra0", "--format", "dir", "--out", oldDir)
+	for _, n := range names {
+		requireOK(t, e.Docker("--context", n, "version", "--format", "{{.Server.Version}}"))
+	}
+
+	use := startUsage(t, e, names)
+	start := time.Now()
+	r := e.MustTLS("ca", "rotate", "team")
+	took := time.Since(start)
+	use.stop()
+	if !strings.Contains(r.Stdout, `Rotated CA "team": 3 engine(s) and 10 context(s)`) || !strings.Contains(r.Stdout, "context outside (tcp://127.0.0.1:9)") {
+		t.Fatalf("ca rotate:\n%s", r)
+	}
+	if len(use.tls) > 0 {
+		t.Fatalf("%d of %d calls failed for a TLS reason during the rotation; first: %s", len(use.tls), use.calls, use.tls[0])
+	}
+	t.Logf("rotation of 3 engines and 10 contexts: %s; %d docker version calls, %d failed while an engine restarted, 0 for a TLS reason", took.Round(time.Millisecond), use.calls, use.other)
+
+	newCA := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem"))
+	for _, n := range names {
+		ca := e.Docker("context", "inspect", n, "--format", "{{.Storage.TLSPath}}")
+		data, err := os.ReadFile(filepath.Join(strings.TrimSpace(ca.Stdout), "docker", "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if certs, _ := pki.ParseCertificates(data); len(certs) != 1 || !certs[0].Equal(newCA) {
+			t.Fatalf("context %s trusts %d certificates, not the new CA alone", n, len(certs))
+		}
+		if cert := contextCert(t, e, n); cert.CheckSignatureFrom(newCA) != nil {
+			t.Fatalf("context %s: its certificate is not from the new CA", n)
+		}
+		requireOK(t, e.Docker("--context", n, "version", "--format", "{{.Server.Version}}"))
+	}
+	for i, h := range hosts {
+		if got := e.Docker("--context", fmt.Sprintf("rot%d", i), "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", "keep"); strings.TrimSpace(got.Stdout) != ids[i] {
+			t.Errorf("%s: container %q, want %q (it did not keep running)", h.Name, got.Stdout, ids[i])
+		}
+		// The old CA's client certificate, presented with the new CA
+		// trusted for the server: the engine refuses it.
+		old := ClientTLS{CA: filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem"), Cert: filepath.Join(oldDir, "cert.pem"), Key: filepath.Join(oldDir, "key.pem")}
+		if r := e.DockerVia("tcp://"+h.Addr+":2376", old, "version"); r.Code == 0 || !tlsFailure(r.Stderr) {
+			t.Errorf("%s accepted a client certificate of the old CA: %s", h.Name, r)
+		}
+	}
+	if st := e.MustTLS("ca", "rotate", "team", "--status"); !strings.Contains(st.Stdout, "No rotation") {
+		t.Errorf("status after the rotation: %s", st)
+	}
+	if ls := e.MustTLS("keys", "ls", "--format", "{{.Owner}}"); strings.Count(ls.Stdout, "ca/team") != 1 {
+		t.Errorf("the old CA key is still there:\n%s", ls.Stdout)
+	}
+}
