@@ -136,3 +136,30 @@ func pingLoop(client *http.Client, url string) func() time.Duration {
 		return longest
 	}
 }
+
+// BenchmarkEngineRotation: ca rotate of a CA used by 3 engines beside the
+// same of a CA used by 1 (goal: at most 2x; engines change concurrently,
+// three restarts each, and the 3 hosts share this machine).
+func BenchmarkEngineRotation(b *testing.B) {
+	c := NewSSHClient(b)
+	hosts := StartEngineHosts(b, c, 4)
+	e := NewEnv(b)
+	e.MustTLS("ca", "init", "three")
+	e.MustTLS("ca", "init", "one")
+	for i, h := range hosts[:3] {
+		e.MustTLS("engine", "setup", "root@"+h.Addr, "--ssh-config", c.Config, "--name", fmt.Sprintf("t%d", i), "--ca", "three")
+	}
+	e.MustTLS("engine", "setup", "root@"+hosts[3].Addr, "--ssh-config", c.Config, "--name", "o0", "--ca", "one")
+	var d1, d3 time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		e.MustTLS("ca", "rotate", "three")
+		d3 += time.Since(start)
+		start = time.Now()
+		e.MustTLS("ca", "rotate", "one")
+		d1 += time.Since(start)
+	}
+	b.ReportMetric(d1.Seconds()/float64(b.N), "rotate1-s")
+	b.ReportMetric(d3.Seconds()/float64(b.N), "rotate3-s")
+	b.ReportMetric(float64(d3)/float64(d1), "rotate3/1")
+}

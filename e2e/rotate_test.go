@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/rotation"
 )
 
 // tlsFailure says whether a failed docker command failed for a TLS reason
@@ -123,21 +125,7 @@ func TestCARotation(t *testing.T) {
 	}
 	t.Logf("rotation of 3 engines and 10 contexts: %s; %d docker version calls, %d failed while an engine restarted, 0 for a TLS reason", took.Round(time.Millisecond), use.calls, use.other)
 
-	newCA := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem"))
-	for _, n := range names {
-		ca := e.Docker("context", "inspect", n, "--format", "{{.Storage.TLSPath}}")
-		data, err := os.ReadFile(filepath.Join(strings.TrimSpace(ca.Stdout), "docker", "ca.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if certs, _ := pki.ParseCertificates(data); len(certs) != 1 || !certs[0].Equal(newCA) {
-			t.Fatalf("context %s trusts %d certificates, not the new CA alone", n, len(certs))
-		}
-		if cert := contextCert(t, e, n); cert.CheckSignatureFrom(newCA) != nil {
-			t.Fatalf("context %s: its certificate is not from the new CA", n)
-		}
-		requireOK(t, e.Docker("--context", n, "version", "--format", "{{.Server.Version}}"))
-	}
+	onlyCA(t, e, names, readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem")))
 	for i, h := range hosts {
 		if got := e.Docker("--context", fmt.Sprintf("rot%d", i), "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", "keep"); strings.TrimSpace(got.Stdout) != ids[i] {
 			t.Errorf("%s: container %q, want %q (it did not keep running)", h.Name, got.Stdout, ids[i])
@@ -154,5 +142,107 @@ func TestCARotation(t *testing.T) {
 	}
 	if ls := e.MustTLS("keys", "ls", "--format", "{{.Owner}}"); strings.Count(ls.Stdout, "ca/team") != 1 {
 		t.Errorf("the old CA key is still there:\n%s", ls.Stdout)
+	}
+
+	t.Run("kill -9 in phases 2, 3 and 4, then --continue", func(t *testing.T) {
+		use := startUsage(t, e, names)
+		args := []string{"ca", "rotate", "team"}
+		for _, p := range []rotation.Phase{rotation.TrustBoth, rotation.Reissued, rotation.Retired} {
+			killWhen(t, e, args, func(st *rotation.State) bool {
+				for _, tg := range st.Targets {
+					if tg.Done == p {
+						return true
+					}
+				}
+				return false
+			})
+			if st := e.MustTLS("ca", "rotate", "team", "--status"); !strings.Contains(st.Stdout, "in progress") {
+				t.Fatalf("status after kill -9 in phase %d: %s", p, st)
+			}
+			args = []string{"ca", "rotate", "team", "--continue"}
+		}
+		r := e.MustTLS(args...)
+		use.stop()
+		if !strings.Contains(r.Stdout, "Rotated CA") {
+			t.Fatalf("--continue: %s", r)
+		}
+		if len(use.tls) > 0 {
+			t.Fatalf("%d calls failed for a TLS reason; first: %s", len(use.tls), use.tls[0])
+		}
+		onlyCA(t, e, names, readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem")))
+	})
+
+	for _, p := range []rotation.Phase{rotation.TrustBoth, rotation.Reissued} {
+		t.Run(fmt.Sprintf("--abort in phase %d returns everything to the old CA", p), func(t *testing.T) {
+			current := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem"))
+			use := startUsage(t, e, names)
+			killWhen(t, e, []string{"ca", "rotate", "team"}, func(st *rotation.State) bool {
+				for _, tg := range st.Targets {
+					if tg.Done == p && tg.Kind == rotation.Engine {
+						return true
+					}
+				}
+				return false
+			})
+			r := e.MustTLS("ca", "rotate", "team", "--abort")
+			use.stop()
+			if !strings.Contains(r.Stdout, "Aborted the rotation") {
+				t.Fatalf("--abort: %s", r)
+			}
+			if len(use.tls) > 0 {
+				t.Fatalf("%d calls failed for a TLS reason; first: %s", len(use.tls), use.tls[0])
+			}
+			onlyCA(t, e, names, current)
+			if ls := e.MustTLS("keys", "ls", "--format", "{{.Owner}}"); strings.Count(ls.Stdout, "ca/team") != 1 {
+				t.Errorf("the aborted CA's key is still there:\n%s", ls.Stdout)
+			}
+		})
+	}
+	for i, h := range hosts {
+		if got := e.Docker("--context", fmt.Sprintf("rot%d", i), "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", "keep"); strings.TrimSpace(got.Stdout) != ids[i] {
+			t.Errorf("%s: container %q after three rotations, want %q", h.Name, got.Stdout, ids[i])
+		}
+	}
+}
+
+// killWhen runs docker-tls args (the plugin binary itself, so that SIGKILL
+// reaches the process doing the work) and kills it with SIGKILL as soon as
+// the rotation record satisfies cond (bounded: 90 s).
+func killWhen(t *testing.T, e *Env, args []string, cond func(*rotation.State) bool) {
+	t.Helper()
+	p := e.Start(pluginBinary, args...)
+	recs := rotation.Records{Dir: filepath.Join(e.ConfigDir, "tls", "rotations")}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := recs.Get("team"); err == nil && cond(st) {
+			p.Kill()
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("docker-tls %s ended before the moment to kill it:\n%s", strings.Join(args, " "), p.Output())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the rotation never reached the moment to kill it:\n%s", p.Output())
+}
+
+// onlyCA checks that every context trusts ca alone, holds a certificate
+// from it, and works.
+func onlyCA(t *testing.T, e *Env, names []string, ca *x509.Certificate) {
+	t.Helper()
+	for _, n := range names {
+		r := e.Docker("context", "inspect", n, "--format", "{{.Storage.TLSPath}}")
+		data, err := os.ReadFile(filepath.Join(strings.TrimSpace(r.Stdout), "docker", "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if certs, _ := pki.ParseCertificates(data); len(certs) != 1 || !certs[0].Equal(ca) {
+			t.Fatalf("context %s trusts %d certificates, not %s alone", n, len(certs), ca.Subject.CommonName)
+		}
+		if cert := contextCert(t, e, n); cert.CheckSignatureFrom(ca) != nil {
+			t.Fatalf("context %s: its certificate is not from %s", n, ca.Subject.CommonName)
+		}
+		requireOK(t, e.Docker("--context", n, "version", "--format", "{{.Server.Version}}"))
 	}
 }

@@ -247,7 +247,10 @@ func (a *app) planRotation(name string, keepOld bool) (*rotation.State, error) {
 	return st, nil
 }
 
-var dateSuffix = regexp.MustCompile(` \(\d{4}-\d{2}-\d{2}\)$`)
+// dateSuffix is what a rotation adds to the CA's name: the day and the
+// start of the new key's identifier, so two CAs of one name never share
+// a subject (people, and openssl's error messages, tell them apart).
+var dateSuffix = regexp.MustCompile(` \(\d{4}-\d{2}-\d{2}[^)]*\)$`)
 
 // startRotation makes the new CA (phase 1), once.
 func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(*rotation.State) error) (*castore.CA, error) {
@@ -267,7 +270,11 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 		return nil, err
 	}
 	now := time.Now()
-	cn := dateSuffix.ReplaceAllString(stored.Cert.Subject.CommonName, "") + " (" + now.Format("2006-01-02") + ")"
+	ski, err := pki.SubjectKeyID(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	cn := fmt.Sprintf("%s (%s, %x)", dateSuffix.ReplaceAllString(stored.Cert.Subject.CommonName, ""), now.Format("2006-01-02"), ski[:2])
 	var org string
 	if len(stored.Cert.Subject.Organization) > 0 {
 		org = stored.Cert.Subject.Organization[0]

@@ -76,7 +76,11 @@ type Target struct {
 	Kind Kind   `json:"kind"`
 	Name string `json:"name"`
 	// Done is the last phase this target completed.
-	Done    Phase     `json:"done"`
+	Done Phase `json:"done"`
+	// Doing is a step begun and not recorded as done: a run killed in
+	// the middle of it leaves the target somewhere between Done and
+	// Doing, which Run repeats the step for and Abort undoes it from.
+	Doing   Phase     `json:"doing,omitempty"`
 	Error   string    `json:"error,omitempty"`
 	Updated time.Time `json:"updated"`
 }
@@ -146,12 +150,9 @@ func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, p
 	for phase := max(st.Phase+1, TrustBoth); phase <= Retired; phase++ {
 		var failed []*Target
 		for _, kind := range order(phase) {
-			failed = append(failed, step(st, kind, parallel, save, func(t *Target) (bool, error) {
-				if t.Done >= phase {
-					return false, nil
-				}
-				return true, ex.Apply(ctx, t, phase)
-			}, phase)...)
+			failed = append(failed, step(st, kind, parallel, save,
+				func(t *Target) bool { return t.Done < phase },
+				func(t *Target) error { return ex.Apply(ctx, t, phase) }, phase, phase)...)
 			if len(failed) > 0 {
 				// The next kind waits: in phase 2 an engine must not trust
 				// both before every context does, and so on.
@@ -171,7 +172,7 @@ func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, p
 // some of them trust only the new CA, and the way out is forward.
 func Abort(ctx context.Context, st *State, ex Executor, save func(*State) error, parallel int) error {
 	for _, t := range st.Targets {
-		if t.Done >= Retired || st.Phase >= Retired {
+		if t.Done >= Retired || t.Doing >= Retired || st.Phase >= Retired {
 			return errors.New("phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)")
 		}
 	}
@@ -184,12 +185,10 @@ func Abort(ctx context.Context, st *State, ex Executor, save func(*State) error,
 		// Backwards: the reverse of the order the phase went forward in.
 		kinds[0], kinds[1] = kinds[1], kinds[0]
 		for _, kind := range kinds {
-			failed := step(st, kind, parallel, save, func(t *Target) (bool, error) {
-				if t.Done < from {
-					return false, nil
-				}
-				return true, ex.Revert(ctx, t, from)
-			}, from-1)
+			failed := step(st, kind, parallel, save,
+				// A step begun towards from (Doing) may have got there.
+				func(t *Target) bool { return t.Done >= from || t.Doing == from },
+				func(t *Target) error { return ex.Revert(ctx, t, from) }, from-1, from)
 			if len(failed) > 0 {
 				return &PhaseError{Phase: from, Failed: failed}
 			}
@@ -203,8 +202,10 @@ func Abort(ctx context.Context, st *State, ex Executor, save func(*State) error,
 }
 
 // step runs f on the targets of kind, engines concurrently; a target for
-// which f ran without error reaches phase reached.
-func step(st *State, kind Kind, parallel int, save func(*State) error, f func(*Target) (bool, error), reached Phase) []*Target {
+// which f ran without error reaches phase reached. Before f changes a
+// target, the record says so (Doing: doing), so that a kill in the middle
+// of a step is known to the next run.
+func step(st *State, kind Kind, parallel int, save func(*State) error, needs func(*Target) bool, do func(*Target) error, reached, doing Phase) []*Target {
 	var (
 		mu     sync.Mutex
 		failed []*Target
@@ -224,10 +225,22 @@ func step(st *State, kind Kind, parallel int, save func(*State) error, f func(*T
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ran, err := f(t)
-			if !ran {
+			mu.Lock()
+			if !needs(t) {
+				mu.Unlock()
 				return
 			}
+			t.Doing = doing
+			serr := save(st)
+			mu.Unlock()
+			if serr != nil {
+				mu.Lock()
+				t.Error = serr.Error()
+				failed = append(failed, t)
+				mu.Unlock()
+				return
+			}
+			err := do(t)
 			mu.Lock()
 			defer mu.Unlock()
 			t.Updated = time.Now().UTC()
@@ -235,7 +248,7 @@ func step(st *State, kind Kind, parallel int, save func(*State) error, f func(*T
 				t.Error = err.Error()
 				failed = append(failed, t)
 			} else {
-				t.Done, t.Error = reached, ""
+				t.Done, t.Doing, t.Error = reached, 0, ""
 			}
 			st.Updated = t.Updated
 			if serr := save(st); serr != nil && err == nil {

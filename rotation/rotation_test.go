@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -133,13 +134,14 @@ func TestAbortWalksBack(t *testing.T) {
 	if err := Abort(context.Background(), st, f, save, 2); err != nil {
 		t.Fatal(err)
 	}
-	// Phase 3 undone contexts first (c1 only: c2 never got there), then
-	// engines; phase 2 undone engines first, then contexts.
+	// Phase 3 undone contexts first (c2 too: its step began, and a
+	// failure may come after the change), then engines; phase 2 undone
+	// engines first, then contexts.
 	if got := f.kinds(); got != "revert context 3; revert engine 3; revert engine 2; revert context 2; " {
 		t.Fatalf("abort order: %s", got)
 	}
-	if strings.Contains(strings.Join(f.log, ","), "context:c2 3") {
-		t.Fatal("reverted a step c2 never made")
+	if !strings.Contains(strings.Join(f.log, ","), "context:c2 3") {
+		t.Fatal("c2's begun phase-3 step was not undone")
 	}
 	for _, tg := range st.Targets {
 		if tg.Done != Started {
@@ -163,5 +165,33 @@ func TestRecordsLock(t *testing.T) {
 	release()
 	if _, err := rec.Get("team"); err == nil {
 		t.Fatal("a record without a rotation")
+	}
+}
+
+// TestAbortUndoesAnInterruptedStep: a run killed in the middle of an
+// engine's phase-3 step (recorded as Doing) may have left it with the new
+// CA's certificate: abort undoes that step too.
+func TestAbortUndoesAnInterruptedStep(t *testing.T) {
+	st := newState()
+	st.Phase = TrustBoth
+	for _, tg := range st.Targets {
+		tg.Done = TrustBoth
+	}
+	st.Targets[1].Doing = Reissued // e2, killed mid-step
+	f := &fake{}
+	var saved []string
+	save := func(s *State) error {
+		saved = append(saved, fmt.Sprintf("%s:%d/%d", s.Targets[0].Name, s.Targets[0].Done, s.Targets[0].Doing))
+		return nil
+	}
+	if err := Abort(context.Background(), st, f, save, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.log, ", "); !strings.Contains(got, "revert engine:e2 3") || strings.Contains(got, "revert engine:e1 3") {
+		t.Fatalf("abort steps: %s", got)
+	}
+	// Each step is recorded as begun before it runs.
+	if !slices.Contains(saved, "e1:2/2") {
+		t.Fatalf("e1's revert of phase 2 was not recorded as begun: %v", saved)
 	}
 }

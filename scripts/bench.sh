@@ -28,6 +28,9 @@ if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
            printf "%-45s %6.2f s\n", "docker tls engine renew --all (3 engines)", m["renew3-s"]
            printf "%-45s %6.2f (goal: at most 1.5; the 3 hosts share this machine)\n", "3 engines / 1", m["3/1"]
            printf "%-45s %6d ms (goal: at most 2000)\n", "engine API downtime during renew (max)", m["max-downtime-ms"]
+           printf "%-45s %6.2f s\n", "docker tls ca rotate (CA of 1 engine)", m["rotate1-s"]
+           printf "%-45s %6.2f s\n", "docker tls ca rotate (CA of 3 engines)", m["rotate3-s"]
+           printf "%-45s %6.2f (goal: at most 2)\n", "rotation: 3 engines / 1", m["rotate3/1"]
          }'
 else
   echo "skipped: needs root and systemd-nspawn (scripts/deps.sh)"
