@@ -112,18 +112,50 @@ func TestCARotation(t *testing.T) {
 		requireOK(t, e.Docker("--context", n, "version", "--format", "{{.Server.Version}}"))
 	}
 
+	// Two laptops enrolled through ca serve: one follows the rotation by
+	// renewing (no token), the other is excluded (lost).
+	url, serve := caServe(t, e, "team")
+	laptop, lost := NewEnv(t), NewEnv(t)
+	engine0 := "tcp://" + hosts[0].Addr + ":2376"
+	laptop.MustTLS("enroll", "via-serve", "--ca-url", url, "--token", mintToken(t, e, laptop, "--ca", "team", "--cn", "laptop"), "--host", engine0)
+	lost.MustTLS("enroll", "lost", "--ca-url", url, "--token", mintToken(t, e, lost, "--ca", "team", "--cn", "lost-laptop"), "--host", engine0)
+
 	use := startUsage(t, e, names)
+	useLaptop := startUsage(t, laptop, []string{"via-serve"})
 	start := time.Now()
-	r := e.MustTLS("ca", "rotate", "team")
+	// Stopped (kill -9) once every engine trusts both CAs, so that the
+	// laptops renew in the middle of the rotation, as they would.
+	killWhen(t, e, []string{"ca", "rotate", "team", "--exclude", "lost-laptop"}, func(st *rotation.State) bool { return st.Phase >= rotation.TrustBoth })
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(serve.Output(), "rotation: CA team is being replaced") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := laptop.MustTLS("renew", "via-serve"); !strings.Contains(r.Stdout, "renewed") {
+		t.Fatalf("laptop renew during the rotation: %s", r)
+	}
+	requireFail(t, lost.TLS("renew", "lost"), "revoked")
+	r := e.MustTLS("ca", "rotate", "team", "--continue")
 	took := time.Since(start)
 	use.stop()
+	useLaptop.stop()
 	if !strings.Contains(r.Stdout, `Rotated CA "team": 3 engine(s) and 10 context(s)`) || !strings.Contains(r.Stdout, "context outside (tcp://127.0.0.1:9)") {
 		t.Fatalf("ca rotate:\n%s", r)
 	}
-	if len(use.tls) > 0 {
-		t.Fatalf("%d of %d calls failed for a TLS reason during the rotation; first: %s", len(use.tls), use.calls, use.tls[0])
+	for _, u := range []*usageLoop{use, useLaptop} {
+		if len(u.tls) > 0 {
+			t.Fatalf("%d of %d calls failed for a TLS reason during the rotation; first: %s", len(u.tls), u.calls, u.tls[0])
+		}
 	}
-	t.Logf("rotation of 3 engines and 10 contexts: %s; %d docker version calls, %d failed while an engine restarted, 0 for a TLS reason", took.Round(time.Millisecond), use.calls, use.other)
+	t.Logf("rotation of 3 engines and 10 contexts, one laptop following through ca serve: %s; %d docker version calls, %d failed while an engine restarted, 0 for a TLS reason",
+		took.Round(time.Millisecond), use.calls+useLaptop.calls, use.other+useLaptop.other)
+	newCA := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem"))
+	if cert := contextCert(t, laptop, "via-serve"); cert.CheckSignatureFrom(newCA) != nil {
+		t.Fatal("the laptop's certificate is not from the new CA")
+	}
+	requireOK(t, laptop.Docker("--context", "via-serve", "version", "--format", "{{.Server.Version}}"))
+	if r := lost.Docker("--context", "lost", "version"); r.Code == 0 || !tlsFailure(r.Stderr) {
+		t.Fatalf("the excluded laptop still reaches the engine: %s", r)
+	}
 
 	onlyCA(t, e, names, readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem")))
 	for i, h := range hosts {

@@ -104,28 +104,36 @@ func (a *app) lockState() (func(), error) { a.stores(); return a.journal.Lock() 
 // loadCA returns the named CA ready to sign, asking for its key's passphrase
 // if the key is encrypted and none was given.
 func (a *app) loadCA(name string, pp passphraseOptions) (*castore.CA, *pki.CA, error) {
+	stored, signer, _, err := a.loadCAPassphrase(name, pp)
+	return stored, signer, err
+}
+
+// loadCAPassphrase is loadCA that also returns the passphrase that opened
+// the key (nil for a plain one), for a process that loads it again later
+// (ca serve following a rotation).
+func (a *app) loadCAPassphrase(name string, pp passphraseOptions) (*castore.CA, *pki.CA, []byte, error) {
 	pass, err := pp.read()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	stored, err := a.cas().Get(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	signer, err := a.cas().Signer(stored, pass)
 	if errors.Is(err, pki.ErrPassphraseRequired) {
 		if pass, err = a.prompt(fmt.Sprintf("the key of CA %q", name)); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		signer, err = a.cas().Signer(stored, pass)
 	}
 	if errors.Is(err, pki.ErrWrongPassphrase) {
-		return nil, nil, fmt.Errorf("wrong passphrase for the key of CA %q", name)
+		return nil, nil, nil, fmt.Errorf("wrong passphrase for the key of CA %q", name)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return stored, signer, nil
+	return stored, signer, pass, nil
 }
 
 // readKeyFile reads a private key in any format openssl writes. Its

@@ -29,6 +29,8 @@ type caRotateOptions struct {
 	parallel   int
 	wait       time.Duration
 	format     string
+	exclude    []string
+	db         dbOptions
 	passphrase passphraseOptions
 }
 
@@ -55,11 +57,19 @@ engine that could not be reached: it is named, with the fix), and --abort
 walks everything back to the old CA until phase 4 has begun.
 
 Contexts issued from NAME for engines docker tls did not set up are left
-alone and listed with the commands their owners run.`,
+alone and listed with the commands their owners run.
+
+Laptops enrolled through docker tls ca serve follow without a token: while
+the rotation runs, the service (which rereads the CA every few seconds)
+renews a certificate of the old CA at once, from the new CA, and answers
+with both CAs; docker tls renew (or the agent) stores both. --exclude CN
+revokes an identity in the service's database first (a lost laptop): it
+cannot renew, and its old certificate stops working at phase 4.`,
 		Example: `  docker tls ca rotate default
   docker tls ca rotate default --status
   docker tls ca rotate default --continue
-  docker tls ca rotate default --abort`,
+  docker tls ca rotate default --abort
+  docker tls ca rotate team --exclude alice@lost-laptop`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
@@ -75,6 +85,8 @@ alone and listed with the commands their owners run.`,
 	f.IntVar(&opts.parallel, "parallel", 4, "How many engines to change at once, 1 to 64")
 	f.DurationVar(&opts.wait, "wait", 30*time.Second, "How long dockerd may take to serve TLS after a restart before the change is rolled back")
 	f.StringVar(&opts.format, "format", "", "With --status: json")
+	f.StringArrayVar(&opts.exclude, "exclude", nil, "Leave this identity (CN) out: revoked at the CA service, it cannot renew to the new CA (repeatable)")
+	opts.db.install(f)
 	opts.passphrase.install(f)
 	return cmd
 }
@@ -143,6 +155,11 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 		}
 	}
 	save := func(s *rotation.State) error { return recs.Put(s) }
+	if len(opts.exclude) > 0 && !opts.abort {
+		if err := a.excludeFromRotation(ctx, st, opts); err != nil {
+			return err
+		}
+	}
 	if opts.abort {
 		return a.abortRotation(ctx, st, opts, save)
 	}
@@ -296,6 +313,28 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 		t.Done = rotation.Started
 	}
 	return stored, save(st)
+}
+
+// excludeFromRotation revokes identities at the CA's service, before any
+// laptop can renew to the new CA.
+func (a *app) excludeFromRotation(ctx context.Context, st *rotation.State, opts caRotateOptions) error {
+	stored, err := a.cas().Get(st.CA)
+	if err != nil {
+		return err
+	}
+	db, err := opts.db.open(ctx, a, stored)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, cn := range opts.exclude {
+		rev, err := db.RevokeName(ctx, cn, "excluded from the rotation of CA "+st.CA, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.cli.Out(), "Excluded %q: revoked at the CA service (%d certificate(s)); its certificate stops working when the old CA is retired\n", cn, len(rev.Certificates))
+	}
+	return nil
 }
 
 // abortRotation walks every target back and drops the new CA.

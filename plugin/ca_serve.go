@@ -89,9 +89,15 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	if err != nil {
 		return err
 	}
-	stored, ca, err := a.loadCA(opts.ca, opts.passphrase)
+	stored, ca, pass, err := a.loadCAPassphrase(opts.ca, opts.passphrase)
 	if err != nil {
 		return err
+	}
+	var next *pki.CA
+	if stored.NextCert != nil {
+		if next, err = a.cas().NextSigner(stored, pass); err != nil {
+			return err
+		}
 	}
 	names := opts.sans
 	if len(names) == 0 {
@@ -116,7 +122,7 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	}
 	defer db.Close()
 	srv := &remoteca.Server{
-		CA: ca, DB: db, AuthKeys: keys, MaxLifetime: maxLife,
+		CA: ca, Next: next, DB: db, AuthKeys: keys, MaxLifetime: maxLife,
 		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute),
 	}
 	cert, err := srv.ServingCert(names)
@@ -132,9 +138,56 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	fmt.Fprintf(a.cli.Err(), "Serving CA %q (SHA-256 %s) on https://%s for %s\n", stored.Name, pki.Fingerprint(stored.Cert), l.Addr(), strings.Join(names, ", "))
 	fmt.Fprintf(a.cli.Err(), "State in %s\n", db.Where)
 	fmt.Fprintf(a.cli.Err(), "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
+	go a.followRotation(ctx, srv, stored, pass)
 	err = srv.Serve(ctx, l, cert)
 	fmt.Fprintln(a.cli.Err(), "Stopped")
 	return err
+}
+
+// followRotation rereads the CA every few seconds and, when a rotation
+// (docker tls ca rotate on this host) adds, promotes or drops a new CA,
+// switches the service to it without a restart: during a rotation laptops
+// renew from the new CA and learn both; after it, only the new one counts.
+func (a *app) followRotation(ctx context.Context, srv *remoteca.Server, was *castore.CA, pass []byte) {
+	fp := func(c *castore.CA) string {
+		s := pki.Fingerprint(c.Cert)
+		if c.NextCert != nil {
+			s += "+" + pki.Fingerprint(c.NextCert)
+		}
+		return s
+	}
+	last := fp(was)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		stored, err := a.cas().Get(was.Name)
+		if err != nil || fp(stored) == last {
+			continue
+		}
+		ca, err := a.cas().Signer(stored, pass)
+		var next *pki.CA
+		if err == nil && stored.NextCert != nil {
+			next, err = a.cas().NextSigner(stored, pass)
+		}
+		if err == nil {
+			err = srv.SetCA(ca, next)
+		}
+		if err != nil {
+			srv.Log.Printf("error: CA %s changed, and the service could not follow: %v", was.Name, err)
+			continue
+		}
+		last = fp(stored)
+		if next != nil {
+			srv.Log.Printf("rotation: CA %s is being replaced by %s; renewals now come from it", was.Name, pki.Fingerprint(next.Cert))
+		} else {
+			srv.Log.Printf("CA %s is now %s", was.Name, pki.Fingerprint(ca.Cert))
+		}
+	}
 }
 
 // parseMaxLifetimes reads --max-lifetime: "24h" caps client certificates,

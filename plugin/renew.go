@@ -182,6 +182,11 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		}
 	}
 	var cert *x509.Certificate
+	// trust is what the new certificate must chain to: the context's
+	// bundle, or the one the CA service answers with (during a rotation:
+	// the old and the new CA), which the context then trusts.
+	trust, _ := pki.ParseCertificates(caPEM)
+	var newTrust []byte
 	switch {
 	case c.TLS.CAURL != "":
 		if time.Now().After(old.NotAfter) {
@@ -194,8 +199,16 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		}
 		client := &remoteca.Client{URL: c.TLS.CAURL, Fingerprint: remoteca.FingerprintHex(caCert.Raw)}
 		current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
-		if cert, err = client.Renew(ctx, caCert, current, csr); err != nil {
+		var bundle []*x509.Certificate
+		if cert, bundle, err = client.Renew(ctx, caCert, current, csr); err != nil {
 			return nil, err
+		}
+		var pemBundle []byte
+		for _, b := range bundle {
+			pemBundle = append(pemBundle, pki.EncodeCertificate(b)...)
+		}
+		if string(pemBundle) != string(caPEM) {
+			trust, newTrust = bundle, pemBundle
 		}
 	case c.TLS.CA != "":
 		stored, ca, err := a.loadCA(c.TLS.CA, opts.passphrase)
@@ -229,11 +242,24 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		return nil, errors.New("this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force")
 	}
 	// Check before swapping.
-	if err := pki.VerifyLeaf(cert, caCert, pki.ClientProfile, time.Now()); err != nil {
-		return nil, err
+	verr := errors.New("the context trusts no CA")
+	for _, ca := range trust {
+		if verr = pki.VerifyLeaf(cert, ca, pki.ClientProfile, time.Now()); verr == nil {
+			break
+		}
+	}
+	if verr != nil {
+		return nil, verr
 	}
 	if err := pki.CheckKeyMatch(cert, key); err != nil {
 		return nil, err
+	}
+	if newTrust != nil {
+		// The new trust first: harmless with the old certificate, and
+		// needed by the new one's engines.
+		if c, err = a.contexts().Retrust(c, newTrust, nil); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := a.contexts().Renew(c, cert, key, opts.rekey); err != nil {
 		return nil, err

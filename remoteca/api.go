@@ -41,6 +41,9 @@ type SignRequest struct {
 // SignResult is the result of /authsign.
 type SignResult struct {
 	Certificate string `json:"certificate"`
+	// Bundle is docker-tls's extension on renewals: the CAs to trust now
+	// (the old and the new one during a rotation), as PEM.
+	Bundle string `json:"bundle,omitempty"`
 }
 
 // Response wraps every cfssl API answer.

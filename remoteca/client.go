@@ -150,32 +150,44 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 
 // Renew asks the CA for a new certificate for csr, authenticating with the
 // current, still valid, client certificate over mutual TLS. ca is the CA the
-// context already trusts; the result is checked like Sign's.
-func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, error) {
+// context already trusts. It also returns the CAs the service says to
+// trust now (during a rotation of the CA: the old and the new one), which
+// the new certificate must chain to; without that answer (an older
+// docker-tls), ca.
+func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, []*x509.Certificate, error) {
 	eps, err := c.endpoints()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, u := range eps {
 		if u.Scheme != "https" {
-			return nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
+			return nil, nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
 		}
 	}
 	var res SignResult
 	if err := c.post(ctx, c.clients(ca, &current), RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cert, err := pki.ParseCertificate([]byte(res.Certificate))
 	if err != nil {
-		return nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)
+		return nil, nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)
 	}
 	if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(csr.PublicKey) {
-		return nil, errors.New("the CA returned a certificate for another key: refusing it")
+		return nil, nil, errors.New("the CA returned a certificate for another key: refusing it")
 	}
-	if err := pki.VerifyLeaf(cert, ca, pki.ClientProfile, time.Now()); err != nil {
-		return nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)
+	bundle := []*x509.Certificate{ca}
+	if res.Bundle != "" {
+		if bundle, err = pki.ParseCertificates([]byte(res.Bundle)); err != nil || len(bundle) == 0 {
+			return nil, nil, fmt.Errorf("the CA bundle from %s does not parse: %v", c.URL, err)
+		}
 	}
-	return cert, nil
+	var verr error
+	for _, b := range bundle {
+		if verr = pki.VerifyLeaf(cert, b, pki.ClientProfile, time.Now()); verr == nil {
+			return cert, bundle, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("the certificate from %s: %w", c.URL, verr)
 }
 
 func (c *Client) httpClient(cfg *tls.Config) *http.Client {

@@ -407,9 +407,12 @@ func TestRenewWithClientCertificate(t *testing.T) {
 	current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: key}
 	newKey, _ := pki.GenerateKey(pki.ECDSAP256)
 	csr, _ := pki.NewCSR(newKey, "mallory", pki.SANs{})
-	cert, err := f.client.Renew(context.Background(), f.ca.Cert, current, csr)
+	cert, bundle, err := f.client.Renew(context.Background(), f.ca.Cert, current, csr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(bundle) != 1 || !bundle[0].Equal(f.ca.Cert) {
+		t.Fatalf("outside a rotation the bundle is the CA alone: %d", len(bundle))
 	}
 	// Same subject and lifetime as the old certificate; the CSR's CN is ignored.
 	if cert.Subject.CommonName != "alice" || cert.SerialNumber.Cmp(old.SerialNumber) == 0 || cert.NotAfter.Sub(cert.NotBefore) != old.NotAfter.Sub(old.NotBefore) {
@@ -420,12 +423,12 @@ func TestRenewWithClientCertificate(t *testing.T) {
 		t.Fatalf("inventory %+v", inv)
 	}
 	// Without a certificate, or with one from another CA, renewal is refused.
-	if _, err := f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{}, csr); err == nil || !strings.Contains(err.Error(), "valid client certificate") {
+	if _, _, err := f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{}, csr); err == nil || !strings.Contains(err.Error(), "valid client certificate") {
 		t.Fatalf("no cert: %v", err)
 	}
 	other := newFixture(t)
 	strangerCert, _ := other.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "x", PublicKey: key.Public()})
-	_, err = f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{Certificate: [][]byte{strangerCert.Raw}, PrivateKey: key}, csr)
+	_, _, err = f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{Certificate: [][]byte{strangerCert.Raw}, PrivateKey: key}, csr)
 	if err == nil || !strings.Contains(err.Error(), "refused our certificate (unknown certificate authority)") {
 		t.Fatalf("a certificate from another CA: %v", err)
 	}
@@ -482,7 +485,7 @@ func TestServiceRules(t *testing.T) {
 	}
 	// A fresh certificate is too early to renew.
 	current := tls.Certificate{Certificate: [][]byte{first.Raw}, PrivateKey: key}
-	if _, err := f.client.Renew(ctx, ca, current, csr); err == nil || !strings.Contains(err.Error(), "too early to renew") {
+	if _, _, err := f.client.Renew(ctx, ca, current, csr); err == nil || !strings.Contains(err.Error(), "too early to renew") {
 		t.Fatalf("renewing a fresh certificate: %v", err)
 	}
 	// /healthz
@@ -535,5 +538,45 @@ func TestClientFailsOver(t *testing.T) {
 	}
 	if _, err := (&Client{URL: "https://a:1,ftp://b"}).FetchCA(ctx); err == nil || !strings.Contains(err.Error(), `"ftp://b"`) {
 		t.Errorf("a bad URL in the list: %v", err)
+	}
+}
+
+// TestRenewDuringRotation: while a rotation is under way (SetCA with the
+// new CA as next), a certificate of the old CA renews at once, from the
+// new CA, and the answer carries both; a client of the new CA is accepted
+// too; after the rotation (SetCA with the new CA alone) the old one is
+// refused at the TLS handshake.
+func TestRenewDuringRotation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := mustKey(t)
+	old, _ := f.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "laptop", PublicKey: key.Public(), Lifetime: 90 * 24 * time.Hour})
+	nk := mustKey(t)
+	next, err := pki.NewCA(nk, pki.CAOptions{CommonName: "next CA", Now: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.SetCA(f.ca, next); err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := pki.NewCSR(key, "laptop", pki.SANs{})
+	cert, bundle, err := f.client.Renew(ctx, f.ca.Cert, tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: key}, csr)
+	if err != nil {
+		t.Fatalf("a fresh certificate of the old CA during a rotation: %v", err)
+	}
+	if cert.CheckSignatureFrom(next.Cert) != nil || len(bundle) != 2 || !bundle[1].Equal(next.Cert) {
+		t.Fatalf("renewed from %s with a bundle of %d", cert.Issuer, len(bundle))
+	}
+	if !strings.Contains(f.logBuf.String(), "renewed-to-new-ca serial=") {
+		t.Errorf("log:\n%s", f.logBuf.String())
+	}
+	// The rotation is over: the service trusts and signs with the new CA
+	// alone; the old CA's certificate no longer authenticates.
+	if err := f.srv.SetCA(next, nil); err != nil {
+		t.Fatal(err)
+	}
+	csr2, _ := pki.NewCSR(mustKey(t), "laptop", pki.SANs{})
+	if _, _, err := f.client.Renew(ctx, next.Cert, tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: key}, csr2); err == nil {
+		t.Fatal("the old CA's certificate renewed after the rotation")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker-tls/docker-tls/pki"
@@ -25,7 +26,12 @@ const MaxBody = 64 * 1024
 
 // Server is the signing service behind `docker tls ca serve`.
 type Server struct {
-	CA *pki.CA
+	// CA signs; Next, during a rotation of the CA (ca rotate), is the CA
+	// that replaces it: clients of both are accepted, renewals are signed
+	// by Next and answered with both CAs, so enrolled laptops follow the
+	// rotation with no token. SetCA changes them while serving.
+	CA   *pki.CA
+	Next *pki.CA
 	// DB keeps tokens, the inventory and revocations; replicas share one.
 	DB *DB
 	// MaxLifetime caps the certificates of a profile (0: the profile's
@@ -39,6 +45,64 @@ type Server struct {
 	Limiter *Limiter
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+
+	auth  atomic.Pointer[authority]
+	names []string // what ServingCert was asked for
+}
+
+// authority is what the service signs and serves with at a moment.
+type authority struct {
+	ca, next *pki.CA
+	serving  *tls.Certificate
+	pool     *x509.CertPool // client certificates of either CA
+}
+
+// current is the authority now; the first call builds it from CA and Next.
+func (s *Server) current() *authority {
+	if a := s.auth.Load(); a != nil {
+		return a
+	}
+	a := newAuthority(s.CA, s.Next, nil)
+	s.auth.CompareAndSwap(nil, a)
+	return s.auth.Load()
+}
+
+func newAuthority(ca, next *pki.CA, serving *tls.Certificate) *authority {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	if next != nil {
+		pool.AddCert(next.Cert)
+	}
+	return &authority{ca: ca, next: next, serving: serving, pool: pool}
+}
+
+// signer is the CA new certificates come from: the new one during a
+// rotation.
+func (a *authority) signer() *pki.CA {
+	if a.next != nil {
+		return a.next
+	}
+	return a.ca
+}
+
+// bundle is the CAs a client should trust now, as PEM.
+func (a *authority) bundle() string {
+	b := pki.EncodeCertificate(a.ca.Cert)
+	if a.next != nil {
+		b = append(b, pki.EncodeCertificate(a.next.Cert)...)
+	}
+	return string(b)
+}
+
+// SetCA switches the service to ca (and next, during a rotation) without
+// stopping: new connections get a serving certificate from ca.
+func (s *Server) SetCA(ca, next *pki.CA) error {
+	cert, err := servingCert(ca, s.names)
+	if err != nil {
+		return err
+	}
+	s.auth.Store(newAuthority(ca, next, cert))
+	return nil
 }
 
 func (s *Server) now() time.Time {
@@ -61,6 +125,16 @@ func (s *Server) Handler() http.Handler {
 // ServingCert issues the service's own TLS certificate from the CA, for
 // the names clients will dial, kept in memory only.
 func (s *Server) ServingCert(names []string) (*tls.Certificate, error) {
+	s.names = names
+	cert, err := servingCert(s.CA, names)
+	if err != nil {
+		return nil, err
+	}
+	s.auth.Store(newAuthority(s.CA, s.Next, cert))
+	return cert, nil
+}
+
+func servingCert(ca *pki.CA, names []string) (*tls.Certificate, error) {
 	sans, _, err := pki.ParseSANs(names)
 	if err != nil {
 		return nil, err
@@ -70,14 +144,14 @@ func (s *Server) ServingCert(names []string) (*tls.Certificate, error) {
 		return nil, err
 	}
 	life := 30 * 24 * time.Hour
-	if left := time.Until(s.CA.Cert.NotAfter) - time.Hour; left < life {
+	if left := time.Until(ca.Cert.NotAfter) - time.Hour; left < life {
 		life = left
 	}
-	cert, err := s.CA.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
 	if err != nil {
 		return nil, fmt.Errorf("serving certificate: %w", err)
 	}
-	return &tls.Certificate{Certificate: [][]byte{cert.Raw, s.CA.Cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+	return &tls.Certificate{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 }
 
 // Serve runs HTTPS on l until ctx ends, then shuts down gracefully.
@@ -103,16 +177,25 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, cert *tls.Certificat
 	}
 }
 
-// tlsConfig asks clients for a certificate from this CA without requiring
-// one: enrollment has none yet; renewal authenticates with the one it has.
+// tlsConfig asks clients for a certificate from this CA (or, during a
+// rotation, the new one) without requiring one: enrollment has none yet;
+// renewal authenticates with the one it has. Each connection gets the
+// authority of its moment.
 func (s *Server) tlsConfig(cert *tls.Certificate) *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(s.CA.Cert)
+	if a := s.current(); a.serving == nil {
+		s.auth.Store(newAuthority(a.ca, a.next, cert))
+	}
 	return &tls.Config{
-		Certificates: []tls.Certificate{*cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS12,
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			a := s.current()
+			return &tls.Config{
+				Certificates: []tls.Certificate{*a.serving},
+				ClientAuth:   tls.VerifyClientCertIfGiven,
+				ClientCAs:    a.pool,
+				MinVersion:   tls.VersionTLS12,
+			}, nil
+		},
 	}
 }
 
@@ -162,7 +245,7 @@ const MinLifetime = 10 * time.Second
 // asked for, else the profile's default, never more than the service's
 // maximum for the profile (asking for more is refused, not cut short:
 // whoever asked planned around it).
-func (s *Server) lifetime(profile pki.Profile, asked time.Duration, tokenDays int) (time.Duration, error) {
+func (s *Server) lifetime(profile pki.Profile, asked time.Duration, tokenDays int, signer *pki.CA) (time.Duration, error) {
 	max := s.MaxLifetime[profile]
 	life := asked
 	if tokenDays > 0 {
@@ -186,9 +269,9 @@ func (s *Server) lifetime(profile pki.Profile, asked time.Duration, tokenDays in
 	case max > 0 && life > max:
 		return 0, refuse(http.StatusForbidden, "a lifetime of %s is longer than this service issues for %s certificates (%s): ask for less (--lifetime)", life, profile, max)
 	}
-	if left := time.Until(s.CA.Cert.NotAfter); life > left {
+	if left := time.Until(signer.Cert.NotAfter); life > left {
 		if left < MinLifetime {
-			return 0, refuse(http.StatusForbidden, "the CA expires on %s: it cannot issue any more; the CA needs replacing", s.CA.Cert.NotAfter.UTC().Format(time.RFC3339))
+			return 0, refuse(http.StatusForbidden, "the CA expires on %s: it cannot issue any more; the CA needs replacing", signer.Cert.NotAfter.UTC().Format(time.RFC3339))
 		}
 		life = left // never past the CA's own end
 	}
@@ -240,16 +323,20 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
+	a := s.current()
+	// During a rotation a certificate of the old CA renews at any time:
+	// its holder must move to the new CA before the old one is retired.
+	rotating := a.next != nil && old.CheckSignatureFrom(a.ca.Cert) == nil
 	cert, rec, replay, err := s.DB.Renew(r.Context(), Renewal{Old: old, PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), Source: src, Now: now},
 		func(issuedAt time.Time) (*x509.Certificate, error) {
-			if from := RenewalStart(issuedAt, old.NotAfter); now.Before(from) {
+			if from := RenewalStart(issuedAt, old.NotAfter); now.Before(from) && !rotating {
 				return nil, refuse(http.StatusForbidden, "too early to renew: this certificate can be renewed from %s (the last third of its life)", from.Local().Format(time.RFC3339))
 			}
-			life, err := s.lifetime(pki.ClientProfile, old.NotAfter.Sub(issuedAt), 0)
+			life, err := s.lifetime(pki.ClientProfile, old.NotAfter.Sub(issuedAt), 0, a.signer())
 			if err != nil {
 				return nil, err
 			}
-			cert, err := s.CA.SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Lifetime: life, Now: now})
+			cert, err := a.signer().SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Lifetime: life, Now: now})
 			if err != nil {
 				return nil, refuse(http.StatusBadRequest, "%s", err.Error())
 			}
@@ -267,8 +354,11 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	if replay {
 		event = "renewed-again" // a retry: the same certificate
 	}
+	if rotating {
+		event += "-to-new-ca"
+	}
 	s.logf("%s serial=%s cn=%q renews=%s source=%s notAfter=%s", event, rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
-	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert))}, "")
+	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Bundle: a.bundle()}, "")
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -279,7 +369,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, nil, "the service's database does not answer")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "ca": FingerprintHex(s.CA.Cert.Raw)}, "")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "ca": FingerprintHex(s.current().ca.Cert.Raw)}, "")
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -334,10 +424,11 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, code, nil, msg)
 		return
 	}
+	ca := s.current().ca
 	writeJSON(w, http.StatusOK, InfoResult{
-		Certificate:  string(pki.EncodeCertificate(s.CA.Cert)),
+		Certificate:  string(pki.EncodeCertificate(ca.Cert)),
 		Usages:       []string{"signing", "client auth", "server auth"},
-		ExpiryString: s.CA.Cert.NotAfter.UTC().Format(time.RFC3339),
+		ExpiryString: ca.Cert.NotAfter.UTC().Format(time.RFC3339),
 	}, "")
 }
 
@@ -403,11 +494,14 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		if profile == pki.ClientProfile && cn == "" {
 			return nil, refuse(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
 		}
-		life, err := s.lifetime(profile, asked, tokenDays)
+		// Enrollments keep to the current CA, the one the token pins and
+		// the client trusts; a rotation moves them later, by renewal.
+		ca := s.current().ca
+		life, err := s.lifetime(profile, asked, tokenDays, ca)
 		if err != nil {
 			return nil, err
 		}
-		cert, err := s.CA.SignCSR(csr, pki.IssueRequest{Profile: profile, CommonName: cn, SANs: sans, Lifetime: life, Now: now})
+		cert, err := ca.SignCSR(csr, pki.IssueRequest{Profile: profile, CommonName: cn, SANs: sans, Lifetime: life, Now: now})
 		if err != nil {
 			return nil, refuse(http.StatusBadRequest, "%s", err.Error())
 		}
@@ -424,7 +518,7 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusUnauthorized, err.Error())
 			return
 		}
-		if parsed.Fingerprint != FingerprintHex(s.CA.Cert.Raw) {
+		if parsed.Fingerprint != FingerprintHex(s.current().ca.Cert.Raw) {
 			fail(http.StatusUnauthorized, "the token is for another CA")
 			return
 		}
