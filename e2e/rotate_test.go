@@ -188,8 +188,14 @@ func TestCARotation(t *testing.T) {
 				}
 				return false
 			})
-			if st := e.MustTLS("ca", "rotate", "team", "--status"); !strings.Contains(st.Stdout, "in progress") {
+			if st := e.MustTLS("ca", "rotate", "team", "--status"); !strings.Contains(st.Stdout, "in progress") || !strings.Contains(st.Stdout, "engine   rot0") {
 				t.Fatalf("status after kill -9 in phase %d: %s", p, st)
+			}
+			if p == rotation.TrustBoth {
+				// Nothing new from a CA in the middle of a rotation: its plan
+				// would not include it.
+				requireFail(t, e.TLS("context", "create", "latecomer", "--host", "tcp://"+hosts[0].Addr+":2376", "--issue", "--ca", "team"), "is being rotated")
+				requireFail(t, e.TLS("ca", "rotate", "team"), "is in progress", "--continue")
 			}
 			args = []string{"ca", "rotate", "team", "--continue"}
 		}

@@ -207,6 +207,16 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	return nil
 }
 
+// notRotating refuses to set up a new context or engine from a CA that is
+// being rotated: the rotation's plan was made before it, so phase 4 would
+// leave it trusting a retired CA.
+func notRotating(ca *castore.CA) error {
+	if ca.NextCert == nil {
+		return nil
+	}
+	return fmt.Errorf("CA %q is being rotated: finish the rotation first (docker tls ca rotate %s --continue, or --abort), then run this again", ca.Name, ca.Name)
+}
+
 func short(fp string) string {
 	if len(fp) > 23 {
 		return fp[:23] + "…"

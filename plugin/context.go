@@ -188,6 +188,9 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 	if err != nil {
 		return nil, err
 	}
+	if err := notRotating(stored); err != nil {
+		return nil, err
+	}
 	key, err := pki.GenerateKey(kt)
 	if err != nil {
 		return nil, err

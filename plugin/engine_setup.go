@@ -129,6 +129,9 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if err != nil {
 		return err
 	}
+	if err := notRotating(stored); err != nil {
+		return err
+	}
 	out, errOut := a.cli.Out(), a.cli.Err()
 
 	s, err := engine.Dial(ctx, dest, engine.SSHOptions{Config: opts.sshConfig})
