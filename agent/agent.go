@@ -73,6 +73,11 @@ type Config struct {
 	// returns its new expiry; the agent then serves the new certificate.
 	// A failure is logged, shown by status, and retried with backoff.
 	Renew func(ctx context.Context, name string) (time.Time, error)
+	// RotationCheck, every CheckEvery (default 5 minutes), names the
+	// contexts whose CA service is rotating its CA and which should renew
+	// now rather than when due, to follow it before the old CA retires.
+	RotationCheck func(ctx context.Context) []string
+	CheckEvery    time.Duration
 }
 
 // RunDir is where the agent of a DOCKER_CONFIG keeps its sockets:
@@ -195,6 +200,12 @@ func Run(ctx context.Context, cfg Config) error {
 	// that a certificate of a few minutes is renewed on time.
 	renewTick := time.NewTicker(time.Second)
 	defer renewTick.Stop()
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 5 * time.Minute
+	}
+	checkTick := time.NewTicker(cfg.CheckEvery)
+	defer checkTick.Stop()
+	var checking atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,6 +220,10 @@ func Run(ctx context.Context, cfg Config) error {
 			a.idleLock()
 		case <-renewTick.C:
 			a.renewDue(ctx)
+		case <-checkTick.C:
+			if cfg.RotationCheck != nil && checking.CompareAndSwap(false, true) {
+				go func() { defer checking.Store(false); a.renewNow(cfg.RotationCheck(ctx)) }()
+			}
 		}
 	}
 }

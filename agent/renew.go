@@ -72,6 +72,23 @@ func (a *Agent) refreshDue() {
 	}
 }
 
+// renewNow makes the named contexts' renewals due at once (their CA is
+// being rotated), whatever their usual time.
+func (a *Agent) renewNow(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, name := range names {
+		if r := a.renewals[name]; r != nil && r.due.At.After(now) {
+			r.due.At = now
+			a.cfg.Log.Printf("context %s: its CA is being rotated: renewing now", name)
+		}
+	}
+}
+
 // renewDue starts the renewals that are due, one at a time per context.
 func (a *Agent) renewDue(ctx context.Context) {
 	if a.cfg.Renew == nil {

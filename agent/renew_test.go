@@ -103,3 +103,39 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewNowDuringARotation: a context its CA service says is being
+// rotated is renewed at once, not when its certificate is due.
+func TestRenewNowDuringARotation(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	renewed := make(chan string, 2)
+	a := &Agent{cfg: Config{
+		Dir:       t.TempDir(),
+		Endpoints: func() ([]Endpoint, error) { return nil, nil },
+		Log:       log.New(io.Discard, "", 0),
+		Renewals: func() ([]Due, error) {
+			return []Due{{Name: "laptop", At: t0.Add(60 * 24 * time.Hour), NotAfter: t0.Add(90 * 24 * time.Hour)}}, nil
+		},
+		Renew: func(ctx context.Context, name string) (time.Time, error) {
+			renewed <- name
+			return t0.Add(90 * 24 * time.Hour), nil
+		},
+	}, eps: map[string]*served{}, keys: map[string]*heldKey{}, renewals: map[string]*renewal{}, now: func() time.Time { return t0 }}
+	a.refreshDue()
+	a.renewDue(context.Background())
+	select {
+	case n := <-renewed:
+		t.Fatalf("%s renewed 60 days early", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.renewNow([]string{"laptop", "unknown"})
+	a.renewDue(context.Background())
+	select {
+	case n := <-renewed:
+		if n != "laptop" {
+			t.Fatalf("renewed %s", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not renewed after the rotation check")
+	}
+}

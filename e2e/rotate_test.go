@@ -120,8 +120,32 @@ func TestCARotation(t *testing.T) {
 	laptop.MustTLS("enroll", "via-serve", "--ca-url", url, "--token", mintToken(t, e, laptop, "--ca", "team", "--cn", "laptop"), "--host", engine0)
 	lost.MustTLS("enroll", "lost", "--ca-url", url, "--token", mintToken(t, e, lost, "--ca", "team", "--cn", "lost-laptop"), "--host", engine0)
 
+	// A third, in agent mode: its agent asks the service every second
+	// whether the CA is being rotated, and renews by itself.
+	agentLaptop := NewEnv(t)
+	withAgent := keyringProbe() == nil
+	switch {
+	case withAgent:
+		agentLaptop.MustTLS("enroll", "agent-laptop", "--agent", "--ca-url", url, "--token", mintToken(t, e, agentLaptop, "--ca", "team", "--cn", "agent-laptop"), "--host", engine0)
+		agentLaptop.MustTLS("agent", "--ca-check", "1s")
+		t.Cleanup(func() { agentLaptop.TLS("agent", "stop") })
+	case os.Getenv("DOCKER_TLS_TEST_REQUIRE_KEYRING") == "1":
+		t.Fatalf("no usable OS keyring for the agent-mode laptop: %v", keyringProbe())
+	default:
+		t.Logf("no usable OS keyring (%v): the agent-mode laptop is left out", keyringProbe())
+	}
+
 	use := startUsage(t, e, names)
 	useLaptop := startUsage(t, laptop, []string{"via-serve"})
+	if withAgent {
+		useAgent := startUsage(t, agentLaptop, []string{"agent-laptop"})
+		defer func() {
+			useAgent.stop()
+			if len(useAgent.tls) > 0 {
+				t.Errorf("the agent-mode laptop: %d calls failed for a TLS reason; first: %s", len(useAgent.tls), useAgent.tls[0])
+			}
+		}()
+	}
 	start := time.Now()
 	// Stopped (kill -9) once every engine trusts both CAs, so that the
 	// laptops renew in the middle of the rotation, as they would.
@@ -134,6 +158,17 @@ func TestCARotation(t *testing.T) {
 		t.Fatalf("laptop renew during the rotation: %s", r)
 	}
 	requireFail(t, lost.TLS("renew", "lost"), "revoked")
+	if withAgent {
+		next := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "next.pem"))
+		id := next.Subject.CommonName[strings.LastIndex(next.Subject.CommonName, " ")+1:] // "abcd)"
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(agentLaptop.MustTLS("ls", "--format", "{{.Issuer}}").Stdout, id) && time.Now().Before(deadline) {
+			time.Sleep(250 * time.Millisecond)
+		}
+		if ls := agentLaptop.MustTLS("ls", "--format", "{{.Issuer}}"); !strings.Contains(ls.Stdout, id) {
+			t.Fatalf("the agent did not renew to the new CA (%s) by itself: %s", next.Subject.CommonName, ls.Stdout)
+		}
+	}
 	r := e.MustTLS("ca", "rotate", "team", "--continue")
 	took := time.Since(start)
 	use.stop()

@@ -61,6 +61,7 @@ type agentOptions struct {
 	foreground     bool
 	idleLock       time.Duration
 	keyringTimeout time.Duration
+	caCheck        time.Duration
 	logFile        string // set by the background start: agent.log, rotated
 }
 
@@ -104,6 +105,7 @@ supported yet (named pipes).`,
 	f.BoolVar(&opts.foreground, "foreground", false, "Run in the foreground, logging to stderr")
 	f.DurationVar(&opts.idleLock, "idle-lock", 0, "Drop a key from memory after it was unused this long (e.g. 8h)")
 	f.DurationVar(&opts.keyringTimeout, "keyring-timeout", keystore.DefaultTimeout, "Give up on the OS keyring after this long")
+	f.DurationVar(&opts.caCheck, "ca-check", 5*time.Minute, "How often to ask the CA services of enrolled contexts whether their CA is being rotated (then renew at once)")
 	f.StringVar(&opts.logFile, "log-file", "", "Log to this file, kept under 5 MiB by moving it to FILE.1 (the background start uses it)")
 	_ = f.MarkHidden("log-file")
 	cmd.AddCommand(
@@ -118,6 +120,9 @@ supported yet (named pipes).`,
 func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 	if err := agentSupported(); err != nil {
 		return err
+	}
+	if opts.caCheck < time.Second || opts.caCheck > 24*time.Hour {
+		return fmt.Errorf("--ca-check %s: give a span from 1s to 24h", opts.caCheck)
 	}
 	if opts.idleLock < 0 {
 		return fmt.Errorf("--idle-lock %s: give a positive span like 8h, or leave it out", opts.idleLock)
@@ -167,10 +172,12 @@ func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 			}
 			return ks.Get(id)
 		},
-		IdleLock: opts.idleLock,
-		Log:      log.New(logTo, "docker-tls agent: ", log.LstdFlags),
-		Renewals: a.agentRenewals,
-		Renew:    a.agentRenew,
+		IdleLock:      opts.idleLock,
+		Log:           log.New(logTo, "docker-tls agent: ", log.LstdFlags),
+		Renewals:      a.agentRenewals,
+		Renew:         a.agentRenew,
+		RotationCheck: a.agentRotationCheck,
+		CheckEvery:    opts.caCheck,
 	})
 }
 
@@ -191,7 +198,7 @@ func (a *app) startAgentBackground(dir string, opts agentOptions) error {
 		return err
 	}
 	defer logFile.Close()
-	args := []string{"--config", a.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--log-file", logPath}
+	args := []string{"--config", a.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--ca-check", opts.caCheck.String(), "--log-file", logPath}
 	if opts.idleLock > 0 {
 		args = append(args, "--idle-lock", opts.idleLock.String())
 	}

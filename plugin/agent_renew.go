@@ -48,6 +48,57 @@ func (a *app) agentRenewals() ([]agent.Due, error) {
 	return out, nil
 }
 
+// agentRotationCheck asks the CA service of every enrolled context (once
+// per service) whether its CA is being rotated, and names the contexts
+// whose certificate is not yet from the new CA: the agent renews them at
+// once, so laptops follow a rotation before the old CA is retired.
+func (a *app) agentRotationCheck(ctx context.Context) []string {
+	store := a.contexts()
+	list, _, err := store.List()
+	if err != nil {
+		return nil
+	}
+	health := map[string]*remoteca.Health{}
+	var names []string
+	for _, c := range list {
+		if !c.Managed() || c.TLS.CAURL == "" {
+			continue
+		}
+		caPEM, certPEM, err := contextPEMs(store, c)
+		if err != nil {
+			continue
+		}
+		trust, err := pki.ParseCertificates(caPEM)
+		if err != nil || len(trust) == 0 {
+			continue
+		}
+		cert, err := pki.ParseCertificate(certPEM)
+		if err != nil {
+			continue
+		}
+		h, seen := health[c.TLS.CAURL]
+		if !seen {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			h, _ = (&remoteca.Client{URL: c.TLS.CAURL, Timeout: 5 * time.Second, Attempts: 1}).Health(cctx, trust)
+			cancel()
+			health[c.TLS.CAURL] = h
+		}
+		if h == nil || h.Next == "" {
+			continue
+		}
+		fromNext := false
+		for _, t := range trust {
+			if remoteca.FingerprintHex(t.Raw) == h.Next && cert.CheckSignatureFrom(t) == nil {
+				fromNext = true
+			}
+		}
+		if !fromNext {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
 // agentRenew renews one context for the agent, as docker tls renew would,
 // and records a failure where ls and verify find it.
 func (a *app) agentRenew(ctx context.Context, name string) (time.Time, error) {

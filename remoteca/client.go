@@ -201,6 +201,45 @@ func (c *Client) httpClient(cfg *tls.Config) *http.Client {
 	}
 }
 
+// Health asks the service (the first of its URLs that answers) whether it
+// can issue and whether its CA is being rotated. trust are the CAs the
+// caller trusts for the service's certificate.
+func (c *Client) Health(ctx context.Context, trust []*x509.Certificate) (*Health, error) {
+	eps, err := c.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, t := range trust {
+		pool.AddCert(t)
+	}
+	var last error
+	for _, u := range eps {
+		hc := c.httpClient(&tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String()+HealthPath, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = fmt.Errorf("cannot reach the CA at %s: %w", u, err)
+			continue
+		}
+		var env struct {
+			Success bool   `json:"success"`
+			Result  Health `json:"result"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64*1024)).Decode(&env)
+		resp.Body.Close()
+		if err != nil || !env.Success {
+			last = fmt.Errorf("%s answered %s", u, resp.Status)
+			continue
+		}
+		return &env.Result, nil
+	}
+	return nil, last
+}
+
 // clients returns, per endpoint, an HTTP client that verifies the service
 // against ca under the endpoint's host name, made once per host.
 func (c *Client) clients(ca *x509.Certificate, cert *tls.Certificate) func(*url.URL) *http.Client {

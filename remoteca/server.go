@@ -204,6 +204,14 @@ func (s *Server) tlsConfig(cert *tls.Certificate) *tls.Config {
 // needs no token.
 const RenewPath = "/api/v1/docker-tls/renew"
 
+// Health is what HealthPath answers: the CA's fingerprint and, during a
+// rotation, the new CA's, which tells enrolled clients to renew now.
+type Health struct {
+	Status string `json:"status"`
+	CA     string `json:"ca"`
+	Next   string `json:"next,omitempty"`
+}
+
 // HealthPath answers 200 while the service can issue (its database
 // answers), 503 otherwise: what a load balancer in front of replicas asks.
 const HealthPath = "/healthz"
@@ -369,7 +377,12 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, nil, "the service's database does not answer")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "ca": FingerprintHex(s.current().ca.Cert.Raw)}, "")
+	a := s.current()
+	h := Health{Status: "ok", CA: FingerprintHex(a.ca.Cert.Raw)}
+	if a.next != nil {
+		h.Next = FingerprintHex(a.next.Cert.Raw)
+	}
+	writeJSON(w, http.StatusOK, h, "")
 }
 
 func (s *Server) logf(format string, args ...any) {
