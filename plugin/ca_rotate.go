@@ -131,6 +131,13 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 		}
 		return printRotation(a, st, opts.format)
 	}
+	// Refusals first, before the lock file or anything else is made.
+	if _, err := a.cas().Get(opts.name); err != nil {
+		return err
+	}
+	if st == nil && (opts.cont || opts.abort) {
+		return fmt.Errorf("no rotation of CA %q in progress (start one with docker tls ca rotate %s)", opts.name, opts.name)
+	}
 	release, err := recs.Lock(opts.name)
 	if err != nil {
 		return err
