@@ -231,6 +231,9 @@ func TestCARotation(t *testing.T) {
 				// would not include it.
 				requireFail(t, e.TLS("context", "create", "latecomer", "--host", "tcp://"+hosts[0].Addr+":2376", "--issue", "--ca", "team"), "is being rotated")
 				requireFail(t, e.TLS("ca", "rotate", "team"), "is in progress", "--continue")
+				if fp := e.MustTLS("ca", "inspect", "team", "--format", "{{.NextFingerprint}}"); len(strings.TrimSpace(fp.Stdout)) != 95 {
+					t.Fatalf("ca inspect during a rotation does not name the new CA: %q", fp.Stdout)
+				}
 			}
 			args = []string{"ca", "rotate", "team", "--continue"}
 		}

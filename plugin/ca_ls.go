@@ -30,24 +30,31 @@ type caView struct {
 	KeyID       string
 	Imported    bool
 	Path        string
-	Error       string `json:",omitempty"`
+	// NextFingerprint is the new CA of a rotation in progress (ca rotate).
+	NextFingerprint string `json:",omitempty"`
+	Error           string `json:",omitempty"`
 }
 
 func newCAView(c *castore.CA, now time.Time) caView {
+	next := ""
+	if c.NextCert != nil {
+		next = pki.Fingerprint(c.NextCert)
+	}
 	return caView{
-		Name:        c.Name,
-		Subject:     c.Cert.Subject.String(),
-		Issuer:      c.Cert.Issuer.String(),
-		Serial:      fmt.Sprintf("%x", c.Cert.SerialNumber),
-		KeyType:     pki.DescribeKey(c.Cert.PublicKey),
-		NotBefore:   c.Cert.NotBefore,
-		NotAfter:    c.Cert.NotAfter,
-		DaysLeft:    int(c.Cert.NotAfter.Sub(now).Hours() / 24),
-		Fingerprint: pki.Fingerprint(c.Cert),
-		KeyStore:    c.KeyStore,
-		KeyID:       c.KeyID,
-		Imported:    c.Imported,
-		Path:        c.CertPath,
+		NextFingerprint: next,
+		Name:            c.Name,
+		Subject:         c.Cert.Subject.String(),
+		Issuer:          c.Cert.Issuer.String(),
+		Serial:          fmt.Sprintf("%x", c.Cert.SerialNumber),
+		KeyType:         pki.DescribeKey(c.Cert.PublicKey),
+		NotBefore:       c.Cert.NotBefore,
+		NotAfter:        c.Cert.NotAfter,
+		DaysLeft:        int(c.Cert.NotAfter.Sub(now).Hours() / 24),
+		Fingerprint:     pki.Fingerprint(c.Cert),
+		KeyStore:        c.KeyStore,
+		KeyID:           c.KeyID,
+		Imported:        c.Imported,
+		Path:            c.CertPath,
 	}
 }
 
