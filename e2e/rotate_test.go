@@ -260,6 +260,21 @@ func TestCARotation(t *testing.T) {
 				}
 				return false
 			})
+			if p == rotation.Reissued {
+				// An engine that cannot be reached stops the abort, named
+				// with the fix; once it is back, the abort completes.
+				if err := hosts[2].Unreachable(true); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = hosts[2].Unreachable(false) })
+				requireFail(t, e.TLS("ca", "rotate", "team", "--abort"), "engine rot2", "--abort")
+				if st := e.MustTLS("ca", "rotate", "team", "--status"); !strings.Contains(st.Stdout, "being aborted") || !strings.Contains(st.Stdout, "LAST ERROR") {
+					t.Fatalf("status with an engine unreachable: %s", st)
+				}
+				if err := hosts[2].Unreachable(false); err != nil {
+					t.Fatal(err)
+				}
+			}
 			r := e.MustTLS("ca", "rotate", "team", "--abort")
 			use.stop()
 			if !strings.Contains(r.Stdout, "Aborted the rotation") {

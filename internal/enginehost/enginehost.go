@@ -312,10 +312,27 @@ func (h *Host) As(user, command string, stdin []byte) (string, error) {
 	return string(out), err
 }
 
+// Unreachable cuts (on) or restores (off) this machine's way to the host,
+// with an "unreachable" route for its address: a connection then fails at
+// once with "No route to host", as to an engine whose network is down,
+// while the host itself runs on. Stop restores it too.
+func (h *Host) Unreachable(on bool) error {
+	verb := "del"
+	if on {
+		verb = "add"
+	}
+	out, err := exec.Command("ip", "route", verb, "unreachable", h.Addr+"/32").CombinedOutput()
+	if err != nil && (on || !strings.Contains(string(out), "No such process")) {
+		return fmt.Errorf("ip route %s unreachable %s: %v: %s", verb, h.Addr, err, out)
+	}
+	return nil
+}
+
 // Stop halts the host (SIGTERM to nspawn is a clean poweroff, about 2 s),
 // kills it after 20 s, and removes its namespace, veth, cgroups and files.
 // It returns what it could not clean up.
 func (h *Host) Stop() error {
+	_ = h.Unreachable(false)
 	var errs []error
 	if h.nspawn != nil && h.nspawn.Process != nil {
 		// Containers that ignore SIGTERM (sleep as PID 1) would hold the
