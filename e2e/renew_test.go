@@ -107,7 +107,7 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 
 		serve = host.Start("docker", "tls", "ca", "serve", "--ca", "engine", "--listen", listen, "--san", "127.0.0.1")
 		serve.WaitFor("Serving CA")
-		time.Sleep(time.Until(old.NotAfter.Add(-life/3 + 200*time.Millisecond)))
+		time.Sleep(time.Until(old.NotAfter.Add(-life/3 + 500*time.Millisecond)))
 		e.MustTLS("renew", "remote")
 		renewed := contextCert(t, e, "remote")
 		if renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {

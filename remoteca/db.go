@@ -551,9 +551,9 @@ type Renewal struct {
 
 // Renew checks that the presented certificate and its name are not
 // revoked and that it was not renewed before, then records what sign
-// makes. sign gets the time the old certificate was issued (from the
-// inventory, or its NotBefore when another tool issued it) so that it can
-// apply the renewal window and keep the lifetime. A certificate renews
+// makes. sign gets the time the old certificate was issued (its NotBefore
+// plus pki.Backdate) so that it can apply the renewal window and keep the
+// lifetime. A certificate renews
 // once: a retry with the same new key gets the same certificate (replay).
 func (d *DB) Renew(ctx context.Context, r Renewal, sign func(issuedAt time.Time) (*x509.Certificate, error)) (cert *x509.Certificate, rec *Issued, replay bool, err error) {
 	serial := fmt.Sprintf("%x", r.Old.SerialNumber)
@@ -562,6 +562,10 @@ func (d *DB) Renew(ctx context.Context, r Renewal, sign func(issuedAt time.Time)
 		return nil, nil, false, d.wrap(err)
 	}
 	defer done()
+	// When it was issued, from the certificate itself (NotBefore is
+	// backdated by pki.Backdate), not from the inventory: certificates
+	// carry whole seconds, and a client (the agent) computes the renewal
+	// window from the same fields, to the same second.
 	issuedAt := r.Old.NotBefore.Add(pki.Backdate)
 	if issuedAt.After(r.Old.NotAfter) {
 		issuedAt = r.Old.NotBefore
@@ -572,7 +576,6 @@ func (d *DB) Renew(ctx context.Context, r Renewal, sign func(issuedAt time.Time)
 		if !old.RevokedAt.IsZero() {
 			return nil, nil, false, ErrCertRevoked
 		}
-		issuedAt = old.IssuedAt
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, nil, false, d.wrap(err)
 	}
