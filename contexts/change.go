@@ -407,7 +407,7 @@ func (s *Store) Renew(was *Context, cert *x509.Certificate, key crypto.Signer, r
 		return nil, err
 	}
 	if !rekey && c.KeyOf() != was.KeyOf() {
-		return nil, fmt.Errorf("context %s was changed by another docker tls command while this one ran (its key is now %s): nothing was changed; run the command again", c.Name, c.TLS.KeyID)
+		return nil, errChangedMeanwhile(c)
 	}
 	if err := pki.CheckKeyMatch(cert, key); err != nil {
 		return nil, err
@@ -416,13 +416,7 @@ func (s *Store) Renew(was *Context, cert *x509.Certificate, key crypto.Signer, r
 	if err != nil {
 		return nil, err
 	}
-	certPEM := string(pki.EncodeCertificate(cert))
-	if c.AgentMode() {
-		p.Meta.CertPEM = certPEM
-	} else {
-		p.CertPEM = certPEM
-	}
-	p.Meta.Subject, p.Meta.Issuer, p.Meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
+	p.setCert(c, cert)
 	if rekey {
 		p.New = &keystore.Ref{Store: c.TLS.KeyStore, ID: KeyID(c.Name, cert)}
 		p.PutKey = true
@@ -451,7 +445,7 @@ func (s *Store) Retrust(was *Context, caPEM []byte, cert *x509.Certificate) (*Co
 		return nil, err
 	}
 	if c.KeyOf() != was.KeyOf() {
-		return nil, fmt.Errorf("context %s was changed by another docker tls command while this one ran (its key is now %s): nothing was changed; run the command again", c.Name, c.TLS.KeyID)
+		return nil, errChangedMeanwhile(c)
 	}
 	cas, err := pki.ParseCertificates(caPEM)
 	if err != nil || len(cas) == 0 {
@@ -461,17 +455,7 @@ func (s *Store) Retrust(was *Context, caPEM []byte, cert *x509.Certificate) (*Co
 	if err != nil {
 		return nil, err
 	}
-	if c.AgentMode() {
-		p.Meta.CAPEM = string(caPEM)
-	} else {
-		p.CAPEM = string(caPEM)
-	}
-	p.Meta.CAFingerprint = pki.Fingerprint(cas[0])
-	current := p.CertPEM
-	if c.AgentMode() {
-		current = p.Meta.CertPEM
-	}
-	key, err := s.storedKey(c, []byte(current))
+	key, err := s.storedKey(c, []byte(p.cert(c)))
 	if err != nil {
 		return nil, err
 	}
@@ -479,18 +463,47 @@ func (s *Store) Retrust(was *Context, caPEM []byte, cert *x509.Certificate) (*Co
 		if err := pki.CheckKeyMatch(cert, key); err != nil {
 			return nil, fmt.Errorf("context %s: %w", c.Name, err)
 		}
-		certPEM := string(pki.EncodeCertificate(cert))
-		if c.AgentMode() {
-			p.Meta.CertPEM = certPEM
-		} else {
-			p.CertPEM = certPEM
-		}
-		p.Meta.Subject, p.Meta.Issuer, p.Meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
+		p.setCert(c, cert)
 	}
+	// The trust last: the key was checked against the certificate the
+	// context has now.
+	if c.AgentMode() {
+		p.Meta.CAPEM = string(caPEM)
+	} else {
+		p.CAPEM = string(caPEM)
+	}
+	p.Meta.CAFingerprint = pki.Fingerprint(cas[0])
 	if err := s.run("retrust", c.Name, p, key); err != nil {
 		return nil, err
 	}
 	return s.Get(c.Name)
+}
+
+// cert is the client certificate PEM the plan gives c: in its TLS files,
+// or in our field for an agent-mode context.
+func (p *plan) cert(c *Context) string {
+	if c.AgentMode() {
+		return p.Meta.CertPEM
+	}
+	return p.CertPEM
+}
+
+// setCert gives c the client certificate cert, where c keeps it, with the
+// summary ls shows.
+func (p *plan) setCert(c *Context, cert *x509.Certificate) {
+	certPEM := string(pki.EncodeCertificate(cert))
+	if c.AgentMode() {
+		p.Meta.CertPEM = certPEM
+	} else {
+		p.CertPEM = certPEM
+	}
+	p.Meta.Subject, p.Meta.Issuer, p.Meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
+}
+
+// errChangedMeanwhile refuses a change computed from a context that another
+// command has since given another key.
+func errChangedMeanwhile(c *Context) error {
+	return fmt.Errorf("context %s was changed by another docker tls command while this one ran (its key is now %s): nothing was changed; run the command again", c.Name, c.TLS.KeyID)
 }
 
 // planOf is the plan that rewrites context c as it is now; changes edit it.
