@@ -1,6 +1,7 @@
 package castore
 
 import (
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -25,18 +26,15 @@ var ErrNoRotation = errors.New("no rotation in progress")
 // in the same kind of key store. Starting again with a rotation already in
 // progress returns the CA as it is (the new CA of the first start).
 func (s *Store) StartRotation(name string, next *pki.CA, passphrase []byte, now time.Time) (*CA, error) {
-	release, err := s.j.Lock()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	cur, err := s.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	if cur.NextCert != nil {
-		return cur, nil
-	}
+	return s.rotationStep(name, "rotate-start", next.Key, passphrase, func(cur *CA) (*plan, error) {
+		if cur.NextCert != nil {
+			return nil, nil
+		}
+		return startPlan(name, cur, next, now)
+	})
+}
+
+func startPlan(name string, cur *CA, next *pki.CA, now time.Time) (*plan, error) {
 	if len(next.Cert.SubjectKeyId) == 0 {
 		if ski, err := pki.SubjectKeyID(next.Cert.PublicKey); err == nil {
 			next.Cert.SubjectKeyId = ski
@@ -50,30 +48,23 @@ func (s *Store) StartRotation(name string, next *pki.CA, passphrase []byte, now 
 	meta.Next = &NextMeta{KeyStore: nextRef.Store, KeyID: nextRef.ID, Created: now.UTC()}
 	// No old key: nothing is deleted when this commits; undone, the new
 	// key is (newKeyIsExtra).
-	p := plan{New: nextRef, PutKey: true, CertPEM: string(pki.EncodeCertificate(cur.Cert)),
-		NextPEM: string(pki.EncodeCertificate(next.Cert)), Meta: meta}
-	if err := s.run("rotate-start", name, p, next.Key, passphrase); err != nil {
-		return nil, err
-	}
-	return s.Get(name)
+	return &plan{New: nextRef, PutKey: true, CertPEM: string(pki.EncodeCertificate(cur.Cert)),
+		NextPEM: string(pki.EncodeCertificate(next.Cert)), Meta: meta}, nil
 }
 
 // FinishRotation makes the rotation's new CA the CA of name. The old key
 // is deleted after the directory is committed, or kept (keepOld) and
 // listed in Retired.
 func (s *Store) FinishRotation(name string, keepOld bool) (*CA, error) {
-	release, err := s.j.Lock()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	cur, err := s.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	if cur.Next == nil {
-		return nil, fmt.Errorf("CA %s: %w", name, ErrNoRotation)
-	}
+	return s.rotationStep(name, "rotate-finish", nil, nil, func(cur *CA) (*plan, error) {
+		if cur.Next == nil {
+			return nil, fmt.Errorf("CA %s: %w", name, ErrNoRotation)
+		}
+		return finishPlan(cur, keepOld), nil
+	})
+}
+
+func finishPlan(cur *CA, keepOld bool) *plan {
 	old := cur.KeyRef()
 	meta := cur.Meta
 	meta.KeyStore, meta.KeyID, meta.Created = cur.Next.KeyStore, cur.Next.KeyID, cur.Next.Created
@@ -84,15 +75,28 @@ func (s *Store) FinishRotation(name string, keepOld bool) (*CA, error) {
 	} else {
 		p.Old = &old
 	}
-	if err := s.run("rotate-finish", name, p, nil, nil); err != nil {
-		return nil, err
-	}
-	return s.Get(name)
+	return &p
 }
 
 // AbortRotation drops the rotation's new CA: the directory stops naming
 // it, then its key is deleted. The current CA is untouched.
 func (s *Store) AbortRotation(name string) (*CA, error) {
+	return s.rotationStep(name, "rotate-abort", nil, nil, func(cur *CA) (*plan, error) {
+		if cur.Next == nil {
+			return nil, nil
+		}
+		next := keystore.Ref{Store: cur.Next.KeyStore, ID: cur.Next.KeyID}
+		meta := cur.Meta
+		meta.Next = nil
+		return &plan{Old: &next, New: cur.KeyRef(), CertPEM: string(pki.EncodeCertificate(cur.Cert)), Meta: meta}, nil
+	})
+}
+
+// rotationStep runs one step of a rotation under the state lock: build
+// says, from the CA as it is now, what the step changes (nil: nothing, the
+// step is already done), and the change runs through the journal; key is
+// the key it stores, if any.
+func (s *Store) rotationStep(name, op string, key crypto.Signer, passphrase []byte, build func(cur *CA) (*plan, error)) (*CA, error) {
 	release, err := s.j.Lock()
 	if err != nil {
 		return nil, err
@@ -102,14 +106,14 @@ func (s *Store) AbortRotation(name string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cur.Next == nil {
+	p, err := build(cur)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
 		return cur, nil
 	}
-	next := keystore.Ref{Store: cur.Next.KeyStore, ID: cur.Next.KeyID}
-	meta := cur.Meta
-	meta.Next = nil
-	p := plan{Old: &next, New: cur.KeyRef(), CertPEM: string(pki.EncodeCertificate(cur.Cert)), Meta: meta}
-	if err := s.run("rotate-abort", name, p, nil, nil); err != nil {
+	if err := s.run(op, name, *p, key, passphrase); err != nil {
 		return nil, err
 	}
 	return s.Get(name)
