@@ -173,11 +173,7 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if opts.keepOld {
 		st.KeepOld = true
 	}
-	stored, err := a.startRotation(st, opts, save)
-	if err != nil {
-		return err
-	}
-	ex, err := a.rotator(stored, opts)
+	ex, err := a.startRotation(st, opts, save)
 	if err != nil {
 		return err
 	}
@@ -286,14 +282,16 @@ func (a *app) planRotation(name string, keepOld bool) (*rotation.State, error) {
 // a subject (people, and openssl's error messages, tell them apart).
 var dateSuffix = regexp.MustCompile(` \(\d{4}-\d{2}-\d{2}[^)]*\)$`)
 
-// startRotation makes the new CA (phase 1), once.
-func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(*rotation.State) error) (*castore.CA, error) {
-	stored, ca, err := a.loadCA(st.CA, opts.passphrase)
+// startRotation makes the new CA (phase 1), once, and returns what
+// carries out the next phases. The CA's key is read once: a passphrase
+// asked for at the prompt opens the new CA's key too.
+func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(*rotation.State) error) (*rotator, error) {
+	stored, ca, pass, err := a.loadCAPassphrase(st.CA, opts.passphrase)
 	if err != nil {
 		return nil, err
 	}
 	if st.Phase >= rotation.Started && stored.NextCert != nil {
-		return stored, nil
+		return a.newRotator(stored, ca, pass, opts.wait)
 	}
 	kt, err := pki.KeyTypeOf(ca.Key.Public())
 	if err != nil {
@@ -317,10 +315,6 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 	if err != nil {
 		return nil, err
 	}
-	pass, err := opts.passphrase.read()
-	if err != nil {
-		return nil, err
-	}
 	if stored, err = a.cas().StartRotation(st.CA, next, pass, now); err != nil {
 		return nil, err
 	}
@@ -329,7 +323,10 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 	for _, t := range st.Targets {
 		t.Done = rotation.Started
 	}
-	return stored, save(st)
+	if err := save(st); err != nil {
+		return nil, err
+	}
+	return a.newRotator(stored, ca, pass, opts.wait)
 }
 
 // excludeFromRotation revokes identities at the CA's service, before any
@@ -356,12 +353,12 @@ func (a *app) excludeFromRotation(ctx context.Context, st *rotation.State, opts 
 
 // abortRotation walks every target back and drops the new CA.
 func (a *app) abortRotation(ctx context.Context, st *rotation.State, opts caRotateOptions, save func(*rotation.State) error) error {
-	stored, _, err := a.loadCA(st.CA, opts.passphrase)
+	stored, ca, pass, err := a.loadCAPassphrase(st.CA, opts.passphrase)
 	if err != nil {
 		return err
 	}
 	if stored.NextCert != nil {
-		ex, err := a.rotator(stored, opts)
+		ex, err := a.newRotator(stored, ca, pass, opts.wait)
 		if err != nil {
 			return err
 		}
@@ -387,20 +384,14 @@ type rotator struct {
 	wait     time.Duration
 }
 
-func (a *app) rotator(stored *castore.CA, opts caRotateOptions) (*rotator, error) {
-	pass, err := opts.passphrase.read()
-	if err != nil {
-		return nil, err
-	}
-	old, err := a.cas().Signer(stored, pass)
-	if err != nil {
-		return nil, err
-	}
+// newRotator pairs the loaded old CA with the rotation's new one, whose key
+// is in the same kind of store under the same passphrase.
+func (a *app) newRotator(stored *castore.CA, old *pki.CA, pass []byte, wait time.Duration) (*rotator, error) {
 	next, err := a.cas().NextSigner(stored, pass)
 	if err != nil {
 		return nil, err
 	}
-	return &rotator{a: a, stored: stored, old: old, new: next, wait: opts.wait}, nil
+	return &rotator{a: a, stored: stored, old: old, new: next, wait: wait}, nil
 }
 
 func (r *rotator) bundle() []byte {
