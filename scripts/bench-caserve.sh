@@ -59,6 +59,7 @@ openssl req -new -key "$c/tls-key.pem" -subj "/CN=127.0.0.1" -out "$c/tls.csr" 2
 printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$c/ext"
 openssl x509 -req -in "$c/tls.csr" -CA "$c/ca.pem" -CAkey "$c/ca-key.pem" -CAcreateserial -days 30 -sha256 -extfile "$c/ext" -out "$c/tls.pem" 2>/dev/null
 key=$(openssl rand -hex 16)
+(umask 077; echo "$key" >"$c/auth.key") # caload reads it from there, never from argv
 cat >"$c/config.json" <<EOF
 {"signing": {"default": {"expiry": "168h"},
   "profiles": {"client": {"expiry": "2160h", "usages": ["digital signature", "client auth"], "auth_key": "k"}}},
@@ -97,7 +98,7 @@ declare -A dtls cf
 for clients in 20 200; do
   mint "$N"
   dtls[$clients]=$(bin/caload -url "https://127.0.0.1:$dport" -ca "$tmp/dtls-ca.pem" -tokens "$tmp/tokens.json" -clients "$clients" -n "$N")
-  cf[$clients]=$(bin/caload -url "https://127.0.0.1:$cport" -ca "$c/ca.pem" -auth-key "$key" -clients "$clients" -n "$N")
+  cf[$clients]=$(bin/caload -url "https://127.0.0.1:$cport" -ca "$c/ca.pem" -auth-key-file "$c/auth.key" -clients "$clients" -n "$N")
   line "docker tls ca serve, tokens, SQLite ($clients clients)" "${dtls[$clients]}"
   line "cfssl v1.6.5 serve, auth key, sqlite certdb ($clients clients)" "${cf[$clients]}"
   printf '%-58s %8s  (goal: at least 1.0, zero errors)\n' "docker-tls / cfssl" \

@@ -38,7 +38,7 @@ func main() {
 	url := flag.String("url", "", "service, https://HOST:PORT")
 	caFile := flag.String("ca", "", "PEM of the CA the service's HTTPS certificate chains to")
 	tokensFile := flag.String("tokens", "", "docker-tls: JSON from docker tls ca token --count N --format json")
-	authKey := flag.String("auth-key", "", "cfssl: the auth key (hex) of the client profile")
+	authKeyFile := flag.String("auth-key-file", "", "cfssl: a file holding the auth key (hex) of the client profile (a file, not argv: it is a secret)")
 	clients := flag.Int("clients", 20, "concurrent clients")
 	n := flag.Int("n", 2000, "enrollments")
 	populate := flag.String("populate", "", "fill this docker-tls service database (path or postgres:// URL) instead of measuring")
@@ -47,7 +47,7 @@ func main() {
 	if *populate != "" {
 		err = fill(*populate, *n)
 	} else {
-		err = run(*url, *caFile, *tokensFile, *authKey, *clients, *n)
+		err = run(*url, *caFile, *tokensFile, *authKeyFile, *clients, *n)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "caload:", err)
@@ -55,7 +55,7 @@ func main() {
 	}
 }
 
-func run(url, caFile, tokensFile, authKey string, clients, n int) error {
+func run(url, caFile, tokensFile, authKeyFile string, clients, n int) error {
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return err
@@ -82,12 +82,16 @@ func run(url, caFile, tokensFile, authKey string, clients, n int) error {
 		if len(tokens) < n {
 			return fmt.Errorf("%d tokens for %d enrollments", len(tokens), n)
 		}
-	case authKey != "":
-		if key, err = hex.DecodeString(authKey); err != nil {
-			return fmt.Errorf("-auth-key: %w", err)
+	case authKeyFile != "":
+		data, err := os.ReadFile(authKeyFile)
+		if err != nil {
+			return err
+		}
+		if key, err = hex.DecodeString(strings.TrimSpace(string(data))); err != nil {
+			return fmt.Errorf("-auth-key-file: %w", err)
 		}
 	default:
-		return errors.New("give -tokens (docker-tls) or -auth-key (cfssl)")
+		return errors.New("give -tokens (docker-tls) or -auth-key-file (cfssl)")
 	}
 	work := make(chan int, n)
 	for i := range n {
