@@ -91,6 +91,20 @@ func (o dbOptions) open(ctx context.Context, a *app, ca *castore.CA) (*remoteca.
 	return db, nil
 }
 
+// openCA reads the CA name and opens its service database, for the
+// commands that need no more of the CA than that.
+func (o dbOptions) openCA(ctx context.Context, a *app, name string) (*castore.CA, *remoteca.DB, error) {
+	stored, err := a.cas().Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := o.open(ctx, a, stored)
+	if err != nil {
+		return nil, nil, err
+	}
+	return stored, db, nil
+}
+
 // moveLegacyDB moves a SQLite database (with its -wal and -shm files) from
 // where an older docker-tls kept it, unless one is already at to.
 func moveLegacyDB(from, to string) error {

@@ -23,11 +23,7 @@ func newCAIssuedCommand(a *app) *cobra.Command {
   docker tls ca issued ls --ca team --db env:CA_DB --format '{{.Serial}} {{.State}}'`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stored, err := a.cas().Get(opts.ca)
-			if err != nil {
-				return err
-			}
-			store, err := db.open(cmd.Context(), a, stored)
+			_, store, err := db.openCA(cmd.Context(), a, opts.ca)
 			if err != nil {
 				return err
 			}

@@ -80,11 +80,7 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 	if given != 1 {
 		return errors.New("say what to revoke: one CN or SERIAL, or one of --cn, --serial, --token")
 	}
-	stored, err := a.cas().Get(opts.ca)
-	if err != nil {
-		return err
-	}
-	db, err := opts.db.open(ctx, a, stored)
+	stored, db, err := opts.db.openCA(ctx, a, opts.ca)
 	if err != nil {
 		return err
 	}

@@ -332,11 +332,7 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 // excludeFromRotation revokes identities at the CA's service, before any
 // laptop can renew to the new CA.
 func (a *app) excludeFromRotation(ctx context.Context, st *rotation.State, opts caRotateOptions) error {
-	stored, err := a.cas().Get(st.CA)
-	if err != nil {
-		return err
-	}
-	db, err := opts.db.open(ctx, a, stored)
+	_, db, err := opts.db.openCA(ctx, a, st.CA)
 	if err != nil {
 		return err
 	}

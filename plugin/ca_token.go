@@ -138,11 +138,7 @@ func newCATokensCommand(a *app) *cobra.Command {
 		Example: `  docker tls ca tokens ls --ca engine`,
 		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stored, err := a.cas().Get(opts.ca)
-			if err != nil {
-				return err
-			}
-			store, err := db.open(cmd.Context(), a, stored)
+			_, store, err := db.openCA(cmd.Context(), a, opts.ca)
 			if err != nil {
 				return err
 			}
@@ -185,11 +181,7 @@ func newCARevokeTokenCommand(a *app) *cobra.Command {
 		Example: `  docker tls ca revoke-token 3f2a9c --ca engine`,
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stored, err := a.cas().Get(ca)
-			if err != nil {
-				return err
-			}
-			store, err := db.open(cmd.Context(), a, stored)
+			_, store, err := db.openCA(cmd.Context(), a, ca)
 			if err != nil {
 				return err
 			}
