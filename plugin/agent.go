@@ -94,7 +94,8 @@ supported yet (named pipes).`,
   docker tls agent
   docker --context prod ps
   docker tls agent lock      # forget every key now
-  docker tls agent install   # start at login (systemd user unit / launchd agent)`,
+  docker tls agent install   # start at login (systemd user unit / launchd agent)
+  docker tls agent --ca-check 1m   # notice a CA rotation at the CA services sooner`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAgent(cmd.Context(), a, opts)
