@@ -430,6 +430,9 @@ func startDockerd(t testing.TB, s ServerTLS) (*Dockerd, error) {
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+		// This machine's own forwarding stays as it was: no test changes
+		// what a later one finds.
+		"--ip-forward=false",
 		"--storage-driver=vfs",
 	)...)
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile

@@ -135,7 +135,7 @@ port=
 for p in $(seq 23760 23860); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }; done
 dockerd -H "tcp://127.0.0.1:$port" -H "unix://$tmp/d/docker.sock" --tlsverify --tlscacert="$tmp/srv/ca.pem" \
   --tlscert="$tmp/srv/server-cert.pem" --tlskey="$tmp/srv/server-key.pem" --data-root "$tmp/d/root" --exec-root "$tmp/d/exec" \
-  --pidfile "$tmp/d/docker.pid" --bridge=none --iptables=false --ip6tables=false --ip-masq=false --storage-driver=vfs >"$tmp/d/log" 2>&1 &
+  --pidfile "$tmp/d/docker.pid" --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false --storage-driver=vfs >"$tmp/d/log" 2>&1 &
 dpid=$!
 trap 'kill $fake_pid 2>/dev/null; kill -TERM $dpid 2>/dev/null; for _ in $(seq 1 100); do kill -0 $dpid 2>/dev/null || break; sleep 0.2; done; rm -rf "$tmp"' EXIT
 for _ in $(seq 1 300); do grep -q "API listen on 127.0.0.1:$port" "$tmp/d/log" && break; sleep 0.2; done

@@ -107,7 +107,7 @@ printf '%s$ dockerd -H tcp://127.0.0.1:%s --tlsverify --tlscacert=… --tlscert=
 dockerd -H "tcp://127.0.0.1:$port" -H "unix://$d/docker.sock" --tlsverify \
   --tlscacert="$work/server/ca.pem" --tlscert="$work/server/server-cert.pem" --tlskey="$work/server/server-key.pem" \
   --data-root "$d/root" --exec-root "$d/exec" --pidfile "$d/docker.pid" \
-  --bridge=none --iptables=false --ip6tables=false --ip-masq=false --storage-driver=vfs >"$d/log" 2>&1 &
+  --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false --storage-driver=vfs >"$d/log" 2>&1 &
 dockerd_pid=$!
 for _ in $(seq 1 300); do
   grep -q "API listen on 127.0.0.1:$port" "$d/log" && break

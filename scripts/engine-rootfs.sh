@@ -67,6 +67,22 @@ chroot "$r" systemctl enable cgroup-rw.service >/dev/null 2>&1
 for u in getty@tty1.service console-getty.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
   ln -sf /dev/null "$r/etc/systemd/system/$u"
 done
+# The host's address, on the veth systemd-nspawn makes (eth0 inside): the
+# harness writes it to /etc/e2e/address through a bind mount.
+cat >"$r/etc/systemd/system/e2e-net.service" <<'EOF'
+[Unit]
+Description=This test host's address on its veth
+DefaultDependencies=no
+Before=network.target ssh.service docker.service
+Wants=network.target
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'ip link set lo up && ip addr add "$(cat /etc/e2e/address)" dev eth0 && ip link set eth0 up'
+RemainAfterExit=yes
+[Install]
+WantedBy=multi-user.target
+EOF
+chroot "$r" systemctl enable e2e-net.service >/dev/null 2>&1
 # A host forgotten by a killed test halts itself (the harness sets the
 # lifetime in /etc/e2e-lifetime through a bind mount).
 cat >"$r/etc/systemd/system/e2e-lifetime.service" <<'EOF'

@@ -7,6 +7,11 @@
 // (scripts/engine-rootfs.sh) and shared read-only; each host's writes go to
 // a tmpfs overlay and vanish when it stops. Needs root.
 //
+// A host depends on nothing this machine ran before: its network
+// namespace is nspawn's own, with /proc/sys/net writable inside as on a
+// real host, so its dockerd sets the sysctls it needs itself; and it is
+// ready only when sshd and docker are each active and dockerd answers.
+//
 // It is never part of the docker-tls binary. ../shared/recipes/engine-hosts.md
 // says why each systemd-nspawn flag is there.
 package enginehost
@@ -39,8 +44,8 @@ type Host struct {
 	HostKey string
 
 	dir     string
-	netns   string
 	veth    string
+	subnet  string
 	cgroups []string
 	nspawn  *exec.Cmd
 	done    chan struct{}
@@ -160,7 +165,6 @@ func (h *Host) start(rootfs string) error {
 	serial := hostSerial.Add(1)
 	id := fmt.Sprintf("%d%d", os.Getpid()%10000, serial)
 	h.Name = "dtls-e2e-" + id
-	h.netns = h.Name
 	h.veth = "dtv" + id
 	if len(h.veth) > 15 {
 		h.veth = h.veth[:15]
@@ -176,23 +180,8 @@ func (h *Host) start(rootfs string) error {
 	if subnet == 0 {
 		return errors.New("no free 10.231.N.0/30 subnet")
 	}
+	h.subnet = fmt.Sprintf("10.231.%d.0/30", subnet)
 	h.Addr = fmt.Sprintf("10.231.%d.2", subnet)
-	local := fmt.Sprintf("10.231.%d.1/30", subnet)
-	peer := "p" + h.veth[1:]
-	for _, args := range [][]string{
-		{"netns", "add", h.netns},
-		{"link", "add", h.veth, "type", "veth", "peer", "name", peer},
-		{"link", "set", peer, "netns", h.netns},
-		{"addr", "add", local, "dev", h.veth},
-		{"link", "set", h.veth, "up"},
-		{"-n", h.netns, "addr", "add", h.Addr + "/30", "dev", peer},
-		{"-n", h.netns, "link", "set", peer, "up"},
-		{"-n", h.netns, "link", "set", "lo", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
 
 	// The host's own files: its ssh host key, who may log in, its name in
 	// /etc/hosts (sudo needs it), its lifetime, and /var/lib/docker (a
@@ -238,6 +227,11 @@ func (h *Host) start(rootfs string) error {
 	if err := os.WriteFile(filepath.Join(dir, "e2e", "lifetime"), []byte("1800\n"), 0o644); err != nil {
 		return err
 	}
+	// Its address, which e2e-net.service (scripts/engine-rootfs.sh) puts
+	// on eth0 at boot.
+	if err := os.WriteFile(filepath.Join(dir, "e2e", "address"), []byte(h.Addr+"/30\n"), 0o644); err != nil {
+		return err
+	}
 
 	// nspawn --keep-unit makes payload/ and supervisor/ cgroups under its
 	// caller's: it starts in cgroups of its own so Stop can remove them.
@@ -254,7 +248,19 @@ func (h *Host) start(rootfs string) error {
 		"--boot", "--directory=" + rootfs, "--volatile=overlay",
 		"--machine=" + h.Name, "--hostname=" + h.Name,
 		"--register=no", "--keep-unit",
-		"--network-namespace-path=/run/netns/" + h.netns,
+		// A network namespace of nspawn's own, joined to this machine by
+		// a veth pair that nspawn makes (host side h.veth, eth0 inside).
+		// With it nspawn mounts /proc/sys/net writable inside, as a real
+		// host has it: the host's dockerd sets what it needs (forwarding,
+		// accept_ra on its bridge, IPv6 off in its containers) itself,
+		// whatever this machine's own values, which a new namespace
+		// copies (net.core.devconf_inherit_init_net = 0). With
+		// --network-namespace-path /proc/sys/net is read-only, and on a
+		// machine that never ran dockerd (forwarding off) the host's
+		// dockerd exits at start: "Enabling IP forwarding failed".
+		// (--network-interface cannot move a veth of ours in: nspawn
+		// waits for udev, which this machine does not run.)
+		"--network-veth-extra=" + h.veth + ":eth0",
 		"--capability=all", "--system-call-filter=add_key keyctl bpf",
 		"--console=read-only", "--setenv=SYSTEMD_COLORS=0", "--resolv-conf=off", "--timezone=off",
 		"--bind=" + filepath.Join(dir, "docker") + ":/var/lib/docker",
@@ -273,8 +279,13 @@ exec systemd-nspawn "$@"`
 	}
 	h.nspawn = cmd
 	go func() { _ = cmd.Wait(); close(h.done) }()
+	if err := h.addressLink(); err != nil {
+		return err
+	}
 
-	// Ready once sshd and docker are active, within a minute.
+	// Ready once sshd and docker are each active and dockerd answers,
+	// within a minute. A dockerd that failed (systemd gave up restarting
+	// it) will not come: say why at once, from its journal.
 	deadline := time.Now().Add(60 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
@@ -285,15 +296,105 @@ exec systemd-nspawn "$@"`
 		}
 		if conn, err := net.DialTimeout("tcp", h.Addr+":22", time.Second); err == nil {
 			conn.Close()
-			out, err := h.Root("systemctl is-active ssh docker")
-			if err == nil {
+			out, _ := h.Root(readyScript)
+			r := parseReadiness(out)
+			if r.ready() {
 				return nil
 			}
-			last = out
+			last = r.String()
+			if r.units["docker"] == "failed" {
+				journal, _ := h.Root("journalctl -u docker.service -n 15 --no-pager -o cat")
+				return fmt.Errorf("dockerd failed to start (%s); its journal:\n%s", last, journal)
+			}
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
 	return fmt.Errorf("not ready within 60 s: %s", last)
+}
+
+// addressLink gives this machine's side of the host's veth its address,
+// once nspawn has made the link (within ten seconds), and checks that no
+// other run took the same subnet meanwhile.
+func (h *Host) addressLink() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for exec.Command("ip", "link", "show", "dev", h.veth).Run() != nil {
+		select {
+		case <-h.done:
+			return errors.New("systemd-nspawn exited before making its veth")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("systemd-nspawn made no link %s within 10 s", h.veth)
+		}
+	}
+	local := strings.TrimSuffix(h.Addr, ".2") + ".1/30"
+	for _, args := range [][]string{
+		{"addr", "add", local, "dev", h.veth},
+		{"link", "set", h.veth, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	out, err := exec.Command("ip", "-o", "addr", "show", "to", h.subnet).Output()
+	if err != nil {
+		return fmt.Errorf("ip addr show to %s: %v", h.subnet, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.TrimSuffix(f[1], ":") != h.veth {
+			return fmt.Errorf("subnet %s was taken by another run meanwhile (%s)", h.subnet, f[1])
+		}
+	}
+	return nil
+}
+
+// readyScript prints each unit's state, then dockerd's version as its API
+// answers it (nothing when it does not).
+const readyScript = `for u in ssh docker; do echo "$u=$(systemctl is-active "$u.service")"; done
+echo "api=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"`
+
+// readiness is what readyScript saw.
+type readiness struct {
+	units map[string]string
+	api   string
+}
+
+func parseReadiness(out string) readiness {
+	r := readiness{units: map[string]string{}}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		if k == "api" {
+			r.api = v
+		} else {
+			r.units[k] = v
+		}
+	}
+	return r
+}
+
+// ready is true when every unit is active, each on its own (systemctl
+// is-active with several units exits 0 when any one is), and dockerd
+// answers on its socket.
+func (r readiness) ready() bool {
+	return r.units["ssh"] == "active" && r.units["docker"] == "active" && r.api != ""
+}
+
+func (r readiness) String() string {
+	api := "dockerd does not answer"
+	if r.api != "" {
+		api = "dockerd " + r.api + " answers"
+	}
+	return fmt.Sprintf("ssh %s, docker %s, %s", orUnknown(r.units["ssh"]), orUnknown(r.units["docker"]), api)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // Root runs a shell command on the host as root over ssh, bounded to two
@@ -329,7 +430,7 @@ func (h *Host) Unreachable(on bool) error {
 }
 
 // Stop halts the host (SIGTERM to nspawn is a clean poweroff, about 2 s),
-// kills it after 20 s, and removes its namespace, veth, cgroups and files.
+// kills it after 20 s, and removes its veth, cgroups and files.
 // It returns what it could not clean up.
 func (h *Host) Stop() error {
 	_ = h.Unreachable(false)
@@ -352,11 +453,10 @@ func (h *Host) Stop() error {
 			}
 		}
 	}
+	// nspawn's namespace, and with it the veth pair, go when it exits;
+	// one it left (killed) goes here.
 	if h.veth != "" {
 		_ = exec.Command("ip", "link", "del", h.veth).Run()
-	}
-	if h.netns != "" {
-		_ = exec.Command("ip", "netns", "del", h.netns).Run()
 	}
 	// Leaf cgroups first; one with processes left cannot go, and says so.
 	for _, cg := range h.cgroups {
