@@ -502,3 +502,90 @@ func TestEngineSetupCrash(t *testing.T) {
 		t.Errorf("ssh masters left running: %s", out)
 	}
 }
+
+// hostFiles is every file, directory and link under the places a setup
+// could write to (and a few it never should), with owner, mode and a hash
+// of each file's bytes.
+const hostFiles = `for d in /etc /var/lib/docker-tls /usr/local /root /opt; do
+  [ -e "$d" ] || { echo "$d absent"; continue; }
+  find "$d" -xdev -printf '%p %m %u:%g %y %l\n' | sort
+  find "$d" -xdev -type f -exec sha256sum {} + | sort -k 2
+done`
+
+// TestEngineRefusesFailedDockerd: a host whose dockerd cannot start (a
+// daemon.json that parses but holds an option dockerd does not know) is
+// refused by engine setup and engine renew before anything is written,
+// with the unit's state and dockerd's own error line; a masked unit is
+// called masked; a dockerd that is merely stopped is set up.
+func TestEngineRefusesFailedDockerd(t *testing.T) {
+	t.Parallel() // own host; mostly waiting on restarts
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	h := StartEngineHosts(t, c, 1)[0]
+	e.MustTLS("ca", "init")
+	breakDockerd := func() {
+		t.Helper()
+		h.MustRoot(`printf '{"no-such-option": true}\n' >/etc/docker/daemon.json; systemctl restart docker.service 2>/dev/null || true`)
+		// systemd restarts it twice more (Debian's Restart=always,
+		// StartLimitBurst=3), then gives up: failed.
+		h.MustRoot(`for i in $(seq 1 150); do [ "$(systemctl is-active docker.service)" = failed ] && exit 0; sleep 0.2; done; systemctl status docker.service; exit 1`)
+	}
+	const cause = "the following directives don't match any configuration option: no-such-option"
+
+	t.Run("setup", func(t *testing.T) {
+		breakDockerd()
+		before := h.MustRoot(hostFiles)
+		if !strings.Contains(before, "/var/lib/docker-tls absent") {
+			t.Fatalf("the fresh host already has /var/lib/docker-tls:\n%s", before)
+		}
+		r := setupEngine(e, c, h, "root", "--name", "broken")
+		requireFail(t, r, "dockerd on the host has failed (docker.service failed/failed, exit-code)", cause, "nothing was changed", "fix the host", "run this again")
+		if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 {
+			t.Errorf("the refusal should be one sentence on one line:\n%s", r.Stderr)
+		}
+		if after := h.MustRoot(hostFiles); after != before {
+			t.Errorf("the refused setup changed the host:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if r := e.Docker("context", "inspect", "broken"); r.Code == 0 {
+			t.Error("a context was created for a refused engine")
+		}
+		if ls := e.MustTLS("engine", "ls", "-q"); strings.TrimSpace(ls.Stdout) != "" {
+			t.Errorf("a refused engine is recorded: %q", ls.Stdout)
+		}
+	})
+
+	t.Run("masked", func(t *testing.T) {
+		h.MustRoot("systemctl mask docker.service")
+		before := h.MustRoot(hostFiles)
+		r := setupEngine(e, c, h, "root", "--name", "broken")
+		requireFail(t, r, "docker.service is masked on the host", "systemctl unmask docker.service")
+		if after := h.MustRoot(hostFiles); after != before {
+			t.Errorf("the refused setup changed the host:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		h.MustRoot("systemctl unmask docker.service && rm /etc/docker/daemon.json && systemctl reset-failed docker.service")
+	})
+
+	t.Run("stopped is set up", func(t *testing.T) {
+		// Stopped with its socket, so nothing starts it before the setup.
+		h.MustRoot("systemctl stop docker.socket docker.service; systemctl is-active docker.service || true")
+		r := setupEngine(e, c, h, "root", "--name", "fixed")
+		requireOK(t, r)
+		if !strings.Contains(r.Stdout, "(not running)") {
+			t.Errorf("setup should have seen dockerd stopped:\n%s", r)
+		}
+		requireOK(t, e.Docker("--context", "fixed", "version"))
+	})
+
+	t.Run("renew", func(t *testing.T) {
+		breakDockerd()
+		before := h.MustRoot(hostFiles)
+		r := e.TLS("engine", "renew", "fixed")
+		requireFail(t, r, "not renewed")
+		if !strings.Contains(r.Stdout, "fixed: FAILED: dockerd on the host has failed") || !strings.Contains(r.Stdout, cause) {
+			t.Errorf("renew should name the state and the cause:\n%s", r)
+		}
+		if after := h.MustRoot(hostFiles); after != before {
+			t.Errorf("the refused renew changed the host:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
+}

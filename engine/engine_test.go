@@ -120,7 +120,7 @@ func TestPlanSetup(t *testing.T) {
 	sans, _, _ := pki.ParseSANs([]string{"10.0.0.2", "host"})
 	req := Request{Port: 2376, TLSDir: DefaultTLSDir, CA: ca, SANs: sans, Now: time.Now(), RenewWithin: 30 * 24 * time.Hour}
 	fresh := func() *Facts {
-		return &Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", DockerActive: "active", UnitCat: debianUnit, Hostname: "host", Addrs: []net.IP{net.ParseIP("10.0.0.2")}, Swarm: "inactive"}
+		return &Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", Unit: UnitState{Load: "loaded", Active: "active", Sub: "running"}, UnitCat: debianUnit, Hostname: "host", Addrs: []net.IP{net.ParseIP("10.0.0.2")}, Swarm: "inactive"}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -178,6 +178,22 @@ func TestPlanSetup(t *testing.T) {
 		}, err: "override.conf line 2: this drop-in sets ExecStart and comes after docker-tls.conf"},
 		{name: "no systemd", facts: func(f *Facts) { f.Systemd = false }, err: "does not run systemd"},
 		{name: "no dockerd", facts: func(f *Facts) { f.Dockerd = "" }, err: "apt-get install docker.io"},
+		{name: "dockerd failed", facts: func(f *Facts) {
+			f.Unit = UnitState{Load: "loaded", Active: "failed", Sub: "failed", Result: "exit-code", Error: "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following directives don't match any configuration option: bogus"}
+		}, err: `dockerd on the host has failed (docker.service failed/failed, exit-code): "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following directives don't match any configuration option: bogus"; nothing was changed: fix the host until dockerd starts`},
+		{name: "dockerd restarting in a loop", facts: func(f *Facts) {
+			f.Unit = UnitState{Load: "loaded", Active: "activating", Sub: "auto-restart", Result: "exit-code", Error: "failed to start daemon: boom"}
+		}, err: `dockerd on the host is restarting in a loop (docker.service activating/auto-restart, exit-code): "failed to start daemon: boom"`},
+		{name: "unit masked", facts: func(f *Facts) {
+			f.Unit = UnitState{Load: "masked", Active: "inactive", Sub: "dead"}
+			f.UnitCat = "# Unit docker.service is masked.\n"
+		}, err: "docker.service is masked on the host, so dockerd cannot start; nothing was changed: unmask it (systemctl unmask docker.service)"},
+		{name: "dockerd stopped: started by the setup", facts: func(f *Facts) { f.Unit = UnitState{Load: "loaded", Active: "inactive", Sub: "dead"} }, check: func(t *testing.T, p *Plan) {
+			if !p.Restart {
+				t.Errorf("plan %+v: a stopped dockerd must be (re)started", p)
+			}
+		}},
+		{name: "dockerd starting (not a loop): accepted", facts: func(f *Facts) { f.Unit = UnitState{Load: "loaded", Active: "activating", Sub: "start"} }, check: func(t *testing.T, p *Plan) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := fresh()
@@ -196,6 +212,12 @@ func TestPlanSetup(t *testing.T) {
 				var ce *ConflictError
 				if strings.Contains(tc.err, " line ") && !errors.As(err, &ce) {
 					t.Errorf("a conflict should be a ConflictError: %T", err)
+				}
+				var de *DockerdDownError
+				if strings.Contains(tc.err, "dockerd on the host") || strings.Contains(tc.err, "masked") {
+					if !errors.As(err, &de) {
+						t.Errorf("a dockerd that cannot run should be a DockerdDownError: %T", err)
+					}
 				}
 				return
 			}
@@ -216,7 +238,7 @@ func TestPlanSetupInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := Request{Port: 2376, TLSDir: DefaultTLSDir, CA: ca.Cert, SANs: sans, Now: time.Now(), RenewWithin: 30 * 24 * time.Hour}
-	f := &Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", DockerActive: "active", UnitCat: debianUnit, ServerCert: pki.EncodeCertificate(cert), CAPEM: pki.EncodeCertificate(ca.Cert),
+	f := &Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", Unit: UnitState{Load: "loaded", Active: "active", Sub: "running"}, UnitCat: debianUnit, ServerCert: pki.EncodeCertificate(cert), CAPEM: pki.EncodeCertificate(ca.Cert),
 		PortUsers: `LISTEN 0 4096 *:2376 *:* users:(("dockerd",pid=9,fd=3))`}
 	first, err := PlanSetup(&Facts{Systemd: true, Dockerd: "/usr/sbin/dockerd", UnitCat: debianUnit}, req)
 	if err != nil {

@@ -26,11 +26,12 @@ const (
 // Facts are what Inspect read on a host. Nothing in them is secret: the
 // server key is never read back.
 type Facts struct {
-	OS            string
-	Systemd       bool
-	Dockerd       string // path, empty when not installed
-	DockerdVer    string
-	DockerActive  string // systemctl is-active docker
+	OS         string
+	Systemd    bool
+	Dockerd    string // path, empty when not installed
+	DockerdVer string
+	// Unit is docker.service's state as systemd has it.
+	Unit          UnitState
 	UnitCat       string // systemctl cat docker.service
 	DaemonJSON    []byte // nil when absent
 	DropIn        []byte // our drop-in, nil when absent
@@ -61,7 +62,17 @@ b64() { if [ -e "$1" ]; then base64 -w0 <"$1"; echo; else echo absent; fi; }
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 echo "dockerd=$(command -v dockerd || true)"
 echo "dockerd_version=$(dockerd --version 2>/dev/null | head -n1)"
-echo "docker_active=$(systemctl is-active docker 2>/dev/null || true)"
+systemctl show ` + UnitName + ` -p LoadState -p ActiveState -p SubState -p Result 2>/dev/null | sed 's/^/unit_/'
+# dockerd's own output of its last run (not systemd's lines about it), when
+# it cannot run.
+case "$(systemctl show ` + UnitName + ` -p ActiveState -p SubState --value 2>/dev/null | tr '\n' /)" in
+failed/*|activating/auto-restart/)
+  id=$(systemctl show ` + UnitName + ` -p InvocationID --value 2>/dev/null)
+  j=
+  [ -z "$id" ] || j=$(journalctl _SYSTEMD_UNIT=` + UnitName + ` _SYSTEMD_INVOCATION_ID="$id" -o cat -n 40 --no-pager 2>/dev/null)
+  [ -n "$j" ] || j=$(journalctl _SYSTEMD_UNIT=` + UnitName + ` -o cat -n 40 --no-pager 2>/dev/null)
+  echo "unit_journal=$(printf '%s\n' "$j" | base64 -w0)" ;;
+esac
 echo "unit_cat=$(systemctl cat docker.service 2>/dev/null | base64 -w0)"
 echo "daemon_json=$(b64 /etc/docker/daemon.json)"
 echo "dropin=$(b64 ` + DropInPath + `)"
@@ -125,8 +136,18 @@ func parseFacts(out []byte) (*Facts, error) {
 			f.Dockerd = v
 		case "dockerd_version":
 			f.DockerdVer = v
-		case "docker_active":
-			f.DockerActive = v
+		case "unit_LoadState":
+			f.Unit.Load = v
+		case "unit_ActiveState":
+			f.Unit.Active = v
+		case "unit_SubState":
+			f.Unit.Sub = v
+		case "unit_Result":
+			f.Unit.Result = v
+		case "unit_journal":
+			var b []byte
+			b, err = base64.StdEncoding.DecodeString(v)
+			f.Unit.Error = dockerdError(string(b))
 		case "unit_cat":
 			var b []byte
 			b, err = base64.StdEncoding.DecodeString(v)

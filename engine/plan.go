@@ -110,6 +110,9 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 	if f.Dockerd == "" {
 		return nil, errors.New("dockerd is not installed on the host: install Docker first (on Debian and Ubuntu: apt-get install docker.io)")
 	}
+	if err := checkUnit(f.Unit); err != nil {
+		return nil, err
+	}
 	if f.UnitCat == "" {
 		return nil, errors.New("the host has no docker.service unit: docker tls sets up engines that systemd runs")
 	}
@@ -232,7 +235,7 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 	case !served && !p.IssueCert && len(p.Config) == 0:
 		p.Notes = append([]string{fmt.Sprintf("the configuration is in place but dockerd does not serve port %d yet", r.Port)}, p.Notes...)
 	}
-	p.Restart = p.IssueCert || len(p.Config) > 0 || f.DockerActive != "active" || f.Pending || !served
+	p.Restart = p.IssueCert || len(p.Config) > 0 || f.Unit.Active != "active" || f.Pending || !served
 	if p.Restart {
 		what := "restart dockerd (systemctl restart docker)"
 		if p.StopsContainers {
