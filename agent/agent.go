@@ -37,8 +37,10 @@ import (
 type Endpoint struct {
 	Name   string
 	Remote string // tcp://HOST:PORT
-	CA     *x509.Certificate
-	Cert   *x509.Certificate
+	// CAs are the CAs the context trusts: one, or two while its CA is
+	// being rotated (the old and the new one).
+	CAs  []*x509.Certificate
+	Cert *x509.Certificate
 	// KeyStore and KeyID name the key; the agent loads it on first use.
 	KeyStore string
 	KeyID    string
@@ -491,7 +493,7 @@ func (a *Agent) dial(ctx context.Context, ep Endpoint, key crypto.Signer) (*tls.
 	if err != nil || u.Host == "" {
 		return nil, nil, fmt.Errorf("remote %q is not tcp://HOST:PORT", ep.Remote)
 	}
-	cfg := pki.ClientTLS(ep.CA, u.Hostname(), pki.TLSCertificate(ep.Cert, key))
+	cfg := pki.ClientTLSBundle(ep.CAs, u.Hostname(), pki.TLSCertificate(ep.Cert, key))
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
 	raw, err := (&net.Dialer{Timeout: a.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext(dctx, "tcp", u.Host)

@@ -97,7 +97,7 @@ func startAgent(t testing.TB, ctx context.Context, dir, remote string, f fixture
 		done <- Run(ctx, Config{
 			Dir: dir,
 			Endpoints: func() ([]Endpoint, error) {
-				return []Endpoint{{Name: "e1", Remote: remote, CA: f.ca.Cert, Cert: f.cert, KeyStore: "mem", KeyID: "k"}}, nil
+				return []Endpoint{{Name: "e1", Remote: remote, CAs: []*x509.Certificate{f.ca.Cert}, Cert: f.cert, KeyStore: "mem", KeyID: "k"}}, nil
 			},
 			LoadKey: func(store, id string) (crypto.Signer, error) {
 				if loads != nil {
@@ -133,7 +133,7 @@ func TestOneAgentPerDirectory(t *testing.T) {
 		go func() {
 			results <- Run(ctx, Config{Dir: dir,
 				Endpoints: func() ([]Endpoint, error) {
-					return []Endpoint{{Name: "e1", Remote: "tcp://127.0.0.1:1", CA: f.ca.Cert, Cert: f.cert, KeyStore: "mem", KeyID: "k"}}, nil
+					return []Endpoint{{Name: "e1", Remote: "tcp://127.0.0.1:1", CAs: []*x509.Certificate{f.ca.Cert}, Cert: f.cert, KeyStore: "mem", KeyID: "k"}}, nil
 				},
 				LoadKey: func(string, string) (crypto.Signer, error) { return f.key, nil },
 				Log:     log.New(io.Discard, "", 0),

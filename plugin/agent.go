@@ -44,15 +44,17 @@ func (a *app) agentEndpoints() ([]agent.Endpoint, error) {
 		if !c.AgentMode() {
 			continue
 		}
-		ca, err := pki.ParseCertificate([]byte(c.TLS.CAPEM))
-		if err != nil {
+		// One CA, or a bundle of two while it is rotated: both are
+		// trusted, as the docker CLI trusts every CA of a ca.pem.
+		cas, err := pki.ParseCertificates([]byte(c.TLS.CAPEM))
+		if err != nil || len(cas) == 0 {
 			continue
 		}
 		cert, err := pki.ParseCertificate([]byte(c.TLS.CertPEM))
 		if err != nil {
 			continue
 		}
-		eps = append(eps, agent.Endpoint{Name: c.Name, Remote: c.TLS.Remote, CA: ca, Cert: cert, KeyStore: c.TLS.KeyStore, KeyID: c.TLS.KeyID})
+		eps = append(eps, agent.Endpoint{Name: c.Name, Remote: c.TLS.Remote, CAs: cas, Cert: cert, KeyStore: c.TLS.KeyStore, KeyID: c.TLS.KeyID})
 	}
 	return eps, nil
 }
@@ -118,6 +120,18 @@ supported yet (named pipes).`,
 	return cmd
 }
 
+// checkAgentSpans refuses spans the agent cannot use, the same for agent
+// and agent install (which writes them into a service unit).
+func checkAgentSpans(idleLock, keyringTimeout time.Duration) error {
+	if idleLock < 0 {
+		return fmt.Errorf("--idle-lock %s: give a positive span like 8h, or leave it out", idleLock)
+	}
+	if keyringTimeout < 100*time.Millisecond || keyringTimeout > 10*time.Minute {
+		return fmt.Errorf("--keyring-timeout %s: give a span from 100ms to 10m", keyringTimeout)
+	}
+	return nil
+}
+
 func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 	if err := agentSupported(); err != nil {
 		return err
@@ -125,8 +139,8 @@ func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 	if opts.caCheck < time.Second || opts.caCheck > 24*time.Hour {
 		return fmt.Errorf("--ca-check %s: give a span from 1s to 24h", opts.caCheck)
 	}
-	if opts.idleLock < 0 {
-		return fmt.Errorf("--idle-lock %s: give a positive span like 8h, or leave it out", opts.idleLock)
+	if err := checkAgentSpans(opts.idleLock, opts.keyringTimeout); err != nil {
+		return err
 	}
 	if ctx == nil {
 		ctx = context.Background()

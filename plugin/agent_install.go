@@ -44,6 +44,9 @@ func newAgentInstallCommand(a *app) *cobra.Command {
 }
 
 func runAgentInstall(a *app, opts agentInstallOptions) error {
+	if err := checkAgentSpans(opts.idleLock, opts.keyringTimeout); err != nil {
+		return err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err

@@ -221,6 +221,8 @@ func TestBadInputInProcess(t *testing.T) {
 		{"--parallel 0: give 1 to 64", []string{"engine", "renew", "--all", "--parallel", "0"}},
 		{"--parallel 65: give 1 to 64", []string{"engine", "ls", "--check", "--parallel", "65"}},
 		{"--count 0: give 1 to 10000", []string{"ca", "token", "--count", "0"}},
+		{"--idle-lock -5m0s: give a positive span", []string{"agent", "install", "--idle-lock", "-5m"}},
+		{"--keyring-timeout 0s: give a span from 100ms to 10m", []string{"agent", "install", "--keyring-timeout", "0s"}},
 		{`--format "yaml": use json`, []string{"ca", "token", "--format", "yaml"}},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
