@@ -25,15 +25,25 @@ func managedPaths(tlsDir string) (files, dirs []string) {
 // snapshotScript copies the managed files into $DEST (files/ and a list of
 // the absent ones) and renames it into place whole; with ONCE set, an
 // existing $DEST is kept (the pre-setup backup is taken only once).
+// $FILES and $DIRS are lists, one path a line (pathLists), read as data,
+// never split into shell words.
 const snapshotScript = `set -e
 umask 077
 mkdir -p ` + HostStateDir + `
 if [ -n "$ONCE" ] && [ -d "$DEST" ]; then exit 0; fi
 rm -rf "$DEST.tmp"; mkdir -p "$DEST.tmp/files"; : >"$DEST.tmp/absent"; : >"$DEST.tmp/absent-dirs"
-for f in $FILES; do
-  if [ -e "$f" ]; then mkdir -p "$DEST.tmp/files$(dirname "$f")"; cp -a "$f" "$DEST.tmp/files$f"; else echo "$f" >>"$DEST.tmp/absent"; fi
-done
-for d in $DIRS; do [ -d "$d" ] || echo "$d" >>"$DEST.tmp/absent-dirs"; done
+while IFS= read -r f; do
+  [ -n "$f" ] || continue
+  if [ -e "$f" ]; then mkdir -p "$DEST.tmp/files$(dirname "$f")"; cp -a "$f" "$DEST.tmp/files$f"; else printf '%s\n' "$f" >>"$DEST.tmp/absent"; fi
+done <<DOCKER_TLS_FILES
+$FILES
+DOCKER_TLS_FILES
+while IFS= read -r d; do
+  [ -n "$d" ] || continue
+  [ -d "$d" ] || printf '%s\n' "$d" >>"$DEST.tmp/absent-dirs"
+done <<DOCKER_TLS_DIRS
+$DIRS
+DOCKER_TLS_DIRS
 sync "$DEST.tmp" 2>/dev/null || sync
 rm -rf "$DEST"; mv "$DEST.tmp" "$DEST"
 `
@@ -43,13 +53,28 @@ rm -rf "$DEST"; mv "$DEST.tmp" "$DEST"
 // removed when empty.
 const restoreScript = `set -e
 [ -d "$SRC" ] || { echo "no backup at $SRC" >&2; exit 3; }
-for f in $FILES; do
-  if grep -qxF "$f" "$SRC/absent"; then rm -f "$f"
+while IFS= read -r f; do
+  [ -n "$f" ] || continue
+  if grep -qxF -e "$f" "$SRC/absent"; then rm -f "$f"
   elif [ -e "$SRC/files$f" ]; then mkdir -p "$(dirname "$f")"; cp -a "$SRC/files$f" "$f.docker-tls-restore"; mv -f "$f.docker-tls-restore" "$f"
   fi
-done
-for d in $DIRS; do if grep -qxF "$d" "$SRC/absent-dirs"; then rmdir "$d" 2>/dev/null || true; fi; done
+done <<DOCKER_TLS_FILES
+$FILES
+DOCKER_TLS_FILES
+while IFS= read -r d; do
+  [ -n "$d" ] || continue
+  if grep -qxF -e "$d" "$SRC/absent-dirs"; then rmdir "$d" 2>/dev/null || true; fi
+done <<DOCKER_TLS_DIRS
+$DIRS
+DOCKER_TLS_DIRS
 `
+
+// pathLists sets FILES and DIRS for snapshotScript and restoreScript:
+// the managed paths, one a line, each list quoted as one shell word.
+func pathLists(tlsDir string) string {
+	files, dirs := managedPaths(tlsDir)
+	return "FILES=" + shellQuote(strings.Join(files, "\n")) + "; DIRS=" + shellQuote(strings.Join(dirs, "\n"))
+}
 
 const (
 	// OriginalBackup holds the host's files as they were before the
@@ -121,8 +146,7 @@ func (e *ApplyError) Unwrap() error { return e.Cause }
 // restart, and the check from the laptop. A failure after the backups puts
 // every file back, restarts dockerd and checks it runs.
 func Apply(ctx context.Context, s *Session, c Change) error {
-	files, dirs := managedPaths(c.TLSDir)
-	env := fmt.Sprintf("FILES=%s; DIRS=%s; ", shellQuote(strings.Join(files, " ")), shellQuote(strings.Join(dirs, " ")))
+	env := pathLists(c.TLSDir) + "; "
 	// Both backups in one round trip, each in a subshell of its own: the
 	// pre-setup one only once; the run's one, which a rollback restores,
 	// kept after an interrupted run (pending), since it still holds the
@@ -216,8 +240,7 @@ func rollBack(ctx context.Context, s *Session, c Change, cause error) error {
 // restored file is then loaded by a reload (dockerd applies live-restore on
 // reload, and only acts on it when it stops or starts).
 func restore(ctx context.Context, s *Session, src, tlsDir string) error {
-	files, dirs := managedPaths(tlsDir)
-	env := fmt.Sprintf("FILES=%s; DIRS=%s; SRC=%s\n", shellQuote(strings.Join(files, " ")), shellQuote(strings.Join(dirs, " ")), src)
+	env := pathLists(tlsDir) + "; SRC=" + shellQuote(src) + "\n"
 	if out, err := s.Run(ctx, env+restoreScript, nil); err != nil {
 		return fmt.Errorf("restore the files from %s: %s", src, firstLine(out, err))
 	}
@@ -244,7 +267,7 @@ func restore(ctx context.Context, s *Session, src, tlsDir string) error {
 		return fmt.Errorf("restart dockerd with the restored files: %s", firstLine(out, err))
 	}
 	if bridge {
-		one := fmt.Sprintf("FILES=%s; DIRS=; SRC=%s\n", DaemonJSONPath, src)
+		one := "FILES=" + shellQuote(DaemonJSONPath) + "; DIRS=; SRC=" + shellQuote(src) + "\n"
 		if out, err := s.Run(ctx, one+restoreScript+"\nsystemctl reload docker", nil); err != nil {
 			return fmt.Errorf("restore %s: %s", DaemonJSONPath, firstLine(out, err))
 		}

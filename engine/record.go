@@ -52,6 +52,9 @@ func (r Records) path(name string) string { return filepath.Join(r.Dir, name+".j
 
 // Put writes rec.
 func (r Records) Put(rec *Record) error {
+	if err := ValidateName(rec.Name); err != nil {
+		return err
+	}
 	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
 		return err
 	}
@@ -67,6 +70,9 @@ var ErrNoEngine = errors.New("no such engine")
 
 // Get reads the record of name.
 func (r Records) Get(name string) (*Record, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(r.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("engine %q: %w", name, ErrNoEngine)
@@ -77,6 +83,9 @@ func (r Records) Get(name string) (*Record, error) {
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("%s is damaged (%v): remove it and run docker tls engine setup again", r.path(name), err)
+	}
+	if err := CheckTLSDir(rec.TLSDir); err != nil {
+		return nil, fmt.Errorf("%s is damaged (its TLS directory %v): remove it and run docker tls engine setup again", r.path(name), err)
 	}
 	return &rec, nil
 }
@@ -111,6 +120,9 @@ func (r Records) List() ([]*Record, map[string]error, error) {
 
 // Remove deletes the record of name.
 func (r Records) Remove(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
 	err := os.Remove(r.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

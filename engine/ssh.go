@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	sshurl "github.com/docker/cli/cli/connhelper/ssh"
 )
@@ -39,6 +40,13 @@ func ParseDest(s string) (Dest, error) {
 	}
 	if strings.HasPrefix(sp.Host, "-") || strings.HasPrefix(sp.User, "-") {
 		return Dest{}, fmt.Errorf("%q is not an ssh destination: it starts with '-'", s)
+	}
+	for _, part := range []struct{ what, v string }{{"user", sp.User}, {"host", sp.Host}, {"port", sp.Port}} {
+		for _, r := range part.v {
+			if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Bidi_Control, r) {
+				return Dest{}, fmt.Errorf("%q is not an ssh destination: its %s holds %q", s, part.what, r)
+			}
+		}
 	}
 	return Dest{User: sp.User, Host: sp.Host, Port: sp.Port}, nil
 }

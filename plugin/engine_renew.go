@@ -60,7 +60,10 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if opts.all == (len(opts.names) > 0) {
+	switch {
+	case opts.all && len(opts.names) > 0:
+		return errors.New("give engine names or --all, not both")
+	case !opts.all && len(opts.names) == 0:
 		return errors.New("name the engines to renew, or give --all")
 	}
 	if err := checkParallel(opts.parallel); err != nil {

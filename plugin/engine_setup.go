@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -110,8 +112,17 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if err := checkWait(opts.wait); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(opts.tlsDir, "/") {
-		return fmt.Errorf("--tls-dir %q must be an absolute path on the host", opts.tlsDir)
+	if err := engine.CheckTLSDir(opts.tlsDir); err != nil {
+		return fmt.Errorf("--tls-dir %w", err)
+	}
+	if opts.sshConfig != "" {
+		// Remembered for the engine, so absolute: later commands run
+		// from other directories.
+		abs, err := sshConfigFile(opts.sshConfig)
+		if err != nil {
+			return err
+		}
+		opts.sshConfig = abs
 	}
 	if opts.name != "" {
 		if err := contexts.ValidateName(opts.name); err != nil {
@@ -312,6 +323,23 @@ func engineSANs(dialled string, f *engine.Facts, extra []string) (pki.SANs, erro
 		return pki.SANs{}, fmt.Errorf("server certificate names: %w", err)
 	}
 	return sans, nil
+}
+
+// sshConfigFile checks an --ssh-config path (an existing regular file:
+// ssh -F ignores a directory without a word) and returns it absolute.
+func sshConfigFile(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("--ssh-config %q: %w", p, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("--ssh-config %q: %w: give an ssh_config file", p, errors.Unwrap(err))
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("--ssh-config %q is not a file: give an ssh_config file (ssh -F reads one file)", p)
+	}
+	return abs, nil
 }
 
 // sshHint adds the command that fixes an ssh failure.

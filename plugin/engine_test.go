@@ -15,7 +15,7 @@ func TestEngineTeardownSharedHost(t *testing.T) {
 	c := newTestCLI(t)
 	recs := engine.Records{Dir: filepath.Join(c.dir, "tls", "engines")}
 	for _, name := range []string{"build1", "build1-agent"} {
-		if err := recs.Put(&engine.Record{Name: name, Dest: "ssh://root@192.0.2.10", Context: name, Host: "tcp://192.0.2.10:2376", Port: 2376, Status: engine.StatusReady}); err != nil {
+		if err := recs.Put(&engine.Record{Name: name, Dest: "ssh://root@192.0.2.10", Context: name, Host: "tcp://192.0.2.10:2376", Port: 2376, TLSDir: engine.DefaultTLSDir, Status: engine.StatusReady}); err != nil {
 			t.Fatal(err)
 		}
 	}
