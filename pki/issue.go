@@ -356,11 +356,16 @@ func (ca *CA) SignCSR(csr *x509.CertificateRequest, req IssueRequest) (*x509.Cer
 
 // CheckName refuses a subject name (what: "common name", "organization")
 // that holds control characters, which would forge lines in listings and
-// logs, or that is longer than X.520 allows (64 characters).
+// logs, or bidirectional controls (U+202E and its kind), which make a
+// name display as another, or that is longer than X.520 allows (64
+// characters).
 func CheckName(what, name string) error {
 	for _, r := range name {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("the %s %q contains a control character (U+%04X): use printable characters only", what, name, r)
+		}
+		if unicode.Is(unicode.Bidi_Control, r) {
+			return fmt.Errorf("the %s %q contains a bidirectional control (U+%04X), which makes a name display as another: use printable characters only", what, name, r)
 		}
 	}
 	if n := utf8.RuneCountInString(name); n > 64 {

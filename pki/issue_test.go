@@ -289,6 +289,10 @@ func TestCheckNameRefusesControlCharacters(t *testing.T) {
 		{"alice\nprod  tcp://evil", false},
 		{"tab\there", false},
 		{"esc\x1b[31m", false},
+		{"alice\u202egpj.exe", false}, // right-to-left override
+		{"bob\u2066isolate\u2069", false},
+		{"mark\u200f", false},
+		{"עברית", true}, // right-to-left text itself is fine
 		{strings.Repeat("a", 64), true},
 		{strings.Repeat("a", 65), false},
 	} {

@@ -98,6 +98,12 @@ func DescribeKey(pub crypto.PublicKey) string {
 // deprecated less than 2048 bits in 2013.
 const minRSABits = 2048
 
+// CheckPublicKey refuses a public key that a modern verifier would reject
+// or that gives less than 112-bit security (a CSR's, before its signature
+// is checked: Go refuses to verify with RSA keys under 1024 bits, and the
+// resulting "signature does not verify" would hide the real cause).
+func CheckPublicKey(pub crypto.PublicKey) error { return checkKeyStrength(pub) }
+
 // checkKeyStrength refuses keys that a modern verifier would reject or that
 // give less than 112-bit security.
 func checkKeyStrength(pub crypto.PublicKey) error {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
 
@@ -80,6 +82,19 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 	if given != 1 {
 		return errors.New("say what to revoke: one CN or SERIAL, or one of --cn, --serial, --token")
 	}
+	// A name no certificate could carry is refused before the database is
+	// opened (a control character would also forge lines in listings).
+	for _, v := range []struct{ flag, val string }{{"--cn", opts.cn}, {"CN", opts.arg}} {
+		if v.val == "" {
+			continue
+		}
+		if strings.TrimSpace(v.val) != v.val {
+			return fmt.Errorf("%s %q has spaces at its start or end: give the name alone", v.flag, v.val)
+		}
+		if err := pki.CheckName("common name", v.val); err != nil {
+			return fmt.Errorf("%s: %w", v.flag, err)
+		}
+	}
 	stored, db, err := opts.db.openCA(ctx, a, opts.ca)
 	if err != nil {
 		return err
@@ -98,6 +113,9 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 		case bySerial:
 			opts.serial = opts.arg
 		default:
+			if hex := strings.ToLower(strings.ReplaceAll(opts.arg, ":", "")); len(hex) < 8 && strings.Trim(hex, "0123456789abcdef") == "" {
+				return fmt.Errorf("CA %q issued nothing to %q, and as a serial it is too short: give 8 or more hex digits of it (docker tls ca issued ls)", stored.Name, opts.arg)
+			}
 			return fmt.Errorf("CA %q issued nothing to or with %q (docker tls ca issued ls); to bar a name before it enrolls, use --cn", stored.Name, opts.arg)
 		}
 	}

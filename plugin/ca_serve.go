@@ -106,8 +106,14 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 			names = append(names, h)
 		}
 	}
+	if host, _, err := net.SplitHostPort(opts.listen); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		fmt.Fprintf(a.cli.Err(), "warning: --listen %s accepts connections on every interface of this machine: give one address (--listen 192.0.2.10:2377) to serve only where the clients are\n", opts.listen)
+	}
 	keys := map[string][]byte{}
 	for i, ref := range opts.authKeys {
+		if !strings.HasPrefix(ref, "env:") && !strings.HasPrefix(ref, "file:") {
+			fmt.Fprintln(a.cli.Err(), "warning: --auth-key on the command line can be read by other users (ps) and stays in your shell history: use --auth-key file:PATH or --auth-key env:VAR")
+		}
 		v, err := readSecretRef(ref, "--auth-key")
 		if err != nil {
 			return err

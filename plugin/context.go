@@ -172,7 +172,9 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 		if err != nil {
 			return nil, err
 		}
-		caCert, cert, err := remoteIssue(ctx, s.remote, key, cn, defaultClientName(), pki.SANs{}, pki.ClientProfile)
+		caCert, cert, err := remoteIssue(ctx, s.remote, key, cn, defaultClientName(), pki.SANs{}, pki.ClientProfile, func(note string) {
+			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -100,11 +100,14 @@ func (o remoteOptions) check() error {
 //
 // cn is the name asked for; defaultCN, if set, is the name to use when the
 // user gave none (cn is then empty).
-func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, cn, defaultCN string, sans pki.SANs, profile pki.Profile) (*x509.Certificate, *x509.Certificate, error) {
+//
+// warn receives what the service says it changed of the request (a
+// lifetime cut short), for the user.
+func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, cn, defaultCN string, sans pki.SANs, profile pki.Profile, warn func(string)) (*x509.Certificate, *x509.Certificate, error) {
 	if err := o.check(); err != nil {
 		return nil, nil, err
 	}
-	c := &remoteca.Client{URL: o.url, Lifetime: o.lifetime}
+	c := &remoteca.Client{URL: o.url, Lifetime: o.lifetime, Notes: warn}
 	var auth remoteca.Auth
 	if o.token != "" {
 		tok, err := readSecretRef(o.token, "--token")
@@ -116,6 +119,17 @@ func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, cn, de
 			return nil, nil, err
 		}
 		c.Fingerprint, auth.Token = p.Fingerprint, p.String()
+		// A fingerprint given beside a token must be the one the token
+		// pins: the user meant a CA, and this token is for another.
+		if o.fingerprint != "" {
+			fp, err := remoteca.NormalizeFingerprint(o.fingerprint)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--ca-fingerprint: %w", err)
+			}
+			if fp != p.Fingerprint {
+				return nil, nil, fmt.Errorf("--ca-fingerprint %s is not the CA this token is for (sha256:%s…): check which CA you meant, or leave --ca-fingerprint out (the token pins its CA)", o.fingerprint, p.Fingerprint[:16])
+			}
+		}
 	} else {
 		ref, err := readSecretRef(o.authKey, "--auth-key")
 		if err != nil {

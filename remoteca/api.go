@@ -44,6 +44,10 @@ type SignResult struct {
 	// Bundle is docker-tls's extension on renewals: the CAs to trust now
 	// (the old and the new one during a rotation), as PEM.
 	Bundle string `json:"bundle,omitempty"`
+	// Note is docker-tls's extension on enrollments: what the service
+	// changed of the request (a lifetime cut short), for the client to
+	// show.
+	Note string `json:"note,omitempty"`
 }
 
 // Response wraps every cfssl API answer.

@@ -39,6 +39,9 @@ type Client struct {
 	// Lifetime asks Sign for certificates of this life (docker-tls's ca
 	// serve; cfssl ignores it). Zero: the token's or the service's default.
 	Lifetime time.Duration
+	// Notes, if set, receives what the service says it changed of a
+	// request (a lifetime cut short), for the user to see.
+	Notes func(string)
 	// Attempts bounds the tries of one request over all URLs; 3 rounds of
 	// the URLs if zero.
 	Attempts int
@@ -144,6 +147,9 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 	}
 	if err := pki.VerifyLeaf(cert, ca, profile, time.Now()); err != nil {
 		return nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)
+	}
+	if res.Note != "" && c.Notes != nil {
+		c.Notes(res.Note)
 	}
 	return cert, nil
 }
@@ -334,6 +340,9 @@ func (c *Client) postOnce(ctx context.Context, hc *http.Client, u *url.URL, url 
 	if err := json.Unmarshal(raw, &env); err != nil {
 		if resp.StatusCode >= 500 {
 			return &errRetry{fmt.Errorf("%s answered %s", u, resp.Status)}
+		}
+		if u.Scheme == "http" {
+			return fmt.Errorf("%s answered %s, not a CA API response: docker tls ca serve speaks HTTPS only, so give https://%s", u, resp.Status, u.Host)
 		}
 		return fmt.Errorf("%s answered %s, not a CA API response", u, resp.Status)
 	}

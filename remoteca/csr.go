@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+
+	"github.com/docker-tls/docker-tls/pki"
 )
 
 func parseCSR(p string) (*x509.CertificateRequest, error) {
@@ -14,6 +16,9 @@ func parseCSR(p string) (*x509.CertificateRequest, error) {
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
 		return nil, errors.New("certificate_request does not parse: " + err.Error())
+	}
+	if err := pki.CheckPublicKey(csr.PublicKey); err != nil {
+		return nil, errors.New("the CSR's key is too weak: " + err.Error() + " (docker tls makes ECDSA P-256 keys)")
 	}
 	return csr, nil
 }

@@ -3,8 +3,11 @@ package remoteca
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -578,5 +581,80 @@ func TestRenewDuringRotation(t *testing.T) {
 	csr2, _ := pki.NewCSR(mustKey(t), "laptop", pki.SANs{})
 	if _, _, err := f.client.Renew(ctx, next.Cert, tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: key}, csr2); err == nil {
 		t.Fatal("the old CA's certificate renewed after the rotation")
+	}
+}
+
+// TestServiceClampsClientLifetime: without --max-lifetime, a lifetime the
+// client asks for beyond the profile's default (90 days) is cut to that
+// default, and the answer says so; days an admin put in the token are not
+// cut.
+func TestServiceClampsClientLifetime(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ca, err := f.client.FetchCA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *f.client
+	var notes []string
+	c.Notes = func(n string) { notes = append(notes, n) }
+	life := func(cert *x509.Certificate) time.Duration { return cert.NotAfter.Sub(cert.NotBefore) - pki.Backdate }
+
+	c.Lifetime = 100000 * time.Hour
+	csr, _ := pki.NewCSR(mustKey(t), "alice", pki.SANs{})
+	cert, err := c.Sign(ctx, ca, Auth{Token: f.token(t, TokenOptions{CN: "alice"})}, csr, pki.ClientProfile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := life(cert); got != pki.DefaultClientLifetime {
+		t.Errorf("asked for 100000h without a maximum: %s, want %s", got, pki.DefaultClientLifetime)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "the lifetime asked for (100000h0m0s) is longer than this service issues for client certificates without a --max-lifetime") {
+		t.Errorf("the answer should say it was shortened: %q", notes)
+	}
+	if !strings.Contains(f.logBuf.String(), "shortened ") {
+		t.Errorf("the service's log should say it shortened one:\n%s", f.logBuf.String())
+	}
+
+	// Within the default: as asked, no note.
+	notes = nil
+	c.Lifetime = 30 * 24 * time.Hour
+	csr, _ = pki.NewCSR(mustKey(t), "bob", pki.SANs{})
+	if cert, err = c.Sign(ctx, ca, Auth{Token: f.token(t, TokenOptions{CN: "bob"})}, csr, pki.ClientProfile, nil); err != nil || life(cert) != 30*24*time.Hour || len(notes) != 0 {
+		t.Errorf("30 days: %v, %v, notes %q", err, cert != nil && life(cert) == 30*24*time.Hour, notes)
+	}
+
+	// The admin's token says 365 days: the client may ask for that.
+	c.Lifetime = 365 * 24 * time.Hour
+	csr, _ = pki.NewCSR(mustKey(t), "carol", pki.SANs{})
+	if cert, err = c.Sign(ctx, ca, Auth{Token: f.token(t, TokenOptions{CN: "carol", Days: 365})}, csr, pki.ClientProfile, nil); err != nil || life(cert) != 365*24*time.Hour || len(notes) != 0 {
+		t.Errorf("token --days 365: %v, life %v, notes %q", err, cert != nil && life(cert) == 365*24*time.Hour, notes)
+	}
+}
+
+// TestServiceRefusesWeakCSRKey: a CSR with a small RSA key is refused
+// with what is wrong (its size), not "signature does not verify".
+func TestServiceRefusesWeakCSRKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ca, err := f.client.FetchCA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "alice"}}, weak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.Sign(ctx, ca, Auth{Token: f.token(t, TokenOptions{CN: "alice"})}, csr, pki.ClientProfile, nil)
+	if err == nil || !strings.Contains(err.Error(), "the CSR's key is too weak: RSA key has 1024 bits; at least 2048 are required") {
+		t.Fatalf("a 1024-bit RSA CSR: %v", err)
 	}
 }

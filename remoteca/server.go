@@ -252,38 +252,46 @@ const MinLifetime = 10 * time.Second
 // lifetime decides a new certificate's life: the token's, else the one
 // asked for, else the profile's default, never more than the service's
 // maximum for the profile (asking for more is refused, not cut short:
-// whoever asked planned around it).
-func (s *Server) lifetime(profile pki.Profile, asked time.Duration, tokenDays int, signer *pki.CA) (time.Duration, error) {
+// whoever asked planned around it). Without a maximum (no --max-lifetime),
+// a life the client chose (clientChose), above the profile's default and
+// not allowed by the token's days, is cut to that default and shortened
+// says so: a client does not decide alone to hold a certificate until the
+// CA's own end. Days an admin put in the token are the admin's choice.
+func (s *Server) lifetime(profile pki.Profile, asked time.Duration, tokenDays int, signer *pki.CA, clientChose bool) (life time.Duration, shortened string, err error) {
 	max := s.MaxLifetime[profile]
-	life := asked
+	def := pki.DefaultClientLifetime
+	if profile == pki.ServerProfile {
+		def = pki.DefaultServerLifetime
+	}
+	life = asked
 	if tokenDays > 0 {
 		byToken := time.Duration(tokenDays) * 24 * time.Hour
 		if life == 0 || life > byToken {
 			life = byToken
 		}
+	} else if clientChose && max == 0 && life > def {
+		shortened = fmt.Sprintf("the lifetime asked for (%s) is longer than this service issues for %s certificates without a --max-lifetime (%s): issued for %s", life, profile, def, def)
+		life = def
 	}
 	if life == 0 {
-		life = pki.DefaultClientLifetime
-		if profile == pki.ServerProfile {
-			life = pki.DefaultServerLifetime
-		}
+		life = def
 		if max > 0 && life > max {
 			life = max
 		}
 	}
 	switch {
 	case life < MinLifetime:
-		return 0, refuse(http.StatusBadRequest, "a lifetime of %s is too short: give at least %s", life, MinLifetime)
+		return 0, "", refuse(http.StatusBadRequest, "a lifetime of %s is too short: give at least %s", life, MinLifetime)
 	case max > 0 && life > max:
-		return 0, refuse(http.StatusForbidden, "a lifetime of %s is longer than this service issues for %s certificates (%s): ask for less (--lifetime)", life, profile, max)
+		return 0, "", refuse(http.StatusForbidden, "a lifetime of %s is longer than this service issues for %s certificates (%s): ask for less (--lifetime)", life, profile, max)
 	}
 	if left := time.Until(signer.Cert.NotAfter); life > left {
 		if left < MinLifetime {
-			return 0, refuse(http.StatusForbidden, "the CA expires on %s: it cannot issue any more; the CA needs replacing", signer.Cert.NotAfter.UTC().Format(time.RFC3339))
+			return 0, "", refuse(http.StatusForbidden, "the CA expires on %s: it cannot issue any more; the CA needs replacing", signer.Cert.NotAfter.UTC().Format(time.RFC3339))
 		}
 		life = left // never past the CA's own end
 	}
-	return life, nil
+	return life, shortened, nil
 }
 
 // RenewalStart is when a certificate issued at issuedAt may be renewed:
@@ -340,7 +348,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 			if from := RenewalStart(issuedAt, old.NotAfter); now.Before(from) && !rotating {
 				return nil, refuse(http.StatusForbidden, "too early to renew: this certificate can be renewed from %s (the last third of its life)", from.Local().Format(time.RFC3339))
 			}
-			life, err := s.lifetime(pki.ClientProfile, old.NotAfter.Sub(issuedAt), 0, a.signer())
+			life, _, err := s.lifetime(pki.ClientProfile, old.NotAfter.Sub(issuedAt), 0, a.signer(), false)
 			if err != nil {
 				return nil, err
 			}
@@ -503,6 +511,7 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.now()
+	var note string // said in the answer when the lifetime was cut short
 	sign := func(cn string, tokenDays int) (*x509.Certificate, error) {
 		if profile == pki.ClientProfile && cn == "" {
 			return nil, refuse(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
@@ -510,9 +519,13 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		// Enrollments keep to the current CA, the one the token pins and
 		// the client trusts; a rotation moves them later, by renewal.
 		ca := s.current().ca
-		life, err := s.lifetime(profile, asked, tokenDays, ca)
+		life, shortened, err := s.lifetime(profile, asked, tokenDays, ca, asked > 0)
 		if err != nil {
 			return nil, err
+		}
+		if shortened != "" {
+			note = shortened
+			s.logf("shortened source=%s cn=%q: %s", src, cn, shortened)
 		}
 		cert, err := ca.SignCSR(csr, pki.IssueRequest{Profile: profile, CommonName: cn, SANs: sans, Lifetime: life, Now: now})
 		if err != nil {
@@ -577,7 +590,7 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logf("%s serial=%s cn=%q profile=%s token=%s authkey=%s source=%s notAfter=%s",
 		event, rec.Serial, rec.CN, rec.Profile, defaultString(rec.Token, "-"), defaultString(rec.AuthKey, "-"), src, rec.NotAfter.Format(time.RFC3339))
-	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert))}, "")
+	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Note: note}, "")
 }
 
 // checkAuthKey verifies a cfssl HMAC: Token = HMAC-SHA256(key, Request).

@@ -119,6 +119,14 @@ func CheckTokenOptions(o *TokenOptions, n int) error {
 	if o.Profile != pki.ClientProfile && o.Profile != pki.ServerProfile {
 		return fmt.Errorf("unknown profile %q: use client or server", o.Profile)
 	}
+	if o.CN != "" {
+		if strings.TrimSpace(o.CN) != o.CN {
+			return fmt.Errorf("--cn %q has spaces at its start or end: give the name alone", o.CN)
+		}
+		if err := pki.CheckName("common name", o.CN); err != nil {
+			return fmt.Errorf("--cn: %w", err)
+		}
+	}
 	if o.Profile == pki.ServerProfile && len(o.SANs) == 0 {
 		return errors.New("a server token needs --san: the names the engine's certificate may carry")
 	}
