@@ -211,9 +211,11 @@ func TestCARotation(t *testing.T) {
 		t.Errorf("the old CA key is still there:\n%s", ls.Stdout)
 	}
 
+	// From here on the laptop via-serve does not renew again: the
+	// rotations below retire the old CA without it (--finish-now).
 	t.Run("kill -9 in phases 2, 3 and 4, then --continue", func(t *testing.T) {
 		use := startUsage(t, e, names)
-		args := []string{"ca", "rotate", "team"}
+		args := []string{"ca", "rotate", "team", "--finish-now"}
 		for _, p := range []rotation.Phase{rotation.TrustBoth, rotation.Reissued, rotation.Retired} {
 			killWhen(t, e, args, func(st *rotation.State) bool {
 				for _, tg := range st.Targets {
@@ -235,7 +237,7 @@ func TestCARotation(t *testing.T) {
 					t.Fatalf("ca inspect during a rotation does not name the new CA: %q", fp.Stdout)
 				}
 			}
-			args = []string{"ca", "rotate", "team", "--continue"}
+			args = []string{"ca", "rotate", "team", "--continue", "--finish-now"}
 		}
 		r := e.MustTLS(args...)
 		use.stop()
@@ -336,4 +338,123 @@ func onlyCA(t *testing.T, e *Env, names []string, ca *x509.Certificate) {
 		}
 		requireOK(t, e.Docker("--context", n, "version", "--format", "{{.Server.Version}}"))
 	}
+}
+
+// TestCARotationWaitsForLaptops: laptops enrolled through ca serve are
+// part of what a rotation carries over. ca rotate counts them, and stops
+// after phase 2 while one of them is still on the old CA (it trusts the
+// old CA alone until it renews), naming it and
+// the command that finishes; the agent-mode laptop renews by itself, the
+// other at its next renew; --continue then retires the old CA, and every
+// laptop works against the engine on the new CA alone, with no call
+// failing for a TLS reason. A second rotation with --finish-now names the
+// laptop that will need to enroll again.
+func TestCARotationWaitsForLaptops(t *testing.T) {
+	t.Parallel() // own host; mostly waiting on restarts
+	RequireKeyring(t)
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	h := StartEngineHosts(t, c, 1)[0]
+	e.MustTLS("ca", "init", "lap")
+	requireOK(t, setupEngine(e, c, h, "root", "--name", "lap-engine", "--ca", "lap"))
+	url, _ := caServe(t, e, "lap")
+	endpoint := "tcp://" + h.Addr + ":2376"
+	plain, agent := NewEnv(t), NewEnv(t)
+	plain.MustTLS("enroll", "eng", "--ca-url", url, "--token", mintToken(t, e, plain, "--ca", "lap", "--cn", "plain@laptop"), "--host", endpoint)
+	agent.MustTLS("enroll", "eng", "--agent", "--ca-url", url, "--token", mintToken(t, e, agent, "--ca", "lap", "--cn", "agent@laptop"), "--host", endpoint)
+	agent.MustTLS("agent", "--ca-check", "1s")
+	t.Cleanup(func() { agent.TLS("agent", "stop") })
+
+	uses := []*usageLoop{startUsage(t, e, []string{"lap-engine"}), startUsage(t, plain, []string{"eng"}), startUsage(t, agent, []string{"eng"})}
+	r := e.MustTLS("ca", "rotate", "lap")
+	t.Logf("docker tls ca rotate lap:\n%s", r.Stdout)
+	if !strings.Contains(r.Stdout, "2 laptops enrolled through docker tls ca serve will follow") {
+		t.Errorf("ca rotate should count the laptops that follow:\n%s", r)
+	}
+	if !strings.Contains(r.Stdout, "Waiting for ") || !strings.Contains(r.Stdout, "plain@laptop (serial") ||
+		!strings.Contains(r.Stdout, "docker tls ca rotate lap --continue") || !strings.Contains(r.Stdout, "--ca-check") ||
+		strings.Contains(r.Stdout, "Rotated CA") {
+		t.Fatalf("ca rotate should stop after phase 2, waiting for plain@laptop:\n%s", r)
+	}
+	st := e.MustTLS("ca", "rotate", "lap", "--status")
+	if !strings.Contains(st.Stdout, "phase 2 of 4 complete") || !strings.Contains(st.Stdout, "laptop   plain@laptop") {
+		t.Fatalf("--status should list the laptop still on the old CA:\n%s", st)
+	}
+	// Nothing changes while it waits.
+	if again := e.MustTLS("ca", "rotate", "lap", "--continue"); !strings.Contains(again.Stdout, "plain@laptop") || strings.Contains(again.Stdout, "Rotated CA") {
+		t.Fatalf("--continue before the laptop renewed:\n%s", again)
+	}
+
+	// The agent renews by itself within its --ca-check; the other laptop
+	// at its next renew.
+	next := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "lap", "next.pem"))
+	deadline := time.Now().Add(30 * time.Second)
+	for !issuedBy(t, agent, "eng", next) && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !issuedBy(t, agent, "eng", next) {
+		t.Fatal("the agent-mode laptop did not renew to the new CA by itself")
+	}
+	if r := plain.MustTLS("renew", "eng"); !strings.Contains(r.Stdout, "renewed") {
+		t.Fatalf("renew during the rotation: %s", r)
+	}
+	r = e.MustTLS("ca", "rotate", "lap", "--continue")
+	if !strings.Contains(r.Stdout, `Rotated CA "lap": 1 engine(s) and 1 context(s)`) {
+		t.Fatalf("--continue once both laptops renewed:\n%s", r)
+	}
+	time.Sleep(500 * time.Millisecond) // a few more calls on the new CA alone
+	for _, u := range uses {
+		u.stop()
+		if len(u.tls) > 0 {
+			t.Fatalf("%d of %d calls failed for a TLS reason; first: %s", len(u.tls), u.calls, u.tls[0])
+		}
+	}
+	newCA := readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "lap", "ca.pem"))
+	for name, laptop := range map[string]*Env{"plain": plain, "agent": agent} {
+		if !issuedBy(t, laptop, "eng", newCA) {
+			t.Errorf("the %s laptop's certificate is not from the new CA", name)
+		}
+		if r := laptop.Docker("--context", "eng", "version", "--format", "{{.Server.Version}}"); r.Code != 0 {
+			st := laptop.TLS("agent", "status")
+			logs, _ := filepath.Glob(filepath.Join(laptop.ConfigDir, "tls", "agent", "agent.log*"))
+			var logText string
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				logText += string(b)
+			}
+			t.Fatalf("the %s laptop on the new CA alone: %s\nagent status: %s\nagent log:\n%s", name, r, st, logText)
+		}
+	}
+	onlyCA(t, e, []string{"lap-engine"}, newCA)
+
+	// Again, and this time the plain laptop does not renew: --finish-now
+	// retires the old CA anyway and names it.
+	r = e.MustTLS("ca", "rotate", "lap")
+	if !strings.Contains(r.Stdout, "Waiting for ") || !strings.Contains(r.Stdout, "plain@laptop") {
+		t.Fatalf("second rotation should wait for plain@laptop:\n%s", r)
+	}
+	r = e.MustTLS("ca", "rotate", "lap", "--continue", "--finish-now")
+	if !strings.Contains(r.Stdout, "will need to enroll again") || !strings.Contains(r.Stdout, "plain@laptop") || !strings.Contains(r.Stdout, `Rotated CA "lap"`) ||
+		strings.Count(r.Stdout, "will need to enroll again") != 1 {
+		t.Fatalf("--finish-now should name the laptop and retire the old CA:\n%s", r)
+	}
+	requireFail(t, plain.TLS("renew", "eng"))
+}
+
+// issuedBy says whether the certificate of context name (file or agent
+// mode) was issued by ca, by the issuer docker tls ls shows (a rotated
+// CA's name carries the day and its key id, so no two CAs share one).
+func issuedBy(t *testing.T, e *Env, name string, ca *x509.Certificate) bool {
+	t.Helper()
+	r := e.MustTLS("ls", "--format", "{{.Name}}\t{{.Issuer}}")
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		if n, issuer, ok := strings.Cut(line, "\t"); ok && n == name {
+			// The key id at the end ("ab12)"): ls shows the issuer as a
+			// DN's CN, where the comma before it is escaped.
+			cn := ca.Subject.CommonName
+			return strings.Contains(issuer, cn[strings.LastIndex(cn, " ")+1:])
+		}
+	}
+	t.Fatalf("context %s is not listed:\n%s", name, r.Stdout)
+	return false
 }

@@ -105,6 +105,26 @@ func (o dbOptions) openCA(ctx context.Context, a *app, name string) (*castore.CA
 	return stored, db, nil
 }
 
+// openExisting opens a CA's service database only if it exists: nil, nil
+// when the CA was never served from its own SQLite file (no --db, no
+// $DOCKER_TLS_CA_DB). For the checks a command makes before it writes
+// anything: opening the default database would create it.
+func (o dbOptions) openExisting(ctx context.Context, a *app, ca *castore.CA) (*remoteca.DB, error) {
+	where, _, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if where == "" {
+		where = filepath.Join(a.stateDir(), "services", ca.Name, "service.db")
+		_, errNew := os.Stat(where)
+		_, errOld := os.Stat(filepath.Join(ca.Dir, "service.db"))
+		if errNew != nil && errOld != nil {
+			return nil, nil
+		}
+	}
+	return o.open(ctx, a, ca)
+}
+
 // moveLegacyDB moves a SQLite database (with its -wal and -shm files) from
 // where an older docker-tls kept it, unless one is already at to.
 func moveLegacyDB(from, to string) error {

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +18,9 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/suggest"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
 	"github.com/docker-tls/docker-tls/rotation"
 )
 
@@ -26,6 +30,7 @@ type caRotateOptions struct {
 	cont       bool
 	abort      bool
 	keepOld    bool
+	finishNow  bool
 	parallel   int
 	wait       time.Duration
 	format     string
@@ -62,14 +67,26 @@ alone and listed with the commands their owners run.
 Laptops enrolled through docker tls ca serve follow without a token: while
 the rotation runs, the service (which rereads the CA every few seconds)
 renews a certificate of the old CA at once, from the new CA, and answers
-with both CAs; docker tls renew (or the agent) stores both. --exclude CN
-revokes an identity in the service's database first (a lost laptop): it
-cannot renew, and its old certificate stops working at phase 4.`,
+with both CAs; docker tls renew (or the agent) stores both. ca rotate
+counts them first, and after phase 2 waits for every one still holding a
+valid certificate of the old CA (until it renews it trusts the old CA
+alone, and would refuse an engine's certificate from the new one): it
+stops, names them, and --continue goes on once they have renewed (an
+agent notices within its --ca-check, 5 minutes by default; a laptop
+without one at its next docker tls renew); it checks again before phase
+4. --finish-now goes on anyway, naming who must enroll again.
+This machine's own contexts, enrolled or not, are renewed by the
+rotation itself.
+
+--exclude CN revokes an identity in the service's database first (a lost
+laptop): it cannot renew, and its old certificate stops working at phase
+4. The CN must be one the service issued a certificate or a token to.`,
 		Example: `  docker tls ca rotate default
   docker tls ca rotate default --status
   docker tls ca rotate default --continue
+  docker tls ca rotate default --continue --finish-now
   docker tls ca rotate default --abort
-  docker tls ca rotate team --exclude alice@lost-laptop`,
+  docker tls ca rotate team --exclude alice@lost-laptop --db env:CA_DB`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
@@ -82,6 +99,7 @@ cannot renew, and its old certificate stops working at phase 4.`,
 	f.BoolVar(&opts.cont, "continue", false, "Resume a rotation that stopped")
 	f.BoolVar(&opts.abort, "abort", false, "Go back to the old CA (before phase 4)")
 	f.BoolVar(&opts.keepOld, "keep-old", false, "Keep the old CA's key in the key store, marked retired")
+	f.BoolVar(&opts.finishNow, "finish-now", false, "Retire the old CA even while laptops enrolled through the CA service have not renewed to the new one (they must enroll again)")
 	f.IntVar(&opts.parallel, "parallel", 4, "How many engines to change at once, 1 to 64")
 	f.DurationVar(&opts.wait, "wait", 30*time.Second, "How long dockerd may take to serve TLS after a restart before the change is rolled back")
 	f.StringVar(&opts.format, "format", "", "With --status: json")
@@ -99,24 +117,7 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	n := 0
-	for _, b := range []bool{opts.status, opts.cont, opts.abort} {
-		if b {
-			n++
-		}
-	}
-	switch {
-	case n > 1:
-		return errors.New("give one of --status, --continue and --abort")
-	case opts.format != "" && !opts.status:
-		return errors.New("--format goes with --status")
-	case opts.format != "" && opts.format != "json":
-		return fmt.Errorf("--format %q: use json", opts.format)
-	}
-	if err := checkParallel(opts.parallel); err != nil {
-		return err
-	}
-	if err := checkWait(opts.wait); err != nil {
+	if err := checkRotateFlags(opts); err != nil {
 		return err
 	}
 	recs := a.rotations()
@@ -129,57 +130,101 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 			fmt.Fprintf(a.cli.Out(), "No rotation of CA %q in progress\n", opts.name)
 			return nil
 		}
-		return printRotation(a, st, opts.format)
+		return printRotation(ctx, a, st, opts)
 	}
-	// Refusals first, before the lock file or anything else is made.
+	// Every refusal comes before anything is written, the lock file and
+	// the record included: a record left by a refused run would turn the
+	// next --continue into a rotation nobody asked for. So the CA's key is
+	// opened (a wrong passphrase refused) and the identities to exclude
+	// are found in the service's database here.
 	if _, err := a.cas().Get(opts.name); err != nil {
 		return err
 	}
-	if st == nil && (opts.cont || opts.abort) {
-		return fmt.Errorf("no rotation of CA %q in progress (start one with docker tls ca rotate %s)", opts.name, opts.name)
+	if err := rotationAllows(st, opts); err != nil {
+		return err
 	}
+	ca, err := a.loadRotatingCA(opts.name, opts.passphrase)
+	if err != nil {
+		return err
+	}
+	if len(opts.exclude) > 0 {
+		if err := a.checkExclusions(ctx, ca.stored, opts); err != nil {
+			return err
+		}
+	}
+
 	release, err := recs.Lock(opts.name)
 	if err != nil {
 		return err
 	}
 	defer release()
+	// Under the lock, what another run may have done meanwhile.
 	if st, err = recs.Get(opts.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	if err := rotationAllows(st, opts); err != nil {
+		return err
+	}
+	if ca, err = a.reloadIfChanged(ca); err != nil {
+		return err
+	}
+	save := func(s *rotation.State) error { return recs.Put(s) }
 	switch {
-	case st == nil && (opts.cont || opts.abort):
-		return fmt.Errorf("no rotation of CA %q in progress (start one with docker tls ca rotate %s)", opts.name, opts.name)
-	case st != nil && !opts.cont && !opts.abort:
-		return fmt.Errorf("a rotation of CA %q is in progress (phase %d: %s): docker tls ca rotate %s --continue, or --abort", opts.name, st.Phase, st.Phase, opts.name)
 	case st == nil:
 		if st, err = a.planRotation(opts.name, opts.keepOld); err != nil {
 			return err
 		}
+		st.Exclude = opts.exclude
 		// The record first: a crash from here on is found by --continue
 		// or --abort, whatever state the CA is in.
-		if err := recs.Put(st); err != nil {
+		if err := save(st); err != nil {
 			return err
 		}
-	}
-	save := func(s *rotation.State) error { return recs.Put(s) }
-	if len(opts.exclude) > 0 && !opts.abort {
-		if err := a.excludeFromRotation(ctx, st, opts); err != nil {
+	case addExclusions(st, opts.exclude):
+		if err := save(st); err != nil {
 			return err
 		}
 	}
 	if opts.abort {
-		return a.abortRotation(ctx, st, opts, save)
+		return a.abortRotation(ctx, st, ca, opts, save)
+	}
+	// Excluded identities are revoked before any phase runs, so that none
+	// of them can renew to the new CA; recorded first, so that a run
+	// stopped in between revokes them when continued.
+	if len(st.Exclude) > 0 && !st.Excluded {
+		if err := a.applyExclusions(ctx, st, ca.stored, opts); err != nil {
+			return err
+		}
+		st.Excluded = true
+		if err := save(st); err != nil {
+			return err
+		}
 	}
 	if opts.keepOld {
 		st.KeepOld = true
 	}
-	ex, err := a.startRotation(st, opts, save)
+	ex, err := a.startRotation(st, ca, opts, save)
 	if err != nil {
 		return err
 	}
+	defer ex.close()
 	out := a.cli.Out()
 	fmt.Fprintf(out, "Rotating CA %q: %s -> %s\n", st.CA, short(st.OldFingerprint), short(st.NewFingerprint))
+	if !rotation.RetireBegun(st) {
+		left, err := a.laptopsOnOldCA(ctx, st, ca.stored, opts.db)
+		if err != nil {
+			return err
+		}
+		if len(left) > 0 {
+			fmt.Fprintf(out, "%s enrolled through docker tls ca serve will follow: each renews to the new CA through the service\n", countLaptops(len(left)))
+		}
+	}
 	if err := rotation.Run(ctx, st, ex, save, opts.parallel); err != nil {
+		var we *rotation.WaitError
+		if errors.As(err, &we) {
+			printWaiting(a, st, we)
+			return nil
+		}
 		var pe *rotation.PhaseError
 		if errors.As(err, &pe) {
 			return fmt.Errorf("%w\nfix the cause, then: docker tls ca rotate %s --continue (or --abort before phase 4)", err, st.CA)
@@ -208,6 +253,102 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	fmt.Fprintf(out, "Rotated CA %q: %d engine(s) and %d context(s) use %s; the old CA's key was %s\n", st.CA, engines, ctxs, short(pki.Fingerprint(done.Cert)), kept)
 	printOutside(a, st)
 	return nil
+}
+
+// checkRotateFlags refuses flags that do not go together, and excluded
+// names that no certificate could carry.
+func checkRotateFlags(opts caRotateOptions) error {
+	n := 0
+	for _, b := range []bool{opts.status, opts.cont, opts.abort} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return errors.New("give one of --status, --continue and --abort")
+	case opts.format != "" && !opts.status:
+		return errors.New("--format goes with --status")
+	case opts.format != "" && opts.format != "json":
+		return fmt.Errorf("--format %q: use json", opts.format)
+	case opts.abort && len(opts.exclude) > 0:
+		return errors.New("--exclude goes with a rotation or --continue, not --abort (an identity is revoked with docker tls ca revoke)")
+	case opts.finishNow && (opts.abort || opts.status):
+		return errors.New("--finish-now goes with a rotation or --continue, not --abort or --status")
+	}
+	for _, cn := range opts.exclude {
+		if strings.TrimSpace(cn) == "" {
+			return errors.New("--exclude needs a CN: docker tls ca issued ls lists who enrolled")
+		}
+		if err := pki.CheckName("common name", cn); err != nil {
+			return fmt.Errorf("--exclude: %w", err)
+		}
+	}
+	if err := checkParallel(opts.parallel); err != nil {
+		return err
+	}
+	return checkWait(opts.wait)
+}
+
+// rotationAllows says whether the record st (nil: none) lets this run
+// start, continue or abort.
+func rotationAllows(st *rotation.State, opts caRotateOptions) error {
+	switch {
+	case st == nil && (opts.cont || opts.abort):
+		return fmt.Errorf("no rotation of CA %q in progress (start one with docker tls ca rotate %s)", opts.name, opts.name)
+	case st != nil && !opts.cont && !opts.abort:
+		return fmt.Errorf("a rotation of CA %q is in progress (phase %d: %s): docker tls ca rotate %s --continue, or --abort", opts.name, st.Phase, st.Phase, opts.name)
+	}
+	return nil
+}
+
+// loadedCA is the CA a rotation run works with, its key read once (a
+// passphrase typed at the prompt opens the new CA's key too).
+type loadedCA struct {
+	stored *castore.CA
+	signer *pki.CA
+	pass   []byte
+}
+
+func (a *app) loadRotatingCA(name string, pp passphraseOptions) (*loadedCA, error) {
+	stored, signer, pass, err := a.loadCAPassphrase(name, pp)
+	if err != nil {
+		return nil, err
+	}
+	return &loadedCA{stored: stored, signer: signer, pass: pass}, nil
+}
+
+// reloadIfChanged reads the CA again if another command changed it while
+// this one waited for the lock (another rotation finished or aborted).
+func (a *app) reloadIfChanged(ca *loadedCA) (*loadedCA, error) {
+	now, err := a.cas().Get(ca.stored.Name)
+	if err != nil {
+		return nil, err
+	}
+	same := func(x, y *x509.Certificate) bool {
+		return (x == nil) == (y == nil) && (x == nil || pki.Fingerprint(x) == pki.Fingerprint(y))
+	}
+	if same(now.Cert, ca.stored.Cert) && same(now.NextCert, ca.stored.NextCert) {
+		return ca, nil
+	}
+	signer, err := a.cas().Signer(now, ca.pass)
+	if err != nil {
+		return nil, fmt.Errorf("CA %q changed while this command waited for another: %w", now.Name, err)
+	}
+	return &loadedCA{stored: now, signer: signer, pass: ca.pass}, nil
+}
+
+// addExclusions adds to st the names it does not exclude yet, and says
+// whether there were any.
+func addExclusions(st *rotation.State, names []string) bool {
+	added := false
+	for _, cn := range names {
+		if !slices.Contains(st.Exclude, cn) {
+			st.Exclude = append(st.Exclude, cn)
+			st.Excluded, added = false, true
+		}
+	}
+	return added
 }
 
 // notRotating refuses to set up a new context or engine from a CA that is
@@ -253,13 +394,21 @@ func (a *app) planRotation(name string, keepOld bool) (*rotation.State, error) {
 		st.Targets = append(st.Targets, &rotation.Target{Kind: rotation.Engine, Name: r.Name})
 		hosts[r.Host] = true
 	}
-	list, _, err := a.contexts().List()
+	store := a.contexts()
+	list, _, err := store.List()
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range list {
-		if !c.Managed() || c.TLS.CA != name || c.TLS.CAFingerprint != fp {
+		// Issued here from the CA, or enrolled through its service (ca
+		// serve on this machine): the rotation renews both kinds.
+		if !c.Managed() || c.TLS.CAFingerprint != fp || (c.TLS.CA != name && c.TLS.CAURL == "") {
 			continue
+		}
+		if _, certPEM, err := contextPEMs(store, c); err == nil {
+			if cert, err := pki.ParseCertificate(certPEM); err == nil {
+				st.LocalSerials = append(st.LocalSerials, engine.Serial(cert))
+			}
 		}
 		host := c.Host
 		if c.AgentMode() {
@@ -283,17 +432,13 @@ func (a *app) planRotation(name string, keepOld bool) (*rotation.State, error) {
 var dateSuffix = regexp.MustCompile(` \(\d{4}-\d{2}-\d{2}[^)]*\)$`)
 
 // startRotation makes the new CA (phase 1), once, and returns what
-// carries out the next phases. The CA's key is read once: a passphrase
-// asked for at the prompt opens the new CA's key too.
-func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(*rotation.State) error) (*rotator, error) {
-	stored, ca, pass, err := a.loadCAPassphrase(st.CA, opts.passphrase)
-	if err != nil {
-		return nil, err
-	}
+// carries out the next phases.
+func (a *app) startRotation(st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) (*rotator, error) {
+	stored := ca.stored
 	if st.Phase >= rotation.Started && stored.NextCert != nil {
-		return a.newRotator(stored, ca, pass, opts.wait)
+		return a.newRotator(ca, opts)
 	}
-	kt, err := pki.KeyTypeOf(ca.Key.Public())
+	kt, err := pki.KeyTypeOf(ca.signer.Key.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +460,7 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 	if err != nil {
 		return nil, err
 	}
-	if stored, err = a.cas().StartRotation(st.CA, next, pass, now); err != nil {
+	if stored, err = a.cas().StartRotation(st.CA, next, ca.pass, now); err != nil {
 		return nil, err
 	}
 	st.NewFingerprint = pki.Fingerprint(stored.NextCert)
@@ -326,18 +471,51 @@ func (a *app) startRotation(st *rotation.State, opts caRotateOptions, save func(
 	if err := save(st); err != nil {
 		return nil, err
 	}
-	return a.newRotator(stored, ca, pass, opts.wait)
+	return a.newRotator(&loadedCA{stored: stored, signer: ca.signer, pass: ca.pass}, opts)
 }
 
-// excludeFromRotation revokes identities at the CA's service, before any
-// laptop can renew to the new CA.
-func (a *app) excludeFromRotation(ctx context.Context, st *rotation.State, opts caRotateOptions) error {
-	_, db, err := opts.db.openCA(ctx, a, st.CA)
+// checkExclusions finds each identity to exclude in the CA service's
+// inventory (a certificate or a token for it), before anything is
+// written: a misspelt name would let the lost laptop follow. The
+// database must exist and answer.
+func (a *app) checkExclusions(ctx context.Context, ca *castore.CA, opts caRotateOptions) error {
+	db, err := opts.db.openExisting(ctx, a, ca)
 	if err != nil {
 		return err
 	}
+	if db == nil {
+		return fmt.Errorf("--exclude %q: CA %q has no service database (docker tls ca serve never ran for it, and no --db was given), so no laptop enrolled with it: there is nobody to exclude", opts.exclude[0], ca.Name)
+	}
 	defer db.Close()
+	names, err := db.Names(ctx)
+	if err != nil {
+		return err
+	}
 	for _, cn := range opts.exclude {
+		if slices.Contains(names, cn) {
+			continue
+		}
+		hint := "docker tls ca issued ls lists who enrolled"
+		if near := suggest.Closest(cn, names, 3); len(near) > 0 {
+			hint = "did you mean " + quoteList(near) + "?"
+		}
+		return fmt.Errorf("--exclude %q: CA %q issued no certificate or token to that name: %s", cn, ca.Name, hint)
+	}
+	return nil
+}
+
+// applyExclusions revokes the rotation's excluded identities at the CA's
+// service, before any laptop can renew to the new CA.
+func (a *app) applyExclusions(ctx context.Context, st *rotation.State, ca *castore.CA, opts caRotateOptions) error {
+	db, err := opts.db.openExisting(ctx, a, ca)
+	if err != nil {
+		return err
+	}
+	if db == nil {
+		return fmt.Errorf("the service database of CA %q, where the excluded identities are revoked, is not here: give the same --db as when the rotation began", ca.Name)
+	}
+	defer db.Close()
+	for _, cn := range st.Exclude {
 		rev, err := db.RevokeName(ctx, cn, "excluded from the rotation of CA "+st.CA, time.Now())
 		if err != nil {
 			return err
@@ -347,20 +525,88 @@ func (a *app) excludeFromRotation(ctx context.Context, st *rotation.State, opts 
 	return nil
 }
 
-// abortRotation walks every target back and drops the new CA.
-func (a *app) abortRotation(ctx context.Context, st *rotation.State, opts caRotateOptions, save func(*rotation.State) error) error {
-	stored, ca, pass, err := a.loadCAPassphrase(st.CA, opts.passphrase)
-	if err != nil {
-		return err
+// laptopsOnOldCA are the certificates the CA's service issued to laptops
+// that are still on the old CA: valid, client, from the old CA, and not
+// this machine's own contexts (the rotation renews those itself).
+func (a *app) laptopsOnOldCA(ctx context.Context, st *rotation.State, ca *castore.CA, dbo dbOptions) ([]*remoteca.Issued, error) {
+	db, err := dbo.openExisting(ctx, a, ca)
+	if err != nil || db == nil {
+		return nil, err
 	}
-	if stored.NextCert != nil {
-		ex, err := a.newRotator(stored, ca, pass, opts.wait)
+	defer db.Close()
+	all, err := db.StillOnCA(ctx, ca.Cert, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	var left []*remoteca.Issued
+	for _, rec := range all {
+		if !slices.Contains(st.LocalSerials, rec.Serial) {
+			left = append(left, rec)
+		}
+	}
+	return left, nil
+}
+
+func describeLaptops(recs []*remoteca.Issued) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		serial := r.Serial
+		if len(serial) > 12 {
+			serial = serial[:12] + "…"
+		}
+		out[i] = fmt.Sprintf("%s (serial %s, valid until %s)", r.CN, serial, r.NotAfter.Local().Format("2006-01-02 15:04"))
+	}
+	return out
+}
+
+func countLaptops(n int) string {
+	if n == 1 {
+		return "1 laptop"
+	}
+	return fmt.Sprintf("%d laptops", n)
+}
+
+// printWaiting says the rotation stopped before a phase and how it goes
+// on.
+func printWaiting(a *app, st *rotation.State, we *rotation.WaitError) {
+	out := a.cli.Out()
+	switch we.Next {
+	case rotation.Reissued:
+		fmt.Fprintf(out, "Phase 2 of 4 complete: every engine and context here trusts the old and the new CA.\n")
+		fmt.Fprintf(out, "Waiting for %s to renew to the new CA before the engines get certificates from it (a laptop that has not renewed trusts the old CA alone):\n", countLaptops(len(we.Laptops)))
+	default:
+		fmt.Fprintf(out, "Phase %d of 4 complete.\n", st.Phase)
+		fmt.Fprintf(out, "Waiting for %s to renew to the new CA before the old one is retired:\n", countLaptops(len(we.Laptops)))
+	}
+	for _, l := range we.Laptops {
+		fmt.Fprintf(out, "  %s\n", l)
+	}
+	fmt.Fprintf(out, "A laptop running docker tls agent notices within its --ca-check interval (default 5 min) and renews by itself; one without the agent renews at its next docker tls renew.\n")
+	fmt.Fprintf(out, "Then go on with: docker tls ca rotate %s --continue\n", st.CA)
+	fmt.Fprintf(out, "To go on without them instead (they must then enroll again): docker tls ca rotate %s --continue --finish-now\n", st.CA)
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// abortRotation walks every target back and drops the new CA.
+func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) error {
+	newKey := "no new CA had been made"
+	if ca.stored.NextCert != nil {
+		ex, err := a.newRotator(ca, opts)
 		if err != nil {
 			return err
 		}
+		defer ex.close()
 		if err := rotation.Abort(ctx, st, ex, save, opts.parallel); err != nil {
 			return fmt.Errorf("%w\nfix the cause, then: docker tls ca rotate %s --abort", err, st.CA)
 		}
+		newKey = "the new CA's key was deleted"
 	}
 	if _, err := a.cas().AbortRotation(st.CA); err != nil {
 		return err
@@ -368,26 +614,72 @@ func (a *app) abortRotation(ctx context.Context, st *rotation.State, opts caRota
 	if err := a.rotations().Remove(st.CA); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.cli.Out(), "Aborted the rotation of CA %q: every engine and context trusts and uses the old CA again; the new CA's key was deleted\n", st.CA)
+	fmt.Fprintf(a.cli.Out(), "Aborted the rotation of CA %q: every engine and context trusts and uses the old CA again; %s\n", st.CA, newKey)
 	return nil
 }
 
-// rotator carries out the steps on engines and contexts.
+// rotator carries out the steps on engines and contexts, and holds the
+// run before phase 4 while laptops are still on the old CA.
 type rotator struct {
-	a        *app
-	stored   *castore.CA
-	old, new *pki.CA
-	wait     time.Duration
+	a         *app
+	stored    *castore.CA
+	old, new  *pki.CA
+	wait      time.Duration
+	finishNow bool
+	named     bool // --finish-now said who is left behind
+	dbo       dbOptions
+	// db is the CA's service database, if it has one: the renewals of
+	// this machine's enrolled contexts are recorded there.
+	db *remoteca.DB
 }
 
 // newRotator pairs the loaded old CA with the rotation's new one, whose key
 // is in the same kind of store under the same passphrase.
-func (a *app) newRotator(stored *castore.CA, old *pki.CA, pass []byte, wait time.Duration) (*rotator, error) {
-	next, err := a.cas().NextSigner(stored, pass)
+func (a *app) newRotator(ca *loadedCA, opts caRotateOptions) (*rotator, error) {
+	next, err := a.cas().NextSigner(ca.stored, ca.pass)
 	if err != nil {
 		return nil, err
 	}
-	return &rotator{a: a, stored: stored, old: old, new: next, wait: wait}, nil
+	db, err := opts.db.openExisting(context.Background(), a, ca.stored)
+	if err != nil {
+		return nil, err
+	}
+	return &rotator{a: a, stored: ca.stored, old: ca.signer, new: next, wait: opts.wait, finishNow: opts.finishNow, dbo: opts.db, db: db}, nil
+}
+
+func (r *rotator) close() {
+	if r.db != nil {
+		r.db.Close()
+	}
+}
+
+// BeforePhase holds the rotation before phase 3, and again before phase
+// 4, while laptops that enrolled through the CA's service still hold
+// valid certificates from the old CA: one that has not renewed trusts the
+// old CA alone, and would refuse an engine's certificate from the new one
+// (phase 3), and its certificate would stop working at phase 4. With
+// --finish-now it names them and goes on.
+func (r *rotator) BeforePhase(ctx context.Context, st *rotation.State, next rotation.Phase) error {
+	left, err := r.a.laptopsOnOldCA(ctx, st, r.stored, r.dbo)
+	if err != nil {
+		return fmt.Errorf("count the laptops still on the old CA: %w", err)
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	if !r.finishNow {
+		return &rotation.WaitError{Next: next, Laptops: describeLaptops(left)}
+	}
+	if r.named {
+		return nil
+	}
+	r.named = true
+	out := r.a.cli.Out()
+	fmt.Fprintf(out, "Going on without them (--finish-now): %s will need to enroll again once the old CA is retired (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(left)))
+	for _, l := range describeLaptops(left) {
+		fmt.Fprintf(out, "  %s\n", l)
+	}
+	return nil
 }
 
 func (r *rotator) bundle() []byte {
@@ -408,11 +700,11 @@ func (r *rotator) Apply(ctx context.Context, t *rotation.Target, to rotation.Pha
 	}
 	switch to {
 	case rotation.TrustBoth:
-		return r.context(t.Name, r.bundle(), nil)
+		return r.context(ctx, t.Name, r.bundle(), nil)
 	case rotation.Reissued:
-		return r.context(t.Name, r.bundle(), r.new)
+		return r.context(ctx, t.Name, r.bundle(), r.new)
 	case rotation.Retired:
-		return r.context(t.Name, pki.EncodeCertificate(r.new.Cert), nil)
+		return r.context(ctx, t.Name, pki.EncodeCertificate(r.new.Cert), nil)
 	}
 	return fmt.Errorf("no step to phase %d", to)
 }
@@ -426,27 +718,28 @@ func (r *rotator) Revert(ctx context.Context, t *rotation.Target, from rotation.
 		return r.engine(ctx, t.Name, pki.EncodeCertificate(r.old.Cert), nil)
 	}
 	if from == rotation.Reissued {
-		return r.context(t.Name, r.bundle(), r.old)
+		return r.context(ctx, t.Name, r.bundle(), r.old)
 	}
-	return r.context(t.Name, pki.EncodeCertificate(r.old.Cert), nil)
+	return r.context(ctx, t.Name, pki.EncodeCertificate(r.old.Cert), nil)
 }
 
 // context makes a context trust caPEM and, with issuer, hold a new client
-// certificate from it for the same key, subject and lifetime.
-func (r *rotator) context(name string, caPEM []byte, issuer *pki.CA) error {
+// certificate from it for the same key, subject and lifetime. A context
+// enrolled through the CA's service has its new certificate recorded in
+// the service's inventory as the renewal of the old one.
+func (r *rotator) context(ctx context.Context, name string, caPEM []byte, issuer *pki.CA) error {
 	store := r.a.contexts()
 	c, err := store.Get(name)
 	if err != nil {
 		return err
 	}
-	var cert *x509.Certificate
+	var old, cert *x509.Certificate
 	if issuer != nil {
 		_, certPEM, err := contextPEMs(store, c)
 		if err != nil {
 			return err
 		}
-		old, err := pki.ParseCertificate(certPEM)
-		if err != nil {
+		if old, err = pki.ParseCertificate(certPEM); err != nil {
 			return err
 		}
 		life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
@@ -457,8 +750,15 @@ func (r *rotator) context(name string, caPEM []byte, issuer *pki.CA) error {
 			return err
 		}
 	}
-	_, err = store.Retrust(c, caPEM, cert)
-	return err
+	if _, err = store.Retrust(c, caPEM, cert); err != nil {
+		return err
+	}
+	if cert != nil && c.TLS.CAURL != "" && r.db != nil {
+		if err := r.db.RecordRenewal(ctx, old, cert, "ca rotate "+r.stored.Name, time.Now()); err != nil {
+			return fmt.Errorf("record the renewal of context %s in the CA service's inventory: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // engine makes an engine trust caPEM and, with issuer, serve a new
@@ -528,10 +828,23 @@ func (r *rotator) engine(ctx context.Context, name string, caPEM []byte, issuer 
 	return a.engines().Put(rec)
 }
 
-func printRotation(a *app, st *rotation.State, format string) error {
+func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotateOptions) error {
 	out := a.cli.Out()
-	if format == "json" {
-		return printJSON(out, st)
+	var laptops []*remoteca.Issued
+	if !rotation.RetireBegun(st) {
+		stored, err := a.cas().Get(st.CA)
+		if err != nil {
+			return err
+		}
+		if laptops, err = a.laptopsOnOldCA(ctx, st, stored, opts.db); err != nil {
+			return err
+		}
+	}
+	if opts.format == "json" {
+		return printJSON(out, struct {
+			*rotation.State
+			Laptops []*remoteca.Issued `json:"laptopsOnOldCA"`
+		}{st, laptops})
 	}
 	state := "in progress"
 	if st.Aborting {
@@ -545,6 +858,19 @@ func printRotation(a *app, st *rotation.State, format string) error {
 			line += "  LAST ERROR: " + strings.SplitN(t.Error, "\n", 2)[0]
 		}
 		fmt.Fprintln(out, line)
+	}
+	if len(laptops) > 0 {
+		fmt.Fprintf(out, "Laptops enrolled through docker tls ca serve, still on the old CA (phases 3 and 4 wait for them):\n")
+		for _, l := range describeLaptops(laptops) {
+			fmt.Fprintf(out, "  laptop   %s\n", l)
+		}
+	}
+	if len(st.Exclude) > 0 {
+		done := "revoked at the CA service"
+		if !st.Excluded {
+			done = "to be revoked when the rotation continues"
+		}
+		fmt.Fprintf(out, "Excluded (%s): %s\n", done, quoteList(st.Exclude))
 	}
 	printOutside(a, st)
 	return nil

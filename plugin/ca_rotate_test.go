@@ -59,3 +59,54 @@ func TestCARotateWithoutEngines(t *testing.T) {
 		t.Fatalf("keys after the rotation:\n%s", c.Stdout)
 	}
 }
+
+// TestCARotateRefusalsWriteNothing: every refusal of ca rotate comes
+// before anything is written, the rotation's record and lock file
+// included, so that no later --continue can turn it into a rotation; the
+// passphrase and the identities to exclude are checked first.
+func TestCARotateRefusalsWriteNothing(t *testing.T) {
+	c := newTestCLI(t)
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	wrong := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.must("ca", "init", "pp", "--keystore", "file", "--passphrase-file", pass)
+	c.must("ca", "init", "svc")
+	c.must("ca", "token", "--ca", "svc", "--cn", "alice@lap1")
+	c.must("ca", "token", "--ca", "svc", "--cn", "alice@lap2")
+	c.must("ca", "init", "unserved")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ca", "rotate", "pp", "--passphrase-file", wrong}, `wrong passphrase for the key of CA "pp"`},
+		{[]string{"ca", "rotate", "svc", "--exclude", ""}, "--exclude needs a CN"},
+		{[]string{"ca", "rotate", "svc", "--exclude", "a\nb"}, "contains a control character"},
+		{[]string{"ca", "rotate", "svc", "--exclude", "alice@lpa1"}, `--exclude "alice@lpa1": CA "svc" issued no certificate or token to that name: did you mean "alice@lap1", "alice@lap2"?`},
+		{[]string{"ca", "rotate", "svc", "--exclude", "zed"}, "docker tls ca issued ls lists who enrolled"},
+		{[]string{"ca", "rotate", "svc", "--exclude", "alice@lap1", "--db", "postgres://u:s3cret@127.0.0.1:1/db?sslmode=disable"}, "cannot reach the database"},
+		{[]string{"ca", "rotate", "unserved", "--exclude", "alice@lap1"}, `CA "unserved" has no service database`},
+		{[]string{"ca", "rotate", "svc", "--abort", "--exclude", "alice@lap1"}, "--exclude goes with a rotation or --continue, not --abort"},
+		{[]string{"ca", "rotate", "svc", "--status", "--finish-now"}, "--finish-now goes with a rotation or --continue"},
+	} {
+		c.fails(tt.want, tt.args...)
+		if strings.Contains(c.Stdout+c.Stderr, "s3cret") {
+			t.Errorf("%q: the database password was shown", tt.args)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "tls", "rotations")); !os.IsNotExist(err) {
+		entries, _ := os.ReadDir(filepath.Join(c.dir, "tls", "rotations"))
+		t.Fatalf("refused rotations left %d file(s) in tls/rotations (%v)", len(entries), err)
+	}
+	// The right command then runs: nothing of the refusals stands in its way.
+	c.must("ca", "rotate", "svc", "--exclude", "alice@lap1")
+	if !strings.Contains(c.Stdout, `Excluded "alice@lap1": revoked at the CA service`) || !strings.Contains(c.Stdout, `Rotated CA "svc"`) {
+		t.Fatalf("rotate:\n%s", c.Stdout)
+	}
+	c.must("ca", "rotate", "pp", "--passphrase-file", pass)
+}

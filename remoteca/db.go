@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,22 +78,41 @@ func IsPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// RedactURL masks the password of a database URL, for messages.
+// RedactURL masks the password of a database address, for messages, in
+// every form a user may give one: a URL's user info and its password
+// parameters; libpq's key=value form (password=… sslpassword=…, quoted
+// or not); and a URL written without "//" (postgres:user:pw@host), which
+// net/url reads as opaque and would print whole.
 func RedactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(a database URL that does not parse)"
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" {
+		if p, ok := u.User.Password(); ok && p != "" {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		masked := false
+		for k := range q {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+				q.Set(k, "xxxxx")
+				masked = true
+			}
+		}
+		if masked {
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
 	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	s = keyValuePassword.ReplaceAllString(s, "${1}xxxxx")
+	return userInfoPassword.ReplaceAllString(s, "${1}xxxxx@")
 }
+
+// keyValuePassword is a password in libpq's key=value form; the value is
+// a quoted string (with \' and \\ escapes) or runs to the next space.
+var keyValuePassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)`)
+
+// userInfoPassword is the password of a URL's user info, whether the URL
+// parses or not: from the ':' after the user name to the last '@' before
+// the host.
+var userInfoPassword = regexp.MustCompile(`^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^:@/\s]*:)[^\s/]*@`)
 
 // OpenDB opens the service database where says: a postgres:// URL, or the
 // path of a SQLite file (created 0600 in a 0700 directory). The schema is

@@ -376,8 +376,23 @@ func TestRedactURL(t *testing.T) {
 		"postgres://ca:s3cret@db.example.com/ca":           "postgres://ca:xxxxx@db.example.com/ca",
 		"postgres://db.example.com/ca?password=s3cret":     "postgres://db.example.com/ca?password=xxxxx",
 		"postgres://ca@/ca?host=%2Fvar%2Frun%2Fpostgresql": "postgres://ca@/ca?host=%2Fvar%2Frun%2Fpostgresql",
+		"postgresql://ca:s3cret@db/ca?sslmode=verify-full": "postgresql://ca:xxxxx@db/ca?sslmode=verify-full",
+		"postgres://ca:p@ss@db/ca":                         "postgres://ca:xxxxx@db/ca",
+		"postgres://db/ca?sslpassword=s3cret&user=ca":      "postgres://db/ca?sslpassword=xxxxx&user=ca",
+		"postgres://ca:s3%zzcret@db/ca":                    "postgres://ca:xxxxx@db/ca", // does not parse
+		// libpq's key=value form, plain and quoted.
+		"host=db user=ca password=s3cret dbname=ca":  "host=db user=ca password=xxxxx dbname=ca",
+		"host=db password = 's3 cret' dbname=ca":     "host=db password = xxxxx dbname=ca",
+		"host=db password='it\\'s s3cret' dbname=ca": "host=db password=xxxxx dbname=ca",
+		"host=db PASSWORD=s3cret sslpassword=s3cret": "host=db PASSWORD=xxxxx sslpassword=xxxxx",
+		// Without "//": net/url reads it as opaque.
+		"postgres:ca:s3cret@db/ca": "postgres:ca:xxxxx@db/ca",
+		"postgresql:ca:s3cret@db":  "postgresql:ca:xxxxx@db",
+		"ca:s3cret@db:5432/ca":     "ca:xxxxx@db:5432/ca",
+		"/var/lib/ca/service.db":   "/var/lib/ca/service.db",
+		"mysql://ca:s3cret@db/ca":  "mysql://ca:xxxxx@db/ca",
 	} {
-		if got := RedactURL(in); got != want {
+		if got := RedactURL(in); got != want || strings.Contains(got, "s3") || strings.Contains(got, "ss@") {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -418,4 +433,94 @@ func mustKey(t testing.TB) crypto.Signer {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestDBStillOnCA: what a CA rotation waits for is the valid client
+// certificates from the old CA: not renewed, revoked, expired, from
+// another CA or for a server; a renewal recorded from outside the service
+// (the rotation renewing this machine's contexts) counts as renewed.
+func TestDBStillOnCA(t *testing.T) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			f := newDBFixture(t)
+			d, _ := openDB(t, kind)
+			now := time.Now()
+			toks := f.tokens(t, d, TokenOptions{Uses: 10}, 1)
+			enroll := func(cn string, profile pki.Profile) *x509.Certificate {
+				t.Helper()
+				if profile == pki.ServerProfile {
+					sans, _, _ := pki.ParseSANs([]string{"h.example"})
+					cert, err := f.ca.Issue(pki.IssueRequest{Profile: profile, CommonName: cn, SANs: sans, PublicKey: mustKey(t).Public(), Lifetime: time.Hour})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := d.Record(f.ctx, newIssued(cert, "test", now)); err != nil {
+						t.Fatal(err)
+					}
+					return cert
+				}
+				cert, _, err := f.enroll(d, toks[0], Request{Profile: profile, CN: cn}, nil, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cert
+			}
+			stays := enroll("alice", pki.ClientProfile)
+			renewedOld := enroll("bob", pki.ClientProfile)
+			if _, _, err := f.renew(d, renewedOld, mustKey(t), now); err != nil {
+				t.Fatal(err)
+			}
+			enroll("carol", pki.ClientProfile)
+			if _, err := d.RevokeName(f.ctx, "carol", "lost", now); err != nil {
+				t.Fatal(err)
+			}
+			enroll("server", pki.ServerProfile)
+			local := enroll("dave", pki.ClientProfile)
+
+			// The rotation: a new CA; dave's context is renewed by the
+			// rotation itself and recorded.
+			nextKey, _ := pki.GenerateKey(pki.ECDSAP256)
+			next, err := pki.NewCA(nextKey, pki.CAOptions{CommonName: "db test CA (next)"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			localNew, err := next.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "dave", PublicKey: local.PublicKey, Lifetime: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 2; i++ { // twice: no error the second time
+				if err := d.RecordRenewal(f.ctx, local, localNew, "ca rotate", now); err != nil {
+					t.Fatalf("RecordRenewal #%d: %v", i+1, err)
+				}
+			}
+
+			left, err := d.StillOnCA(f.ctx, f.ca.Cert, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// bob's renewal came from the old CA too (the fixture signs
+			// with it): it is still on the old CA.
+			var got []string
+			for _, r := range left {
+				got = append(got, r.CN)
+			}
+			if want := []string{"alice", "bob"}; strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("still on the old CA: %q, want %q", got, want)
+			}
+			if left[0].Serial != fmt.Sprintf("%x", stays.SerialNumber) || left[0].PEM != "" {
+				t.Errorf("alice's record: %+v", left[0])
+			}
+			onNext, err := d.StillOnCA(f.ctx, next.Cert, now)
+			if err != nil || len(onNext) != 1 || onNext[0].CN != "dave" {
+				t.Errorf("on the new CA: %v, %v; want dave's recorded renewal", onNext, err)
+			}
+			if later, _ := d.StillOnCA(f.ctx, f.ca.Cert, now.Add(72*time.Hour)); len(later) != 0 {
+				t.Errorf("expired certificates still counted: %d", len(later))
+			}
+			names, err := d.Names(f.ctx)
+			if err != nil || strings.Join(names, ",") != "alice,bob,carol,dave,server" {
+				t.Errorf("Names = %q, %v", names, err)
+			}
+		})
+	}
 }

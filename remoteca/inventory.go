@@ -300,6 +300,70 @@ func (d *DB) FindIssued(ctx context.Context, arg string) (byCN int, bySerial boo
 	return byCN, bySerial, nil
 }
 
+// StillOnCA returns the client certificates the service issued from ca
+// that are still in use at now: not revoked, not expired and not renewed
+// (a CA rotation waits for them to renew to the new CA). A record kept
+// without its certificate (imported from an older docker-tls) counts: it
+// cannot be shown to come from another CA.
+func (d *DB) StillOnCA(ctx context.Context, ca *x509.Certificate, now time.Time) ([]*Issued, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued i
+		WHERE profile = ? AND revoked_at = 0 AND not_after > ?
+		AND NOT EXISTS (SELECT 1 FROM issued r WHERE r.renews = i.serial)
+		ORDER BY cn, serial`), string(pki.ClientProfile), now.UnixNano())
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	all, err := collectIssued(rows)
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	var out []*Issued
+	for _, rec := range all {
+		if rec.PEM != "" {
+			cert, err := pki.ParseCertificate([]byte(rec.PEM))
+			if err != nil || !bytes.Equal(cert.RawIssuer, ca.RawSubject) || cert.CheckSignatureFrom(ca) != nil {
+				continue
+			}
+		}
+		rec.PEM = ""
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// RecordRenewal records cert, issued outside the service, as the renewal
+// of old (a CA rotation renewing this machine's own enrolled contexts),
+// so that the inventory shows old renewed. Recording it twice is no
+// error.
+func (d *DB) RecordRenewal(ctx context.Context, old, cert *x509.Certificate, source string, now time.Time) error {
+	rec := newIssued(cert, source, now)
+	rec.Renews = fmt.Sprintf("%x", old.SerialNumber)
+	err := d.Record(ctx, rec)
+	if isUniqueViolation(err) {
+		return nil
+	}
+	return err
+}
+
+// Names returns every CN the service issued a certificate or a token to,
+// sorted, once each.
+func (d *DB) Names(ctx context.Context) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT cn FROM issued WHERE cn <> '' UNION SELECT cn FROM tokens WHERE cn <> '' ORDER BY 1`)
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var cn string
+		if err := rows.Scan(&cn); err != nil {
+			return nil, d.wrap(err)
+		}
+		names = append(names, cn)
+	}
+	return names, d.wrap(rows.Err())
+}
+
 // ---- migration of an older docker-tls's files ----
 
 // Migrate imports an older docker-tls's tokens.json and issued.jsonl, each

@@ -16,8 +16,10 @@
 //
 // A phase is complete only when every target has reached it; a target
 // that fails (an unreachable engine) stops the run with its name, and the
-// next run (--continue) starts from where each target is. Until phase 4
-// begins, Abort walks the same steps back to the old CA. The steps
+// next run (--continue) starts from where each target is. Before phases 3
+// and 4 an Executor that is also a Gate may hold the run (laptops that
+// enrolled through the CA's service and must renew first: WaitError).
+// Until phase 4 begins, Abort walks the same steps back to the old CA. The steps
 // themselves (what an engine or a context does to reach a phase) are the
 // caller's Executor; this package only orders them and keeps the record.
 package rotation
@@ -106,7 +108,57 @@ type State struct {
 	Updated        time.Time `json:"updated"`
 	Targets        []*Target `json:"targets"`
 	Outside        []Outside `json:"outside,omitempty"`
+	// Exclude are identities (CNs) revoked at the CA's service so that
+	// they cannot follow to the new CA; Excluded says that is done. They
+	// are recorded before they are revoked, so that a run stopped in
+	// between revokes them when continued, before any phase runs.
+	Exclude  []string `json:"exclude,omitempty"`
+	Excluded bool     `json:"excluded,omitempty"`
+	// LocalSerials are the serials of this machine's contexts'
+	// certificates from the old CA when the rotation was planned: the
+	// rotation renews those itself, so they are not laptops to wait for.
+	LocalSerials []string `json:"localSerials,omitempty"`
 }
+
+// Gate is what an Executor may also be: asked before phase 3 and again
+// before phase 4, each time only if no target has begun that phase, it
+// returns an error to hold the run there, such as a *WaitError while
+// laptops that enrolled through the CA's service have not renewed yet
+// (before phase 3: one that has not trusts the old CA alone, and would
+// refuse an engine's certificate from the new one).
+type Gate interface {
+	BeforePhase(ctx context.Context, st *State, next Phase) error
+}
+
+// WaitError holds a rotation before a phase: Laptops, identities holding
+// valid certificates from the old CA that the rotation cannot renew
+// itself, have not renewed to the new CA yet.
+type WaitError struct {
+	Next    Phase
+	Laptops []string
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("waiting for %d laptop(s) to renew to the new CA before phase %d: %s", len(e.Laptops), e.Next, strings.Join(e.Laptops, ", "))
+}
+
+// Begun says phase p has begun for some target (or the whole rotation is
+// past it).
+func Begun(st *State, p Phase) bool {
+	if st.Phase >= p {
+		return true
+	}
+	for _, t := range st.Targets {
+		if t.Done >= p || t.Doing >= p {
+			return true
+		}
+	}
+	return false
+}
+
+// RetireBegun says phase 4 has begun for some target: from there on the
+// only way is forward.
+func RetireBegun(st *State) bool { return Begun(st, Retired) }
 
 // Executor carries out the steps on one target.
 type Executor interface {
@@ -148,6 +200,11 @@ func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, p
 		return errors.New("this rotation is being aborted: finish that with --abort")
 	}
 	for phase := max(st.Phase+1, TrustBoth); phase <= Retired; phase++ {
+		if g, ok := ex.(Gate); ok && phase >= Reissued && !Begun(st, phase) {
+			if err := g.BeforePhase(ctx, st, phase); err != nil {
+				return err
+			}
+		}
 		var failed []*Target
 		for _, kind := range order(phase) {
 			failed = append(failed, step(st, kind, parallel, save,
@@ -171,10 +228,8 @@ func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, p
 // after each step. It is refused once phase 4 has begun for any target:
 // some of them trust only the new CA, and the way out is forward.
 func Abort(ctx context.Context, st *State, ex Executor, save func(*State) error, parallel int) error {
-	for _, t := range st.Targets {
-		if t.Done >= Retired || t.Doing >= Retired || st.Phase >= Retired {
-			return errors.New("phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)")
-		}
+	if RetireBegun(st) {
+		return errors.New("phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)")
 	}
 	st.Aborting = true
 	if err := save(st); err != nil {

@@ -195,3 +195,77 @@ func TestAbortUndoesAnInterruptedStep(t *testing.T) {
 		t.Fatalf("e1's revert of phase 2 was not recorded as begun: %v", saved)
 	}
 }
+
+// gated is a fake whose Gate holds the run before phase 3 or 4 while
+// waiting is set, and records when it was asked.
+type gated struct {
+	*fake
+	waiting []string
+	asked   []Phase
+}
+
+func (g *gated) BeforePhase(_ context.Context, st *State, next Phase) error {
+	g.asked = append(g.asked, next)
+	if st.Phase != next-1 {
+		return fmt.Errorf("asked before phase %d at phase %d", next, st.Phase)
+	}
+	if len(g.waiting) > 0 {
+		return &WaitError{Next: next, Laptops: g.waiting}
+	}
+	return nil
+}
+
+// TestGateHoldsBeforeReissueAndRetire: a Gate that waits stops the run
+// after phase 2 with nothing of phase 3 begun (a laptop that has not
+// renewed trusts the old CA alone); once it lets go, the run asks again
+// before phase 4 and retires; a phase already begun is never held.
+func TestGateHoldsBeforeReissueAndRetire(t *testing.T) {
+	rec := Records{Dir: t.TempDir()}
+	st := newState()
+	save := func(s *State) error { return rec.Put(s) }
+	g := &gated{fake: &fake{fail: map[string]bool{}}, waiting: []string{"alice@lap1"}}
+	err := Run(context.Background(), st, g, save, 4)
+	var we *WaitError
+	if !errors.As(err, &we) || we.Next != Reissued || len(we.Laptops) != 1 || !strings.Contains(err.Error(), "waiting for 1 laptop(s) to renew to the new CA before phase 3") {
+		t.Fatalf("err = %v, want a WaitError before phase 3", err)
+	}
+	if st.Phase != TrustBoth || Begun(st, Reissued) {
+		t.Fatalf("phase %d, phase 3 begun %v: want phase 2 complete and nothing of phase 3", st.Phase, Begun(st, Reissued))
+	}
+	for _, l := range g.log {
+		if !strings.HasSuffix(l, " 2") {
+			t.Fatalf("a step after phase 2 ran while waiting: %s", l)
+		}
+	}
+	// Still waiting on the next run: nothing runs.
+	n := len(g.log)
+	if err := Run(context.Background(), st, g, save, 4); !errors.As(err, &we) || len(g.log) != n {
+		t.Fatalf("second run: %v, %d new steps", err, len(g.log)-n)
+	}
+	g.waiting = nil
+	if err := Run(context.Background(), st, g, save, 4); err != nil {
+		t.Fatal(err)
+	}
+	if want := []Phase{Reissued, Reissued, Reissued, Retired}; st.Phase != Retired || !slices.Equal(g.asked, want) {
+		t.Fatalf("phase %d, gate asked before %v; want 4 and %v", st.Phase, g.asked, want)
+	}
+
+	// A run that stopped inside phase 3 (one target begun) is not held
+	// there: some engines already serve the new CA's certificates.
+	for _, begun := range []Phase{Reissued, Retired} {
+		st2 := newState()
+		for _, tg := range st2.Targets {
+			tg.Done = begun - 1
+		}
+		st2.Phase = begun - 1
+		st2.Targets[0].Doing = begun
+		g2 := &gated{fake: &fake{fail: map[string]bool{}}, waiting: []string{"bob"}}
+		err := Run(context.Background(), st2, g2, save, 4)
+		if begun == Retired && (err != nil || len(g2.asked) != 0) {
+			t.Fatalf("a begun phase 4 was held: %v (asked %v)", err, g2.asked)
+		}
+		if begun == Reissued && (!errors.As(err, &we) || we.Next != Retired || st2.Phase != Reissued) {
+			t.Fatalf("a begun phase 3 should run to its end and be held before phase 4: %v, phase %d", err, st2.Phase)
+		}
+	}
+}
