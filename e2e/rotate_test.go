@@ -137,14 +137,14 @@ func TestCARotation(t *testing.T) {
 
 	use := startUsage(t, e, names)
 	useLaptop := startUsage(t, laptop, []string{"via-serve"})
+	// The agent-mode laptop is used through this first rotation, and
+	// checked after it. (The rotations below are aborted or finished
+	// without waiting for laptops: one that followed a rotation that is
+	// then aborted is left on the aborted CA, a case ca rotate --abort
+	// does not bring laptops back from yet.)
+	var useAgent *usageLoop
 	if withAgent {
-		useAgent := startUsage(t, agentLaptop, []string{"agent-laptop"})
-		defer func() {
-			useAgent.stop()
-			if len(useAgent.tls) > 0 {
-				t.Errorf("the agent-mode laptop: %d calls failed for a TLS reason; first: %s", len(useAgent.tls), useAgent.tls[0])
-			}
-		}()
+		useAgent = startUsage(t, agentLaptop, []string{"agent-laptop"})
 	}
 	start := time.Now()
 	// Stopped (kill -9) once every engine trusts both CAs, so that the
@@ -188,6 +188,14 @@ func TestCARotation(t *testing.T) {
 		t.Fatal("the laptop's certificate is not from the new CA")
 	}
 	requireOK(t, laptop.Docker("--context", "via-serve", "version", "--format", "{{.Server.Version}}"))
+	if withAgent {
+		useAgent.stop()
+		if len(useAgent.tls) > 0 {
+			t.Errorf("the agent-mode laptop: %d of %d calls failed for a TLS reason; first: %s", len(useAgent.tls), useAgent.calls, useAgent.tls[0])
+		}
+		// Its agent serves the context on the new CA alone.
+		requireOK(t, agentLaptop.Docker("--context", "agent-laptop", "version", "--format", "{{.Server.Version}}"))
+	}
 	if r := lost.Docker("--context", "lost", "version"); r.Code == 0 || !tlsFailure(r.Stderr) {
 		t.Fatalf("the excluded laptop still reaches the engine: %s", r)
 	}
