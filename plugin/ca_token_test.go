@@ -74,3 +74,33 @@ func TestServiceStateOutlivesCAChanges(t *testing.T) {
 		t.Fatalf("the old database was not moved: %v", err)
 	}
 }
+
+// TestTokensListQuotesControlCharacters: a token whose CN holds a newline
+// or a right-to-left override (stored before names were checked) is
+// listed on one row, its name quoted, not forging a second row.
+func TestTokensListQuotesControlCharacters(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init")
+	// What an older docker-tls accepted, written as it would have been.
+	dir := filepath.Join(c.dir, "tls", "ca", "default")
+	var toks []remoteca.Token
+	for i, cn := range []string{"evil\nforged-row  client  alice", "alice\u202egpj.exe"} {
+		toks = append(toks, remoteca.Token{ID: "0123456789a" + string(rune('0'+i)), Hash: "0123456789a" + string(rune('0'+i)) + strings.Repeat("c", 52),
+			Profile: pki.ClientProfile, CN: cn, Created: time.Now(), Expires: time.Now().Add(time.Hour), Uses: 1})
+	}
+	data, _ := json.Marshal(toks)
+	if err := os.WriteFile(filepath.Join(dir, "tokens.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := c.must("ca", "tokens", "ls")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 {
+		t.Fatalf("want a header and 2 rows, got %d lines:\n%s", len(lines), out)
+	}
+	if !strings.Contains(out, `"evil\nforged-row  client  alice"`) || !strings.Contains(out, `"alice\u202egpj.exe"`) {
+		t.Errorf("the names should be shown quoted:\n%s", out)
+	}
+	// JSON keeps the value as it is (escaped by JSON itself).
+	if js := c.must("ca", "tokens", "ls", "--format", "json"); !strings.Contains(js, `evil\nforged-row`) {
+		t.Errorf("json:\n%s", js)
+	}
+}

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"strconv"
 	"strings"
+	"unicode"
 
 	flagsHelper "github.com/docker/cli/cli/flags"
 
@@ -50,14 +53,40 @@ func writeRows(a *app, format string, quiet bool, table, quietFormat string, row
 		format = table
 	}
 	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
+	tableFormat := ctx.Format.IsTable()
 	return ctx.Write(header(headers), func(write func(formatter.SubContext) error) error {
 		for _, r := range rows {
+			if tableFormat {
+				r = printableRow(r)
+			}
 			if err := write(row(r)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// printableRow quotes, for a table, the values that hold control or
+// bidirectional characters (a name stored by an older docker-tls, a CN
+// from a cfssl enrollment): raw, a newline would forge a row and U+202E
+// would show a name as another.
+func printableRow(r map[string]any) map[string]any {
+	var out map[string]any
+	for k, v := range r {
+		s, ok := v.(string)
+		if !ok || !strings.ContainsFunc(s, func(c rune) bool { return unicode.IsControl(c) || unicode.Is(unicode.Bidi_Control, c) }) {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(r)
+		}
+		out[k] = strconv.QuoteToGraphic(s)
+	}
+	if out == nil {
+		return r
+	}
+	return out
 }
 
 // row lets docker's formatter render a map: templates index it by key
