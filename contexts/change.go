@@ -402,7 +402,7 @@ func (s *Store) Renew(was *Context, cert *x509.Certificate, key crypto.Signer, r
 		return nil, err
 	}
 	defer release()
-	c, err := s.managed(was.Name)
+	c, err := s.Managed(was.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +440,7 @@ func (s *Store) Retrust(was *Context, caPEM []byte, cert *x509.Certificate) (*Co
 		return nil, err
 	}
 	defer release()
-	c, err := s.managed(was.Name)
+	c, err := s.Managed(was.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -524,8 +524,9 @@ func (s *Store) planOf(c *Context) (plan, error) {
 	return p, nil
 }
 
-// managed reads a context docker-tls manages, or says why it cannot.
-func (s *Store) managed(name string) (*Context, error) {
+// Managed reads a context docker-tls created, or says why it cannot and
+// what to do instead.
+func (s *Store) Managed(name string) (*Context, error) {
 	c, err := s.Get(name)
 	if err != nil {
 		return nil, err
@@ -566,7 +567,7 @@ func (s *Store) ToAgent(name, socket string) (*Context, error) {
 		return nil, err
 	}
 	defer release()
-	c, err := s.managed(name)
+	c, err := s.Managed(name)
 	if err != nil {
 		return nil, err
 	}
@@ -657,7 +658,7 @@ func (s *Store) Unlock(name string, force bool) error {
 }
 
 func (s *Store) lockable(name string) (*Context, error) {
-	c, err := s.managed(name)
+	c, err := s.Managed(name)
 	if err != nil {
 		return nil, err
 	}
@@ -735,7 +736,7 @@ func (s *Store) MoveKey(name, to string) (bool, error) {
 		return false, err
 	}
 	defer release()
-	c, err := s.managed(name)
+	c, err := s.Managed(name)
 	if err != nil {
 		return false, err
 	}

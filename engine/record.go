@@ -1,17 +1,12 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
-	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/internal/records"
 )
 
 // Record is what the laptop keeps of an engine it set up: where it is and
@@ -48,21 +43,14 @@ const (
 // one file per engine, each written whole with one rename.
 type Records struct{ Dir string }
 
-func (r Records) path(name string) string { return filepath.Join(r.Dir, name+".json") }
+func (r Records) dir() records.Dir[Record] { return records.Dir[Record]{Path: r.Dir} }
 
 // Put writes rec.
 func (r Records) Put(rec *Record) error {
 	if err := ValidateName(rec.Name); err != nil {
 		return err
 	}
-	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFile(r.path(rec.Name), append(data, '\n'), fsutil.PrivateFile, true)
+	return r.dir().Put(rec.Name, rec)
 }
 
 // ErrNoEngine is an engine name with no record.
@@ -73,40 +61,32 @@ func (r Records) Get(name string) (*Record, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(r.path(name))
-	if errors.Is(err, fs.ErrNotExist) {
+	rec, err := r.dir().Get(name)
+	var damaged *records.DamagedError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("engine %q: %w", name, ErrNoEngine)
-	}
-	if err != nil {
+	case errors.As(err, &damaged):
+		return nil, fmt.Errorf("%s is damaged (%v): remove it and run docker tls engine setup again", damaged.File, damaged.Err)
+	case err != nil:
 		return nil, err
 	}
-	var rec Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("%s is damaged (%v): remove it and run docker tls engine setup again", r.path(name), err)
-	}
 	if err := CheckTLSDir(rec.TLSDir); err != nil {
-		return nil, fmt.Errorf("%s is damaged (its TLS directory %v): remove it and run docker tls engine setup again", r.path(name), err)
+		return nil, fmt.Errorf("%s is damaged (its TLS directory %v): remove it and run docker tls engine setup again", r.dir().File(name), err)
 	}
-	return &rec, nil
+	return rec, nil
 }
 
 // List reads every record, by name; a damaged one is reported beside the
 // others, not instead of them.
 func (r Records) List() ([]*Record, map[string]error, error) {
-	entries, err := os.ReadDir(r.Dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
+	names, err := r.dir().Names()
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []*Record
 	bad := map[string]error{}
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(name, ".") {
-			continue
-		}
+	for _, name := range names {
 		rec, err := r.Get(name)
 		if err != nil {
 			bad[name] = err
@@ -114,7 +94,6 @@ func (r Records) List() ([]*Record, map[string]error, error) {
 		}
 		out = append(out, rec)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, bad, nil
 }
 
@@ -123,9 +102,5 @@ func (r Records) Remove(name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	err := os.Remove(r.path(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
+	return r.dir().Remove(name)
 }

@@ -2,16 +2,10 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/docker-tls/docker-tls/agent"
-	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
@@ -102,85 +96,20 @@ func (a *app) agentRotationCheck(ctx context.Context) []string {
 // agentRenew renews one context for the agent, as docker tls renew would,
 // and records a failure where ls and verify find it.
 func (a *app) agentRenew(ctx context.Context, name string) (time.Time, error) {
-	c, err := a.managedContext(name)
+	c, err := a.contexts().Managed(name)
 	if err == nil {
 		cert, rerr := a.renewOne(ctx, c, renewOptions{})
 		if rerr == nil {
-			a.renewState().clear(name)
+			a.renewFailures().Clear(name)
 			return cert.NotAfter, nil
 		}
 		err = rerr
 	}
-	a.renewState().failed(name, err, time.Now())
+	a.renewFailures().Failed(name, err, time.Now())
 	return time.Time{}, err
 }
 
-// renewStates keeps the last failure of each context's automatic renewal,
-// one small file per context under $DOCKER_CONFIG/tls/renewals, written by
-// the agent and read by ls and verify. It holds no secret.
-type renewStates struct{ dir string }
-
-// renewFailure is a context's failing automatic renewal.
-type renewFailure struct {
-	Since    time.Time `json:"since"`
-	Last     time.Time `json:"last"`
-	Attempts int       `json:"attempts"`
-	Error    string    `json:"error"`
-}
-
-func (a *app) renewState() renewStates {
-	return renewStates{dir: filepath.Join(a.configDir(), "tls", "renewals")}
-}
-
-// failing lists the contexts with a recorded renewal failure.
-func (s renewStates) failing() []string {
-	entries, _ := os.ReadDir(s.dir)
-	var names []string
-	for _, e := range entries {
-		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() {
-			names = append(names, n)
-		}
-	}
-	return names
-}
-
-func (s renewStates) path(name string) string { return filepath.Join(s.dir, name+".json") }
-
-func (s renewStates) get(name string) (*renewFailure, error) {
-	data, err := os.ReadFile(s.path(name))
-	if err != nil {
-		return nil, err
-	}
-	var f renewFailure
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, err
-	}
-	return &f, nil
-}
-
-func (s renewStates) failed(name string, err error, now time.Time) {
-	f, gerr := s.get(name)
-	if gerr != nil {
-		f = &renewFailure{Since: now}
-	}
-	f.Last, f.Attempts, f.Error = now, f.Attempts+1, err.Error()
-	data, _ := json.Marshal(f)
-	if mkErr := fsutil.MkdirPrivate(s.dir); mkErr == nil {
-		_ = fsutil.WriteFile(s.path(name), data, fsutil.PrivateFile, true)
-	}
-}
-
-func (s renewStates) clear(name string) {
-	if err := os.Remove(s.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return // a stale record only repeats a warning until the next success
-	}
-}
-
-// message says in one sentence that a context's automatic renewal fails,
-// or returns "".
-func (f *renewFailure) message(name string) string {
-	if f == nil {
-		return ""
-	}
-	return fmt.Sprintf("the automatic renewal of %q has failed %d time(s) since %s: %s", name, f.Attempts, f.Since.Local().Format(time.RFC3339), f.Error)
+// renewFailures are the records of failing automatic renewals.
+func (a *app) renewFailures() agent.Failures {
+	return agent.Failures{Dir: filepath.Join(a.configDir(), "tls", "renewals")}
 }

@@ -166,18 +166,6 @@ func (a *app) readKeyFile(path, what string, pp passphraseOptions) (crypto.Signe
 	return key, pass, nil
 }
 
-// managedContext returns a context docker-tls created, or says why not.
-func (a *app) managedContext(name string) (*contexts.Context, error) {
-	c, err := a.contexts().Get(name)
-	if err != nil {
-		return nil, err
-	}
-	if !c.Managed() {
-		return nil, fmt.Errorf("context %q was not created by docker tls (no %s field); manage it with docker context, or adopt its files with docker tls import", name, contexts.Field)
-	}
-	return c, nil
-}
-
 // agentDir is the agent's runtime directory for this DOCKER_CONFIG.
 func (a *app) agentDir() string { return agent.RunDir(a.configDir()) }
 

@@ -28,7 +28,7 @@ and the docker CLI reaches the engine through docker tls agent.`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if toAgent {
-				c, err := a.managedContext(args[0])
+				c, err := a.contexts().Managed(args[0])
 				if err != nil {
 					return err
 				}

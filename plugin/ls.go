@@ -148,9 +148,9 @@ func runList(a *app, opts lsOptions) error {
 	}
 	// Automatic renewals that fail, recorded by the agent: one small file
 	// per failing context, so only those are read.
-	for _, name := range a.renewState().failing() {
-		if f, err := a.renewState().get(name); err == nil {
-			fmt.Fprintln(a.cli.Err(), "warning:", f.message(name))
+	for _, name := range a.renewFailures().Failing() {
+		if f, err := a.renewFailures().Get(name); err == nil {
+			fmt.Fprintln(a.cli.Err(), "warning:", f.Message(name))
 		}
 	}
 	return nil

@@ -95,7 +95,7 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 		return errors.New("name the contexts to renew, or use --all")
 	default:
 		for _, n := range names {
-			c, err := a.managedContext(n)
+			c, err := a.contexts().Managed(n)
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,7 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 			errs = append(errs, fmt.Errorf("%s: %w (the old certificate is unchanged)", c.Name, err))
 			continue
 		}
-		a.renewState().clear(c.Name)
+		a.renewFailures().Clear(c.Name)
 		fmt.Fprintf(a.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format(time.RFC3339))
 	}
 	return errors.Join(errs...)

@@ -208,8 +208,8 @@ func (a *app) targetOf(store *contexts.Store, c *contexts.Context) probe.Target 
 	var storeErr error
 	if c.Managed() {
 		t.CAName, t.CAURL = c.TLS.CA, c.TLS.CAURL
-		if f, err := a.renewState().get(name); err == nil {
-			t.RenewalProblem = f.message(name)
+		if f, err := a.renewFailures().Get(name); err == nil {
+			t.RenewalProblem = f.Message(name)
 		}
 		t.Locked = c.Locked()
 		if ks, err := a.keyStore(c.TLS.KeyStore, nil); err == nil {

@@ -26,17 +26,15 @@ package rotation
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/internal/records"
 )
 
 // Phase is how far a rotation, or one target of it, has come.
@@ -321,49 +319,21 @@ func step(st *State, kind Kind, parallel int, save func(*State) error, needs fun
 // atomically.
 type Records struct{ Dir string }
 
-func (r Records) path(ca string) string { return filepath.Join(r.Dir, ca+".json") }
+func (r Records) dir() records.Dir[State] { return records.Dir[State]{Path: r.Dir} }
 
 // Get reads a CA's rotation; os.ErrNotExist if there is none.
-func (r Records) Get(ca string) (*State, error) {
-	data, err := os.ReadFile(r.path(ca))
-	if err != nil {
-		return nil, err
-	}
-	var st State
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.path(ca), err)
-	}
-	return &st, nil
-}
+func (r Records) Get(ca string) (*State, error) { return r.dir().Get(ca) }
 
 // Put writes st.
-func (r Records) Put(st *State) error {
-	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFile(r.path(st.CA), append(data, '\n'), fsutil.PrivateFile, true)
-}
+func (r Records) Put(st *State) error { return r.dir().Put(st.CA, st) }
 
 // Remove deletes the record of a finished or aborted rotation.
-func (r Records) Remove(ca string) error {
-	err := os.Remove(r.path(ca))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
-}
+func (r Records) Remove(ca string) error { return r.dir().Remove(ca) }
 
 // Lock keeps a second rotation run of the same CA out while this one
 // runs (the OS drops it if the process dies).
 func (r Records) Lock(ca string) (func(), error) {
-	if err := fsutil.MkdirPrivate(r.Dir); err != nil {
-		return nil, err
-	}
-	release, err := fsutil.Lock(r.path(ca)+".lock", 0)
+	release, err := r.dir().Lock(ca)
 	if errors.Is(err, fsutil.ErrLockHeld) {
 		return nil, fmt.Errorf("another docker tls ca rotate %s is running", ca)
 	}
