@@ -147,10 +147,8 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(opts.exclude) > 0 {
-		if err := a.checkExclusions(ctx, ca.stored, opts); err != nil {
-			return err
-		}
+	if err := a.checkServiceDB(ctx, ca.stored, opts); err != nil {
+		return err
 	}
 
 	release, err := recs.Lock(opts.name)
@@ -474,14 +472,18 @@ func (a *app) startRotation(st *rotation.State, ca *loadedCA, opts caRotateOptio
 	return a.newRotator(&loadedCA{stored: stored, signer: ca.signer, pass: ca.pass}, opts)
 }
 
-// checkExclusions finds each identity to exclude in the CA service's
-// inventory (a certificate or a token for it), before anything is
-// written: a misspelt name would let the lost laptop follow. The
-// database must exist and answer.
-func (a *app) checkExclusions(ctx context.Context, ca *castore.CA, opts caRotateOptions) error {
+// checkServiceDB opens the CA service's database, if the CA has one, and
+// finds each identity to exclude in its inventory (a certificate or a
+// token for it), before anything is written: the rotation counts the
+// laptops there, and a misspelt name would let the lost laptop follow.
+// With --exclude the database must exist.
+func (a *app) checkServiceDB(ctx context.Context, ca *castore.CA, opts caRotateOptions) error {
 	db, err := opts.db.openExisting(ctx, a, ca)
 	if err != nil {
 		return err
+	}
+	if db == nil && len(opts.exclude) == 0 {
+		return nil
 	}
 	if db == nil {
 		return fmt.Errorf("--exclude %q: CA %q has no service database (docker tls ca serve never ran for it, and no --db was given), so no laptop enrolled with it: there is nobody to exclude", opts.exclude[0], ca.Name)

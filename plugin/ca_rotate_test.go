@@ -91,6 +91,9 @@ func TestCARotateRefusalsWriteNothing(t *testing.T) {
 		{[]string{"ca", "rotate", "svc", "--exclude", "zed"}, "docker tls ca issued ls lists who enrolled"},
 		{[]string{"ca", "rotate", "svc", "--exclude", "alice@lap1", "--db", "postgres://u:s3cret@127.0.0.1:1/db?sslmode=disable"}, "cannot reach the database"},
 		{[]string{"ca", "rotate", "unserved", "--exclude", "alice@lap1"}, `CA "unserved" has no service database`},
+		// The rotation counts the laptops in the service's database: one
+		// that cannot be reached is refused before anything is written.
+		{[]string{"ca", "rotate", "svc", "--db", "postgres://u:s3cret@127.0.0.1:1/db?sslmode=disable"}, "cannot reach the database"},
 		{[]string{"ca", "rotate", "svc", "--abort", "--exclude", "alice@lap1"}, "--exclude goes with a rotation or --continue, not --abort"},
 		{[]string{"ca", "rotate", "svc", "--status", "--finish-now"}, "--finish-now goes with a rotation or --continue"},
 	} {
