@@ -33,7 +33,7 @@ echo "clean"
 # beside it.
 alone='^TestHostOnMachineWithoutForwarding$'
 echo "=== alone: $alone ==="
-DOCKER_TLS_TEST_MACHINE_WIDE=1 go test -count=1 -v -timeout 10m -run "$alone" ./internal/enginehost >"$log" 2>&1
+DOCKER_TLS_TEST_MACHINE_WIDE=1 go test -count=1 -v -timeout 10m -cover -run "$alone" ./internal/enginehost -args -test.gocoverdir="$cov/unit" >"$log" 2>&1
 rc=$?
 grep -E '^\s*--- (PASS|FAIL|SKIP)' "$log" || tail -20 "$log"
 
