@@ -285,10 +285,17 @@ func TestCARotation(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The agent-mode laptop follows a rotation within a second:
+			// one that renewed to the new CA is named by the abort.
+			followed := withAgent && issuedBy(t, agentLaptop, "agent-laptop", readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "next.pem")))
 			r := e.MustTLS("ca", "rotate", "team", "--abort")
 			use.stop()
 			if !strings.Contains(r.Stdout, "Aborted the rotation") {
 				t.Fatalf("--abort: %s", r)
+			}
+			t.Logf("the agent-mode laptop had renewed to the new CA: %v; --abort said:\n%s", followed, r.Stdout)
+			if named := strings.Contains(r.Stdout, "agent-laptop (serial") && strings.Contains(r.Stdout, "must enroll again"); followed != named {
+				t.Errorf("the agent-mode laptop renewed to the new CA: %v; named by --abort: %v\n%s", followed, named, r.Stdout)
 			}
 			if len(use.tls) > 0 {
 				t.Fatalf("%d calls failed for a TLS reason; first: %s", len(use.tls), use.tls[0])
@@ -365,7 +372,7 @@ func TestCARotationWaitsForLaptops(t *testing.T) {
 	h := StartEngineHosts(t, c, 1)[0]
 	e.MustTLS("ca", "init", "lap")
 	requireOK(t, setupEngine(e, c, h, "root", "--name", "lap-engine", "--ca", "lap"))
-	url, _ := caServe(t, e, "lap")
+	url, serve := caServe(t, e, "lap")
 	endpoint := "tcp://" + h.Addr + ":2376"
 	plain, agent := NewEnv(t), NewEnv(t)
 	plain.MustTLS("enroll", "eng", "--ca-url", url, "--token", mintToken(t, e, plain, "--ca", "lap", "--cn", "plain@laptop"), "--host", endpoint)
@@ -441,12 +448,42 @@ func TestCARotationWaitsForLaptops(t *testing.T) {
 	if !strings.Contains(r.Stdout, "Waiting for ") || !strings.Contains(r.Stdout, "plain@laptop") {
 		t.Fatalf("second rotation should wait for plain@laptop:\n%s", r)
 	}
+	// The agent follows this second rotation too: its context now
+	// trusts a bundle (the CAs of the first rotation).
+	next = readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "lap", "next.pem"))
+	deadline = time.Now().Add(30 * time.Second)
+	for !issuedBy(t, agent, "eng", next) && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !issuedBy(t, agent, "eng", next) {
+		t.Fatalf("the agent-mode laptop did not follow the second rotation:\n%s", agent.TLS("agent", "status"))
+	}
 	r = e.MustTLS("ca", "rotate", "lap", "--continue", "--finish-now")
-	if !strings.Contains(r.Stdout, "will need to enroll again") || !strings.Contains(r.Stdout, "plain@laptop") || !strings.Contains(r.Stdout, `Rotated CA "lap"`) ||
-		strings.Count(r.Stdout, "will need to enroll again") != 1 {
+	if !strings.Contains(r.Stdout, "1 laptop will need to enroll again") || !strings.Contains(r.Stdout, "plain@laptop") || !strings.Contains(r.Stdout, `Rotated CA "lap"`) ||
+		strings.Count(r.Stdout, "will need to enroll again") != 1 || strings.Contains(r.Stdout, "agent@laptop") {
 		t.Fatalf("--finish-now should name the laptop and retire the old CA:\n%s", r)
 	}
+	// Once the service has followed (it rereads its CA every 2 s), the
+	// laptop left behind cannot renew.
+	followed := "CA lap is now " + pki.Fingerprint(readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "lap", "ca.pem")))
+	deadline = time.Now().Add(20 * time.Second)
+	for !strings.Contains(serve.Output(), followed) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	requireFail(t, plain.TLS("renew", "eng"))
+
+	// A third rotation, aborted after a laptop renewed to its new CA (by
+	// hand, the agent stopped so that the moment is ours): that CA is
+	// about to be gone, and the abort names the laptop.
+	agent.MustTLS("agent", "stop")
+	if r = e.MustTLS("ca", "rotate", "lap"); !strings.Contains(r.Stdout, "agent@laptop (serial") {
+		t.Fatalf("third rotation should wait for agent@laptop:\n%s", r)
+	}
+	agent.MustTLS("renew", "eng")
+	r = e.MustTLS("ca", "rotate", "lap", "--abort")
+	if !strings.Contains(r.Stdout, "1 laptop had already renewed to the new CA") || !strings.Contains(r.Stdout, "agent@laptop (serial") {
+		t.Fatalf("--abort should name the laptop that renewed to the aborted CA:\n%s", r)
+	}
 }
 
 // issuedBy says whether the certificate of context name (file or agent

@@ -599,6 +599,7 @@ func quoteList(names []string) string {
 // abortRotation walks every target back and drops the new CA.
 func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) error {
 	newKey := "no new CA had been made"
+	var stranded []*remoteca.Issued
 	if ca.stored.NextCert != nil {
 		ex, err := a.newRotator(ca, opts)
 		if err != nil {
@@ -609,6 +610,14 @@ func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedC
 			return fmt.Errorf("%w\nfix the cause, then: docker tls ca rotate %s --abort", err, st.CA)
 		}
 		newKey = "the new CA's key was deleted"
+		// Laptops that already renewed to the new CA through the service
+		// hold a certificate of a CA about to be gone: said, not hidden.
+		// (This machine's enrolled contexts were renewed back above.)
+		if ex.db != nil {
+			if stranded, err = ex.db.StillOnCA(ctx, ca.stored.NextCert, time.Now()); err != nil {
+				return fmt.Errorf("list the laptops that renewed to the new CA: %w", err)
+			}
+		}
 	}
 	if _, err := a.cas().AbortRotation(st.CA); err != nil {
 		return err
@@ -616,7 +625,14 @@ func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedC
 	if err := a.rotations().Remove(st.CA); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.cli.Out(), "Aborted the rotation of CA %q: every engine and context trusts and uses the old CA again; %s\n", st.CA, newKey)
+	out := a.cli.Out()
+	fmt.Fprintf(out, "Aborted the rotation of CA %q: every engine and context here trusts and uses the old CA again; %s\n", st.CA, newKey)
+	if len(stranded) > 0 {
+		fmt.Fprintf(out, "%s had already renewed to the new CA through docker tls ca serve and must enroll again (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(stranded)))
+		for _, l := range describeLaptops(stranded) {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
+	}
 	return nil
 }
 

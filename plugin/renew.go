@@ -155,9 +155,13 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 	if err != nil {
 		return nil, err
 	}
-	caCert, err := pki.ParseCertificate(caPEM)
+	// One CA, or the bundle of a context that followed a rotation.
+	trust, err := pki.ParseCertificates(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("ca.pem: %w", err)
+	}
+	if len(trust) == 0 {
+		return nil, errors.New("ca.pem holds no certificate")
 	}
 	old, err := pki.ParseCertificate(certPEM)
 	if err != nil {
@@ -185,7 +189,6 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 	// trust is what the new certificate must chain to: the context's
 	// bundle, or the one the CA service answers with (during a rotation:
 	// the old and the new CA), which the context then trusts.
-	trust, _ := pki.ParseCertificates(caPEM)
 	var newTrust []byte
 	switch {
 	case c.TLS.CAURL != "":
@@ -197,10 +200,10 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		if err != nil {
 			return nil, err
 		}
-		client := &remoteca.Client{URL: c.TLS.CAURL, Fingerprint: remoteca.FingerprintHex(caCert.Raw)}
+		client := &remoteca.Client{URL: c.TLS.CAURL}
 		current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
 		var bundle []*x509.Certificate
-		if cert, bundle, err = client.Renew(ctx, caCert, current, csr); err != nil {
+		if cert, bundle, err = client.RenewTrusting(ctx, trust, current, csr); err != nil {
 			return nil, err
 		}
 		var pemBundle []byte
@@ -215,7 +218,7 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		if err != nil {
 			return nil, err
 		}
-		if !stored.Cert.Equal(caCert) {
+		if !slices.ContainsFunc(trust, stored.Cert.Equal) {
 			return nil, fmt.Errorf("the local CA %q is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force", c.TLS.CA)
 		}
 		// During a rotation, a context that already trusts the new CA

@@ -161,6 +161,13 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 // the new certificate must chain to; without that answer (an older
 // docker-tls), ca.
 func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, []*x509.Certificate, error) {
+	return c.RenewTrusting(ctx, []*x509.Certificate{ca}, current, csr)
+}
+
+// RenewTrusting is Renew for a context that trusts a bundle of CAs (one
+// that followed a rotation trusts the old and the new one): the service
+// is checked against every CA of it.
+func (c *Client) RenewTrusting(ctx context.Context, trust []*x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, []*x509.Certificate, error) {
 	eps, err := c.endpoints()
 	if err != nil {
 		return nil, nil, err
@@ -171,7 +178,7 @@ func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Ce
 		}
 	}
 	var res SignResult
-	if err := c.post(ctx, c.clients(ca, &current), RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
+	if err := c.post(ctx, c.clientsTrusting(trust, &current), RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
 		return nil, nil, err
 	}
 	cert, err := pki.ParseCertificate([]byte(res.Certificate))
@@ -181,7 +188,7 @@ func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Ce
 	if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(csr.PublicKey) {
 		return nil, nil, errors.New("the CA returned a certificate for another key: refusing it")
 	}
-	bundle := []*x509.Certificate{ca}
+	bundle := trust
 	if res.Bundle != "" {
 		if bundle, err = pki.ParseCertificates([]byte(res.Bundle)); err != nil || len(bundle) == 0 {
 			return nil, nil, fmt.Errorf("the CA bundle from %s does not parse: %v", c.URL, err)
@@ -249,12 +256,16 @@ func (c *Client) Health(ctx context.Context, trust []*x509.Certificate) (*Health
 // clients returns, per endpoint, an HTTP client that verifies the service
 // against ca under the endpoint's host name, made once per host.
 func (c *Client) clients(ca *x509.Certificate, cert *tls.Certificate) func(*url.URL) *http.Client {
+	return c.clientsTrusting([]*x509.Certificate{ca}, cert)
+}
+
+func (c *Client) clientsTrusting(trust []*x509.Certificate, cert *tls.Certificate) func(*url.URL) *http.Client {
 	made := map[string]*http.Client{}
 	return func(u *url.URL) *http.Client {
 		if hc := made[u.Hostname()]; hc != nil {
 			return hc
 		}
-		hc := c.httpClient(pki.ClientTLS(ca, u.Hostname(), cert))
+		hc := c.httpClient(pki.ClientTLSBundle(trust, u.Hostname(), cert))
 		made[u.Hostname()] = hc
 		return hc
 	}
