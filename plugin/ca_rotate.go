@@ -209,7 +209,7 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	out := a.cli.Out()
 	fmt.Fprintf(out, "Rotating CA %q: %s -> %s\n", st.CA, short(st.OldFingerprint), short(st.NewFingerprint))
 	if !rotation.RetireBegun(st) {
-		left, err := a.laptopsOnOldCA(ctx, st, ca.stored, opts.db)
+		left, err := laptopsOnOldCA(ctx, ex.db, st, ca.stored.Cert)
 		if err != nil {
 			return err
 		}
@@ -529,14 +529,13 @@ func (a *app) applyExclusions(ctx context.Context, st *rotation.State, ca *casto
 
 // laptopsOnOldCA are the certificates the CA's service issued to laptops
 // that are still on the old CA: valid, client, from the old CA, and not
-// this machine's own contexts (the rotation renews those itself).
-func (a *app) laptopsOnOldCA(ctx context.Context, st *rotation.State, ca *castore.CA, dbo dbOptions) ([]*remoteca.Issued, error) {
-	db, err := dbo.openExisting(ctx, a, ca)
-	if err != nil || db == nil {
-		return nil, err
+// this machine's own contexts (the rotation renews those itself). db is
+// the service's database, nil when the CA has none.
+func laptopsOnOldCA(ctx context.Context, db *remoteca.DB, st *rotation.State, old *x509.Certificate) ([]*remoteca.Issued, error) {
+	if db == nil {
+		return nil, nil
 	}
-	defer db.Close()
-	all, err := db.StillOnCA(ctx, ca.Cert, time.Now())
+	all, err := db.StillOnCA(ctx, old, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -645,7 +644,6 @@ type rotator struct {
 	wait      time.Duration
 	finishNow bool
 	named     bool // --finish-now said who is left behind
-	dbo       dbOptions
 	// db is the CA's service database, if it has one: the renewals of
 	// this machine's enrolled contexts are recorded there.
 	db *remoteca.DB
@@ -662,7 +660,7 @@ func (a *app) newRotator(ca *loadedCA, opts caRotateOptions) (*rotator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rotator{a: a, stored: ca.stored, old: ca.signer, new: next, wait: opts.wait, finishNow: opts.finishNow, dbo: opts.db, db: db}, nil
+	return &rotator{a: a, stored: ca.stored, old: ca.signer, new: next, wait: opts.wait, finishNow: opts.finishNow, db: db}, nil
 }
 
 func (r *rotator) close() {
@@ -678,7 +676,7 @@ func (r *rotator) close() {
 // (phase 3), and its certificate would stop working at phase 4. With
 // --finish-now it names them and goes on.
 func (r *rotator) BeforePhase(ctx context.Context, st *rotation.State, next rotation.Phase) error {
-	left, err := r.a.laptopsOnOldCA(ctx, st, r.stored, r.dbo)
+	left, err := laptopsOnOldCA(ctx, r.db, st, r.stored.Cert)
 	if err != nil {
 		return fmt.Errorf("count the laptops still on the old CA: %w", err)
 	}
@@ -854,7 +852,14 @@ func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotat
 		if err != nil {
 			return err
 		}
-		if laptops, err = a.laptopsOnOldCA(ctx, st, stored, opts.db); err != nil {
+		db, err := opts.db.openExisting(ctx, a, stored)
+		if err != nil {
+			return err
+		}
+		if db != nil {
+			defer db.Close()
+		}
+		if laptops, err = laptopsOnOldCA(ctx, db, st, stored.Cert); err != nil {
 			return err
 		}
 	}
