@@ -145,7 +145,7 @@ func (e *ApplyError) Unwrap() error { return e.Cause }
 // only once), then the files, live-restore by a reload where planned, the
 // restart, and the check from the laptop. A failure after the backups puts
 // every file back, restarts dockerd and checks it runs.
-func Apply(ctx context.Context, s *Session, c Change) error {
+func Apply(ctx context.Context, s Shell, c Change) error {
 	env := pathLists(c.TLSDir) + "; "
 	// Both backups in one round trip, each in a subshell of its own: the
 	// pre-setup one only once; the run's one, which a rollback restores,
@@ -166,7 +166,7 @@ func Apply(ctx context.Context, s *Session, c Change) error {
 	return writeFiles(ctx, s, "rm -f "+pendingFile+"; rm -rf "+runBackup, File{Path: hostStateFile, Data: append(state, '\n'), Mode: 0o600})
 }
 
-func apply(ctx context.Context, s *Session, c Change) error {
+func apply(ctx context.Context, s Shell, c Change) error {
 	p := c.Plan
 	if len(c.ServerFiles) > 0 {
 		if err := writeFiles(ctx, s, "", c.ServerFiles...); err != nil {
@@ -211,7 +211,7 @@ func apply(ctx context.Context, s *Session, c Change) error {
 	return poll(ctx, limit, func() error { return c.Verify(ctx) })
 }
 
-func rollBack(ctx context.Context, s *Session, c Change, cause error) error {
+func rollBack(ctx context.Context, s Shell, c Change, cause error) error {
 	// The rollback must run even when the caller's context is what ended.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
@@ -239,7 +239,7 @@ func rollBack(ctx context.Context, s *Session, c Change, cause error) error {
 // daemon.json has live-restore off, the restart runs with it on, and the
 // restored file is then loaded by a reload (dockerd applies live-restore on
 // reload, and only acts on it when it stops or starts).
-func restore(ctx context.Context, s *Session, src, tlsDir string) error {
+func restore(ctx context.Context, s Shell, src, tlsDir string) error {
 	env := pathLists(tlsDir) + "; SRC=" + shellQuote(src) + "\n"
 	if out, err := s.Run(ctx, env+restoreScript, nil); err != nil {
 		return fmt.Errorf("restore the files from %s: %s", src, firstLine(out, err))
@@ -279,7 +279,7 @@ func restore(ctx context.Context, s *Session, src, tlsDir string) error {
 // temporary file beside it, then all renamed into place, then the shell
 // commands in after. The contents (a server key among them) travel inside
 // a script on stdin, never in argv.
-func writeFiles(ctx context.Context, s *Session, after string, files ...File) error {
+func writeFiles(ctx context.Context, s Shell, after string, files ...File) error {
 	var b strings.Builder
 	b.WriteString("set -e\numask 077\n")
 	for _, f := range files {
@@ -330,7 +330,7 @@ func poll(ctx context.Context, limit time.Duration, check func() error) error {
 // dockerd (keeping running containers), checks the TLS port is closed, and
 // removes docker-tls's state on the host. restored is false when there was
 // nothing to restore (an earlier teardown finished on the host).
-func Teardown(ctx context.Context, s *Session, tlsDir string, port int) (restored bool, err error) {
+func Teardown(ctx context.Context, s Shell, tlsDir string, port int) (restored bool, err error) {
 	out, err := s.Run(ctx, "[ -d "+OriginalBackup+" ] && echo yes || echo no", nil)
 	if err != nil {
 		return false, err

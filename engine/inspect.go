@@ -93,11 +93,11 @@ if [ -d ` + HostStateDir + `/backup ]; then echo has_backup=1; else echo has_bac
 
 // Inspect reads a host's facts for a TLS port and directory, changing
 // nothing.
-func Inspect(ctx context.Context, s *Session, port int, tlsDir string) (*Facts, error) {
+func Inspect(ctx context.Context, s Shell, port int, tlsDir string) (*Facts, error) {
 	script := fmt.Sprintf("PORT=%d; TLSDIR=%s\n%s", port, shellQuote(tlsDir), inspectScript)
 	out, err := s.Run(ctx, script, nil)
 	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", s.Dest.Host, err)
+		return nil, fmt.Errorf("inspect %s: %w", s.Host(), err)
 	}
 	return parseFacts(out)
 }

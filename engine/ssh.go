@@ -95,6 +95,17 @@ type Session struct {
 	HostName string
 }
 
+// Shell is what the engine's transactions need of a host: a script run
+// as root, with stdin, and the host's name for messages. *Session is the
+// one over ssh; unit tests give a scripted one.
+type Shell interface {
+	Run(ctx context.Context, script string, stdin []byte) ([]byte, error)
+	Host() string
+}
+
+// Host is the host as the user named it.
+func (s *Session) Host() string { return s.Dest.Host }
+
 // HostKeyError is an unknown or changed host key: nothing was sent.
 type HostKeyError struct {
 	Dest        Dest

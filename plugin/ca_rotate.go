@@ -791,57 +791,12 @@ func (r *rotator) engine(ctx context.Context, name string, caPEM []byte, issuer 
 		return err
 	}
 	defer s.Close()
-	facts, err := engine.Inspect(ctx, s, rec.Port, rec.TLSDir)
-	if err != nil {
-		return err
-	}
-	sans, _, err := pki.ParseSANs(rec.SANs)
-	if err != nil {
-		return err
-	}
-	planCA := r.old.Cert
-	if issuer != nil {
-		planCA = issuer.Cert
-	}
-	plan, err := engine.PlanSetup(facts, engine.Request{Port: rec.Port, TLSDir: rec.TLSDir, CA: planCA, SANs: sans, Reissue: true, Now: time.Now()})
-	if err != nil {
-		return err
-	}
 	target, err := a.contextTarget(a.contexts(), rec.Context)
 	if err != nil {
 		return fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
 	}
-	paths := engine.TLSPathsIn(rec.TLSDir)
-	files := []engine.File{{Path: paths.CA, Data: caPEM, Mode: 0o644}}
-	serial, notAfter := rec.Serial, rec.NotAfter
-	if issuer != nil {
-		issued, cert, err := engine.ServerFiles(issuer, sans, 0, rec.TLSDir)
-		if err != nil {
-			return err
-		}
-		for _, f := range issued {
-			if f.Path != paths.CA {
-				files = append(files, f)
-			}
-		}
-		serial, notAfter = engine.Serial(cert), cert.NotAfter
-	}
-	cas, err := pki.ParseCertificates(caPEM)
-	if err != nil {
-		return err
-	}
-	fp := pki.Fingerprint(cas[len(cas)-1])
-	if len(cas) > 1 {
-		fp = rec.CAFingerprint // trusting both: still recorded as the old CA's until phase 4
-	}
-	change := engine.Change{Plan: plan, TLSDir: rec.TLSDir, ReadyTimeout: r.wait, Verify: engineCheck(target), ServerFiles: files,
-		State: engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: rec.Port, TLSDir: rec.TLSDir,
-			CAFingerprint: fp, Serial: serial, NotAfter: notAfter, Updated: time.Now().UTC()}}
-	if err := engine.Apply(ctx, s, change); err != nil {
-		return err
-	}
-	rec.Serial, rec.NotAfter, rec.CAFingerprint, rec.Updated = serial, notAfter, fp, time.Now().UTC()
-	return a.engines().Put(rec)
+	_, err = a.engines().Reissue(ctx, s, rec, engine.Reissue{Trust: caPEM, Issuer: issuer, ReadyTimeout: r.wait, Verify: engineCheck(target)})
+	return err
 }
 
 func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotateOptions) error {

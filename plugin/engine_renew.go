@@ -169,41 +169,18 @@ func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, w
 		return "", err
 	}
 	defer s.Close()
-	facts, err := engine.Inspect(ctx, s, rec.Port, rec.TLSDir)
-	if err != nil {
-		return "", err
-	}
-	sans, _, err := pki.ParseSANs(rec.SANs)
-	if err != nil {
-		return "", err
-	}
-	plan, err := engine.PlanSetup(facts, engine.Request{Port: rec.Port, TLSDir: rec.TLSDir, CA: ca.Cert, SANs: sans, Reissue: true, Now: time.Now()})
-	if err != nil {
-		return "", err
-	}
 	target, err := a.contextTarget(a.contexts(), rec.Context)
 	if err != nil {
 		return "", fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
 	}
-	files, cert, err := engine.ServerFiles(ca, sans, life, rec.TLSDir)
+	done, err := a.engines().Reissue(ctx, s, rec, engine.Reissue{Issuer: ca, Lifetime: life, ReadyTimeout: wait, Verify: engineCheck(target)})
 	if err != nil {
 		return "", err
 	}
-	serial := engine.Serial(cert)
-	change := engine.Change{Plan: plan, TLSDir: rec.TLSDir, ReadyTimeout: wait, Verify: engineCheck(target),
-		ServerFiles: files,
-		State: engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: rec.Port, TLSDir: rec.TLSDir,
-			CAFingerprint: rec.CAFingerprint, Serial: serial, NotAfter: cert.NotAfter, Updated: time.Now().UTC()}}
-	if err := engine.Apply(ctx, s, change); err != nil {
-		return "", err
-	}
-	rec.Serial, rec.NotAfter, rec.Mode, rec.Updated = serial, cert.NotAfter, plan.Mode, time.Now().UTC()
-	if err := a.engines().Put(rec); err != nil {
-		return "", err
-	}
 	kept := ""
-	if facts.Running > 0 && !plan.StopsContainers {
-		kept = fmt.Sprintf(", %d running containers kept running", facts.Running)
+	if done.KeptRunning {
+		kept = fmt.Sprintf(", %d running containers kept running", done.Running)
 	}
+	serial, cert := done.Record.Serial, done.Cert
 	return fmt.Sprintf("renewed, serial %s, valid until %s (dockerd restarted%s)", serial, cert.NotAfter.Format("2006-01-02"), kept), nil
 }

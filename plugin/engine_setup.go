@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
-	"github.com/docker-tls/docker-tls/internal/crashpoint"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
@@ -161,7 +159,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 			return fmt.Errorf("the host's name %q cannot name a context: give --name", facts.Hostname)
 		}
 	}
-	sans, err := engineSANs(s.HostName, facts, opts.sans)
+	sans, err := engine.SANs(s.HostName, facts, opts.sans)
 	if err != nil {
 		return err
 	}
@@ -212,18 +210,6 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		return nil
 	}
 
-	change := engine.Change{Plan: plan, TLSDir: opts.tlsDir, ReadyTimeout: opts.wait, FirstSetup: !facts.HasBackup}
-	// The server certificate the engine will serve: a new one, or the one
-	// it has.
-	var serverCert *x509.Certificate
-	if plan.IssueCert {
-		if change.ServerFiles, serverCert, err = engine.ServerFiles(ca, sans, life, opts.tlsDir); err != nil {
-			return err
-		}
-	} else if c, err := pki.ParseCertificate(facts.ServerCert); err == nil {
-		serverCert = c
-	}
-
 	// The identity the check uses, and the context gets.
 	var client *issuedClient
 	target := probe.Target{Name: name, Host: endpoint, CA: stored.Cert}
@@ -236,50 +222,31 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		}
 		target.Cert, target.Key = client.cert, client.key
 	}
-	change.Verify = engineCheck(target)
-	change.State = engine.HostState{SetupBy: "docker-tls", Mode: plan.Mode, Port: opts.port, TLSDir: opts.tlsDir,
-		CAFingerprint: pki.Fingerprint(stored.Cert), Updated: time.Now().UTC()}
-	if serverCert != nil {
-		change.State.Serial, change.State.NotAfter = engine.Serial(serverCert), serverCert.NotAfter
+	su := engine.Setup{
+		Engine: engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
+			CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
+			SANs: sans.Strings()},
+		Facts: facts, Plan: plan, Issuer: ca, Lifetime: life, ReadyTimeout: opts.wait, Verify: engineCheck(target),
+		Recorded: recErr == nil,
+		Changing: func() { fmt.Fprintf(errOut, "Changing %s…\n", dest.Host) },
 	}
-	newRec := &engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
-		CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
-		Mode: plan.Mode, SANs: sans.Strings(), Backup: engine.OriginalBackup, Updated: time.Now().UTC(), Status: engine.StatusSettingUp}
-	if serverCert != nil {
-		newRec.Serial, newRec.NotAfter = engine.Serial(serverCert), serverCert.NotAfter
-	}
-	// The record goes first, so an interrupted setup is listed, and can be
-	// run again or torn down.
-	firstRecord := recErr != nil
-	if firstRecord {
-		if err := records.Put(newRec); err != nil {
-			return err
-		}
-	}
-	crashpoint.Hit("engine-setup:recorded")
-	if plan.Restart || len(plan.Config) > 0 || len(change.ServerFiles) > 0 {
-		fmt.Fprintf(errOut, "Changing %s…\n", dest.Host)
-		if err := engine.Apply(ctx, s, change); err != nil {
-			var ae *engine.ApplyError
-			if firstRecord && change.FirstSetup && errors.As(err, &ae) && ae.Restored {
-				_ = records.Remove(name) // the host is as it was: nothing to list
-			}
-			return err
-		}
-	}
-	crashpoint.Hit("engine-setup:applied")
 	if client != nil {
-		if _, err := a.createContext(adoption{name: name, host: endpoint, description: "engine " + dest.String(),
-			caCert: client.caCert, cert: client.cert, key: client.key, caName: client.caName, agent: opts.agent, force: opts.force || ctxErr == nil}); err != nil {
-			return fmt.Errorf("the engine is set up, but its context was not created: %w (run the command again)", err)
+		su.Context = func() error {
+			_, err := a.createContext(adoption{name: name, host: endpoint, description: "engine " + dest.String(),
+				caCert: client.caCert, cert: client.cert, key: client.key, caName: client.caName, agent: opts.agent, force: opts.force || ctxErr == nil})
+			return err
 		}
 	}
-	newRec.Status = engine.StatusReady
-	if err := records.Put(newRec); err != nil {
+	done, err := records.Setup(ctx, s, su)
+	var ce *engine.ContextError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (run the command again)", err)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "Engine %s serves mutual TLS on %s (server certificate until %s). Use it: docker context use %s\n",
-		name, endpoint, newRec.NotAfter.Format("2006-01-02"), name)
+		name, endpoint, done.NotAfter.Format("2006-01-02"), name)
 	return nil
 }
 
@@ -293,36 +260,6 @@ func engineCheck(target probe.Target) func(context.Context) error {
 		}
 		return nil
 	}
-}
-
-// engineSANs are the names a server certificate covers: the name dialled,
-// the host's own names and global addresses, and --san.
-func engineSANs(dialled string, f *engine.Facts, extra []string) (pki.SANs, error) {
-	var names []string
-	seen := map[string]bool{}
-	add := func(n string) {
-		n = strings.TrimSpace(n)
-		if n != "" && !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
-	add(dialled)
-	add(f.Hostname)
-	if strings.Contains(f.FQDN, ".") {
-		add(f.FQDN)
-	}
-	for _, ip := range f.Addrs {
-		add(ip.String())
-	}
-	for _, e := range extra {
-		add(e)
-	}
-	sans, _, err := pki.ParseSANs(names)
-	if err != nil {
-		return pki.SANs{}, fmt.Errorf("server certificate names: %w", err)
-	}
-	return sans, nil
 }
 
 // sshConfigFile checks an --ssh-config path (an existing regular file:
