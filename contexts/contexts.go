@@ -312,3 +312,18 @@ func ParseHost(raw string) (host string, warning string, err error) {
 	}
 	return "tcp://" + net.JoinHostPort(hostname, port), warning, nil
 }
+
+// PEMs are the CA bundle a context trusts and its certificate, from its
+// files or, for an agent-mode context, its metadata.
+func (s *Store) PEMs(c *Context) (caPEM, certPEM []byte, err error) {
+	if c.AgentMode() {
+		return []byte(c.TLS.CAPEM), []byte(c.TLS.CertPEM), nil
+	}
+	if caPEM, err = s.ReadFile(c.Name, CAFile); err != nil {
+		return nil, nil, err
+	}
+	if certPEM, err = s.ReadFile(c.Name, CertFile); err != nil {
+		return nil, nil, err
+	}
+	return caPEM, certPEM, nil
+}

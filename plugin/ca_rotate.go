@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,25 +166,44 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 		return err
 	}
 	save := func(s *rotation.State) error { return recs.Put(s) }
-	switch {
-	case st == nil:
-		if st, err = a.planRotation(opts.name, opts.keepOld); err != nil {
-			return err
-		}
-		st.Exclude = opts.exclude
-		// The record first: a crash from here on is found by --continue
-		// or --abort, whatever state the CA is in.
-		if err := save(st); err != nil {
-			return err
-		}
-	case addExclusions(st, opts.exclude):
-		if err := save(st); err != nil {
-			return err
-		}
+	if st, err = a.recordRotation(st, ca, opts, save); err != nil {
+		return err
 	}
 	if opts.abort {
 		return a.abortRotation(ctx, st, ca, opts, save)
 	}
+	return a.carryOutRotation(ctx, st, ca, opts, save)
+}
+
+// recordRotation plans a new rotation and records it before anything else
+// is written (a crash from then on is found by --continue or --abort,
+// whatever state the CA is in), or adds this run's exclusions to the
+// record of one in progress.
+func (a *app) recordRotation(st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) (*rotation.State, error) {
+	switch {
+	case st == nil:
+		engines, _, err := a.engines().List()
+		if err != nil {
+			return nil, err
+		}
+		if st, err = rotation.Plan(ca.stored, engines, a.contexts(), opts.keepOld); err != nil {
+			return nil, err
+		}
+		st.Exclude = opts.exclude
+		if err := save(st); err != nil {
+			return nil, err
+		}
+	case addExclusions(st, opts.exclude):
+		if err := save(st); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// carryOutRotation revokes the excluded identities, makes the new CA once,
+// runs the phases from where each target is, and retires the old CA.
+func (a *app) carryOutRotation(ctx context.Context, st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) error {
 	// Excluded identities are revoked before any phase runs, so that none
 	// of them can renew to the new CA; recorded first, so that a run
 	// stopped in between revokes them when continued.
@@ -201,15 +219,19 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if opts.keepOld {
 		st.KeepOld = true
 	}
-	ex, err := a.startRotation(st, ca, opts, save)
+	stored, err := rotation.Start(a.cas(), st, ca.stored, ca.signer, ca.pass, save)
 	if err != nil {
 		return err
 	}
-	defer ex.close()
+	ex, err := a.rotationSteps(ctx, &loadedCA{stored: stored, signer: ca.signer, pass: ca.pass}, opts)
+	if err != nil {
+		return err
+	}
+	defer closeSteps(ex)
 	out := a.cli.Out()
 	fmt.Fprintf(out, "Rotating CA %q: %s -> %s\n", st.CA, short(st.OldFingerprint), short(st.NewFingerprint))
 	if !rotation.RetireBegun(st) {
-		left, err := laptopsOnOldCA(ctx, ex.db, st, ca.stored.Cert)
+		left, err := rotation.LaptopsOnOldCA(ctx, ex.DB, st, ca.stored.Cert)
 		if err != nil {
 			return err
 		}
@@ -233,9 +255,15 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if err != nil {
 		return fmt.Errorf("every engine and context uses the new CA, but retiring the old one failed: %w (run --continue)", err)
 	}
-	if err := recs.Remove(st.CA); err != nil {
+	if err := a.rotations().Remove(st.CA); err != nil {
 		return err
 	}
+	printRotated(a, st, done)
+	return nil
+}
+
+// printRotated says what a finished rotation moved.
+func printRotated(a *app, st *rotation.State, done *castore.CA) {
 	engines, ctxs := 0, 0
 	for _, t := range st.Targets {
 		if t.Kind == rotation.Engine {
@@ -248,9 +276,8 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if st.KeepOld {
 		kept = "kept in the key store, marked retired"
 	}
-	fmt.Fprintf(out, "Rotated CA %q: %d engine(s) and %d context(s) use %s; the old CA's key was %s\n", st.CA, engines, ctxs, short(pki.Fingerprint(done.Cert)), kept)
+	fmt.Fprintf(a.cli.Out(), "Rotated CA %q: %d engine(s) and %d context(s) use %s; the old CA's key was %s\n", st.CA, engines, ctxs, short(pki.Fingerprint(done.Cert)), kept)
 	printOutside(a, st)
-	return nil
 }
 
 // checkRotateFlags refuses flags that do not go together, and excluded
@@ -366,112 +393,6 @@ func short(fp string) string {
 	return fp
 }
 
-// planRotation lists what a rotation of name moves: the engines set up from
-// it, the contexts of those engines and every other context issued from it
-// whose engine is one of them; contexts for other engines are left alone.
-func (a *app) planRotation(name string, keepOld bool) (*rotation.State, error) {
-	stored, err := a.cas().Get(name)
-	if err != nil {
-		return nil, err
-	}
-	// A CA with a new one beside it and no record (a crash right after
-	// StartRotation, the record since lost) rotates to that one:
-	// StartRotation keeps the new CA it has.
-	fp := pki.Fingerprint(stored.Cert)
-	now := time.Now().UTC()
-	st := &rotation.State{CA: name, OldFingerprint: fp, KeepOld: keepOld, Started: now, Updated: now}
-	engRecs, _, err := a.engines().List()
-	if err != nil {
-		return nil, err
-	}
-	hosts := map[string]bool{}
-	for _, r := range engRecs {
-		if r.CA != name || r.CAFingerprint != fp || r.Status != engine.StatusReady {
-			continue
-		}
-		st.Targets = append(st.Targets, &rotation.Target{Kind: rotation.Engine, Name: r.Name})
-		hosts[r.Host] = true
-	}
-	store := a.contexts()
-	list, _, err := store.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range list {
-		// Issued here from the CA, or enrolled through its service (ca
-		// serve on this machine): the rotation renews both kinds.
-		if !c.Managed() || c.TLS.CAFingerprint != fp || (c.TLS.CA != name && c.TLS.CAURL == "") {
-			continue
-		}
-		if _, certPEM, err := contextPEMs(store, c); err == nil {
-			if cert, err := pki.ParseCertificate(certPEM); err == nil {
-				st.LocalSerials = append(st.LocalSerials, engine.Serial(cert))
-			}
-		}
-		host := c.Host
-		if c.AgentMode() {
-			host = c.TLS.Remote
-		}
-		if hosts[host] {
-			st.Targets = append(st.Targets, &rotation.Target{Kind: rotation.Context, Name: c.Name})
-			continue
-		}
-		st.Outside = append(st.Outside, rotation.Outside{Context: c.Name, Host: host, Commands: []string{
-			fmt.Sprintf("after the rotation, on the engine at %s: install a server certificate from the new CA (docker tls server issue HOST --ca %s --out DIR), use the new ca.pem as --tlscacert, restart dockerd", host, name),
-			fmt.Sprintf("then here: docker tls context create %s --host %s --issue --ca %s --force", c.Name, host, name),
-		}})
-	}
-	return st, nil
-}
-
-// dateSuffix is what a rotation adds to the CA's name: the day and the
-// start of the new key's identifier, so two CAs of one name never share
-// a subject (people, and openssl's error messages, tell them apart).
-var dateSuffix = regexp.MustCompile(` \(\d{4}-\d{2}-\d{2}[^)]*\)$`)
-
-// startRotation makes the new CA (phase 1), once, and returns what
-// carries out the next phases.
-func (a *app) startRotation(st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) (*rotator, error) {
-	stored := ca.stored
-	if st.Phase >= rotation.Started && stored.NextCert != nil {
-		return a.newRotator(ca, opts)
-	}
-	kt, err := pki.KeyTypeOf(ca.signer.Key.Public())
-	if err != nil {
-		return nil, err
-	}
-	key, err := pki.GenerateKey(kt)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	ski, err := pki.SubjectKeyID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	cn := fmt.Sprintf("%s (%s, %x)", dateSuffix.ReplaceAllString(stored.Cert.Subject.CommonName, ""), now.Format("2006-01-02"), ski[:2])
-	var org string
-	if len(stored.Cert.Subject.Organization) > 0 {
-		org = stored.Cert.Subject.Organization[0]
-	}
-	next, err := pki.NewCA(key, pki.CAOptions{CommonName: cn, Organization: org, Now: now})
-	if err != nil {
-		return nil, err
-	}
-	if stored, err = a.cas().StartRotation(st.CA, next, ca.pass, now); err != nil {
-		return nil, err
-	}
-	st.NewFingerprint = pki.Fingerprint(stored.NextCert)
-	st.Phase = rotation.Started
-	for _, t := range st.Targets {
-		t.Done = rotation.Started
-	}
-	if err := save(st); err != nil {
-		return nil, err
-	}
-	return a.newRotator(&loadedCA{stored: stored, signer: ca.signer, pass: ca.pass}, opts)
-}
-
 // checkServiceDB opens the CA service's database, if the CA has one, and
 // finds each identity to exclude in its inventory (a certificate or a
 // token for it), before anything is written: the rotation counts the
@@ -527,39 +448,6 @@ func (a *app) applyExclusions(ctx context.Context, st *rotation.State, ca *casto
 	return nil
 }
 
-// laptopsOnOldCA are the certificates the CA's service issued to laptops
-// that are still on the old CA: valid, client, from the old CA, and not
-// this machine's own contexts (the rotation renews those itself). db is
-// the service's database, nil when the CA has none.
-func laptopsOnOldCA(ctx context.Context, db *remoteca.DB, st *rotation.State, old *x509.Certificate) ([]*remoteca.Issued, error) {
-	if db == nil {
-		return nil, nil
-	}
-	all, err := db.StillOnCA(ctx, old, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	var left []*remoteca.Issued
-	for _, rec := range all {
-		if !slices.Contains(st.LocalSerials, rec.Serial) {
-			left = append(left, rec)
-		}
-	}
-	return left, nil
-}
-
-func describeLaptops(recs []*remoteca.Issued) []string {
-	out := make([]string, len(recs))
-	for i, r := range recs {
-		serial := r.Serial
-		if len(serial) > 12 {
-			serial = serial[:12] + "…"
-		}
-		out[i] = fmt.Sprintf("%s (serial %s, valid until %s)", r.CN, serial, r.NotAfter.Local().Format("2006-01-02 15:04"))
-	}
-	return out
-}
-
 func countLaptops(n int) string {
 	if n == 1 {
 		return "1 laptop"
@@ -600,11 +488,11 @@ func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedC
 	newKey := "no new CA had been made"
 	var stranded []*remoteca.Issued
 	if ca.stored.NextCert != nil {
-		ex, err := a.newRotator(ca, opts)
+		ex, err := a.rotationSteps(ctx, ca, opts)
 		if err != nil {
 			return err
 		}
-		defer ex.close()
+		defer closeSteps(ex)
 		if err := rotation.Abort(ctx, st, ex, save, opts.parallel); err != nil {
 			return fmt.Errorf("%w\nfix the cause, then: docker tls ca rotate %s --abort", err, st.CA)
 		}
@@ -612,8 +500,8 @@ func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedC
 		// Laptops that already renewed to the new CA through the service
 		// hold a certificate of a CA about to be gone: said, not hidden.
 		// (This machine's enrolled contexts were renewed back above.)
-		if ex.db != nil {
-			if stranded, err = ex.db.StillOnCA(ctx, ca.stored.NextCert, time.Now()); err != nil {
+		if ex.DB != nil {
+			if stranded, err = ex.DB.StillOnCA(ctx, ca.stored.NextCert, time.Now()); err != nil {
 				return fmt.Errorf("list the laptops that renewed to the new CA: %w", err)
 			}
 		}
@@ -628,175 +516,11 @@ func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedC
 	fmt.Fprintf(out, "Aborted the rotation of CA %q: every engine and context here trusts and uses the old CA again; %s\n", st.CA, newKey)
 	if len(stranded) > 0 {
 		fmt.Fprintf(out, "%s had already renewed to the new CA through docker tls ca serve and must enroll again (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(stranded)))
-		for _, l := range describeLaptops(stranded) {
+		for _, l := range rotation.DescribeLaptops(stranded) {
 			fmt.Fprintf(out, "  %s\n", l)
 		}
 	}
 	return nil
-}
-
-// rotator carries out the steps on engines and contexts, and holds the
-// run before phase 4 while laptops are still on the old CA.
-type rotator struct {
-	a         *app
-	stored    *castore.CA
-	old, new  *pki.CA
-	wait      time.Duration
-	finishNow bool
-	named     bool // --finish-now said who is left behind
-	// db is the CA's service database, if it has one: the renewals of
-	// this machine's enrolled contexts are recorded there.
-	db *remoteca.DB
-}
-
-// newRotator pairs the loaded old CA with the rotation's new one, whose key
-// is in the same kind of store under the same passphrase.
-func (a *app) newRotator(ca *loadedCA, opts caRotateOptions) (*rotator, error) {
-	next, err := a.cas().NextSigner(ca.stored, ca.pass)
-	if err != nil {
-		return nil, err
-	}
-	db, err := opts.db.openExisting(context.Background(), a, ca.stored)
-	if err != nil {
-		return nil, err
-	}
-	return &rotator{a: a, stored: ca.stored, old: ca.signer, new: next, wait: opts.wait, finishNow: opts.finishNow, db: db}, nil
-}
-
-func (r *rotator) close() {
-	if r.db != nil {
-		r.db.Close()
-	}
-}
-
-// BeforePhase holds the rotation before phase 3, and again before phase
-// 4, while laptops that enrolled through the CA's service still hold
-// valid certificates from the old CA: one that has not renewed trusts the
-// old CA alone, and would refuse an engine's certificate from the new one
-// (phase 3), and its certificate would stop working at phase 4. With
-// --finish-now it names them and goes on.
-func (r *rotator) BeforePhase(ctx context.Context, st *rotation.State, next rotation.Phase) error {
-	left, err := laptopsOnOldCA(ctx, r.db, st, r.stored.Cert)
-	if err != nil {
-		return fmt.Errorf("count the laptops still on the old CA: %w", err)
-	}
-	if len(left) == 0 {
-		return nil
-	}
-	if !r.finishNow {
-		return &rotation.WaitError{Next: next, Laptops: describeLaptops(left)}
-	}
-	if r.named {
-		return nil
-	}
-	r.named = true
-	out := r.a.cli.Out()
-	fmt.Fprintf(out, "Going on without them (--finish-now): %s will need to enroll again once the old CA is retired (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(left)))
-	for _, l := range describeLaptops(left) {
-		fmt.Fprintf(out, "  %s\n", l)
-	}
-	return nil
-}
-
-func (r *rotator) bundle() []byte {
-	return append(pki.EncodeCertificate(r.old.Cert), pki.EncodeCertificate(r.new.Cert)...)
-}
-
-// Apply brings one target to a phase.
-func (r *rotator) Apply(ctx context.Context, t *rotation.Target, to rotation.Phase) error {
-	if t.Kind == rotation.Engine {
-		switch to {
-		case rotation.TrustBoth:
-			return r.engine(ctx, t.Name, r.bundle(), nil)
-		case rotation.Reissued:
-			return r.engine(ctx, t.Name, r.bundle(), r.new)
-		case rotation.Retired:
-			return r.engine(ctx, t.Name, pki.EncodeCertificate(r.new.Cert), nil)
-		}
-	}
-	switch to {
-	case rotation.TrustBoth:
-		return r.context(ctx, t.Name, r.bundle(), nil)
-	case rotation.Reissued:
-		return r.context(ctx, t.Name, r.bundle(), r.new)
-	case rotation.Retired:
-		return r.context(ctx, t.Name, pki.EncodeCertificate(r.new.Cert), nil)
-	}
-	return fmt.Errorf("no step to phase %d", to)
-}
-
-// Revert takes one target back a phase.
-func (r *rotator) Revert(ctx context.Context, t *rotation.Target, from rotation.Phase) error {
-	if t.Kind == rotation.Engine {
-		if from == rotation.Reissued {
-			return r.engine(ctx, t.Name, r.bundle(), r.old)
-		}
-		return r.engine(ctx, t.Name, pki.EncodeCertificate(r.old.Cert), nil)
-	}
-	if from == rotation.Reissued {
-		return r.context(ctx, t.Name, r.bundle(), r.old)
-	}
-	return r.context(ctx, t.Name, pki.EncodeCertificate(r.old.Cert), nil)
-}
-
-// context makes a context trust caPEM and, with issuer, hold a new client
-// certificate from it for the same key, subject and lifetime. A context
-// enrolled through the CA's service has its new certificate recorded in
-// the service's inventory as the renewal of the old one.
-func (r *rotator) context(ctx context.Context, name string, caPEM []byte, issuer *pki.CA) error {
-	store := r.a.contexts()
-	c, err := store.Get(name)
-	if err != nil {
-		return err
-	}
-	var old, cert *x509.Certificate
-	if issuer != nil {
-		_, certPEM, err := contextPEMs(store, c)
-		if err != nil {
-			return err
-		}
-		if old, err = pki.ParseCertificate(certPEM); err != nil {
-			return err
-		}
-		life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
-		if left := time.Until(issuer.Cert.NotAfter) - time.Hour; life > left {
-			life = left
-		}
-		if cert, err = issuer.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: old.PublicKey, Lifetime: life}); err != nil {
-			return err
-		}
-	}
-	if _, err = store.Retrust(c, caPEM, cert); err != nil {
-		return err
-	}
-	if cert != nil && c.TLS.CAURL != "" && r.db != nil {
-		if err := r.db.RecordRenewal(ctx, old, cert, "ca rotate "+r.stored.Name, time.Now()); err != nil {
-			return fmt.Errorf("record the renewal of context %s in the CA service's inventory: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// engine makes an engine trust caPEM and, with issuer, serve a new
-// certificate from it; dockerd restarts (restart safety and rollback as
-// engine renew), and the engine is checked through its context.
-func (r *rotator) engine(ctx context.Context, name string, caPEM []byte, issuer *pki.CA) error {
-	a := r.a
-	rec, err := a.engines().Get(name)
-	if err != nil {
-		return engineNotFound(err, name)
-	}
-	s, err := a.dialEngine(ctx, rec)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	target, err := a.contextTarget(a.contexts(), rec.Context)
-	if err != nil {
-		return fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
-	}
-	_, err = a.engines().Reissue(ctx, s, rec, engine.Reissue{Trust: caPEM, Issuer: issuer, ReadyTimeout: r.wait, Verify: engineCheck(target)})
-	return err
 }
 
 func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotateOptions) error {
@@ -814,7 +538,7 @@ func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotat
 		if db != nil {
 			defer db.Close()
 		}
-		if laptops, err = laptopsOnOldCA(ctx, db, st, stored.Cert); err != nil {
+		if laptops, err = rotation.LaptopsOnOldCA(ctx, db, st, stored.Cert); err != nil {
 			return err
 		}
 	}
@@ -839,7 +563,7 @@ func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotat
 	}
 	if len(laptops) > 0 {
 		fmt.Fprintf(out, "Laptops enrolled through docker tls ca serve, still on the old CA (phases 3 and 4 wait for them):\n")
-		for _, l := range describeLaptops(laptops) {
+		for _, l := range rotation.DescribeLaptops(laptops) {
 			fmt.Fprintf(out, "  laptop   %s\n", l)
 		}
 	}
@@ -864,5 +588,44 @@ func printOutside(a *app, st *rotation.State) {
 		for _, c := range o.Commands {
 			fmt.Fprintf(a.cli.Out(), "    - %s\n", c)
 		}
+	}
+}
+
+// rotationSteps pairs the loaded old CA with the rotation's new one, whose
+// key is in the same kind of store under the same passphrase, and opens
+// the CA service's database, if the CA has one.
+func (a *app) rotationSteps(ctx context.Context, ca *loadedCA, opts caRotateOptions) (*rotation.Steps, error) {
+	next, err := a.cas().NextSigner(ca.stored, ca.pass)
+	if err != nil {
+		return nil, err
+	}
+	db, err := opts.db.openExisting(ctx, a, ca.stored)
+	if err != nil {
+		return nil, err
+	}
+	out := a.cli.Out()
+	return &rotation.Steps{
+		CA: ca.stored, Old: ca.signer, New: next, Contexts: a.contexts(), Engines: a.engines(),
+		Dial: func(ctx context.Context, rec *engine.Record) (rotation.Session, error) { return a.dialEngine(ctx, rec) },
+		Check: func(name string) (func(context.Context) error, error) {
+			target, err := a.contextTarget(a.contexts(), name)
+			if err != nil {
+				return nil, err
+			}
+			return engineCheck(target), nil
+		},
+		ReadyTimeout: opts.wait, DB: db, FinishNow: opts.finishNow,
+		LeftBehind: func(left []*remoteca.Issued) {
+			fmt.Fprintf(out, "Going on without them (--finish-now): %s will need to enroll again once the old CA is retired (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(left)))
+			for _, l := range rotation.DescribeLaptops(left) {
+				fmt.Fprintf(out, "  %s\n", l)
+			}
+		},
+	}, nil
+}
+
+func closeSteps(s *rotation.Steps) {
+	if s.DB != nil {
+		s.DB.Close()
 	}
 }

@@ -19,9 +19,16 @@
 // next run (--continue) starts from where each target is. Before phases 3
 // and 4 an Executor that is also a Gate may hold the run (laptops that
 // enrolled through the CA's service and must renew first: WaitError).
-// Until phase 4 begins, Abort walks the same steps back to the old CA. The steps
-// themselves (what an engine or a context does to reach a phase) are the
-// caller's Executor; this package only orders them and keeps the record.
+// Until phase 4 begins, Abort walks the same steps back to the old CA.
+//
+// The package also plans a rotation (Plan: which engines and contexts move,
+// which are left alone with their owners' commands), makes the new CA
+// (Start), and carries out each step (Steps: an engine through
+// engine.Records.Reissue, engine renew's path with its restart safety and
+// rollback; a context through contexts.Store.Retrust, same key). Run and
+// Abort take any Executor, so their ordering is tested apart from the
+// steps. Flags, the confirmation and what is printed stay with the
+// command.
 package rotation
 
 import (
