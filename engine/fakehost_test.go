@@ -36,8 +36,8 @@ type fakeHost struct {
 	// failRestarts makes that many next restarts fail, as a dockerd
 	// refusing its configuration would.
 	failRestarts int
-	scripts     []string
-	stdins      [][]byte
+	scripts      []string
+	stdins       [][]byte
 }
 
 type fakeFile struct {

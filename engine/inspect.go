@@ -102,6 +102,70 @@ func Inspect(ctx context.Context, s Shell, port int, tlsDir string) (*Facts, err
 	return parseFacts(out)
 }
 
+// factFile decodes a file's contents as inspectScript prints them: nil
+// for "absent", else base64.
+func factFile(k, v string) ([]byte, error) {
+	if v == "absent" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("host answered an unreadable %s: %w", k, err)
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// factSetters read each key inspectScript prints into Facts.
+var factSetters = map[string]func(f *Facts, k, v string) error{
+	"os":               func(f *Facts, _, v string) error { f.OS = v; return nil },
+	"systemd":          func(f *Facts, _, v string) error { f.Systemd = v == "1"; return nil },
+	"dockerd":          func(f *Facts, _, v string) error { f.Dockerd = v; return nil },
+	"dockerd_version":  func(f *Facts, _, v string) error { f.DockerdVer = v; return nil },
+	"unit_LoadState":   func(f *Facts, _, v string) error { f.Unit.Load = v; return nil },
+	"unit_ActiveState": func(f *Facts, _, v string) error { f.Unit.Active = v; return nil },
+	"unit_SubState":    func(f *Facts, _, v string) error { f.Unit.Sub = v; return nil },
+	"unit_Result":      func(f *Facts, _, v string) error { f.Unit.Result = v; return nil },
+	"unit_journal": func(f *Facts, _, v string) error {
+		b, err := base64.StdEncoding.DecodeString(v)
+		f.Unit.Error = dockerdError(string(b))
+		return err
+	},
+	"unit_cat": func(f *Facts, _, v string) error {
+		b, err := base64.StdEncoding.DecodeString(v)
+		f.UnitCat = string(b)
+		return err
+	},
+	"daemon_json": func(f *Facts, k, v string) (err error) { f.DaemonJSON, err = factFile(k, v); return err },
+	"dropin":      func(f *Facts, k, v string) (err error) { f.DropIn, err = factFile(k, v); return err },
+	"hostname":    func(f *Facts, _, v string) error { f.Hostname = v; return nil },
+	"fqdn":        func(f *Facts, _, v string) error { f.FQDN = v; return nil },
+	"addrs": func(f *Facts, _, v string) error {
+		for _, a := range strings.Fields(v) {
+			if ip, _, err := net.ParseCIDR(a); err == nil {
+				f.Addrs = append(f.Addrs, ip)
+			}
+		}
+		return nil
+	},
+	"swarm":          func(f *Facts, _, v string) error { f.Swarm = v; return nil },
+	"live_restore":   func(f *Facts, _, v string) error { f.LiveRestore = v == "true"; return nil },
+	"running":        func(f *Facts, _, v string) error { f.Running, _ = strconv.Atoi(strings.TrimSpace(v)); return nil },
+	"server_version": func(f *Facts, _, v string) error { f.ServerVersion = v; return nil },
+	"port_users": func(f *Facts, _, v string) error {
+		b, err := base64.StdEncoding.DecodeString(v)
+		f.PortUsers = strings.TrimSpace(string(b))
+		return err
+	},
+	"server_cert": func(f *Facts, k, v string) (err error) { f.ServerCert, err = factFile(k, v); return err },
+	"ca":          func(f *Facts, k, v string) (err error) { f.CAPEM, err = factFile(k, v); return err },
+	"host_state":  func(f *Facts, k, v string) (err error) { f.HostState, err = factFile(k, v); return err },
+	"pending":     func(f *Facts, _, v string) error { f.Pending = v == "1"; return nil },
+	"has_backup":  func(f *Facts, _, v string) error { f.HasBackup = v == "1"; return nil },
+}
+
 func parseFacts(out []byte) (*Facts, error) {
 	f := &Facts{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -113,84 +177,10 @@ func parseFacts(out []byte) (*Facts, error) {
 			continue
 		}
 		seen[k] = true
-		file := func() ([]byte, error) {
-			if v == "absent" {
-				return nil, nil
+		if set, ok := factSetters[k]; ok {
+			if err := set(f, k, v); err != nil {
+				return nil, err
 			}
-			b, err := base64.StdEncoding.DecodeString(v)
-			if err != nil {
-				return nil, fmt.Errorf("host answered an unreadable %s: %w", k, err)
-			}
-			if b == nil {
-				b = []byte{}
-			}
-			return b, nil
-		}
-		var err error
-		switch k {
-		case "os":
-			f.OS = v
-		case "systemd":
-			f.Systemd = v == "1"
-		case "dockerd":
-			f.Dockerd = v
-		case "dockerd_version":
-			f.DockerdVer = v
-		case "unit_LoadState":
-			f.Unit.Load = v
-		case "unit_ActiveState":
-			f.Unit.Active = v
-		case "unit_SubState":
-			f.Unit.Sub = v
-		case "unit_Result":
-			f.Unit.Result = v
-		case "unit_journal":
-			var b []byte
-			b, err = base64.StdEncoding.DecodeString(v)
-			f.Unit.Error = dockerdError(string(b))
-		case "unit_cat":
-			var b []byte
-			b, err = base64.StdEncoding.DecodeString(v)
-			f.UnitCat = string(b)
-		case "daemon_json":
-			f.DaemonJSON, err = file()
-		case "dropin":
-			f.DropIn, err = file()
-		case "hostname":
-			f.Hostname = v
-		case "fqdn":
-			f.FQDN = v
-		case "addrs":
-			for _, a := range strings.Fields(v) {
-				if ip, _, perr := net.ParseCIDR(a); perr == nil {
-					f.Addrs = append(f.Addrs, ip)
-				}
-			}
-		case "swarm":
-			f.Swarm = v
-		case "live_restore":
-			f.LiveRestore = v == "true"
-		case "running":
-			f.Running, _ = strconv.Atoi(strings.TrimSpace(v))
-		case "server_version":
-			f.ServerVersion = v
-		case "port_users":
-			var b []byte
-			b, err = base64.StdEncoding.DecodeString(v)
-			f.PortUsers = strings.TrimSpace(string(b))
-		case "server_cert":
-			f.ServerCert, err = file()
-		case "ca":
-			f.CAPEM, err = file()
-		case "host_state":
-			f.HostState, err = file()
-		case "pending":
-			f.Pending = v == "1"
-		case "has_backup":
-			f.HasBackup = v == "1"
-		}
-		if err != nil {
-			return nil, err
 		}
 	}
 	if !seen["has_backup"] {

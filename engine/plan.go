@@ -104,17 +104,8 @@ func (e *ConflictError) Error() string {
 
 // PlanSetup decides what to change on a host. It reads only its arguments.
 func PlanSetup(f *Facts, r Request) (*Plan, error) {
-	if !f.Systemd {
-		return nil, errors.New("the host does not run systemd: set dockerd up by hand with the files and flags of `docker tls server issue` and `docker tls daemon-config --format flags`")
-	}
-	if f.Dockerd == "" {
-		return nil, errors.New("dockerd is not installed on the host: install Docker first (on Debian and Ubuntu: apt-get install docker.io)")
-	}
-	if err := checkUnit(f.Unit); err != nil {
+	if err := checkHost(f); err != nil {
 		return nil, err
-	}
-	if f.UnitCat == "" {
-		return nil, errors.New("the host has no docker.service unit: docker tls sets up engines that systemd runs")
 	}
 	p := &Plan{}
 	dj, err := parseDaemonJSON(f.DaemonJSON)
@@ -134,30 +125,8 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 	} else {
 		p.Mode = ModeDropIn
 	}
-	for _, flag := range []string{"--tlsverify", "--tlscacert", "--tlscert", "--tlskey", "--tls"} {
-		if hasFlag(execStart.Command, flag) {
-			return nil, &ConflictError{File: execStart.File, Line: execStart.Line, What: "dockerd's ExecStart already has " + flag,
-				Fix: "docker tls does not change TLS settings it did not write; remove them (and the files they name) or keep setting this engine up by hand"}
-		}
-	}
-	if hasTCPHost(execStart.Command, r.Port) {
-		return nil, &ConflictError{File: execStart.File, Line: execStart.Line, What: fmt.Sprintf("dockerd's ExecStart already listens on port %d", r.Port),
-			Fix: "remove that -H, or choose another --port"}
-	}
-	want := map[string]any{"tlsverify": true, "tlscacert": paths.CA, "tlscert": paths.Cert, "tlskey": paths.Key}
-	for _, k := range []string{"tls", "tlsverify", "tlscacert", "tlscert", "tlskey"} {
-		raw, ok := dj.keys[k]
-		if !ok {
-			continue
-		}
-		if w, mine := want[k]; p.Mode == ModeDaemonJSON && mine && jsonEqual(raw, w) {
-			continue
-		}
-		return nil, &ConflictError{File: DaemonJSONPath, Line: dj.line(k), What: fmt.Sprintf("%q is already set", k),
-			Fix: "docker tls does not change TLS settings it did not write; remove it, or keep setting this engine up by hand"}
-	}
-	if f.PortUsers != "" && !strings.Contains(f.PortUsers, "dockerd") {
-		return nil, fmt.Errorf("port %d on the host is already taken (%s): free it or choose another --port", r.Port, firstField(f.PortUsers))
+	if err := checkConflicts(f, execStart, dj, p.Mode, r); err != nil {
+		return nil, err
 	}
 
 	// The configuration as it must be.
@@ -179,41 +148,8 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 		newDJ = newDJ.withHost(listen)
 	}
 
-	// Restart safety: running containers survive a restart only when the
-	// dockerd that stops has live-restore on (the running value, which a
-	// reload can switch) and the one that starts has it in its
-	// configuration (else it kills what it finds running).
-	configured := hasFlag(execStart.Command, "--live-restore")
-	if raw, ok := dj.keys["live-restore"]; ok {
-		configured = jsonEqual(raw, true)
-	}
-	if f.Running > 0 && (!f.LiveRestore || !configured) {
-		switch {
-		case f.Swarm == "active" && !r.RestartContainers:
-			return nil, fmt.Errorf("%d containers are running, live-restore is off and cannot be switched on in swarm mode: restarting dockerd would stop them; run again with --restart-containers to accept that", f.Running)
-		case f.Swarm == "active":
-			p.StopsContainers = true
-		default:
-			if raw, ok := dj.keys["live-restore"]; ok && !jsonEqual(raw, true) {
-				if !r.RestartContainers {
-					return nil, &ConflictError{File: DaemonJSONPath, Line: dj.line("live-restore"), What: fmt.Sprintf("live-restore is off and %d containers are running", f.Running),
-						Fix: "a restart would stop them: set it to true, or run again with --restart-containers"}
-				}
-				p.StopsContainers = true
-			} else if !configured {
-				newDJ = newDJ.with(map[string]any{"live-restore": true})
-				if !f.LiveRestore {
-					p.LiveRestoreFirst = dj.with(map[string]any{"live-restore": true}).render()
-				}
-			} else {
-				// In the configuration (a flag) but not running: a reload
-				// reads only daemon.json, so only a restart would apply it.
-				if !r.RestartContainers {
-					return nil, fmt.Errorf("%d containers are running and dockerd runs with live-restore off although its ExecStart has --live-restore (not restarted since): a restart would stop them; restart dockerd in a window of your choosing first, or run again with --restart-containers", f.Running)
-				}
-				p.StopsContainers = true
-			}
-		}
+	if newDJ, err = restartSafety(f, r, execStart, dj, newDJ, p); err != nil {
+		return nil, err
 	}
 	if newDJ.changed {
 		p.Config = append(p.Config, File{Path: DaemonJSONPath, Data: newDJ.render(), Mode: 0o644})
@@ -228,6 +164,108 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 	if p.IssueCert {
 		p.Notes = append([]string{fmt.Sprintf("issue a server certificate for %s (%s); its key is made here and written only to %s (0600)", strings.Join(r.SANs.Strings(), ", "), p.Why, paths.Key)}, p.Notes...)
 	}
+	planRestart(p, f, r)
+	return p, nil
+}
+
+// checkHost refuses a host docker tls cannot set up: no systemd, no
+// dockerd, a docker unit that cannot run, or none.
+func checkHost(f *Facts) error {
+	if !f.Systemd {
+		return errors.New("the host does not run systemd: set dockerd up by hand with the files and flags of `docker tls server issue` and `docker tls daemon-config --format flags`")
+	}
+	if f.Dockerd == "" {
+		return errors.New("dockerd is not installed on the host: install Docker first (on Debian and Ubuntu: apt-get install docker.io)")
+	}
+	if err := checkUnit(f.Unit); err != nil {
+		return err
+	}
+	if f.UnitCat == "" {
+		return errors.New("the host has no docker.service unit: docker tls sets up engines that systemd runs")
+	}
+	return nil
+}
+
+// checkConflicts refuses TLS settings docker tls did not write, and a
+// port something else holds.
+func checkConflicts(f *Facts, execStart unitLine, dj daemonJSON, mode Mode, r Request) error {
+	paths := TLSPathsIn(r.TLSDir)
+	for _, flag := range []string{"--tlsverify", "--tlscacert", "--tlscert", "--tlskey", "--tls"} {
+		if hasFlag(execStart.Command, flag) {
+			return &ConflictError{File: execStart.File, Line: execStart.Line, What: "dockerd's ExecStart already has " + flag,
+				Fix: "docker tls does not change TLS settings it did not write; remove them (and the files they name) or keep setting this engine up by hand"}
+		}
+	}
+	if hasTCPHost(execStart.Command, r.Port) {
+		return &ConflictError{File: execStart.File, Line: execStart.Line, What: fmt.Sprintf("dockerd's ExecStart already listens on port %d", r.Port),
+			Fix: "remove that -H, or choose another --port"}
+	}
+	want := map[string]any{"tlsverify": true, "tlscacert": paths.CA, "tlscert": paths.Cert, "tlskey": paths.Key}
+	for _, k := range []string{"tls", "tlsverify", "tlscacert", "tlscert", "tlskey"} {
+		raw, ok := dj.keys[k]
+		if !ok {
+			continue
+		}
+		if w, mine := want[k]; mode == ModeDaemonJSON && mine && jsonEqual(raw, w) {
+			continue
+		}
+		return &ConflictError{File: DaemonJSONPath, Line: dj.line(k), What: fmt.Sprintf("%q is already set", k),
+			Fix: "docker tls does not change TLS settings it did not write; remove it, or keep setting this engine up by hand"}
+	}
+	if f.PortUsers != "" && !strings.Contains(f.PortUsers, "dockerd") {
+		return fmt.Errorf("port %d on the host is already taken (%s): free it or choose another --port", r.Port, firstField(f.PortUsers))
+	}
+
+	return nil
+}
+
+// restartSafety makes sure running containers survive the restart:
+// live-restore switched on (by a reload first, when dockerd runs with it
+// off) or the restart refused, unless RestartContainers. It returns the
+// daemon.json to write.
+func restartSafety(f *Facts, r Request, execStart unitLine, dj, newDJ daemonJSON, p *Plan) (daemonJSON, error) {
+	// Restart safety: running containers survive a restart only when the
+	// dockerd that stops has live-restore on (the running value, which a
+	// reload can switch) and the one that starts has it in its
+	// configuration (else it kills what it finds running).
+	configured := hasFlag(execStart.Command, "--live-restore")
+	if raw, ok := dj.keys["live-restore"]; ok {
+		configured = jsonEqual(raw, true)
+	}
+	if f.Running > 0 && (!f.LiveRestore || !configured) {
+		switch {
+		case f.Swarm == "active" && !r.RestartContainers:
+			return newDJ, fmt.Errorf("%d containers are running, live-restore is off and cannot be switched on in swarm mode: restarting dockerd would stop them; run again with --restart-containers to accept that", f.Running)
+		case f.Swarm == "active":
+			p.StopsContainers = true
+		default:
+			if raw, ok := dj.keys["live-restore"]; ok && !jsonEqual(raw, true) {
+				if !r.RestartContainers {
+					return newDJ, &ConflictError{File: DaemonJSONPath, Line: dj.line("live-restore"), What: fmt.Sprintf("live-restore is off and %d containers are running", f.Running),
+						Fix: "a restart would stop them: set it to true, or run again with --restart-containers"}
+				}
+				p.StopsContainers = true
+			} else if !configured {
+				newDJ = newDJ.with(map[string]any{"live-restore": true})
+				if !f.LiveRestore {
+					p.LiveRestoreFirst = dj.with(map[string]any{"live-restore": true}).render()
+				}
+			} else {
+				// In the configuration (a flag) but not running: a reload
+				// reads only daemon.json, so only a restart would apply it.
+				if !r.RestartContainers {
+					return newDJ, fmt.Errorf("%d containers are running and dockerd runs with live-restore off although its ExecStart has --live-restore (not restarted since): a restart would stop them; restart dockerd in a window of your choosing first, or run again with --restart-containers", f.Running)
+				}
+				p.StopsContainers = true
+			}
+		}
+	}
+	return newDJ, nil
+}
+
+// planRestart adds the notes on an interrupted or idle setup, and the
+// restart with its check, when the plan needs one.
+func planRestart(p *Plan, f *Facts, r Request) {
 	served := strings.Contains(f.PortUsers, "dockerd")
 	switch {
 	case f.Pending:
@@ -245,7 +283,6 @@ func PlanSetup(f *Facts, r Request) (*Plan, error) {
 		}
 		p.Notes = append(p.Notes, what, fmt.Sprintf("check from here that dockerd serves mutual TLS on port %d; on any failure put every file back and restart", r.Port))
 	}
-	return p, nil
 }
 
 // needCert says whether the host's server certificate must be (re)issued.

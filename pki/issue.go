@@ -190,58 +190,12 @@ func (ca *CA) Issue(req IssueRequest) (*x509.Certificate, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if now.Before(ca.Cert.NotBefore) {
-		return nil, fmt.Errorf("the CA is not valid until %s (check this machine's clock)", ca.Cert.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if now.After(ca.Cert.NotAfter) {
-		return nil, fmt.Errorf("the CA expired on %s: create a new CA", ca.Cert.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if req.PublicKey == nil {
-		return nil, errors.New("no public key to certify")
-	}
-	if err := CheckName("common name", req.CommonName); err != nil {
+	if err := ca.checkRequest(req, now); err != nil {
 		return nil, err
 	}
-	if err := CheckName("organization", req.Organization); err != nil {
+	tmpl, life, err := profileTemplate(&req)
+	if err != nil {
 		return nil, err
-	}
-	if err := checkKeyStrength(req.PublicKey); err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-		DNSNames:              req.SANs.DNSNames,
-		IPAddresses:           req.SANs.IPs,
-	}
-	life := req.Lifetime
-	switch req.Profile {
-	case ServerProfile:
-		if req.SANs.Len() == 0 {
-			return nil, errors.New("a server certificate needs at least one DNS name or IP address: clients check only these, never the CN")
-		}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		if _, isRSA := req.PublicKey.(*rsa.PublicKey); isRSA {
-			tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
-		}
-		if req.CommonName == "" {
-			req.CommonName = req.SANs.First()
-		}
-		if life == 0 {
-			life = DefaultServerLifetime
-		}
-	case ClientProfile:
-		if strings.TrimSpace(req.CommonName) == "" {
-			return nil, errors.New("a client certificate needs a name (its CN)")
-		}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		if life == 0 {
-			life = DefaultClientLifetime
-		}
-	default:
-		return nil, fmt.Errorf("unknown profile %q", req.Profile)
 	}
 	if life < 0 {
 		return nil, fmt.Errorf("lifetime %s is negative", life)
@@ -287,6 +241,69 @@ func (ca *CA) Issue(req IssueRequest) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("parse new certificate: %w", err)
 	}
 	return cert, nil
+}
+
+// profileTemplate is the certificate a profile asks for, before its
+// subject, serial and dates, and its default lifetime; a server
+// certificate's CN defaults to its first SAN.
+func profileTemplate(req *IssueRequest) (*x509.Certificate, time.Duration, error) {
+	tmpl := &x509.Certificate{
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+		DNSNames:              req.SANs.DNSNames,
+		IPAddresses:           req.SANs.IPs,
+	}
+	life := req.Lifetime
+	switch req.Profile {
+	case ServerProfile:
+		if req.SANs.Len() == 0 {
+			return nil, 0, errors.New("a server certificate needs at least one DNS name or IP address: clients check only these, never the CN")
+		}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		if _, isRSA := req.PublicKey.(*rsa.PublicKey); isRSA {
+			tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+		}
+		if req.CommonName == "" {
+			req.CommonName = req.SANs.First()
+		}
+		if life == 0 {
+			life = DefaultServerLifetime
+		}
+	case ClientProfile:
+		if strings.TrimSpace(req.CommonName) == "" {
+			return nil, 0, errors.New("a client certificate needs a name (its CN)")
+		}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		if life == 0 {
+			life = DefaultClientLifetime
+		}
+	default:
+		return nil, 0, fmt.Errorf("unknown profile %q", req.Profile)
+	}
+	return tmpl, life, nil
+}
+
+// checkRequest refuses an issue the CA cannot make now: outside its own
+// validity, no or a weak key, names X.509 or terminals would mangle.
+func (ca *CA) checkRequest(req IssueRequest, now time.Time) error {
+	if now.Before(ca.Cert.NotBefore) {
+		return fmt.Errorf("the CA is not valid until %s (check this machine's clock)", ca.Cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(ca.Cert.NotAfter) {
+		return fmt.Errorf("the CA expired on %s: create a new CA", ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if req.PublicKey == nil {
+		return errors.New("no public key to certify")
+	}
+	if err := CheckName("common name", req.CommonName); err != nil {
+		return err
+	}
+	if err := CheckName("organization", req.Organization); err != nil {
+		return err
+	}
+	return checkKeyStrength(req.PublicKey)
 }
 
 // NewSerial returns a random positive serial of 128 bits, as the CA/Browser

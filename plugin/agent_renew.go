@@ -25,7 +25,7 @@ func (a *app) agentRenewals() ([]agent.Due, error) {
 		if !c.Managed() || c.TLS.CAURL == "" {
 			continue
 		}
-		_, certPEM, err := contextPEMs(store, c)
+		_, certPEM, err := store.PEMs(c)
 		if err != nil {
 			continue
 		}
@@ -58,7 +58,7 @@ func (a *app) agentRotationCheck(ctx context.Context) []string {
 		if !c.Managed() || c.TLS.CAURL == "" {
 			continue
 		}
-		caPEM, certPEM, err := contextPEMs(store, c)
+		caPEM, certPEM, err := store.PEMs(c)
 		if err != nil {
 			continue
 		}

@@ -104,24 +104,9 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 			recs = append(recs, rec)
 		}
 	}
-	// CAs are loaded once each, before any engine is touched, so a
-	// passphrase is asked at most once.
-	cas := map[string]*pki.CA{}
-	for _, r := range recs {
-		if _, ok := cas[r.CA]; ok {
-			continue
-		}
-		stored, ca, err := a.loadCA(r.CA, opts.passphrase)
-		if err != nil {
-			return fmt.Errorf("engine %s: %w", r.Name, err)
-		}
-		if stored.NextCert != nil {
-			return fmt.Errorf("engine %s: CA %q is being rotated, which re-issues every engine's certificate: finish it first (docker tls ca rotate %s --continue)", r.Name, r.CA, r.CA)
-		}
-		if pki.Fingerprint(stored.Cert) != r.CAFingerprint {
-			return fmt.Errorf("engine %s was set up with another CA %q than the one now named so (fingerprints differ): run docker tls engine setup %s --force", r.Name, r.CA, r.Dest)
-		}
-		cas[r.CA] = ca
+	cas, err := a.engineCAs(recs, opts.passphrase)
+	if err != nil {
+		return err
 	}
 
 	var (
@@ -157,6 +142,30 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 		return fmt.Errorf("%d of %d engines were not renewed", len(failed), len(recs))
 	}
 	return nil
+}
+
+// engineCAs loads the CA of each engine once, before any engine is
+// touched, so a passphrase is asked at most once; an engine whose CA is
+// being rotated or was re-created is refused.
+func (a *app) engineCAs(recs []*engine.Record, pp passphraseOptions) (map[string]*pki.CA, error) {
+	cas := map[string]*pki.CA{}
+	for _, r := range recs {
+		if _, ok := cas[r.CA]; ok {
+			continue
+		}
+		stored, ca, err := a.loadCA(r.CA, pp)
+		if err != nil {
+			return nil, fmt.Errorf("engine %s: %w", r.Name, err)
+		}
+		if stored.NextCert != nil {
+			return nil, fmt.Errorf("engine %s: CA %q is being rotated, which re-issues every engine's certificate: finish it first (docker tls ca rotate %s --continue)", r.Name, r.CA, r.CA)
+		}
+		if pki.Fingerprint(stored.Cert) != r.CAFingerprint {
+			return nil, fmt.Errorf("engine %s was set up with another CA %q than the one now named so (fingerprints differ): run docker tls engine setup %s --force", r.Name, r.CA, r.Dest)
+		}
+		cas[r.CA] = ca
+	}
+	return cas, nil
 }
 
 // renewEngine renews one engine's server certificate.

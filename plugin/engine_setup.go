@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -100,39 +101,9 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	dest, err := engine.ParseDest(opts.dest)
+	dest, life, err := checkEngineSetup(&opts)
 	if err != nil {
 		return err
-	}
-	if opts.port < 1 || opts.port > 65535 {
-		return fmt.Errorf("--port %d is not a TCP port", opts.port)
-	}
-	if err := checkWait(opts.wait); err != nil {
-		return err
-	}
-	if err := engine.CheckTLSDir(opts.tlsDir); err != nil {
-		return fmt.Errorf("--tls-dir %w", err)
-	}
-	if opts.sshConfig != "" {
-		// Remembered for the engine, so absolute: later commands run
-		// from other directories.
-		abs, err := sshConfigFile(opts.sshConfig)
-		if err != nil {
-			return err
-		}
-		opts.sshConfig = abs
-	}
-	if opts.name != "" {
-		if err := contexts.ValidateName(opts.name); err != nil {
-			return err
-		}
-	}
-	life, err := lifetime(opts.days)
-	if err != nil {
-		return err
-	}
-	if life == 0 {
-		life = pki.DefaultServerLifetime
 	}
 	stored, ca, err := a.loadCA(opts.ca, opts.passphrase)
 	if err != nil {
@@ -154,9 +125,8 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	}
 	name := opts.name
 	if name == "" {
-		name = strings.SplitN(facts.Hostname, ".", 2)[0]
-		if err := contexts.ValidateName(name); err != nil {
-			return fmt.Errorf("the host's name %q cannot name a context: give --name", facts.Hostname)
+		if name, err = hostContextName(facts.Hostname); err != nil {
+			return err
 		}
 	}
 	sans, err := engine.SANs(s.HostName, facts, opts.sans)
@@ -176,51 +146,23 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	records := a.engines()
 	rec, recErr := records.Get(name)
 	existing, ctxErr := a.contexts().Get(name)
-	haveContext := ctxErr == nil && !opts.force
-	if ctxErr == nil && recErr != nil && !opts.force {
-		return fmt.Errorf("context %q already exists and is not an engine docker tls set up: give --name another, or --force to replace it", name)
+	if ctxErr != nil {
+		existing = nil
 	}
-	if recErr == nil && rec.Dest != dest.String() && !opts.force {
-		return fmt.Errorf("engine %q is %s, not %s: give --name another, or --force", name, rec.Dest, dest)
-	}
-	if recErr == nil && rec.CAFingerprint != pki.Fingerprint(stored.Cert) && !opts.force {
-		// Its context's client certificate is from the other CA: both must
-		// move together.
-		return fmt.Errorf("engine %q was set up with CA %q, not this CA %q: run again with --force to move it (a new server certificate and a new client certificate for its context)", name, rec.CA, stored.Name)
-	}
-
-	version := facts.ServerVersion
-	if version == "" {
-		version = facts.DockerdVer + " (not running)"
-	}
-	fmt.Fprintf(out, "%s: %s, dockerd %s, %d running containers, live-restore %s; options go in the %s\n",
-		dest.Host, facts.OS, version, facts.Running, onOff(facts.LiveRestore), plan.Mode)
-	if plan.UpToDate() && haveContext {
-		fmt.Fprintf(out, "Engine %s is set up already (%s, context %s): nothing changed\n", name, endpoint, name)
-		return nil
-	}
-	for _, n := range plan.Notes {
-		fmt.Fprintln(out, " -", n)
-	}
-	if !haveContext {
-		fmt.Fprintf(out, " - create context %s for %s with a client certificate from CA %q\n", name, endpoint, stored.Name)
-	}
-	if opts.dryRun {
-		fmt.Fprintln(out, "Dry run: nothing was changed")
-		return nil
-	}
-
-	// The identity the check uses, and the context gets.
-	var client *issuedClient
-	target := probe.Target{Name: name, Host: endpoint, CA: stored.Cert}
-	if haveContext {
-		t := a.targetOf(a.contexts(), existing)
-		target.Cert, target.Key = t.Cert, t.Key
-	} else {
-		if client, err = a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase}); err != nil {
+	haveContext := existing != nil && !opts.force
+	if !opts.force {
+		if err := checkReuse(name, dest, stored, rec, recErr, ctxErr); err != nil {
 			return err
 		}
-		target.Cert, target.Key = client.cert, client.key
+	}
+
+	if !printSetupPlan(out, opts, name, endpoint, stored.Name, dest, facts, plan, haveContext) {
+		return nil
+	}
+
+	target, client, err := a.engineIdentity(ctx, opts, name, endpoint, stored, existing)
+	if err != nil {
+		return err
 	}
 	su := engine.Setup{
 		Engine: engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
@@ -247,6 +189,89 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	}
 	fmt.Fprintf(out, "Engine %s serves mutual TLS on %s (server certificate until %s). Use it: docker context use %s\n",
 		name, endpoint, done.NotAfter.Format("2006-01-02"), name)
+	return nil
+}
+
+// engineIdentity is the identity the check after the restart uses: the
+// context's when it is kept, else a new client certificate, which the new
+// context gets.
+func (a *app) engineIdentity(ctx context.Context, opts engineSetupOptions, name, endpoint string, stored *castore.CA, existing *contexts.Context) (probe.Target, *issuedClient, error) {
+	target := probe.Target{Name: name, Host: endpoint, CA: stored.Cert}
+	if existing != nil && !opts.force {
+		t := a.targetOf(a.contexts(), existing)
+		target.Cert, target.Key = t.Cert, t.Key
+		return target, nil, nil
+	}
+	client, err := a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase})
+	if err != nil {
+		return probe.Target{}, nil, err
+	}
+	target.Cert, target.Key = client.cert, client.key
+	return target, client, nil
+}
+
+// checkEngineSetup checks engine setup's flags before anything is read or
+// written, and makes --ssh-config absolute (it is remembered for the
+// engine, and later commands run from other directories).
+func checkEngineSetup(opts *engineSetupOptions) (engine.Dest, time.Duration, error) {
+	dest, err := engine.ParseDest(opts.dest)
+	if err != nil {
+		return engine.Dest{}, 0, err
+	}
+	if opts.port < 1 || opts.port > 65535 {
+		return engine.Dest{}, 0, fmt.Errorf("--port %d is not a TCP port", opts.port)
+	}
+	if err := checkWait(opts.wait); err != nil {
+		return engine.Dest{}, 0, err
+	}
+	if err := engine.CheckTLSDir(opts.tlsDir); err != nil {
+		return engine.Dest{}, 0, fmt.Errorf("--tls-dir %w", err)
+	}
+	if opts.sshConfig != "" {
+		abs, err := sshConfigFile(opts.sshConfig)
+		if err != nil {
+			return engine.Dest{}, 0, err
+		}
+		opts.sshConfig = abs
+	}
+	if opts.name != "" {
+		if err := contexts.ValidateName(opts.name); err != nil {
+			return engine.Dest{}, 0, err
+		}
+	}
+	life, err := lifetime(opts.days)
+	if err != nil {
+		return engine.Dest{}, 0, err
+	}
+	if life == 0 {
+		life = pki.DefaultServerLifetime
+	}
+	return dest, life, nil
+}
+
+// hostContextName is the context name a host's own name gives: its first
+// label.
+func hostContextName(hostname string) (string, error) {
+	name := strings.SplitN(hostname, ".", 2)[0]
+	if err := contexts.ValidateName(name); err != nil {
+		return "", fmt.Errorf("the host's name %q cannot name a context: give --name", hostname)
+	}
+	return name, nil
+}
+
+// checkReuse refuses to take over a name that is another context, another
+// host's engine, or an engine of another CA, unless --force.
+func checkReuse(name string, dest engine.Dest, stored *castore.CA, rec *engine.Record, recErr, ctxErr error) error {
+	switch {
+	case ctxErr == nil && recErr != nil:
+		return fmt.Errorf("context %q already exists and is not an engine docker tls set up: give --name another, or --force to replace it", name)
+	case recErr == nil && rec.Dest != dest.String():
+		return fmt.Errorf("engine %q is %s, not %s: give --name another, or --force", name, rec.Dest, dest)
+	case recErr == nil && rec.CAFingerprint != pki.Fingerprint(stored.Cert):
+		// Its context's client certificate is from the other CA: both must
+		// move together.
+		return fmt.Errorf("engine %q was set up with CA %q, not this CA %q: run again with --force to move it (a new server certificate and a new client certificate for its context)", name, rec.CA, stored.Name)
+	}
 	return nil
 }
 
@@ -300,6 +325,37 @@ func sshHint(err error, d engine.Dest, config string) error {
 		return fmt.Errorf("%w: allow it password-less sudo (e.g. '%s ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/), or connect as root", err, sp.User)
 	}
 	return err
+}
+
+// printSetupPlan shows what engine setup found and will change, and says
+// whether to go on: not when all is in place, nor on a dry run.
+func printSetupPlan(out io.Writer, opts engineSetupOptions, name, endpoint, caName string, dest engine.Dest, facts *engine.Facts, plan *engine.Plan, haveContext bool) bool {
+	printHostFacts(out, dest, facts, plan)
+	if plan.UpToDate() && haveContext {
+		fmt.Fprintf(out, "Engine %s is set up already (%s, context %s): nothing changed\n", name, endpoint, name)
+		return false
+	}
+	for _, n := range plan.Notes {
+		fmt.Fprintln(out, " -", n)
+	}
+	if !haveContext {
+		fmt.Fprintf(out, " - create context %s for %s with a client certificate from CA %q\n", name, endpoint, caName)
+	}
+	if opts.dryRun {
+		fmt.Fprintln(out, "Dry run: nothing was changed")
+		return false
+	}
+	return true
+}
+
+// printHostFacts says in one line what engine setup found on the host.
+func printHostFacts(out io.Writer, dest engine.Dest, facts *engine.Facts, plan *engine.Plan) {
+	version := facts.ServerVersion
+	if version == "" {
+		version = facts.DockerdVer + " (not running)"
+	}
+	fmt.Fprintf(out, "%s: %s, dockerd %s, %d running containers, live-restore %s; options go in the %s\n",
+		dest.Host, facts.OS, version, facts.Running, onOff(facts.LiveRestore), plan.Mode)
 }
 
 func onOff(b bool) string {

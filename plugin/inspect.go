@@ -97,7 +97,7 @@ func runInspect(a *app, opts inspectOptions, arg string) error {
 		if cerr != nil {
 			return fmt.Errorf("%s is neither a file nor a context", arg)
 		}
-		caPEM, certPEM, err := contextPEMs(a.contexts(), c)
+		caPEM, certPEM, err := a.contexts().PEMs(c)
 		if err != nil {
 			return fmt.Errorf("context %q has no client certificate", arg)
 		}

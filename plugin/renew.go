@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -120,6 +121,66 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 	return errors.Join(errs...)
 }
 
+// renewFromService renews an enrolled context's certificate at its CA
+// service, authenticated by the certificate it has (so only while that is
+// valid), and returns the CAs the service answers with.
+func renewFromService(ctx context.Context, c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, oldKey, key crypto.Signer) (*x509.Certificate, []*x509.Certificate, error) {
+	if time.Now().After(old.NotAfter) {
+		return nil, nil, fmt.Errorf("the certificate expired on %s, so it cannot authenticate a renewal: get a new token (docker tls ca token) and run docker tls enroll %s --force --ca-url %s --token …",
+			old.NotAfter.Format("2006-01-02"), c.Name, c.TLS.CAURL)
+	}
+	csr, err := pki.NewCSR(key, old.Subject.CommonName, pki.SANs{})
+	if err != nil {
+		return nil, nil, err
+	}
+	client := &remoteca.Client{URL: c.TLS.CAURL}
+	current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
+	return client.RenewTrusting(ctx, trust, current, csr)
+}
+
+// renewFromCA issues a context's new certificate from the local CA it came
+// from: the same subject and lifetime (or --days), for key.
+func (a *app) renewFromCA(c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, key crypto.Signer, opts renewOptions) (*x509.Certificate, error) {
+	stored, ca, err := a.loadCA(c.TLS.CA, opts.passphrase)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(trust, stored.Cert.Equal) {
+		return nil, fmt.Errorf("the local CA %q is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force", c.TLS.CA)
+	}
+	// During a rotation, a context that already trusts the new CA renews
+	// from it, so that the renewal does not undo phase 3.
+	if stored.NextCert != nil && slices.ContainsFunc(trust, stored.NextCert.Equal) {
+		pass, err := opts.passphrase.read()
+		if err != nil {
+			return nil, err
+		}
+		if ca, err = a.cas().NextSigner(stored, pass); err != nil {
+			return nil, err
+		}
+	}
+	life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
+	if opts.days > 0 {
+		life = time.Duration(opts.days) * 24 * time.Hour
+	}
+	return ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: key.Public(), Lifetime: life})
+}
+
+// checkRenewed checks a new certificate before it is swapped in: it
+// chains to one of the CAs the context will trust, and is for key.
+func checkRenewed(cert *x509.Certificate, key crypto.Signer, trust []*x509.Certificate) error {
+	verr := errors.New("the context trusts no CA")
+	for _, ca := range trust {
+		if verr = pki.VerifyLeaf(cert, ca, pki.ClientProfile, time.Now()); verr == nil {
+			break
+		}
+	}
+	if verr != nil {
+		return verr
+	}
+	return pki.CheckKeyMatch(cert, key)
+}
+
 func renewSource(c *contexts.Context) string {
 	switch {
 	case c.TLS.CAURL != "":
@@ -151,7 +212,7 @@ func (a *app) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 
 func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOptions) (*x509.Certificate, error) {
 	store := a.contexts()
-	caPEM, certPEM, err := contextPEMs(store, c)
+	caPEM, certPEM, err := store.PEMs(c)
 	if err != nil {
 		return nil, err
 	}
@@ -192,18 +253,8 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 	var newTrust []byte
 	switch {
 	case c.TLS.CAURL != "":
-		if time.Now().After(old.NotAfter) {
-			return nil, fmt.Errorf("the certificate expired on %s, so it cannot authenticate a renewal: get a new token (docker tls ca token) and run docker tls enroll %s --force --ca-url %s --token …",
-				old.NotAfter.Format("2006-01-02"), c.Name, c.TLS.CAURL)
-		}
-		csr, err := pki.NewCSR(key, old.Subject.CommonName, pki.SANs{})
-		if err != nil {
-			return nil, err
-		}
-		client := &remoteca.Client{URL: c.TLS.CAURL}
-		current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
 		var bundle []*x509.Certificate
-		if cert, bundle, err = client.RenewTrusting(ctx, trust, current, csr); err != nil {
+		if cert, bundle, err = renewFromService(ctx, c, trust, old, oldKey, key); err != nil {
 			return nil, err
 		}
 		var pemBundle []byte
@@ -214,47 +265,13 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 			trust, newTrust = bundle, pemBundle
 		}
 	case c.TLS.CA != "":
-		stored, ca, err := a.loadCA(c.TLS.CA, opts.passphrase)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.ContainsFunc(trust, stored.Cert.Equal) {
-			return nil, fmt.Errorf("the local CA %q is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force", c.TLS.CA)
-		}
-		// During a rotation, a context that already trusts the new CA
-		// renews from it, so that the renewal does not undo phase 3.
-		if stored.NextCert != nil {
-			if bundle, _ := pki.ParseCertificates(caPEM); slices.ContainsFunc(bundle, stored.NextCert.Equal) {
-				pass, err := opts.passphrase.read()
-				if err != nil {
-					return nil, err
-				}
-				if ca, err = a.cas().NextSigner(stored, pass); err != nil {
-					return nil, err
-				}
-			}
-		}
-		life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
-		if opts.days > 0 {
-			life = time.Duration(opts.days) * 24 * time.Hour
-		}
-		if cert, err = ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: key.Public(), Lifetime: life}); err != nil {
+		if cert, err = a.renewFromCA(c, trust, old, key, opts); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, errors.New("this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force")
 	}
-	// Check before swapping.
-	verr := errors.New("the context trusts no CA")
-	for _, ca := range trust {
-		if verr = pki.VerifyLeaf(cert, ca, pki.ClientProfile, time.Now()); verr == nil {
-			break
-		}
-	}
-	if verr != nil {
-		return nil, verr
-	}
-	if err := pki.CheckKeyMatch(cert, key); err != nil {
+	if err := checkRenewed(cert, key, trust); err != nil {
 		return nil, err
 	}
 	if newTrust != nil {
@@ -271,19 +288,4 @@ func (a *app) renewOnce(ctx context.Context, c *contexts.Context, opts renewOpti
 		_, _, _ = agent.Call(a.agentDir(), "reload") // the agent rereads the certificate
 	}
 	return cert, nil
-}
-
-// contextPEMs returns a context's CA and client certificate PEM: from its
-// TLS files, or from our field for agent-mode contexts.
-func contextPEMs(store *contexts.Store, c *contexts.Context) (caPEM, certPEM []byte, err error) {
-	if c.AgentMode() {
-		return []byte(c.TLS.CAPEM), []byte(c.TLS.CertPEM), nil
-	}
-	if caPEM, err = store.ReadFile(c.Name, contexts.CAFile); err != nil {
-		return nil, nil, err
-	}
-	if certPEM, err = store.ReadFile(c.Name, contexts.CertFile); err != nil {
-		return nil, nil, err
-	}
-	return caPEM, certPEM, nil
 }

@@ -475,63 +475,10 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		fail(code, msg)
 		return
 	}
-	var sr SignRequest
-	if err := json.Unmarshal(ar.Request, &sr); err != nil {
-		fail(http.StatusBadRequest, "malformed sign request: "+err.Error())
-		return
-	}
-	csr, err := parseCSR(sr.CertificateRequest)
+	job, err := parseSignRequest(ar, src, s.now())
 	if err != nil {
-		fail(http.StatusBadRequest, err.Error())
+		fail(status(err))
 		return
-	}
-	if err := csr.CheckSignature(); err != nil {
-		fail(http.StatusBadRequest, "the CSR's signature does not verify: it was not signed by the key it carries")
-		return
-	}
-	profile, err := pki.ParseProfile(defaultString(sr.Profile, string(pki.ClientProfile)))
-	if err != nil {
-		fail(http.StatusBadRequest, err.Error())
-		return
-	}
-	hosts := sr.Hosts
-	if len(hosts) == 0 {
-		hosts = append(append([]string{}, csr.DNSNames...), ipStrings(csr)...)
-	}
-	sans, _, err := pki.ParseSANs(hosts)
-	if err != nil {
-		fail(http.StatusBadRequest, err.Error())
-		return
-	}
-	var asked time.Duration
-	if sr.Lifetime != "" {
-		if asked, err = time.ParseDuration(sr.Lifetime); err != nil || asked <= 0 {
-			fail(http.StatusBadRequest, fmt.Sprintf("lifetime %q: give a duration such as 24h", sr.Lifetime))
-			return
-		}
-	}
-	now := s.now()
-	var note string // said in the answer when the lifetime was cut short
-	sign := func(cn string, tokenDays int) (*x509.Certificate, error) {
-		if profile == pki.ClientProfile && cn == "" {
-			return nil, refuse(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
-		}
-		// Enrollments keep to the current CA, the one the token pins and
-		// the client trusts; a rotation moves them later, by renewal.
-		ca := s.current().ca
-		life, shortened, err := s.lifetime(profile, asked, tokenDays, ca, asked > 0)
-		if err != nil {
-			return nil, err
-		}
-		if shortened != "" {
-			note = shortened
-			s.logf("shortened source=%s cn=%q: %s", src, cn, shortened)
-		}
-		cert, err := ca.SignCSR(csr, pki.IssueRequest{Profile: profile, CommonName: cn, SANs: sans, Lifetime: life, Now: now})
-		if err != nil {
-			return nil, refuse(http.StatusBadRequest, "%s", err.Error())
-		}
-		return cert, nil
 	}
 	var (
 		cert   *x509.Certificate
@@ -539,50 +486,17 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		replay bool
 	)
 	if tok := string(ar.Token); strings.HasPrefix(tok, TokenPrefix+"-") {
-		parsed, err := ParseToken(tok)
-		if err != nil {
-			fail(http.StatusUnauthorized, err.Error())
-			return
-		}
-		if parsed.Fingerprint != FingerprintHex(s.current().ca.Cert.Raw) {
-			fail(http.StatusUnauthorized, "the token is for another CA")
-			return
-		}
-		e := Enrollment{Secret: parsed.Secret, Req: Request{Profile: profile, CN: csr.Subject.CommonName, SANs: sans},
-			PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), Source: src, Now: now}
-		cert, rec, replay, err = s.DB.Enroll(r.Context(), e, func(t *Token) (*x509.Certificate, error) {
-			// The server decides the subject: the token's CN wins.
-			cn := csr.Subject.CommonName
-			if t.CN != "" {
-				cn = t.CN
-			}
-			return sign(cn, t.Days)
-		})
-		if err != nil {
-			code, msg := status(err)
-			if code >= 500 {
-				s.logf("error source=%s: %v", src, err)
-			}
-			fail(code, msg)
-			return
-		}
+		cert, rec, replay, err = s.enrollByToken(r.Context(), job, tok)
 	} else {
-		name, ok := s.checkAuthKey(ar)
-		if !ok {
-			fail(http.StatusUnauthorized, "authentication failed: unknown token or wrong auth key")
-			return
+		cert, rec, err = s.signByAuthKey(r.Context(), job, ar)
+	}
+	if err != nil {
+		code, msg := status(err)
+		if code >= 500 {
+			s.logf("error source=%s: %v", src, err)
 		}
-		if cert, err = sign(csr.Subject.CommonName, 0); err != nil {
-			fail(status(err))
-			return
-		}
-		rec = newIssued(cert, src, now)
-		rec.AuthKey = name
-		if err := s.DB.Record(r.Context(), rec); err != nil {
-			s.logf("error source=%s serial=%s: inventory: %v", src, rec.Serial, err)
-			writeJSON(w, http.StatusServiceUnavailable, nil, "the certificate could not be recorded, so nothing was issued: try again")
-			return
-		}
+		fail(code, msg)
+		return
 	}
 	event := "issued"
 	if replay {
@@ -590,7 +504,120 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logf("%s serial=%s cn=%q profile=%s token=%s authkey=%s source=%s notAfter=%s",
 		event, rec.Serial, rec.CN, rec.Profile, defaultString(rec.Token, "-"), defaultString(rec.AuthKey, "-"), src, rec.NotAfter.Format(time.RFC3339))
-	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Note: note}, "")
+	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Note: job.note}, "")
+}
+
+// signJob is one sign request, read and checked.
+type signJob struct {
+	csr     *x509.CertificateRequest
+	profile pki.Profile
+	sans    pki.SANs
+	asked   time.Duration // the lifetime asked for, 0 for none
+	src     string
+	now     time.Time
+	// note is said in the answer when the lifetime was cut short.
+	note string
+}
+
+// parseSignRequest reads a sign request: a CSR signed by its own key, a
+// profile, the names (the CSR's when the request gives none) and the
+// lifetime asked for. Its errors are refusals (400).
+func parseSignRequest(ar AuthenticatedRequest, src string, now time.Time) (*signJob, error) {
+	var sr SignRequest
+	if err := json.Unmarshal(ar.Request, &sr); err != nil {
+		return nil, refuse(http.StatusBadRequest, "malformed sign request: %s", err)
+	}
+	csr, err := parseCSR(sr.CertificateRequest)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "%s", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, refuse(http.StatusBadRequest, "the CSR's signature does not verify: it was not signed by the key it carries")
+	}
+	profile, err := pki.ParseProfile(defaultString(sr.Profile, string(pki.ClientProfile)))
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "%s", err)
+	}
+	hosts := sr.Hosts
+	if len(hosts) == 0 {
+		hosts = append(append([]string{}, csr.DNSNames...), ipStrings(csr)...)
+	}
+	sans, _, err := pki.ParseSANs(hosts)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "%s", err)
+	}
+	job := &signJob{csr: csr, profile: profile, sans: sans, src: src, now: now}
+	if sr.Lifetime != "" {
+		if job.asked, err = time.ParseDuration(sr.Lifetime); err != nil || job.asked <= 0 {
+			return nil, refuse(http.StatusBadRequest, "lifetime %q: give a duration such as 24h", sr.Lifetime)
+		}
+	}
+	return job, nil
+}
+
+// sign issues job's certificate for cn, with the token's lifetime in days
+// (0: none), from the current CA: enrollments keep to the CA the token
+// pins and the client trusts; a rotation moves them later, by renewal.
+func (s *Server) sign(job *signJob, cn string, tokenDays int) (*x509.Certificate, error) {
+	if job.profile == pki.ClientProfile && cn == "" {
+		return nil, refuse(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
+	}
+	ca := s.current().ca
+	life, shortened, err := s.lifetime(job.profile, job.asked, tokenDays, ca, job.asked > 0)
+	if err != nil {
+		return nil, err
+	}
+	if shortened != "" {
+		job.note = shortened
+		s.logf("shortened source=%s cn=%q: %s", job.src, cn, shortened)
+	}
+	cert, err := ca.SignCSR(job.csr, pki.IssueRequest{Profile: job.profile, CommonName: cn, SANs: job.sans, Lifetime: life, Now: job.now})
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "%s", err.Error())
+	}
+	return cert, nil
+}
+
+// enrollByToken spends a one-time token on job (or answers a retry of the
+// same token and key with the same certificate: replay).
+func (s *Server) enrollByToken(ctx context.Context, job *signJob, tok string) (*x509.Certificate, *Issued, bool, error) {
+	parsed, err := ParseToken(tok)
+	if err != nil {
+		return nil, nil, false, refuse(http.StatusUnauthorized, "%s", err)
+	}
+	if parsed.Fingerprint != FingerprintHex(s.current().ca.Cert.Raw) {
+		return nil, nil, false, refuse(http.StatusUnauthorized, "the token is for another CA")
+	}
+	csr := job.csr
+	e := Enrollment{Secret: parsed.Secret, Req: Request{Profile: job.profile, CN: csr.Subject.CommonName, SANs: job.sans},
+		PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), Source: job.src, Now: job.now}
+	return s.DB.Enroll(ctx, e, func(t *Token) (*x509.Certificate, error) {
+		// The server decides the subject: the token's CN wins.
+		cn := csr.Subject.CommonName
+		if t.CN != "" {
+			cn = t.CN
+		}
+		return s.sign(job, cn, t.Days)
+	})
+}
+
+// signByAuthKey signs job for a cfssl client that proved an auth key,
+// and records the certificate before it is given out.
+func (s *Server) signByAuthKey(ctx context.Context, job *signJob, ar AuthenticatedRequest) (*x509.Certificate, *Issued, error) {
+	name, ok := s.checkAuthKey(ar)
+	if !ok {
+		return nil, nil, refuse(http.StatusUnauthorized, "authentication failed: unknown token or wrong auth key")
+	}
+	cert, err := s.sign(job, job.csr.Subject.CommonName, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := newIssued(cert, job.src, job.now)
+	rec.AuthKey = name
+	if err := s.DB.Record(ctx, rec); err != nil {
+		return nil, nil, fmt.Errorf("serial=%s: inventory: %w", rec.Serial, err)
+	}
+	return cert, rec, nil
 }
 
 // checkAuthKey verifies a cfssl HMAC: Token = HMAC-SHA256(key, Request).

@@ -169,9 +169,23 @@ func (h *Host) start(rootfs string) error {
 	if len(h.veth) > 15 {
 		h.veth = h.veth[:15]
 	}
+	if err := h.claimSubnet(int(serial)); err != nil {
+		return err
+	}
+	if err := h.writeFiles(); err != nil {
+		return err
+	}
+	if err := h.boot(rootfs); err != nil {
+		return err
+	}
+	return h.waitReady()
+}
+
+// claimSubnet picks a 10.231.N.0/30 no address of this machine is in.
+func (h *Host) claimSubnet(serial int) error {
 	var subnet int
 	for n := 1; n < 255; n++ {
-		slot := 1 + (os.Getpid()+int(serial)*7+n)%254
+		slot := 1 + (os.Getpid()+serial*7+n)%254
 		if out, _ := exec.Command("ip", "-o", "addr", "show", "to", fmt.Sprintf("10.231.%d.0/30", slot)).Output(); len(bytes.TrimSpace(out)) == 0 {
 			subnet = slot
 			break
@@ -182,10 +196,14 @@ func (h *Host) start(rootfs string) error {
 	}
 	h.subnet = fmt.Sprintf("10.231.%d.0/30", subnet)
 	h.Addr = fmt.Sprintf("10.231.%d.2", subnet)
+	return nil
+}
 
-	// The host's own files: its ssh host key, who may log in, its name in
-	// /etc/hosts (sudo needs it), its lifetime, and /var/lib/docker (a
-	// plain directory: overlay2 cannot sit on the overlay root).
+// writeFiles makes the host's own files: its ssh host key, who may log
+// in, its name in /etc/hosts (sudo needs it), its lifetime, its address,
+// and /var/lib/docker (a plain directory: overlay2 cannot sit on the
+// overlay root).
+func (h *Host) writeFiles() error {
 	dir, err := os.MkdirTemp("", h.Name+"-")
 	if err != nil {
 		return err
@@ -233,6 +251,12 @@ func (h *Host) start(rootfs string) error {
 		return err
 	}
 
+	return nil
+}
+
+// boot starts systemd-nspawn on rootfs, in cgroups of the host's own.
+func (h *Host) boot(rootfs string) error {
+	dir, sshDir := h.dir, filepath.Join(h.dir, "ssh")
 	// nspawn --keep-unit makes payload/ and supervisor/ cgroups under its
 	// caller's: it starts in cgroups of its own so Stop can remove them.
 	var join []string
@@ -279,13 +303,13 @@ exec systemd-nspawn "$@"`
 	}
 	h.nspawn = cmd
 	go func() { _ = cmd.Wait(); close(h.done) }()
-	if err := h.addressLink(); err != nil {
-		return err
-	}
+	return h.addressLink()
+}
 
-	// Ready once sshd and docker are each active and dockerd answers,
-	// within a minute. A dockerd that failed (systemd gave up restarting
-	// it) will not come: say why at once, from its journal.
+// waitReady waits for sshd and docker to be each active and dockerd to
+// answer, within a minute. A dockerd that failed (systemd gave up
+// restarting it) will not come: say why at once, from its journal.
+func (h *Host) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
