@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/docker/cli/cli/command"
@@ -79,12 +78,23 @@ func KeyID(name string, cert *x509.Certificate) string {
 	return "ctx-" + name + "-" + hex.EncodeToString(ski)[:min(12, 2*len(ski))]
 }
 
-var keySuffix = regexp.MustCompile(`^[0-9a-f]{1,12}$`)
-
 // IsKeyOf reports whether a key id was made by KeyID for context name.
 func IsKeyOf(id, name string) bool {
 	rest, ok := strings.CutPrefix(id, "ctx-"+name+"-")
-	return ok && keySuffix.MatchString(rest)
+	return ok && isHex(rest, 12)
+}
+
+// isHex says whether s is 1 to max lowercase hex digits.
+func isHex(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Identity is a client identity: the CA, the client certificate and its key.

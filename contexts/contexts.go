@@ -216,14 +216,16 @@ func (s *Store) listOneByOne() ([]*Context, map[string]error, error) {
 	return out, errs, nil
 }
 
-var nameField = regexp.MustCompile(`"Name"\s*:\s*"([^"\\]{1,200})"`)
+// nameField finds a context name in a meta.json that JSON cannot read;
+// compiled only then (no start-up work on every run).
+const nameField = `"Name"\s*:\s*"([^"\\]{1,200})"`
 
 // nameIn finds the context name in a meta.json, damaged or not, and
 // accepts it only if it is the name of directory dir (its SHA-256).
 func nameIn(data []byte, dir string) string {
 	var md struct{ Name string }
 	if json.Unmarshal(data, &md) != nil || md.Name == "" {
-		m := nameField.FindSubmatch(data)
+		m := regexp.MustCompile(nameField).FindSubmatch(data)
 		if m == nil {
 			return ""
 		}

@@ -118,52 +118,55 @@ func factFile(k, v string) ([]byte, error) {
 	return b, nil
 }
 
-// factSetters read each key inspectScript prints into Facts.
-var factSetters = map[string]func(f *Facts, k, v string) error{
-	"os":               func(f *Facts, _, v string) error { f.OS = v; return nil },
-	"systemd":          func(f *Facts, _, v string) error { f.Systemd = v == "1"; return nil },
-	"dockerd":          func(f *Facts, _, v string) error { f.Dockerd = v; return nil },
-	"dockerd_version":  func(f *Facts, _, v string) error { f.DockerdVer = v; return nil },
-	"unit_LoadState":   func(f *Facts, _, v string) error { f.Unit.Load = v; return nil },
-	"unit_ActiveState": func(f *Facts, _, v string) error { f.Unit.Active = v; return nil },
-	"unit_SubState":    func(f *Facts, _, v string) error { f.Unit.Sub = v; return nil },
-	"unit_Result":      func(f *Facts, _, v string) error { f.Unit.Result = v; return nil },
-	"unit_journal": func(f *Facts, _, v string) error {
-		b, err := base64.StdEncoding.DecodeString(v)
-		f.Unit.Error = dockerdError(string(b))
-		return err
-	},
-	"unit_cat": func(f *Facts, _, v string) error {
-		b, err := base64.StdEncoding.DecodeString(v)
-		f.UnitCat = string(b)
-		return err
-	},
-	"daemon_json": func(f *Facts, k, v string) (err error) { f.DaemonJSON, err = factFile(k, v); return err },
-	"dropin":      func(f *Facts, k, v string) (err error) { f.DropIn, err = factFile(k, v); return err },
-	"hostname":    func(f *Facts, _, v string) error { f.Hostname = v; return nil },
-	"fqdn":        func(f *Facts, _, v string) error { f.FQDN = v; return nil },
-	"addrs": func(f *Facts, _, v string) error {
-		for _, a := range strings.Fields(v) {
-			if ip, _, err := net.ParseCIDR(a); err == nil {
-				f.Addrs = append(f.Addrs, ip)
+// factSetters read each key inspectScript prints into Facts (a function,
+// not a package variable: nothing is built at start-up).
+func factSetters() map[string]func(f *Facts, k, v string) error {
+	return map[string]func(f *Facts, k, v string) error{
+		"os":               func(f *Facts, _, v string) error { f.OS = v; return nil },
+		"systemd":          func(f *Facts, _, v string) error { f.Systemd = v == "1"; return nil },
+		"dockerd":          func(f *Facts, _, v string) error { f.Dockerd = v; return nil },
+		"dockerd_version":  func(f *Facts, _, v string) error { f.DockerdVer = v; return nil },
+		"unit_LoadState":   func(f *Facts, _, v string) error { f.Unit.Load = v; return nil },
+		"unit_ActiveState": func(f *Facts, _, v string) error { f.Unit.Active = v; return nil },
+		"unit_SubState":    func(f *Facts, _, v string) error { f.Unit.Sub = v; return nil },
+		"unit_Result":      func(f *Facts, _, v string) error { f.Unit.Result = v; return nil },
+		"unit_journal": func(f *Facts, _, v string) error {
+			b, err := base64.StdEncoding.DecodeString(v)
+			f.Unit.Error = dockerdError(string(b))
+			return err
+		},
+		"unit_cat": func(f *Facts, _, v string) error {
+			b, err := base64.StdEncoding.DecodeString(v)
+			f.UnitCat = string(b)
+			return err
+		},
+		"daemon_json": func(f *Facts, k, v string) (err error) { f.DaemonJSON, err = factFile(k, v); return err },
+		"dropin":      func(f *Facts, k, v string) (err error) { f.DropIn, err = factFile(k, v); return err },
+		"hostname":    func(f *Facts, _, v string) error { f.Hostname = v; return nil },
+		"fqdn":        func(f *Facts, _, v string) error { f.FQDN = v; return nil },
+		"addrs": func(f *Facts, _, v string) error {
+			for _, a := range strings.Fields(v) {
+				if ip, _, err := net.ParseCIDR(a); err == nil {
+					f.Addrs = append(f.Addrs, ip)
+				}
 			}
-		}
-		return nil
-	},
-	"swarm":          func(f *Facts, _, v string) error { f.Swarm = v; return nil },
-	"live_restore":   func(f *Facts, _, v string) error { f.LiveRestore = v == "true"; return nil },
-	"running":        func(f *Facts, _, v string) error { f.Running, _ = strconv.Atoi(strings.TrimSpace(v)); return nil },
-	"server_version": func(f *Facts, _, v string) error { f.ServerVersion = v; return nil },
-	"port_users": func(f *Facts, _, v string) error {
-		b, err := base64.StdEncoding.DecodeString(v)
-		f.PortUsers = strings.TrimSpace(string(b))
-		return err
-	},
-	"server_cert": func(f *Facts, k, v string) (err error) { f.ServerCert, err = factFile(k, v); return err },
-	"ca":          func(f *Facts, k, v string) (err error) { f.CAPEM, err = factFile(k, v); return err },
-	"host_state":  func(f *Facts, k, v string) (err error) { f.HostState, err = factFile(k, v); return err },
-	"pending":     func(f *Facts, _, v string) error { f.Pending = v == "1"; return nil },
-	"has_backup":  func(f *Facts, _, v string) error { f.HasBackup = v == "1"; return nil },
+			return nil
+		},
+		"swarm":          func(f *Facts, _, v string) error { f.Swarm = v; return nil },
+		"live_restore":   func(f *Facts, _, v string) error { f.LiveRestore = v == "true"; return nil },
+		"running":        func(f *Facts, _, v string) error { f.Running, _ = strconv.Atoi(strings.TrimSpace(v)); return nil },
+		"server_version": func(f *Facts, _, v string) error { f.ServerVersion = v; return nil },
+		"port_users": func(f *Facts, _, v string) error {
+			b, err := base64.StdEncoding.DecodeString(v)
+			f.PortUsers = strings.TrimSpace(string(b))
+			return err
+		},
+		"server_cert": func(f *Facts, k, v string) (err error) { f.ServerCert, err = factFile(k, v); return err },
+		"ca":          func(f *Facts, k, v string) (err error) { f.CAPEM, err = factFile(k, v); return err },
+		"host_state":  func(f *Facts, k, v string) (err error) { f.HostState, err = factFile(k, v); return err },
+		"pending":     func(f *Facts, _, v string) error { f.Pending = v == "1"; return nil },
+		"has_backup":  func(f *Facts, _, v string) error { f.HasBackup = v == "1"; return nil },
+	}
 }
 
 func parseFacts(out []byte) (*Facts, error) {
@@ -171,13 +174,14 @@ func parseFacts(out []byte) (*Facts, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64*1024), 8<<20)
 	seen := map[string]bool{}
+	setters := factSetters()
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), "=")
 		if !ok {
 			continue
 		}
 		seen[k] = true
-		if set, ok := factSetters[k]; ok {
+		if set, ok := setters[k]; ok {
 			if err := set(f, k, v); err != nil {
 				return nil, err
 			}

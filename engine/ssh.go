@@ -239,8 +239,6 @@ func (s *Session) target() []string {
 	return append(args, "--", s.Dest.Host)
 }
 
-var fingerprintRE = regexp.MustCompile(`Server host key: \S+ (SHA256:\S+)`)
-
 // waitReady waits for the control socket, or explains why the master
 // gave up.
 func (s *Session) waitReady(ctx context.Context, limit time.Duration) error {
@@ -267,7 +265,7 @@ func (s *Session) waitReady(ctx context.Context, limit time.Duration) error {
 func (s *Session) masterError() error {
 	out := s.stderr.String()
 	fp := ""
-	if m := fingerprintRE.FindStringSubmatch(out); m != nil {
+	if m := regexp.MustCompile(`Server host key: \S+ (SHA256:\S+)`).FindStringSubmatch(out); m != nil {
 		fp = m[1]
 	}
 	switch {

@@ -62,7 +62,7 @@ func checkUnit(u UnitState) error {
 
 // logrusMsg is the message of one of dockerd's logrus lines
 // (time="…" level=error msg="…").
-var logrusMsg = regexp.MustCompile(`\blevel=(\w+) msg="((?:[^"\\]|\\.)*)"`)
+const logrusMsg = `\blevel=(\w+) msg="((?:[^"\\]|\\.)*)"`
 
 // dockerdError picks, from dockerd's last journal lines (oldest first),
 // the line that says why it stopped: what it printed on its way out
@@ -81,9 +81,10 @@ func dockerdError(journal string) string {
 			return lines[i]
 		}
 	}
+	msg := regexp.MustCompile(logrusMsg)
 	for _, level := range []string{"fatal", "error"} {
 		for i := len(lines) - 1; i >= 0; i-- {
-			if m := logrusMsg.FindStringSubmatch(lines[i]); m != nil && m[1] == level {
+			if m := msg.FindStringSubmatch(lines[i]); m != nil && m[1] == level {
 				return strings.ReplaceAll(m[2], `\"`, `"`)
 			}
 		}

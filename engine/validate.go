@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 )
 
@@ -58,13 +57,24 @@ func systemDir(dir string) bool {
 }
 
 // nameRule is docker/cli's rule for context names, which engine names
-// are too (an engine's context has its name).
-var nameRule = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$`)
+// are too (an engine's context has its name): ^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$.
+func nameRule(name string) bool {
+	alnum := func(c rune) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	if len(name) < 2 {
+		return false
+	}
+	for i, c := range name {
+		if !alnum(c) && (i == 0 || !strings.ContainsRune("_.+-", c)) {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateName refuses an engine name that is not also a valid context
 // name, before it is used as a file name under the engines' directory.
 func ValidateName(name string) error {
-	if !nameRule.MatchString(name) {
+	if !nameRule(name) {
 		return fmt.Errorf("%q is not an engine name: names are two or more letters, digits and '_', '.', '+', '-', starting with a letter or digit", name)
 	}
 	return nil

@@ -101,18 +101,18 @@ func RedactURL(s string) string {
 		}
 		return u.String()
 	}
-	s = keyValuePassword.ReplaceAllString(s, "${1}xxxxx")
-	return userInfoPassword.ReplaceAllString(s, "${1}xxxxx@")
+	s = regexp.MustCompile(keyValuePassword).ReplaceAllString(s, "${1}xxxxx")
+	return regexp.MustCompile(userInfoPassword).ReplaceAllString(s, "${1}xxxxx@")
 }
 
 // keyValuePassword is a password in libpq's key=value form; the value is
 // a quoted string (with \' and \\ escapes) or runs to the next space.
-var keyValuePassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)`)
+const keyValuePassword = (`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)`)
 
 // userInfoPassword is the password of a URL's user info, whether the URL
 // parses or not: from the ':' after the user name to the last '@' before
 // the host.
-var userInfoPassword = regexp.MustCompile(`^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^:@/\s]*:)[^\s/]*@`)
+const userInfoPassword = (`^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^:@/\s]*:)[^\s/]*@`)
 
 // OpenDB opens the service database where says: a postgres:// URL, or the
 // path of a SQLite file (created 0600 in a 0700 directory). The schema is

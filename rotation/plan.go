@@ -64,7 +64,7 @@ func Plan(ca *castore.CA, engines []*engine.Record, store *contexts.Store, keepO
 // dateSuffix is what a rotation adds to the CA's name: the day and the
 // start of the new key's identifier, so two CAs of one name never share
 // a subject (people, and openssl's error messages, tell them apart).
-var dateSuffix = regexp.MustCompile(` \(\d{4}-\d{2}-\d{2}[^)]*\)$`)
+const dateSuffix = ` \(\d{4}-\d{2}-\d{2}[^)]*\)$`
 
 // NextCA makes the CA that replaces old: a new key of the same type, the
 // same name and organization with the day and the key's identifier added.
@@ -81,7 +81,7 @@ func NextCA(old *pki.CA, now time.Time) (*pki.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := fmt.Sprintf("%s (%s, %x)", dateSuffix.ReplaceAllString(old.Cert.Subject.CommonName, ""), now.Format("2006-01-02"), ski[:2])
+	cn := fmt.Sprintf("%s (%s, %x)", regexp.MustCompile(dateSuffix).ReplaceAllString(old.Cert.Subject.CommonName, ""), now.Format("2006-01-02"), ski[:2])
 	var org string
 	if len(old.Cert.Subject.Organization) > 0 {
 		org = old.Cert.Subject.Organization[0]

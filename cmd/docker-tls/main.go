@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +33,19 @@ func meta() metadata.Metadata {
 }
 
 func main() {
+	// The docker CLI asks every plugin for its metadata, on every docker
+	// command that lists plugins (docker --help, docker tls …): answered
+	// here, as the plugin framework would, without building the command
+	// tree or a Docker CLI first.
+	if len(os.Args) == 2 && os.Args[1] == metadata.MetadataSubcommandName {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "     ")
+		if err := enc.Encode(meta()); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 	if cliplugin.RunningStandalone() {
 		os.Exit(runStandalone())
 	}
