@@ -23,6 +23,7 @@ import (
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/renewal"
 )
 
 // agentSupported says why agent mode is unavailable on this platform.
@@ -189,9 +190,9 @@ func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 		},
 		IdleLock:      opts.idleLock,
 		Log:           log.New(logTo, "docker-tls agent: ", log.LstdFlags),
-		Renewals:      a.agentRenewals,
+		Renewals:      func() ([]agent.Due, error) { return renewal.Due(a.contexts()) },
 		Renew:         a.agentRenew,
-		RotationCheck: a.agentRotationCheck,
+		RotationCheck: func(ctx context.Context) []string { return renewal.BehindRotation(ctx, a.contexts()) },
 		CheckEvery:    opts.caCheck,
 	})
 }

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -60,11 +59,8 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	switch {
-	case opts.all && len(opts.names) > 0:
-		return errors.New("give engine names or --all, not both")
-	case !opts.all && len(opts.names) == 0:
-		return errors.New("name the engines to renew, or give --all")
+	if err := namesOrAll(opts.names, opts.all, true, "engine", "renew"); err != nil {
+		return err
 	}
 	if err := checkParallel(opts.parallel); err != nil {
 		return err

@@ -183,3 +183,16 @@ func completeCANames(a *app) cobra.CompletionFunc {
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 }
+
+// namesOrAll is the rule of every command that takes NAME… or --all: one
+// of the two, never both; with required, never neither. what is the kind
+// of name ("context", "engine"), verb what the command does to them.
+func namesOrAll(names []string, all, required bool, what, verb string) error {
+	switch {
+	case all && len(names) > 0:
+		return fmt.Errorf("give %s names or --all, not both", what)
+	case required && !all && len(names) == 0:
+		return fmt.Errorf("name the %ss to %s, or give --all", what, verb)
+	}
+	return nil
+}

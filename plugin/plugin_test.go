@@ -1,16 +1,16 @@
 package plugin
 
 import (
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/docker-tls/docker-tls/renewal"
 )
 
 func TestShellQuoting(t *testing.T) {
@@ -53,73 +53,6 @@ func TestLifetime(t *testing.T) {
 	}
 }
 
-func TestAgentServiceFor(t *testing.T) {
-	// A home directory with the characters each format must escape.
-	home := `/home/J & "K" 100%$x`
-	exe := home + "/.docker/cli-plugins/docker-tls"
-	cfg := home + "/.docker"
-	args := []string{"agent", "--foreground", "--idle-lock", "8h0m0s"}
-
-	linux, err := agentServiceFor("linux", home, exe, cfg, args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if linux.Path != home+"/.config/systemd/user/docker-tls-agent.service" || !strings.Contains(linux.Enable, "systemctl --user enable --now docker-tls-agent") {
-		t.Fatalf("linux: %+v", linux)
-	}
-	for _, want := range []string{
-		`Environment="DOCKER_CONFIG=/home/J & \"K\" 100%%$x/.docker"` + "\n",
-		`ExecStart="/home/J & \"K\" 100%%$x/.docker/cli-plugins/docker-tls" "agent" "--foreground" "--idle-lock" "8h0m0s"` + "\n",
-		"WantedBy=default.target\n",
-	} {
-		if !strings.Contains(linux.Content, want) {
-			t.Errorf("unit lacks %q:\n%s", want, linux.Content)
-		}
-	}
-
-	mac, err := agentServiceFor("darwin", home, exe, cfg, args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mac.Path != home+"/Library/LaunchAgents/com.docker-tls.agent.plist" || mac.Enable != "launchctl load -w "+mac.Path {
-		t.Fatalf("darwin: %+v", mac)
-	}
-	// The plist must be well-formed XML whose strings come back unchanged.
-	var strs []string
-	d := xml.NewDecoder(strings.NewReader(mac.Content))
-	d.Strict = true
-	inString := false
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("plist is not XML: %v\n%s", err, mac.Content)
-		}
-		switch v := tok.(type) {
-		case xml.StartElement:
-			inString = v.Name.Local == "string"
-		case xml.CharData:
-			if inString {
-				strs = append(strs, string(v))
-			}
-		case xml.EndElement:
-			inString = false
-		}
-	}
-	want := append(append([]string{"com.docker-tls.agent", exe}, args...), cfg)
-	if strings.Join(strs, "|") != strings.Join(want, "|") {
-		t.Fatalf("plist strings %q, want %q", strs, want)
-	}
-
-	for _, goos := range []string{"windows", "freebsd"} {
-		if _, err := agentServiceFor(goos, home, exe, cfg, args); err == nil {
-			t.Errorf("%s: no error", goos)
-		}
-	}
-}
-
 func TestParseSpanBounds(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -156,8 +89,9 @@ func TestTokenOnTheCommandLineWarns(t *testing.T) {
 	}
 }
 
-func TestDiskFull(t *testing.T) {
+func TestHint(t *testing.T) {
 	full := fmt.Errorf("journal: %w", &fs.PathError{Op: "write", Path: "/c/tls/tmp/.x.tmp-1", Err: syscall.ENOSPC})
+	expired := &renewal.ExpiredError{Context: "prod", CAURL: "https://ca:8888", NotAfter: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
 	for _, tc := range []struct {
 		err  error
 		want string
@@ -165,10 +99,17 @@ func TestDiskFull(t *testing.T) {
 		{nil, ""},
 		{errors.New("other"), "other"},
 		{full, "no space left on the device holding /c: free some space and run the command again (nothing was half written)"},
+		{fmt.Errorf("prod: %w", expired), "prod: the certificate expired on 2026-01-02, so it cannot authenticate a renewal: get a new token (docker tls ca token) and run docker tls enroll prod --force --ca-url https://ca:8888 --token …"},
+		{&renewal.CAChangedError{CA: "team"}, `the local CA "team" is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force`},
+		{renewal.ErrImported, "this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force"},
 	} {
-		got := diskFull("/c", tc.err)
+		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {
-			t.Errorf("diskFull(%v) = %v, want %q", tc.err, got, tc.want)
+			t.Errorf("hint(%v) = %v, want %q", tc.err, got, tc.want)
+		}
+		// Once only: a hinted error passes through again unchanged.
+		if again := hint("/c", fmt.Errorf("x: %w", got)); got != nil && again.Error() != "x: "+got.Error() {
+			t.Errorf("hinted twice: %v", again)
 		}
 	}
 }

@@ -1,9 +1,7 @@
 package plugin
 
 import (
-	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -102,22 +100,10 @@ func wrapRuns(a *app, root *cobra.Command) {
 			if msg := a.expiryNotice(); warn && msg != "" {
 				fmt.Fprintln(a.cli.Err(), "warning:", msg)
 			}
-			return diskFull(a.configDir(), run(cmd, args))
+			return hint(a.configDir(), run(cmd, args))
 		}
 	}
 	visit(root)
-}
-
-// diskFull turns "no space left on device", which arrives wrapped in the
-// paths of scratch files nobody knows, into one sentence naming the
-// docker config directory and the fix. The journal makes "nothing half
-// written" true: the next command finishes or undoes whatever this one
-// began.
-func diskFull(configDir string, err error) error {
-	if !errors.Is(err, syscall.ENOSPC) {
-		return err
-	}
-	return fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)
 }
 
 // expiryNotice says, in one line, that the current context's client

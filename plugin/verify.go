@@ -141,11 +141,11 @@ func (a *app) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 	if opts.caFile != "" || opts.certFile != "" || opts.keyFile != "" {
 		return nil, errors.New("--ca, --cert and --key go with --host; a context brings its own files")
 	}
+	if err := namesOrAll(names, opts.all, false, "context", "verify"); err != nil {
+		return nil, err
+	}
 	store := a.contexts()
 	if opts.all {
-		if len(names) > 0 {
-			return nil, errors.New("give context names or --all, not both")
-		}
 		list, _, err := store.List()
 		if err != nil {
 			return nil, err

@@ -12,22 +12,12 @@ import (
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/internal/journal"
 	"github.com/docker-tls/docker-tls/internal/keyringtest"
+	"github.com/docker-tls/docker-tls/internal/pkitest"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
-func newCA(t *testing.T, cn string) *pki.CA {
-	t.Helper()
-	key, err := pki.GenerateKey(pki.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.NewCA(key, pki.CAOptions{CommonName: cn, Organization: "Team"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
+func newCA(t *testing.T, cn string) *pki.CA { return pkitest.NewCA(t, cn, "Team") }
 
 func newContexts(t *testing.T) *contexts.Store {
 	dir := t.TempDir()

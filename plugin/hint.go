@@ -1,0 +1,42 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/docker-tls/docker-tls/renewal"
+)
+
+// hinted is an error hint already added what to run.
+type hinted struct{ error }
+
+func (h hinted) Unwrap() error { return h.error }
+
+// hint adds, to an error that carries facts, what the user runs next: the
+// one place where the lower packages' typed errors meet the commands that
+// fix them (as age's errorWithHint in cmd/age). Every command's error
+// passes through it (wrapRuns), once.
+func hint(configDir string, err error) error {
+	var (
+		done    hinted
+		expired *renewal.ExpiredError
+		changed *renewal.CAChangedError
+	)
+	switch {
+	case err == nil || errors.As(err, &done):
+		return err
+	case errors.Is(err, syscall.ENOSPC):
+		// It arrives wrapped in the paths of scratch files nobody knows.
+		// The journal makes "nothing half written" true: the next command
+		// finishes or undoes whatever this one began.
+		return hinted{fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)}
+	case errors.As(err, &expired):
+		return hinted{fmt.Errorf("%w: get a new token (docker tls ca token) and run docker tls enroll %s --force --ca-url %s --token …", err, expired.Context, expired.CAURL)}
+	case errors.As(err, &changed):
+		return hinted{fmt.Errorf("%w: re-create the context with docker tls context create --force", err)}
+	case errors.Is(err, renewal.ErrImported):
+		return hinted{fmt.Errorf("%w: renew it where it was issued, then docker tls import --force", err)}
+	}
+	return err
+}

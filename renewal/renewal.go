@@ -1,0 +1,234 @@
+// Package renewal renews the client certificate of a context docker-tls
+// made: from the local CA that issued it, or from the CA service it enrolled
+// with, where the certificate it still holds authenticates the renewal over
+// mutual TLS (no token). The new certificate is checked — it chains to a CA
+// the context will trust, it is for the context's key, it is a client
+// certificate — before it is swapped into the context by the context
+// store's one atomic change; whatever fails before that leaves the old one
+// working.
+//
+// During a rotation of the CA the renewal follows it: a context that already
+// trusts the new local CA renews from it (a renewal must not undo phase 3),
+// and the CA service answers with the old and the new CA, which the context
+// then trusts, before its new certificate is swapped in.
+//
+// It also says what the agent renews by itself (Due) and which enrolled
+// contexts are behind their service's rotation (BehindRotation).
+//
+// Errors carry facts (ExpiredError, CAChangedError, ErrImported); the
+// command layer says what to run.
+package renewal
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
+)
+
+// ErrImported is a context whose certificate was imported: docker-tls does
+// not know its CA.
+var ErrImported = errors.New("this context's certificate was imported, so docker tls does not know its CA")
+
+// ExpiredError is an enrolled context whose certificate expired, so it
+// cannot authenticate a renewal at its CA service.
+type ExpiredError struct {
+	Context  string
+	CAURL    string
+	NotAfter time.Time
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("the certificate expired on %s, so it cannot authenticate a renewal", e.NotAfter.Format("2006-01-02"))
+}
+
+// CAChangedError is a context whose local CA is no longer the one it
+// trusts (the CA was re-created under the same name).
+type CAChangedError struct{ CA string }
+
+func (e *CAChangedError) Error() string {
+	return fmt.Sprintf("the local CA %q is not the CA in the context any more (it was re-created?)", e.CA)
+}
+
+// Renewer renews contexts of one context store.
+type Renewer struct {
+	Contexts *contexts.Store
+	Keys     keystore.Stores
+	// CA opens a local CA and its signer; with next, the signer of the
+	// new CA of its rotation. Asking for a passphrase is the caller's.
+	CA func(name string, next bool) (*castore.CA, *pki.CA, error)
+	// Renewed is told of each context that got a new certificate (the
+	// agent rereads an agent-mode one); may be nil.
+	Renewed func(*contexts.Context)
+}
+
+// Options are a renewal's choices.
+type Options struct {
+	// Rekey makes a new key of the same type, into the same key store.
+	Rekey bool
+	// Lifetime is the new certificate's, from a local CA; 0 keeps the old
+	// certificate's. A CA service decides its own.
+	Lifetime time.Duration
+}
+
+// Renew renews c. Another command may change the context's key between the
+// read and the renewal (a rekey, a key migration, a lock): then the context
+// is renewed as it is now, a few times at most.
+func (r *Renewer) Renew(ctx context.Context, c *contexts.Context, o Options) (*x509.Certificate, error) {
+	for attempt := 0; ; attempt++ {
+		cert, err := r.renewOnce(ctx, c, o)
+		if !errors.Is(err, keystore.ErrNotFound) || attempt == 4 {
+			return cert, err
+		}
+		now, gerr := r.Contexts.Get(c.Name)
+		if gerr != nil || now.KeyOf() == c.KeyOf() {
+			return cert, err
+		}
+		c = now
+	}
+}
+
+func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options) (*x509.Certificate, error) {
+	caPEM, certPEM, err := r.Contexts.PEMs(c)
+	if err != nil {
+		return nil, err
+	}
+	// One CA, or the bundle of a context that followed a rotation.
+	trust, err := pki.ParseCertificates(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca.pem: %w", err)
+	}
+	if len(trust) == 0 {
+		return nil, errors.New("ca.pem holds no certificate")
+	}
+	old, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cert.pem: %w", err)
+	}
+	ks, err := r.Keys.Open(c.TLS.KeyStore, nil)
+	if err != nil {
+		return nil, err
+	}
+	oldKey, err := ks.Get(c.TLS.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	key := oldKey
+	if o.Rekey {
+		kt, err := pki.KeyTypeOf(oldKey.Public())
+		if err != nil {
+			return nil, err
+		}
+		if key, err = pki.GenerateKey(kt); err != nil {
+			return nil, err
+		}
+	}
+	var cert *x509.Certificate
+	// trust is what the new certificate must chain to: the context's
+	// bundle, or the one the CA service answers with (during a rotation:
+	// the old and the new CA), which the context then trusts.
+	var newTrust []byte
+	switch {
+	case c.TLS.CAURL != "":
+		var bundle []*x509.Certificate
+		if cert, bundle, err = fromService(ctx, c, trust, old, oldKey, key); err != nil {
+			return nil, err
+		}
+		var pemBundle []byte
+		for _, b := range bundle {
+			pemBundle = append(pemBundle, pki.EncodeCertificate(b)...)
+		}
+		if string(pemBundle) != string(caPEM) {
+			trust, newTrust = bundle, pemBundle
+		}
+	case c.TLS.CA != "":
+		if cert, err = r.fromCA(c, trust, old, key, o); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, ErrImported
+	}
+	if err := check(cert, key, trust); err != nil {
+		return nil, err
+	}
+	if newTrust != nil {
+		// The new trust first: harmless with the old certificate, and
+		// needed by the new one's engines.
+		if c, err = r.Contexts.Retrust(c, newTrust, nil); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := r.Contexts.Renew(c, cert, key, o.Rekey); err != nil {
+		return nil, err
+	}
+	if r.Renewed != nil {
+		r.Renewed(c)
+	}
+	return cert, nil
+}
+
+// fromService renews an enrolled context's certificate at its CA service,
+// authenticated by the certificate it has (so only while that is valid),
+// and returns the CAs the service answers with.
+func fromService(ctx context.Context, c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, oldKey, key crypto.Signer) (*x509.Certificate, []*x509.Certificate, error) {
+	if time.Now().After(old.NotAfter) {
+		return nil, nil, &ExpiredError{Context: c.Name, CAURL: c.TLS.CAURL, NotAfter: old.NotAfter}
+	}
+	csr, err := pki.NewCSR(key, old.Subject.CommonName, pki.SANs{})
+	if err != nil {
+		return nil, nil, err
+	}
+	client := &remoteca.Client{URL: c.TLS.CAURL}
+	current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
+	return client.RenewTrusting(ctx, trust, current, csr)
+}
+
+// fromCA issues a context's new certificate from the local CA it came
+// from: the same subject, the old lifetime or o.Lifetime, for key.
+func (r *Renewer) fromCA(c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, key crypto.Signer, o Options) (*x509.Certificate, error) {
+	stored, ca, err := r.CA(c.TLS.CA, false)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(trust, stored.Cert.Equal) {
+		return nil, &CAChangedError{CA: c.TLS.CA}
+	}
+	// During a rotation, a context that already trusts the new CA renews
+	// from it, so that the renewal does not undo phase 3.
+	if stored.NextCert != nil && slices.ContainsFunc(trust, stored.NextCert.Equal) {
+		if _, ca, err = r.CA(c.TLS.CA, true); err != nil {
+			return nil, err
+		}
+	}
+	life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
+	if o.Lifetime > 0 {
+		life = o.Lifetime
+	}
+	return ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: key.Public(), Lifetime: life})
+}
+
+// check checks a new certificate before it is swapped in: it chains to one
+// of the CAs the context will trust, as a client certificate, and is for
+// key.
+func check(cert *x509.Certificate, key crypto.Signer, trust []*x509.Certificate) error {
+	verr := errors.New("the context trusts no CA")
+	for _, ca := range trust {
+		if verr = pki.VerifyLeaf(cert, ca, pki.ClientProfile, time.Now()); verr == nil {
+			break
+		}
+	}
+	if verr != nil {
+		return verr
+	}
+	return pki.CheckKeyMatch(cert, key)
+}
