@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/docker-tls/docker-tls/castore"
-	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
 
@@ -58,37 +56,26 @@ func (o dbOptions) resolve() (string, string, error) {
 	return v, warn, nil
 }
 
-// open opens the service database of a CA. Its own SQLite file lives
-// beside the CA, in $DOCKER_CONFIG/tls/services/NAME/service.db, not in the
-// CA's directory, which every change of the CA (a key moved, a rotation)
-// replaces whole. An older docker-tls's database there is moved out once,
-// and its tokens.json and issued.jsonl are imported once (and kept as
-// *.migrated).
-func (o dbOptions) open(ctx context.Context, a *app, ca *castore.CA) (*remoteca.DB, error) {
+// location is where the service database of this command's CA is, warning
+// about a password typed on the command line.
+func (o dbOptions) location(a *app) (remoteca.Location, error) {
 	where, warn, err := o.resolve()
 	if err != nil {
-		return nil, err
+		return remoteca.Location{}, err
 	}
 	if warn != "" {
 		fmt.Fprintln(a.cli.Err(), "warning:", warn)
 	}
-	if where == "" {
-		where = filepath.Join(a.stateDir(), "services", ca.Name, "service.db")
-		if err := moveLegacyDB(filepath.Join(ca.Dir, "service.db"), where); err != nil {
-			return nil, fmt.Errorf("the service database of CA %q: %w", ca.Name, err)
-		}
-	}
-	db, err := remoteca.OpenDB(ctx, where)
+	return remoteca.Location{URL: where, Dir: filepath.Join(a.stateDir(), "services")}, nil
+}
+
+// open opens the service database of a CA (remoteca.Location.Open).
+func (o dbOptions) open(ctx context.Context, a *app, ca *castore.CA) (*remoteca.DB, error) {
+	loc, err := o.location(a)
 	if err != nil {
-		return nil, fmt.Errorf("the service database of CA %q: %w", ca.Name, err)
+		return nil, err
 	}
-	if !remoteca.IsPostgresURL(where) {
-		if err := db.Migrate(ctx, filepath.Join(ca.Dir, "tokens.json"), filepath.Join(ca.Dir, "issued.jsonl")); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("the service database of CA %q: %w", ca.Name, err)
-		}
-	}
-	return db, nil
+	return loc.Open(ctx, ca.Name, ca.Dir)
 }
 
 // openCA reads the CA name and opens its service database, for the
@@ -105,44 +92,12 @@ func (o dbOptions) openCA(ctx context.Context, a *app, name string) (*castore.CA
 	return stored, db, nil
 }
 
-// openExisting opens a CA's service database only if it exists: nil, nil
-// when the CA was never served from its own SQLite file (no --db, no
-// $DOCKER_TLS_CA_DB). For the checks a command makes before it writes
-// anything: opening the default database would create it.
+// openExisting opens a CA's service database only if it exists
+// (remoteca.Location.OpenExisting), for the checks before any write.
 func (o dbOptions) openExisting(ctx context.Context, a *app, ca *castore.CA) (*remoteca.DB, error) {
-	where, _, err := o.resolve()
+	loc, err := o.location(a)
 	if err != nil {
 		return nil, err
 	}
-	if where == "" {
-		where = filepath.Join(a.stateDir(), "services", ca.Name, "service.db")
-		_, errNew := os.Stat(where)
-		_, errOld := os.Stat(filepath.Join(ca.Dir, "service.db"))
-		if errNew != nil && errOld != nil {
-			return nil, nil
-		}
-	}
-	return o.open(ctx, a, ca)
-}
-
-// moveLegacyDB moves a SQLite database (with its -wal and -shm files) from
-// where an older docker-tls kept it, unless one is already at to.
-func moveLegacyDB(from, to string) error {
-	if _, err := os.Stat(from); err != nil {
-		return nil
-	}
-	if _, err := os.Stat(to); err == nil {
-		return nil
-	}
-	if err := fsutil.MkdirPrivate(filepath.Dir(to)); err != nil {
-		return err
-	}
-	// The WAL first: a database file whose WAL is missing loses the
-	// transactions not yet checkpointed into it.
-	for _, suffix := range []string{"-wal", "-shm", ""} {
-		if err := os.Rename(from+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	return loc.OpenExisting(ctx, ca.Name, ca.Dir)
 }
