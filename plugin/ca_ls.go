@@ -97,22 +97,9 @@ func runCAList(a *app, opts caListOptions) error {
 	for name, err := range errs {
 		views = append(views, caView{Name: name, Error: err.Error()})
 	}
-	format := opts.format
-	switch {
-	case opts.quiet:
-		format = "{{.Name}}"
-	case format == "" || format == formatter.TableFormatKey:
-		format = caTableFormat
-	}
-	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
-	return ctx.Write(newCAListContext(), func(write func(formatter.SubContext) error) error {
-		for i := range views {
-			if err := write(&caListContext{v: &views[i]}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	l := listing[caView]{table: caTableFormat, quiet: "{{.Name}}", header: newCAListContext(),
+		row: func(v *caView, _ bool) formatter.SubContext { return &caListContext{v: v} }}
+	return l.write(a.cli.Out(), opts.format, opts.quiet, views)
 }
 
 const caTableFormat = "table {{.Name}}\t{{.KeyType}}\t{{.Expires}}\t{{.KeyStore}}\t{{.Fingerprint}}"

@@ -1,14 +1,17 @@
 // Package plugin owns the docker-tls command line: the cobra command tree run
 // as `docker tls …` or standalone `docker-tls …`, its flags, prompts, hints
 // and output. Each verb has an options struct and a run function separate
-// from its cobra wiring.
+// from its cobra wiring; a run function checks its flags before anything is
+// read or written, calls the package that owns the work, and prints.
 //
-// The work lives in the packages each command calls: pki (certificates and
-// keys, no I/O), keystore (where keys live), castore (the CAs on disk),
-// contexts (Docker contexts, through docker/cli's store), probe (verify's
-// live checks), remoteca (the CA service, its database and its client),
-// agent (agent mode's relay and renewals), engine (an engine's host over
-// SSH) and rotation (a CA rotation's phases and record). What still runs
-// here beyond wiring (the steps of a CA rotation on engines and contexts,
-// engine setup's crash-ordered sequence) is on its way to those packages.
+// The work lives in those packages: pki (certificates and keys, no I/O),
+// keystore (where keys live), castore (the CAs on disk), contexts (Docker
+// contexts, through docker/cli's store), renewal (renewing a context's
+// certificate from its CA or CA service), probe (verify's live checks),
+// remoteca (the CA service, its database and its client), agent (agent
+// mode's relay, renewals and login service), engine (an engine's host over
+// SSH: engine setup's and every reissue's transaction) and rotation (a CA
+// rotation's plan, new CA, steps and record). Errors from those packages
+// carry facts (typed errors such as renewal.ExpiredError); the command that
+// knows what the user ran adds what to run next.
 package plugin

@@ -46,22 +46,9 @@ func runKeysList(a *app, opts keysListOptions) error {
 	if err != nil {
 		return err
 	}
-	format := opts.format
-	switch {
-	case opts.quiet:
-		format = "{{.ID}}"
-	case format == "" || format == formatter.TableFormatKey:
-		format = "table {{.ID}}\t{{.Type}}\t{{.Store}}\t{{.Owner}}\t{{.Status}}"
-	}
-	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
-	return ctx.Write(newKeyListContext(), func(write func(formatter.SubContext) error) error {
-		for i := range views {
-			if err := write(&keyListContext{v: &views[i]}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	l := listing[keyView]{table: "table {{.ID}}\t{{.Type}}\t{{.Store}}\t{{.Owner}}\t{{.Status}}", quiet: "{{.ID}}", header: newKeyListContext(),
+		row: func(v *keyView, _ bool) formatter.SubContext { return &keyListContext{v: v} }}
+	return l.write(a.cli.Out(), opts.format, opts.quiet, views)
 }
 
 type keyListContext struct {

@@ -43,28 +43,47 @@ func printTemplate[T any](out io.Writer, format string, items []T) error {
 	return nil
 }
 
-// writeRows prints simple listings with docker's formatter: table, json,
-// or a template over map rows.
-func writeRows(a *app, format string, quiet bool, table, quietFormat string, rows []map[string]any, headers map[string]string) error {
+// listing is how an ls-like command prints (ls, ca ls, keys ls, ca issued
+// ls, ca tokens ls, engine ls): docker/cli's formatter, its table format
+// by default, quiet with --quiet, else --format (json, or a Go template
+// with docker's functions), over one typed SubContext per item.
+type listing[T any] struct {
+	table, quiet string
+	header       formatter.SubContext
+	// row renders one item; table says the output is a table, where
+	// control characters are quoted.
+	row func(item *T, table bool) formatter.SubContext
+}
+
+func (l listing[T]) write(out io.Writer, format string, quiet bool, items []T) error {
 	switch {
 	case quiet:
-		format = quietFormat
+		format = l.quiet
 	case format == "" || format == formatter.TableFormatKey:
-		format = table
+		format = l.table
 	}
-	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
-	tableFormat := ctx.Format.IsTable()
-	return ctx.Write(header(headers), func(write func(formatter.SubContext) error) error {
-		for _, r := range rows {
-			if tableFormat {
-				r = printableRow(r)
-			}
-			if err := write(row(r)); err != nil {
+	ctx := formatter.Context{Output: out, Format: formatter.Format(format)}
+	table := ctx.Format.IsTable()
+	return ctx.Write(l.header, func(write func(formatter.SubContext) error) error {
+		for i := range items {
+			if err := write(l.row(&items[i], table)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// writeRows prints a listing whose items are map rows.
+func writeRows(a *app, format string, quiet bool, table, quietFormat string, rows []map[string]any, headers map[string]string) error {
+	l := listing[map[string]any]{table: table, quiet: quietFormat, header: header(headers),
+		row: func(r *map[string]any, table bool) formatter.SubContext {
+			if table {
+				return row(printableRow(*r))
+			}
+			return row(*r)
+		}}
+	return l.write(a.cli.Out(), format, quiet, rows)
 }
 
 // printableRow quotes, for a table, the values that hold control or

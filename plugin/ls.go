@@ -119,22 +119,9 @@ func runList(a *app, opts lsOptions) error {
 	for name, err := range errs {
 		views = append(views, contextView{Name: name, Error: err.Error()})
 	}
-	format := opts.format
-	switch {
-	case opts.quiet:
-		format = "{{.Name}}"
-	case format == "" || format == formatter.TableFormatKey:
-		format = contextTableFormat
-	}
-	ctx := formatter.Context{Output: a.cli.Out(), Format: formatter.Format(format)}
-	if err := ctx.Write(newContextListContext(), func(write func(formatter.SubContext) error) error {
-		for i := range views {
-			if err := write(&contextListContext{v: &views[i]}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	l := listing[contextView]{table: contextTableFormat, quiet: "{{.Name}}", header: newContextListContext(),
+		row: func(v *contextView, _ bool) formatter.SubContext { return &contextListContext{v: v} }}
+	if err := l.write(a.cli.Out(), opts.format, opts.quiet, views); err != nil {
 		return err
 	}
 	// Engines whose server certificate needs renewing, on stderr so that
