@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/pki"
 )
 
 // TestCARotateBadInput: each mistake gets one sentence, and nothing is
@@ -112,4 +115,59 @@ func TestCARotateRefusalsWriteNothing(t *testing.T) {
 		t.Fatalf("rotate:\n%s", c.Stdout)
 	}
 	c.must("ca", "rotate", "pp", "--passphrase-file", pass)
+}
+
+// TestCARotateStatusAndAbort: a rotation that stops at an engine it
+// cannot reach keeps its record; --status shows each target's phase and
+// the engine's error, a new run is refused, and --abort walks the
+// engine back too, so it stops while the engine cannot be reached.
+func TestCARotateStatusAndAbort(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init")
+	c.must("context", "create", "e1", "--host", "tcp://127.0.0.1:2376", "--issue")
+	caPEM, err := os.ReadFile(filepath.Join(c.dir, "tls", "ca", "default", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := pki.ParseCertificate(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An engine set up from the CA, whose host refuses ssh (port 1 of
+	// loopback): the rotation reaches it in phase 2 and stops there.
+	recs := engine.Records{Dir: filepath.Join(c.dir, "tls", "engines")}
+	if err := recs.Put(&engine.Record{Name: "e1", Dest: "ssh://root@127.0.0.1:1", Context: "e1", CA: "default",
+		CAFingerprint: pki.Fingerprint(caCert), Host: "tcp://127.0.0.1:2376", Port: 2376, TLSDir: engine.DefaultTLSDir,
+		SANs: []string{"127.0.0.1"}, Status: engine.StatusReady}); err != nil {
+		t.Fatal(err)
+	}
+
+	err = c.run("ca", "rotate", "default")
+	if err == nil || !strings.Contains(err.Error(), "docker tls ca rotate default --continue (or --abort before phase 4)") {
+		t.Fatalf("rotate: %v\n%s", err, c.Stdout)
+	}
+	c.must("ca", "rotate", "default", "--status")
+	for _, want := range []string{`Rotation of CA "default" (in progress)`, "context  e1", "phase 2", "engine   e1", "phase 1", "LAST ERROR: "} {
+		if !strings.Contains(c.Stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, c.Stdout)
+		}
+	}
+	c.must("ca", "rotate", "default", "--status", "--format", "json")
+	if !strings.Contains(c.Stdout, `"newFingerprint"`) && !strings.Contains(c.Stdout, `"NewFingerprint"`) {
+		t.Errorf("json status:\n%s", c.Stdout)
+	}
+	c.fails(`a rotation of CA "default" is in progress`, "ca", "rotate", "default")
+
+	// --abort walks the engine back too (its step may have begun): while
+	// it cannot be reached, the abort stops and says so, and the record
+	// and the new CA stay for the next try.
+	err = c.run("ca", "rotate", "default", "--abort")
+	if err == nil || !strings.Contains(err.Error(), "engine e1") || !strings.Contains(err.Error(), "docker tls ca rotate default --abort") {
+		t.Fatalf("abort with the engine unreachable: %v", err)
+	}
+	for _, p := range []string{filepath.Join("tls", "rotations", "default.json"), filepath.Join("tls", "ca", "default", "next.pem")} {
+		if _, err := os.Stat(filepath.Join(c.dir, p)); err != nil {
+			t.Errorf("%s after a stopped abort: %v", p, err)
+		}
+	}
 }

@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/pkitest"
+	"github.com/docker-tls/docker-tls/pki"
 )
 
 // listingState makes what the listing commands show: two CAs (one in the
@@ -249,5 +254,116 @@ func TestBadInputInProcess(t *testing.T) {
 			c.t = t
 			c.fails(tc.want, tc.args...)
 		})
+	}
+}
+
+// TestListFieldsAndOfflineVerify: every field ls and ca ls offer answers
+// in a template and in JSON, and verify checks local files alone
+// (--offline), of several contexts (the summary) and of files given with
+// --host, and exports a p12 that holds the context's identity.
+func TestListFieldsAndOfflineVerify(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init")
+	c.must("context", "create", "aa", "--host", "tcp://127.0.0.1:2376", "--issue", "--description", "first")
+	c.must("context", "create", "bb", "--host", "tcp://127.0.0.1:2377", "--issue")
+
+	c.must("ls", "--format", "{{.Name}}|{{.Description}}|{{.Host}}|{{.Current}}|{{.Managed}}|{{.Client}}|{{.DaysLeft}}|{{.KeyStore}}|{{.Locked}}|{{.CA}}|{{.Error}}|{{.Expires}}|{{.Agent}}|{{.Key}}")
+	if !strings.Contains(c.Stdout, "aa|first|tcp://127.0.0.1:2376|") || !strings.Contains(c.Stdout, "|default|") {
+		t.Errorf("ls template:\n%s", c.Stdout)
+	}
+	c.must("ls", "--format", "json")
+	for _, line := range strings.Split(strings.TrimSpace(c.Stdout), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil || v["Name"] == nil {
+			t.Errorf("ls json line %q: %v", line, err)
+		}
+	}
+	c.must("ca", "ls", "--format", "{{.Name}}|{{.KeyType}}|{{.KeyStore}}|{{.KeyID}}|{{.Subject}}|{{.Issuer}}|{{.Serial}}|{{.Path}}|{{.Imported}}|{{.DaysLeft}}|{{.Error}}|{{.NotBefore}}|{{.NotAfter}}|{{.Fingerprint}}|{{.FullFingerprint}}|{{.Expires}}")
+	if !strings.HasPrefix(c.Stdout, "default|ECDSA P-256|") {
+		t.Errorf("ca ls template:\n%s", c.Stdout)
+	}
+	c.must("ca", "ls", "--format", "json")
+	var ca map[string]any
+	if err := json.Unmarshal([]byte(c.Stdout), &ca); err != nil || ca["Name"] != "default" {
+		t.Errorf("ca ls json %q: %v", c.Stdout, err)
+	}
+
+	c.must("verify", "--all", "--offline")
+	for _, want := range []string{"CONTEXT", "aa ", "bb ", "tcp://127.0.0.1:2377"} {
+		if !strings.Contains(c.Stdout, want) {
+			t.Errorf("verify summary lacks %q:\n%s", want, c.Stdout)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "aa-tls")
+	c.must("export", "aa", "--format", "dir", "--out", dir)
+	c.must("verify", "--host", "tcp://127.0.0.1:2376", "--ca", filepath.Join(dir, "ca.pem"), "--cert", filepath.Join(dir, "cert.pem"), "--key", filepath.Join(dir, "key.pem"), "--offline")
+	if !strings.Contains(c.Stdout, "client-cert") || strings.Contains(c.Stdout, "FAIL") {
+		t.Errorf("verify --host --offline:\n%s", c.Stdout)
+	}
+	c.fails("--ca, --cert and --key go with --host", "verify", "aa", "--ca", filepath.Join(dir, "ca.pem"))
+}
+
+// TestAgentInstallEngineListAndCAImport: agent install writes its login
+// service once and refuses to replace a different one without --force;
+// engine ls lists records in every format; ca import adopts a CA made
+// elsewhere, which then issues.
+func TestAgentInstallEngineListAndCAImport(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("agent install writes a systemd unit on Linux; this test checks that one")
+	}
+	c := newTestCLI(t)
+	c.must("agent", "install", "--idle-lock", "8h")
+	unit := filepath.Join(filepath.Dir(c.dir), ".config", "systemd", "user", "docker-tls-agent.service")
+	data, err := os.ReadFile(unit)
+	if err != nil || !strings.Contains(string(data), `"--idle-lock" "8h0m0s"`) || !strings.Contains(c.Stdout, "systemctl --user") {
+		t.Fatalf("unit %s: %v\n%s\n%s", unit, err, data, c.Stdout)
+	}
+	c.must("agent", "install", "--idle-lock", "8h")
+	if !strings.Contains(c.Stdout, "already installed and unchanged") {
+		t.Errorf("second install: %s", c.Stdout)
+	}
+	c.fails("exists with other settings: --force replaces it", "agent", "install")
+	c.must("agent", "install", "--force")
+
+	recs := engine.Records{Dir: filepath.Join(c.dir, "tls", "engines")}
+	for _, name := range []string{"build-1", "build-2"} {
+		if err := recs.Put(&engine.Record{Name: name, Dest: "ssh://root@" + name, Context: name, CA: "default", Host: "tcp://" + name + ":2376", Port: 2376,
+			TLSDir: engine.DefaultTLSDir, Status: engine.StatusReady, NotAfter: time.Now().Add(400 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.must("engine", "ls", "-q"); got != "build-1\nbuild-2\n" {
+		t.Errorf("engine ls -q: %q", got)
+	}
+	c.must("engine", "ls")
+	if !strings.Contains(c.Stdout, "ssh://root@build-2") || !strings.Contains(c.Stdout, "SERVER CERT EXPIRES") {
+		t.Errorf("engine ls:\n%s", c.Stdout)
+	}
+	c.must("engine", "ls", "--format", "json")
+	if strings.Count(c.Stdout, `"Name":"build-`) != 2 {
+		t.Errorf("engine ls json:\n%s", c.Stdout)
+	}
+
+	ca := pkitest.NewCA(t, "made elsewhere", "")
+	dir := t.TempDir()
+	keyPEM, err := pki.EncodePrivateKey(ca.Key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pki.EncodeCertificate(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca-key.pem"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(`required flag(s) "cert" not set`, "ca", "import", "outside", "--key", filepath.Join(dir, "ca-key.pem"))
+	c.must("ca", "import", "outside", "--cert", filepath.Join(dir, "ca.pem"), "--key", filepath.Join(dir, "ca-key.pem"))
+	c.must("client", "issue", "me", "--ca", "outside", "--out", filepath.Join(dir, "client"))
+	cert, err := os.ReadFile(filepath.Join(dir, "client", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf, err := pki.ParseCertificate(cert); err != nil || leaf.CheckSignatureFrom(ca.Cert) != nil {
+		t.Errorf("a client certificate from the imported CA: %v", err)
 	}
 }

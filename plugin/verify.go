@@ -313,20 +313,47 @@ func (a *app) printReports(format string, reports []*probe.Report) error {
 	return nil
 }
 
-var statusWord = map[probe.Status]string{probe.OK: "ok", probe.Info: "info", probe.Skip: "skip", probe.Warn: "WARN", probe.Fail: "FAIL"}
-var statusColor = map[probe.Status]string{probe.OK: "\x1b[32m", probe.Warn: "\x1b[33m", probe.Fail: "\x1b[31m", probe.Skip: "\x1b[2m", probe.Info: "\x1b[2m"}
+// statusWord is how a check's status reads in a report.
+func statusWord(st probe.Status) string {
+	switch st {
+	case probe.OK:
+		return "ok"
+	case probe.Info:
+		return "info"
+	case probe.Skip:
+		return "skip"
+	case probe.Warn:
+		return "WARN"
+	case probe.Fail:
+		return "FAIL"
+	}
+	return string(st)
+}
+
+// statusColor is a status's colour on a terminal.
+func statusColor(st probe.Status) string {
+	switch st {
+	case probe.OK:
+		return "\x1b[32m"
+	case probe.Warn:
+		return "\x1b[33m"
+	case probe.Fail:
+		return "\x1b[31m"
+	}
+	return "\x1b[2m"
+}
 
 func paint(s string, st probe.Status, color bool) string {
 	if !color {
 		return s
 	}
-	return statusColor[st] + s + "\x1b[0m"
+	return statusColor(st) + s + "\x1b[0m"
 }
 
 func printReport(out io.Writer, r *probe.Report, color bool) {
 	fmt.Fprintf(out, "%s (%s)\n", r.Name, r.Host)
 	for _, c := range r.Checks {
-		fmt.Fprintf(out, "  %s  %-16s %s\n", paint(fmt.Sprintf("%-4s", statusWord[c.Status]), c.Status, color), c.ID, c.Message)
+		fmt.Fprintf(out, "  %s  %-16s %s\n", paint(fmt.Sprintf("%-4s", statusWord(c.Status)), c.Status, color), c.ID, c.Message)
 		if c.Fix != "" && (c.Status == probe.Fail || c.Status == probe.Warn) {
 			fmt.Fprintf(out, "  %-4s  %-16s fix: %s\n", "", "", c.Fix)
 		}
@@ -347,7 +374,7 @@ func printSummary(out io.Writer, reports []*probe.Report, color bool) {
 			problem = c.Message
 			warned++
 		}
-		fmt.Fprintf(out, "%-24s %-32s %s %s\n", r.Name, r.Host, paint(fmt.Sprintf("%-6s", statusWord[r.Worst()]), r.Worst(), color), problem)
+		fmt.Fprintf(out, "%-24s %-32s %s %s\n", r.Name, r.Host, paint(fmt.Sprintf("%-6s", statusWord(r.Worst())), r.Worst(), color), problem)
 	}
 	fmt.Fprintf(out, "\n%d checked: %d ok, %d with warnings, %d failed. Details: docker tls verify NAME\n",
 		len(reports), len(reports)-failed-warned, warned, failed)
