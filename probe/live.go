@@ -472,7 +472,13 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	}
 	defer tr.CloseIdleConnections()
 	_ = hs.conn.SetDeadline(time.Time{}) // the HTTP client's timeout applies from here
-	cli, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(hostname, port)), client.WithHTTPClient(&http.Client{Transport: tr, Timeout: timeout}))
+	var server string                    // the Server header of the first answer
+	cli, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(hostname, port)), client.WithHTTPClient(&http.Client{Transport: tr, Timeout: timeout}),
+		client.WithHTTPResponseHook(func(resp *http.Response) {
+			if server == "" {
+				server = resp.Header.Get("Server")
+			}
+		}))
 	if err != nil {
 		r.add("api", Fail, "", "Docker API client: %s", err)
 		return
@@ -494,9 +500,16 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	if hs.requested {
 		r.add("client-accepted", OK, "", "the daemon accepted the client certificate")
 	}
+	// The engine's version and OS come with every answer (dockerd's
+	// "Server: Docker/VERSION (OS)" header), so /_ping told them; /version,
+	// which dockerd answers only after asking containerd, runc and
+	// docker-init theirs (tens of milliseconds), is asked only of an
+	// engine that did not say.
 	var v client.ServerVersionResult
 	var verr error
-	if r.Count(Fail) == 0 {
+	if version, os, ok := parseServerHeader(server); ok {
+		v.Version, v.APIVersion, v.Os = version, ping.APIVersion, os
+	} else if r.Count(Fail) == 0 {
 		v, verr = cli.ServerVersion(actx, client.ServerVersionOptions{})
 	}
 	anonymousOK := hs.requested && <-anon
@@ -520,8 +533,26 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 		if r.Engine.APIVersion == "" {
 			r.Engine.APIVersion = ping.APIVersion
 		}
-		r.add("api", OK, "", "Docker Engine %s, API %s, %s/%s", v.Version, v.APIVersion, v.Os, v.Arch)
+		platform := v.Os
+		if v.Arch != "" {
+			platform += "/" + v.Arch
+		}
+		r.add("api", OK, "", "Docker Engine %s, API %s, %s", v.Version, v.APIVersion, platform)
 	}
+}
+
+// parseServerHeader reads dockerd's "Docker/20.10.24+dfsg1 (linux)".
+func parseServerHeader(h string) (version, os string, ok bool) {
+	rest, ok := strings.CutPrefix(h, "Docker/")
+	if !ok {
+		return "", "", false
+	}
+	version, os, ok = strings.Cut(rest, " (")
+	os, closed := strings.CutSuffix(os, ")")
+	if !ok || !closed || version == "" || os == "" || strings.ContainsAny(version+os, " ()") {
+		return "", "", false
+	}
+	return version, os, true
 }
 
 const clientAuthFix = "restart dockerd with --tlsverify --tlscacert=CA --tlscert=… --tlskey=…"

@@ -108,7 +108,9 @@ type Engine struct {
 	Version    string `json:"version"`
 	APIVersion string `json:"apiVersion"`
 	OS         string `json:"os"`
-	Arch       string `json:"arch"`
+	// Arch is known only from /version, asked of an engine whose answers
+	// do not say its version.
+	Arch string `json:"arch,omitempty"`
 }
 
 // Report is the result of checking one target.

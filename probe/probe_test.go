@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,6 +264,69 @@ func TestRunAllIsConcurrentAndBounded(t *testing.T) {
 		}
 		if want := i%4 != 0; (r.Count(Fail) == 0) != want {
 			t.Fatalf("report %d: %+v", i, r.Checks)
+		}
+	}
+}
+
+func TestParseServerHeader(t *testing.T) {
+	for _, tt := range []struct {
+		in, version, os string
+		ok              bool
+	}{
+		{"Docker/20.10.24+dfsg1 (linux)", "20.10.24+dfsg1", "linux", true},
+		{"Docker/28.2.2 (windows)", "28.2.2", "windows", true},
+		{"Docker/ (linux)", "", "", false},
+		{"Docker/28.2.2", "", "", false},
+		{"Docker/28.2.2 (linux", "", "", false},
+		{"nginx/1.25 (debian)", "", "", false},
+		{"", "", "", false},
+	} {
+		v, os, ok := parseServerHeader(tt.in)
+		if v != tt.version || os != tt.os || ok != tt.ok {
+			t.Errorf("parseServerHeader(%q) = %q, %q, %v", tt.in, v, os, ok)
+		}
+	}
+}
+
+// TestVersionFromServerHeader: an engine that says its version in every
+// answer, as dockerd does, is not asked /version (which dockerd answers
+// slowly); one that does not say is.
+func TestVersionFromServerHeader(t *testing.T) {
+	s := newSet(t)
+	for _, tt := range []struct {
+		server       string
+		wantVersions int
+		want         string
+	}{
+		{"Docker/20.10.24+dfsg1 (linux)", 0, "Docker Engine 20.10.24+dfsg1, API 1.41, linux"},
+		{"", 1, "Docker Engine 99.0.0, API 1.41, linux/amd64"},
+	} {
+		var versions atomic.Int32
+		pool := x509.NewCertPool()
+		pool.AddCert(s.ca.Cert)
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{s.serverCert.Raw}, PrivateKey: s.serverKey}},
+			ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tt.server != "" {
+				w.Header().Set("Server", tt.server)
+			}
+			w.Header().Set("Api-Version", "1.41")
+			if r.URL.Path == "/_ping" {
+				fmt.Fprint(w, "OK")
+				return
+			}
+			versions.Add(1)
+			fmt.Fprint(w, `{"Version":"99.0.0","ApiVersion":"1.41","Os":"linux","Arch":"amd64"}`)
+		})}
+		go srv.Serve(l)
+		r := Run(context.Background(), Target{Host: "tcp://" + l.Addr().String(), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, Options{Timeout: 5 * time.Second})
+		srv.Close()
+		api := find(r, "api")
+		if api == nil || api.Status != OK || api.Message != tt.want || int(versions.Load()) != tt.wantVersions {
+			t.Errorf("Server %q: api %+v, /version asked %d times (want %d)", tt.server, api, versions.Load(), tt.wantVersions)
 		}
 	}
 }
