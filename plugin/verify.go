@@ -108,7 +108,10 @@ func runVerify(ctx context.Context, a *app, opts verifyOptions, names []string) 
 	if err != nil {
 		return err
 	}
-	reports := probe.RunAll(ctx, targets, probe.Options{Timeout: opts.timeout, Offline: opts.offline}, opts.parallel)
+	// --format json and templates get the engine's architecture too (an
+	// extra /version); the table shows what /_ping said.
+	arch := opts.format != "" && opts.format != formatter.TableFormatKey
+	reports := probe.RunAll(ctx, targets, probe.Options{Timeout: opts.timeout, Offline: opts.offline, Arch: arch}, opts.parallel)
 	if !opts.quiet {
 		if err := a.printReports(opts.format, reports); err != nil {
 			return err

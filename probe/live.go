@@ -442,7 +442,8 @@ func trustedNames(trusted [][]byte) string {
 // client certificate: with TLS 1.3 a rejection arrives only now, as an
 // alert on the first read. /version reports the engine. Meanwhile a second
 // connection without a certificate tests whether the daemon requires one.
-func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hostname, port string, timeout time.Duration) {
+func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hostname, port string, o Options) {
+	timeout := o.Timeout
 	if hs.requested && !hs.presented {
 		hs.conn.Close()
 		r.add("client-accepted", Fail, "", "the daemon requires a client certificate and there is none to present (see client-cert and client-key above)")
@@ -501,13 +502,12 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 		r.add("client-accepted", OK, "", "the daemon accepted the client certificate")
 	}
 	// The engine's version and OS come with every answer (dockerd's
-	// "Server: Docker/VERSION (OS)" header), so /_ping told them; /version,
-	// which dockerd answers only after asking containerd, runc and
-	// docker-init theirs (tens of milliseconds), is asked only of an
-	// engine that did not say.
+	// "Server: Docker/VERSION (OS)" header), so /_ping told them; /version
+	// (Options.Arch) is asked only for the architecture, or of an engine
+	// that did not say.
 	var v client.ServerVersionResult
 	var verr error
-	if version, os, ok := parseServerHeader(server); ok {
+	if version, os, ok := parseServerHeader(server); ok && !o.Arch {
 		v.Version, v.APIVersion, v.Os = version, ping.APIVersion, os
 	} else if r.Count(Fail) == 0 {
 		v, verr = cli.ServerVersion(actx, client.ServerVersionOptions{})

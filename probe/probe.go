@@ -101,6 +101,11 @@ type Options struct {
 	Offline bool
 	// Now is the time certificates are checked at; time.Now() if zero.
 	Now time.Time
+	// Arch asks the engine's /version for its architecture too. Without
+	// it the version and OS come from the Server header of the /_ping
+	// answer: dockerd answers /version only after asking containerd, runc
+	// and docker-init theirs, which takes longer than the rest of a check.
+	Arch bool
 }
 
 // Engine is what the Docker API said about itself.
@@ -108,9 +113,9 @@ type Engine struct {
 	Version    string `json:"version"`
 	APIVersion string `json:"apiVersion"`
 	OS         string `json:"os"`
-	// Arch is known only from /version, asked of an engine whose answers
-	// do not say its version.
-	Arch string `json:"arch,omitempty"`
+	// Arch is known from /version only (Options.Arch, or an engine whose
+	// answers do not say its version).
+	Arch string `json:"arch"`
 }
 
 // Report is the result of checking one target.
@@ -211,7 +216,7 @@ func Run(ctx context.Context, t Target, o Options) *Report {
 		return r
 	}
 	checkServer(r, t, hs, hostname, o.Now)
-	checkAPI(ctx, r, t, hs, hostname, port, o.Timeout)
+	checkAPI(ctx, r, t, hs, hostname, port, o)
 	return r
 }
 

@@ -290,16 +290,18 @@ func TestParseServerHeader(t *testing.T) {
 
 // TestVersionFromServerHeader: an engine that says its version in every
 // answer, as dockerd does, is not asked /version (which dockerd answers
-// slowly); one that does not say is.
+// slowly), unless the architecture is wanted; one that does not say is.
 func TestVersionFromServerHeader(t *testing.T) {
 	s := newSet(t)
 	for _, tt := range []struct {
 		server       string
+		arch         bool
 		wantVersions int
 		want         string
 	}{
-		{"Docker/20.10.24+dfsg1 (linux)", 0, "Docker Engine 20.10.24+dfsg1, API 1.41, linux"},
-		{"", 1, "Docker Engine 99.0.0, API 1.41, linux/amd64"},
+		{"Docker/20.10.24+dfsg1 (linux)", false, 0, "Docker Engine 20.10.24+dfsg1, API 1.41, linux"},
+		{"Docker/20.10.24+dfsg1 (linux)", true, 1, "Docker Engine 99.0.0, API 1.41, linux/amd64"},
+		{"", false, 1, "Docker Engine 99.0.0, API 1.41, linux/amd64"},
 	} {
 		var versions atomic.Int32
 		pool := x509.NewCertPool()
@@ -322,7 +324,7 @@ func TestVersionFromServerHeader(t *testing.T) {
 			fmt.Fprint(w, `{"Version":"99.0.0","ApiVersion":"1.41","Os":"linux","Arch":"amd64"}`)
 		})}
 		go srv.Serve(l)
-		r := Run(context.Background(), Target{Host: "tcp://" + l.Addr().String(), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, Options{Timeout: 5 * time.Second})
+		r := Run(context.Background(), Target{Host: "tcp://" + l.Addr().String(), CA: s.ca.Cert, Cert: s.clientCert, Key: s.clientKey}, Options{Timeout: 5 * time.Second, Arch: tt.arch})
 		srv.Close()
 		api := find(r, "api")
 		if api == nil || api.Status != OK || api.Message != tt.want || int(versions.Load()) != tt.wantVersions {
