@@ -133,17 +133,13 @@ func (a *app) renewer(opts renewOptions) *renewal.Renewer {
 	return &renewal.Renewer{
 		Contexts: a.contexts(),
 		Keys:     a.keyStores(),
-		CA: func(name string, next bool) (*castore.CA, *pki.CA, error) {
-			stored, ca, err := a.loadCA(name, opts.passphrase)
-			if err != nil || !next {
-				return stored, ca, err
-			}
+		CA:       func(name string) (*castore.CA, *pki.CA, error) { return a.loadCA(name, opts.passphrase) },
+		Next: func(stored *castore.CA) (*pki.CA, error) {
 			pass, err := opts.passphrase.read()
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
-			ca, err = a.cas().NextSigner(stored, pass)
-			return stored, ca, err
+			return a.cas().NextSigner(stored, pass)
 		},
 		Renewed: func(c *contexts.Context) {
 			if c.AgentMode() {

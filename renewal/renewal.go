@@ -64,9 +64,11 @@ func (e *CAChangedError) Error() string {
 type Renewer struct {
 	Contexts *contexts.Store
 	Keys     keystore.Stores
-	// CA opens a local CA and its signer; with next, the signer of the
-	// new CA of its rotation. Asking for a passphrase is the caller's.
-	CA func(name string, next bool) (*castore.CA, *pki.CA, error)
+	// CA opens a local CA and its signer, and Next the signer of the new
+	// CA of its rotation (asked only when the context already trusts it).
+	// Asking for a passphrase is the caller's.
+	CA   func(name string) (*castore.CA, *pki.CA, error)
+	Next func(*castore.CA) (*pki.CA, error)
 	// Renewed is told of each context that got a new certificate (the
 	// agent rereads an agent-mode one); may be nil.
 	Renewed func(*contexts.Context)
@@ -196,7 +198,7 @@ func fromService(ctx context.Context, c *contexts.Context, trust []*x509.Certifi
 // fromCA issues a context's new certificate from the local CA it came
 // from: the same subject, the old lifetime or o.Lifetime, for key.
 func (r *Renewer) fromCA(c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, key crypto.Signer, o Options) (*x509.Certificate, error) {
-	stored, ca, err := r.CA(c.TLS.CA, false)
+	stored, ca, err := r.CA(c.TLS.CA)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +208,7 @@ func (r *Renewer) fromCA(c *contexts.Context, trust []*x509.Certificate, old *x5
 	// During a rotation, a context that already trusts the new CA renews
 	// from it, so that the renewal does not undo phase 3.
 	if stored.NextCert != nil && slices.ContainsFunc(trust, stored.NextCert.Equal) {
-		if _, ca, err = r.CA(c.TLS.CA, true); err != nil {
+		if ca, err = r.Next(stored); err != nil {
 			return nil, err
 		}
 	}

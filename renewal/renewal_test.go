@@ -24,6 +24,7 @@ type fixture struct {
 	ca      *pki.CA
 	next    *pki.CA // the new CA of a rotation, when one runs
 	renewed []string
+	opened  int // how many times the local CA's key was opened
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -35,16 +36,15 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) renewer() *Renewer {
 	return &Renewer{
 		Contexts: f.store, Keys: f.keys,
-		CA: func(name string, next bool) (*castore.CA, *pki.CA, error) {
+		CA: func(name string) (*castore.CA, *pki.CA, error) {
+			f.opened++
 			stored := &castore.CA{Meta: castore.Meta{Name: name}, Cert: f.ca.Cert}
 			if f.next != nil {
 				stored.NextCert = f.next.Cert
 			}
-			if next {
-				return stored, f.next, nil
-			}
 			return stored, f.ca, nil
 		},
+		Next:    func(*castore.CA) (*pki.CA, error) { return f.next, nil },
 		Renewed: func(c *contexts.Context) { f.renewed = append(f.renewed, c.Name) },
 	}
 }
@@ -129,6 +129,9 @@ func TestRenewFollowsARotation(t *testing.T) {
 	}
 	if cert.CheckSignatureFrom(f.next.Cert) != nil {
 		t.Errorf("renewed by %s during a rotation the context follows, want the new CA", cert.Issuer.CommonName)
+	}
+	if f.opened != 1 {
+		t.Errorf("the old CA's key was opened %d times for one renewal, want once (each can be a prompt)", f.opened)
 	}
 }
 
