@@ -608,7 +608,7 @@ func (a *app) rotationSteps(ctx context.Context, ca *loadedCA, opts caRotateOpti
 		CA: ca.stored, Old: ca.signer, New: next, Contexts: a.contexts(), Engines: a.engines(),
 		Dial: func(ctx context.Context, rec *engine.Record) (rotation.Session, error) { return a.dialEngine(ctx, rec) },
 		Check: func(name string) (func(context.Context) error, error) {
-			target, err := a.contextTarget(a.contexts(), name)
+			target, err := a.contextTarget(name)
 			if err != nil {
 				return nil, err
 			}

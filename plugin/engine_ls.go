@@ -103,7 +103,7 @@ func runEngineList(ctx context.Context, a *app, opts engineListOptions) error {
 // serves. Every answer is a short word or sentence for the table.
 func (a *app) checkEngine(ctx context.Context, r *engine.Record, timeout time.Duration) map[string]any {
 	res := map[string]any{"Reachable": "-", "Served": "-", "Version": "-", "LiveRestore": "-"}
-	t, err := a.contextTarget(a.contexts(), r.Context)
+	t, err := a.contextTarget(r.Context)
 	if err != nil {
 		res["Reachable"] = "no context: " + err.Error()
 		return res

@@ -174,7 +174,7 @@ func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, w
 		return "", err
 	}
 	defer s.Close()
-	target, err := a.contextTarget(a.contexts(), rec.Context)
+	target, err := a.contextTarget(rec.Context)
 	if err != nil {
 		return "", fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
 	}

@@ -198,7 +198,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 func (a *app) engineIdentity(ctx context.Context, opts engineSetupOptions, name, endpoint string, stored *castore.CA, existing *contexts.Context) (probe.Target, *issuedClient, error) {
 	target := probe.Target{Name: name, Host: endpoint, CA: stored.Cert}
 	if existing != nil && !opts.force {
-		t := a.targetOf(a.contexts(), existing)
+		t := a.contextTargets().TargetOf(existing)
 		target.Cert, target.Key = t.Cert, t.Key
 		return target, nil, nil
 	}

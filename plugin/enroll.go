@@ -117,7 +117,7 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 		a.printCreated(c)
 		return nil
 	}
-	t, err := a.contextTarget(a.contexts(), opts.name)
+	t, err := a.contextTarget(opts.name)
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ key comes from the key store, so a locked context exports too.`,
 // key store, or the context's copy for contexts docker tls did not make)
 // and says what is missing.
 func (a *app) exportable(c *contexts.Context) (probe.Target, error) {
-	t := a.targetOf(a.contexts(), c)
+	t := a.contextTargets().TargetOf(c)
 	if t.CA == nil || t.Cert == nil {
 		return t, fmt.Errorf("context %q has no TLS client certificate", c.Name)
 	}

@@ -248,7 +248,7 @@ func runServerRenew(ctx context.Context, a *app, opts serverRenewOptions) error 
 		fmt.Fprintln(out, "Without live-restore a restart stops running containers; --context NAME asks the engine whether it is on.")
 		return nil
 	}
-	t, err := a.contextTarget(a.contexts(), opts.context)
+	t, err := a.contextTarget(opts.context)
 	if err != nil {
 		return err
 	}

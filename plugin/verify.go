@@ -3,11 +3,9 @@ package plugin
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -171,7 +169,7 @@ func (a *app) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 	}
 	targets := make([]probe.Target, 0, len(names))
 	for _, n := range names {
-		t, err := a.contextTarget(store, n)
+		t, err := a.contextTarget(n)
 		if err != nil {
 			return nil, err
 		}
@@ -180,87 +178,33 @@ func (a *app) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 	return targets, nil
 }
 
-// contextTarget reads a context's CA, certificate and key. The key comes
-// from the key store, kept in memory only, or else the context's copy.
-func (a *app) contextTarget(store *contexts.Store, name string) (probe.Target, error) {
-	c, err := store.Get(name)
-	if err != nil {
-		return probe.Target{}, err
+// contextTargets reads contexts as verify checks them.
+func (a *app) contextTargets() probe.Contexts {
+	return probe.Contexts{
+		Store: a.contexts(),
+		StoredKey: func(c *contexts.Context) (crypto.Signer, error) {
+			ks, err := a.keyStore(c.TLS.KeyStore, nil)
+			if err != nil {
+				return nil, nil // not openable without a prompt: key.pem decides
+			}
+			key, err := ks.Get(c.TLS.KeyID)
+			if err != nil {
+				return nil, err
+			}
+			return key, nil
+		},
+		RenewalProblem: func(name string) string {
+			if f, err := a.renewFailures().Get(name); err == nil {
+				return f.Message(name)
+			}
+			return ""
+		},
 	}
-	return a.targetOf(store, c), nil
 }
 
-// targetOf is contextTarget for a context already read.
-func (a *app) targetOf(store *contexts.Store, c *contexts.Context) probe.Target {
-	name := c.Name
-	t := probe.Target{Name: name, Host: c.Host}
-	if c.AgentMode() {
-		// Check the engine directly with the same material, and the agent's
-		// own socket.
-		t.Host, t.AgentSocket = c.TLS.Remote, strings.TrimPrefix(c.Host, "unix://")
-		t.CA, t.MoreCAs = caBundle([]byte(c.TLS.CAPEM))
-		t.Cert, _ = pki.ParseCertificate([]byte(c.TLS.CertPEM))
-	} else {
-		if data, err := store.ReadFile(name, contexts.CAFile); err == nil {
-			t.CA, t.MoreCAs = caBundle(data)
-		}
-		if data, err := store.ReadFile(name, contexts.CertFile); err == nil {
-			t.Cert, _ = pki.ParseCertificate(data)
-		}
-	}
-	var storeErr error
-	if c.Managed() {
-		t.CAName, t.CAURL = c.TLS.CA, c.TLS.CAURL
-		if f, err := a.renewFailures().Get(name); err == nil {
-			t.RenewalProblem = f.Message(name)
-		}
-		t.Locked = c.Locked()
-		if ks, err := a.keyStore(c.TLS.KeyStore, nil); err == nil {
-			var key crypto.Signer
-			if key, storeErr = ks.Get(c.TLS.KeyID); storeErr == nil {
-				t.Key = key
-			}
-		}
-	}
-	var fileKey crypto.Signer
-	if c.HasFile(contexts.KeyFile) {
-		if data, err := store.ReadFile(name, contexts.KeyFile); err == nil {
-			if fileKey, err = pki.ParsePrivateKey(data, nil); err != nil {
-				t.KeyProblem = "the context's key.pem cannot be read: " + err.Error()
-			}
-		}
-	}
-	if t.Key == nil {
-		t.Key = fileKey
-	}
-	// What the docker CLI will load is key.pem: it must be the key that
-	// was checked, and the key store's copy the key of the certificate.
-	if c.Managed() && !c.AgentMode() && c.HasFile(contexts.KeyFile) && t.Cert != nil {
-		switch {
-		case fileKey == nil:
-			t.KeyFileProblem = fmt.Sprintf("the context's key.pem, which the docker CLI loads, is not a usable key (%s)", strings.TrimPrefix(t.KeyProblem, "the context's key.pem cannot be read: "))
-			t.KeyFileFix = "docker tls unlock --force " + name
-		case pki.CheckKeyMatch(t.Cert, fileKey) != nil && t.Key != fileKey && pki.CheckKeyMatch(t.Cert, t.Key) == nil:
-			t.KeyFileProblem = "the context's key.pem, which the docker CLI loads, is not the key of its certificate (the key store's copy is)"
-			t.KeyFileFix = "docker tls unlock --force " + name
-		case t.Key != fileKey && pki.CheckKeyMatch(t.Cert, t.Key) != nil && pki.CheckKeyMatch(t.Cert, fileKey) == nil:
-			t.Key = fileKey
-			t.KeyFileProblem = fmt.Sprintf("the key store entry %s is not the key of the certificate (the context's key.pem is)", c.TLS.KeyID)
-			t.KeyFileFix = fmt.Sprintf("docker tls context create %s --force --host %s --ca-file %s --cert %s --key %s", name, c.Host,
-				filepath.Join(c.TLSDir, contexts.CAFile), filepath.Join(c.TLSDir, contexts.CertFile), filepath.Join(c.TLSDir, contexts.KeyFile))
-		}
-	}
-	if t.Key == nil && t.KeyProblem == "" {
-		switch {
-		case storeErr != nil && c.Locked():
-			t.KeyProblem = fmt.Sprintf("the context is locked and its key is not in the key store (%v)", storeErr)
-		case storeErr != nil:
-			t.KeyProblem = fmt.Sprintf("the key is not in the key store (%v) and the context has no key.pem", storeErr)
-		default:
-			t.KeyProblem = "the context has no key.pem"
-		}
-	}
-	return t
+// contextTarget reads a context's CA, certificate and key.
+func (a *app) contextTarget(name string) (probe.Target, error) {
+	return a.contextTargets().Target(name)
 }
 
 func (a *app) hostTarget(opts verifyOptions) ([]probe.Target, error) {
@@ -279,7 +223,7 @@ func (a *app) hostTarget(opts verifyOptions) ([]probe.Target, error) {
 	if _, err := pki.ParseCertificates(data); err != nil {
 		return nil, fmt.Errorf("CA certificate %s: %w", opts.caFile, err)
 	}
-	t.CA, t.MoreCAs = caBundle(data)
+	t.CA, t.MoreCAs = probe.CABundle(data)
 	if (opts.certFile == "") != (opts.keyFile == "") {
 		return nil, errors.New("--cert and --key go together")
 	}
@@ -381,14 +325,4 @@ func printSummary(out io.Writer, reports []*probe.Report, color bool) {
 	}
 	fmt.Fprintf(out, "\n%d checked: %d ok, %d with warnings, %d failed. Details: docker tls verify NAME\n",
 		len(reports), len(reports)-failed-warned, warned, failed)
-}
-
-// caBundle reads a ca.pem as the docker CLI does: every certificate in it
-// is trusted. The first is the context's CA for messages; nil if none.
-func caBundle(data []byte) (*x509.Certificate, []*x509.Certificate) {
-	cas, err := pki.ParseCertificates(data)
-	if err != nil || len(cas) == 0 {
-		return nil, nil
-	}
-	return cas[0], cas[1:]
 }
