@@ -2,9 +2,9 @@ package plugin
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -142,11 +142,11 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if err := rotationAllows(st, opts); err != nil {
 		return err
 	}
-	ca, err := a.loadRotatingCA(opts.name, opts.passphrase)
+	job, err := a.rotationJob(opts)
 	if err != nil {
 		return err
 	}
-	if err := a.checkServiceDB(ctx, ca.stored, opts); err != nil {
+	if err := a.checkServiceDB(ctx, job.CA, opts); err != nil {
 		return err
 	}
 
@@ -162,84 +162,22 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 	if err := rotationAllows(st, opts); err != nil {
 		return err
 	}
-	if ca, err = a.reloadIfChanged(ca); err != nil {
+	if err := job.Reload(); err != nil {
 		return err
 	}
-	save := func(s *rotation.State) error { return recs.Put(s) }
-	if st, err = a.recordRotation(st, ca, opts, save); err != nil {
+	if st, err = job.Record(st); err != nil {
 		return err
 	}
 	if opts.abort {
-		return a.abortRotation(ctx, st, ca, opts, save)
+		return a.abortRotation(ctx, job, st)
 	}
-	return a.carryOutRotation(ctx, st, ca, opts, save)
+	return a.carryOutRotation(ctx, job, st)
 }
 
-// recordRotation plans a new rotation and records it before anything else
-// is written (a crash from then on is found by --continue or --abort,
-// whatever state the CA is in), or adds this run's exclusions to the
-// record of one in progress.
-func (a *app) recordRotation(st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) (*rotation.State, error) {
-	switch {
-	case st == nil:
-		engines, _, err := a.engines().List()
-		if err != nil {
-			return nil, err
-		}
-		if st, err = rotation.Plan(ca.stored, engines, a.contexts(), opts.keepOld); err != nil {
-			return nil, err
-		}
-		st.Exclude = opts.exclude
-		if err := save(st); err != nil {
-			return nil, err
-		}
-	case addExclusions(st, opts.exclude):
-		if err := save(st); err != nil {
-			return nil, err
-		}
-	}
-	return st, nil
-}
-
-// carryOutRotation revokes the excluded identities, makes the new CA once,
-// runs the phases from where each target is, and retires the old CA.
-func (a *app) carryOutRotation(ctx context.Context, st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) error {
-	// Excluded identities are revoked before any phase runs, so that none
-	// of them can renew to the new CA; recorded first, so that a run
-	// stopped in between revokes them when continued.
-	if len(st.Exclude) > 0 && !st.Excluded {
-		if err := a.applyExclusions(ctx, st, ca.stored, opts); err != nil {
-			return err
-		}
-		st.Excluded = true
-		if err := save(st); err != nil {
-			return err
-		}
-	}
-	if opts.keepOld {
-		st.KeepOld = true
-	}
-	stored, err := rotation.Start(a.cas(), st, ca.stored, ca.signer, ca.pass, save)
+// carryOutRotation runs the rotation on and says where it stopped.
+func (a *app) carryOutRotation(ctx context.Context, job *rotation.Job, st *rotation.State) error {
+	done, err := job.Continue(ctx, st)
 	if err != nil {
-		return err
-	}
-	ex, err := a.rotationSteps(ctx, &loadedCA{stored: stored, signer: ca.signer, pass: ca.pass}, opts)
-	if err != nil {
-		return err
-	}
-	defer closeSteps(ex)
-	out := a.cli.Out()
-	fmt.Fprintf(out, "Rotating CA %q: %s -> %s\n", st.CA, short(st.OldFingerprint), short(st.NewFingerprint))
-	if !rotation.RetireBegun(st) {
-		left, err := rotation.LaptopsOnOldCA(ctx, ex.DB, st, ca.stored.Cert)
-		if err != nil {
-			return err
-		}
-		if len(left) > 0 {
-			fmt.Fprintf(out, "%s enrolled through docker tls ca serve will follow: each renews to the new CA through the service\n", countLaptops(len(left)))
-		}
-	}
-	if err := rotation.Run(ctx, st, ex, save, opts.parallel); err != nil {
 		var we *rotation.WaitError
 		if errors.As(err, &we) {
 			printWaiting(a, st, we)
@@ -251,15 +189,29 @@ func (a *app) carryOutRotation(ctx context.Context, st *rotation.State, ca *load
 		}
 		return err
 	}
-	done, err := a.cas().FinishRotation(st.CA, st.KeepOld)
-	if err != nil {
-		return fmt.Errorf("every engine and context uses the new CA, but retiring the old one failed: %w (run --continue)", err)
-	}
-	if err := a.rotations().Remove(st.CA); err != nil {
-		return err
-	}
 	printRotated(a, st, done)
 	return nil
+}
+
+// rotationReport prints what a rotation run does as it does it.
+type rotationReport struct{ out io.Writer }
+
+func (r rotationReport) Excluded(cn string, n int) {
+	fmt.Fprintf(r.out, "Excluded %q: revoked at the CA service (%d certificate(s)); its certificate stops working when the old CA is retired\n", cn, n)
+}
+
+func (r rotationReport) Rotating(st *rotation.State, following int) {
+	fmt.Fprintf(r.out, "Rotating CA %q: %s -> %s\n", st.CA, short(st.OldFingerprint), short(st.NewFingerprint))
+	if following > 0 {
+		fmt.Fprintf(r.out, "%s enrolled through docker tls ca serve will follow: each renews to the new CA through the service\n", countLaptops(following))
+	}
+}
+
+func (r rotationReport) LeftBehind(left []*remoteca.Issued) {
+	fmt.Fprintf(r.out, "Going on without them (--finish-now): %s will need to enroll again once the old CA is retired (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(left)))
+	for _, l := range rotation.DescribeLaptops(left) {
+		fmt.Fprintf(r.out, "  %s\n", l)
+	}
 }
 
 // printRotated says what a finished rotation moved.
@@ -327,53 +279,32 @@ func rotationAllows(st *rotation.State, opts caRotateOptions) error {
 	return nil
 }
 
-// loadedCA is the CA a rotation run works with, its key read once (a
-// passphrase typed at the prompt opens the new CA's key too).
-type loadedCA struct {
-	stored *castore.CA
-	signer *pki.CA
-	pass   []byte
-}
-
-func (a *app) loadRotatingCA(name string, pp passphraseOptions) (*loadedCA, error) {
-	stored, signer, pass, err := a.loadCAPassphrase(name, pp)
+// rotationJob opens the CA's key (a wrong passphrase is refused before
+// anything is written) and wires a rotation run to this machine's stores,
+// its engines' hosts and the output.
+func (a *app) rotationJob(opts caRotateOptions) (*rotation.Job, error) {
+	stored, signer, pass, err := a.loadCAPassphrase(opts.name, opts.passphrase)
 	if err != nil {
 		return nil, err
 	}
-	return &loadedCA{stored: stored, signer: signer, pass: pass}, nil
-}
-
-// reloadIfChanged reads the CA again if another command changed it while
-// this one waited for the lock (another rotation finished or aborted).
-func (a *app) reloadIfChanged(ca *loadedCA) (*loadedCA, error) {
-	now, err := a.cas().Get(ca.stored.Name)
-	if err != nil {
-		return nil, err
-	}
-	same := func(x, y *x509.Certificate) bool {
-		return (x == nil) == (y == nil) && (x == nil || pki.Fingerprint(x) == pki.Fingerprint(y))
-	}
-	if same(now.Cert, ca.stored.Cert) && same(now.NextCert, ca.stored.NextCert) {
-		return ca, nil
-	}
-	signer, err := a.cas().Signer(now, ca.pass)
-	if err != nil {
-		return nil, fmt.Errorf("CA %q changed while this command waited for another: %w", now.Name, err)
-	}
-	return &loadedCA{stored: now, signer: signer, pass: ca.pass}, nil
-}
-
-// addExclusions adds to st the names it does not exclude yet, and says
-// whether there were any.
-func addExclusions(st *rotation.State, names []string) bool {
-	added := false
-	for _, cn := range names {
-		if !slices.Contains(st.Exclude, cn) {
-			st.Exclude = append(st.Exclude, cn)
-			st.Excluded, added = false, true
-		}
-	}
-	return added
+	return &rotation.Job{
+		CAs: a.cas(), Records: a.rotations(), Engines: a.engines(), Contexts: a.contexts(),
+		CA: stored, Signer: signer, Passphrase: pass,
+		OpenDB: func(ctx context.Context, ca *castore.CA) (*remoteca.DB, error) {
+			return opts.db.openExisting(ctx, a, ca)
+		},
+		Dial: func(ctx context.Context, rec *engine.Record) (rotation.Session, error) { return a.dialEngine(ctx, rec) },
+		Check: func(name string) (func(context.Context) error, error) {
+			target, err := a.contextTarget(name)
+			if err != nil {
+				return nil, err
+			}
+			return engineCheck(target), nil
+		},
+		ReadyTimeout: opts.wait,
+		Exclude:      opts.exclude, KeepOld: opts.keepOld, FinishNow: opts.finishNow, Parallel: opts.parallel,
+		Report: rotationReport{out: a.cli.Out()},
+	}, nil
 }
 
 // notRotating refuses to set up a new context or engine from a CA that is
@@ -427,27 +358,6 @@ func (a *app) checkServiceDB(ctx context.Context, ca *castore.CA, opts caRotateO
 	return nil
 }
 
-// applyExclusions revokes the rotation's excluded identities at the CA's
-// service, before any laptop can renew to the new CA.
-func (a *app) applyExclusions(ctx context.Context, st *rotation.State, ca *castore.CA, opts caRotateOptions) error {
-	db, err := opts.db.openExisting(ctx, a, ca)
-	if err != nil {
-		return err
-	}
-	if db == nil {
-		return fmt.Errorf("the service database of CA %q, where the excluded identities are revoked, is not here: give the same --db as when the rotation began", ca.Name)
-	}
-	defer db.Close()
-	for _, cn := range st.Exclude {
-		rev, err := db.RevokeName(ctx, cn, "excluded from the rotation of CA "+st.CA, time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(a.cli.Out(), "Excluded %q: revoked at the CA service (%d certificate(s)); its certificate stops working when the old CA is retired\n", cn, len(rev.Certificates))
-	}
-	return nil
-}
-
 func countLaptops(n int) string {
 	if n == 1 {
 		return "1 laptop"
@@ -484,39 +394,24 @@ func quoteList(names []string) string {
 }
 
 // abortRotation walks every target back and drops the new CA.
-func (a *app) abortRotation(ctx context.Context, st *rotation.State, ca *loadedCA, opts caRotateOptions, save func(*rotation.State) error) error {
-	newKey := "no new CA had been made"
-	var stranded []*remoteca.Issued
-	if ca.stored.NextCert != nil {
-		ex, err := a.rotationSteps(ctx, ca, opts)
-		if err != nil {
-			return err
-		}
-		defer closeSteps(ex)
-		if err := rotation.Abort(ctx, st, ex, save, opts.parallel); err != nil {
+func (a *app) abortRotation(ctx context.Context, job *rotation.Job, st *rotation.State) error {
+	res, err := job.Abort(ctx, st)
+	if err != nil {
+		var pe *rotation.PhaseError
+		if errors.As(err, &pe) {
 			return fmt.Errorf("%w\nfix the cause, then: docker tls ca rotate %s --abort", err, st.CA)
 		}
+		return err
+	}
+	newKey := "no new CA had been made"
+	if res.NewCAMade {
 		newKey = "the new CA's key was deleted"
-		// Laptops that already renewed to the new CA through the service
-		// hold a certificate of a CA about to be gone: said, not hidden.
-		// (This machine's enrolled contexts were renewed back above.)
-		if ex.DB != nil {
-			if stranded, err = ex.DB.StillOnCA(ctx, ca.stored.NextCert, time.Now()); err != nil {
-				return fmt.Errorf("list the laptops that renewed to the new CA: %w", err)
-			}
-		}
-	}
-	if _, err := a.cas().AbortRotation(st.CA); err != nil {
-		return err
-	}
-	if err := a.rotations().Remove(st.CA); err != nil {
-		return err
 	}
 	out := a.cli.Out()
 	fmt.Fprintf(out, "Aborted the rotation of CA %q: every engine and context here trusts and uses the old CA again; %s\n", st.CA, newKey)
-	if len(stranded) > 0 {
-		fmt.Fprintf(out, "%s had already renewed to the new CA through docker tls ca serve and must enroll again (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(stranded)))
-		for _, l := range rotation.DescribeLaptops(stranded) {
+	if len(res.Stranded) > 0 {
+		fmt.Fprintf(out, "%s had already renewed to the new CA through docker tls ca serve and must enroll again (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(res.Stranded)))
+		for _, l := range rotation.DescribeLaptops(res.Stranded) {
 			fmt.Fprintf(out, "  %s\n", l)
 		}
 	}
@@ -588,44 +483,5 @@ func printOutside(a *app, st *rotation.State) {
 		for _, c := range o.Commands {
 			fmt.Fprintf(a.cli.Out(), "    - %s\n", c)
 		}
-	}
-}
-
-// rotationSteps pairs the loaded old CA with the rotation's new one, whose
-// key is in the same kind of store under the same passphrase, and opens
-// the CA service's database, if the CA has one.
-func (a *app) rotationSteps(ctx context.Context, ca *loadedCA, opts caRotateOptions) (*rotation.Steps, error) {
-	next, err := a.cas().NextSigner(ca.stored, ca.pass)
-	if err != nil {
-		return nil, err
-	}
-	db, err := opts.db.openExisting(ctx, a, ca.stored)
-	if err != nil {
-		return nil, err
-	}
-	out := a.cli.Out()
-	return &rotation.Steps{
-		CA: ca.stored, Old: ca.signer, New: next, Contexts: a.contexts(), Engines: a.engines(),
-		Dial: func(ctx context.Context, rec *engine.Record) (rotation.Session, error) { return a.dialEngine(ctx, rec) },
-		Check: func(name string) (func(context.Context) error, error) {
-			target, err := a.contextTarget(name)
-			if err != nil {
-				return nil, err
-			}
-			return engineCheck(target), nil
-		},
-		ReadyTimeout: opts.wait, DB: db, FinishNow: opts.finishNow,
-		LeftBehind: func(left []*remoteca.Issued) {
-			fmt.Fprintf(out, "Going on without them (--finish-now): %s will need to enroll again once the old CA is retired (a new docker tls ca token, then docker tls enroll on each):\n", countLaptops(len(left)))
-			for _, l := range rotation.DescribeLaptops(left) {
-				fmt.Fprintf(out, "  %s\n", l)
-			}
-		},
-	}, nil
-}
-
-func closeSteps(s *rotation.Steps) {
-	if s.DB != nil {
-		s.DB.Close()
 	}
 }
