@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -132,10 +133,10 @@ func runCAInit(a *app, opts caInitOptions) error {
 	fmt.Fprintf(out, "SHA-256 fingerprint: %s\n", pki.Fingerprint(stored.Cert))
 	fmt.Fprintf(out, "Certificate: %s\n", stored.CertPath)
 	if opts.export != "" {
-		err := writeOutDir(opts.export, []outFile{
-			{"ca.pem", pki.EncodeCertificate(stored.Cert), fsutil.PublicFile},
-			{"ca-key.pem", exportKey, fsutil.PrivateFile},
-		}, opts.force)
+		err := writeOut(opts.export, []certdir.File{
+			{Name: certdir.CAFile, Data: pki.EncodeCertificate(stored.Cert), Perm: fsutil.PublicFile},
+			{Name: "ca-key.pem", Data: exportKey, Perm: fsutil.PrivateFile},
+		}, opts.force, "--export")
 		if err != nil {
 			return fmt.Errorf("CA %q was created, but the export failed: %w", stored.Name, err)
 		}

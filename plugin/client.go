@@ -9,6 +9,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -65,16 +66,11 @@ func runClientIssue(a *app, opts clientIssueOptions) error {
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.EncodePrivateKey(is.key, nil)
+	files, err := certdir.Client(is.caCert, is.cert, is.key)
 	if err != nil {
 		return err
 	}
-	files := []outFile{
-		{"ca.pem", pki.EncodeCertificate(is.caCert), fsutil.PublicFile},
-		{"cert.pem", pki.EncodeCertificate(is.cert), fsutil.PublicFile},
-		{"key.pem", keyPEM, fsutil.PrivateFile},
-	}
-	if err := writeOutDir(opts.out, files, opts.force); err != nil {
+	if err := writeOut(opts.out, files, opts.force, "--out"); err != nil {
 		return err
 	}
 	out := a.cli.Out()

@@ -3,13 +3,13 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
-	"path"
 	"path/filepath"
 	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -101,7 +101,7 @@ func runDaemonConfig(a *app, opts daemonConfigOptions) error {
 			return err
 		}
 	}
-	dj := daemonJSON{TLSVerify: true, TLSCACert: path.Join(dir, "ca.pem"), TLSCert: path.Join(dir, "server-cert.pem"), TLSKey: path.Join(dir, "server-key.pem")}
+	dj := certdir.NewDaemonJSON(dir)
 	out := a.cli.Out()
 	switch opts.format {
 	case "daemon.json":

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
-	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
 
@@ -122,18 +122,14 @@ func (a *app) exportDir(c *contexts.Context, opts exportOptions) error {
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.EncodePrivateKey(t.Key, nil)
+	files, err := certdir.Client(t.CA, t.Cert, t.Key)
 	if err != nil {
 		return err
 	}
 	if err := a.confirmKeyExport(opts.out); err != nil {
 		return err
 	}
-	return writeOutDir(opts.out, []outFile{
-		{"ca.pem", pki.EncodeCertificate(t.CA), fsutil.PublicFile},
-		{"cert.pem", pki.EncodeCertificate(t.Cert), fsutil.PublicFile},
-		{"key.pem", keyPEM, fsutil.PrivateFile},
-	}, opts.force)
+	return writeOut(opts.out, files, opts.force, "--out")
 }
 
 func (a *app) exportP12(c *contexts.Context, opts exportOptions) error {
@@ -149,7 +145,7 @@ func (a *app) exportP12(c *contexts.Context, opts exportOptions) error {
 	}
 	var password string
 	if opts.passwordFile != "" {
-		data, err := readSmallFile(opts.passwordFile, 4096)
+		data, err := fsutil.ReadSmall(opts.passwordFile, 4096)
 		if err != nil {
 			return fmt.Errorf("read password file: %w", err)
 		}

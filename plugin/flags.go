@@ -3,7 +3,6 @@ package plugin
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -27,7 +27,7 @@ type passphraseOptions struct {
 // or nil if neither is set. It never echoes or logs the value.
 func (p passphraseOptions) read() ([]byte, error) {
 	if p.file != "" {
-		data, err := readSmallFile(p.file, 4096)
+		data, err := fsutil.ReadSmall(p.file, 4096)
 		if err != nil {
 			return nil, fmt.Errorf("read passphrase file: %w", err)
 		}
@@ -46,29 +46,9 @@ func (p passphraseOptions) read() ([]byte, error) {
 	return nil, nil
 }
 
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
 // readPEMFile reads a certificate or key file of reasonable size.
 func readPEMFile(path string) ([]byte, error) {
-	data, err := readSmallFile(path, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	return data, nil
+	return fsutil.ReadSmall(path, 1<<20)
 }
 
 func trimNewline(b []byte) []byte {

@@ -3,13 +3,13 @@ package plugin
 import (
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
@@ -38,42 +38,14 @@ func (o *issueOptions) install(cmd *cobra.Command, a *app, defaultDays int) {
 	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
 }
 
-// outFile is one file an issue command writes.
-type outFile struct {
-	name string
-	data []byte
-	perm os.FileMode
-}
-
-// writeOutDir writes files into dir as one unit: it refuses before writing
-// anything if a file exists and force is off, and removes what it wrote if a
-// later write fails.
-func writeOutDir(dir string, files []outFile, force bool) error {
-	if !force {
-		paths := make([]string, len(files))
-		for i, f := range files {
-			paths[i] = filepath.Join(dir, f.name)
-		}
-		if err := fsutil.CheckAbsent(paths...); err != nil {
-			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
-		}
+// writeOut writes a directory of files as one unit (certdir.Write),
+// with the flags that get past an existing file.
+func writeOut(dir string, files []certdir.File, force bool, flag string) error {
+	err := certdir.Write(dir, files, force)
+	if errors.Is(err, fsutil.ErrExists) {
+		return fmt.Errorf("%w: use --force to overwrite, or choose another %s", err, flag)
 	}
-	// A new directory is made private; an existing one (the current
-	// directory, ~/.docker) keeps its mode: the key file itself is 0600.
-	if err := os.MkdirAll(dir, fsutil.PrivateDir); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	for i, f := range files {
-		if err := fsutil.WriteFile(filepath.Join(dir, f.name), f.data, f.perm, force); err != nil {
-			if !force {
-				for _, done := range files[:i] {
-					_ = os.Remove(filepath.Join(dir, done.name))
-				}
-			}
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 // issueLeaf makes a key and a certificate for it from the named CA.

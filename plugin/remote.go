@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
@@ -29,7 +30,7 @@ func readSecretRef(ref, what string) (string, error) {
 		}
 		return strings.TrimSpace(v), nil
 	case strings.HasPrefix(ref, "file:"):
-		data, err := readSmallFile(ref[5:], 64*1024)
+		data, err := fsutil.ReadSmall(ref[5:], 64*1024)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", what, err)
 		}

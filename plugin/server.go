@@ -2,9 +2,8 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
-	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
@@ -64,16 +63,6 @@ the engine's host. The dockerd flags are printed.`,
 	return cmd
 }
 
-// daemonJSON is the TLS part of /etc/docker/daemon.json. It carries no
-// "hosts" key on purpose: on systemd hosts dockerd already gets -H from its
-// unit, and both together make dockerd refuse to start.
-type daemonJSON struct {
-	TLSVerify bool   `json:"tlsverify"`
-	TLSCACert string `json:"tlscacert"`
-	TLSCert   string `json:"tlscert"`
-	TLSKey    string `json:"tlskey"`
-}
-
 func runServerIssue(a *app, opts serverIssueOptions) error {
 	sans, warnings, err := pki.ParseSANs(append(append([]string{}, opts.hosts...), opts.sans...))
 	if err != nil {
@@ -92,26 +81,14 @@ func runServerIssue(a *app, opts serverIssueOptions) error {
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.EncodePrivateKey(key, nil)
+	files, err := certdir.Server(stored.Cert, cert, key, opts.installDir)
 	if err != nil {
 		return err
 	}
-	dj := daemonJSON{
-		TLSVerify: true,
-		TLSCACert: path.Join(opts.installDir, "ca.pem"),
-		TLSCert:   path.Join(opts.installDir, "server-cert.pem"),
-		TLSKey:    path.Join(opts.installDir, "server-key.pem"),
-	}
-	djBytes, _ := json.MarshalIndent(dj, "", "  ")
-	files := []outFile{
-		{"ca.pem", pki.EncodeCertificate(stored.Cert), fsutil.PublicFile},
-		{"server-cert.pem", pki.EncodeCertificate(cert), fsutil.PublicFile},
-		{"server-key.pem", keyPEM, fsutil.PrivateFile},
-		{"daemon.json", append(djBytes, '\n'), fsutil.PublicFile},
-	}
-	if err := writeOutDir(opts.out, files, opts.force); err != nil {
+	if err := writeOut(opts.out, files, opts.force, "--out"); err != nil {
 		return err
 	}
+	dj := certdir.NewDaemonJSON(opts.installDir)
 	out := a.cli.Out()
 	fmt.Fprintf(out, "Server certificate for %s from CA %q, valid until %s, written to %s\n",
 		strings.Join(sans.Strings(), ", "), stored.Name, cert.NotAfter.Format("2006-01-02"), opts.out)
@@ -171,76 +148,32 @@ func runServerRenew(ctx context.Context, a *app, opts serverRenewOptions) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	read := func(f string) ([]byte, error) { return readPEMFile(filepath.Join(opts.dir, f)) }
-	certPEM, err := read("server-cert.pem")
+	sd, err := certdir.ReadServer(opts.dir)
 	if err != nil {
-		return fmt.Errorf("%s: %w", opts.dir, err)
-	}
-	keyPEM, err := read("server-key.pem")
-	if err != nil {
-		return fmt.Errorf("%s: %w", opts.dir, err)
-	}
-	old, err := pki.ParseCertificate(certPEM)
-	if err != nil {
-		return fmt.Errorf("server-cert.pem: %w", err)
-	}
-	key, err := pki.ParsePrivateKey(keyPEM, nil)
-	if err != nil {
-		return fmt.Errorf("server-key.pem: %w", err)
+		return err
 	}
 	stored, ca, err := a.loadCA(opts.ca, opts.passphrase)
 	if err != nil {
 		return err
 	}
-	if err := old.CheckSignatureFrom(stored.Cert); err != nil {
-		return fmt.Errorf("%s was not issued by CA %q: give the right --ca", filepath.Join(opts.dir, "server-cert.pem"), opts.ca)
-	}
-	sans := pki.CertSANs(old)
+	r := certdir.ServerRenewal{Rekey: opts.rekey, Lifetime: time.Duration(opts.days) * 24 * time.Hour}
 	if len(opts.sans) > 0 {
 		var warnings []pki.SANWarning
-		if sans, warnings, err = pki.ParseSANs(opts.sans); err != nil {
+		if r.SANs, warnings, err = pki.ParseSANs(opts.sans); err != nil {
 			return err
 		}
 		for _, w := range warnings {
 			fmt.Fprintln(a.cli.Err(), "warning:", w)
 		}
 	}
-	if opts.rekey {
-		kt, err := pki.KeyTypeOf(key.Public())
-		if err != nil {
-			return err
-		}
-		if key, err = pki.GenerateKey(kt); err != nil {
-			return err
-		}
+	cert, err := sd.Renew(stored.Cert, ca, r)
+	if errors.Is(err, certdir.ErrOtherCA) {
+		return fmt.Errorf("%s was not issued by CA %q: give the right --ca", filepath.Join(opts.dir, certdir.ServerCertFile), opts.ca)
 	}
-	life := old.NotAfter.Sub(old.NotBefore) - pki.Backdate
-	if opts.days > 0 {
-		life = time.Duration(opts.days) * 24 * time.Hour
-	}
-	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: life})
 	if err != nil {
 		return err
 	}
-	files := []outFile{{"server-cert.pem", pki.EncodeCertificate(cert), fsutil.PublicFile}, {"ca.pem", pki.EncodeCertificate(stored.Cert), fsutil.PublicFile}}
-	if opts.rekey {
-		kp, err := pki.EncodePrivateKey(key, nil)
-		if err != nil {
-			return err
-		}
-		files = append([]outFile{{"server-key.pem", kp, fsutil.PrivateFile}}, files...)
-	}
-	// New files next to the old ones first, then renamed over them.
-	for _, f := range files {
-		if err := fsutil.WriteFile(filepath.Join(opts.dir, f.name+".new"), f.data, f.perm, true); err != nil {
-			return err
-		}
-	}
-	for _, f := range files {
-		if err := os.Rename(filepath.Join(opts.dir, f.name+".new"), filepath.Join(opts.dir, f.name)); err != nil {
-			return fmt.Errorf("switch %s: %w", f.name, err)
-		}
-	}
+	sans := pki.CertSANs(cert)
 	out := a.cli.Out()
 	fmt.Fprintf(out, "Renewed %s: %s, serial %x, valid until %s\n", filepath.Join(opts.dir, "server-cert.pem"), strings.Join(sans.Strings(), ", "), cert.SerialNumber, cert.NotAfter.Format("2006-01-02"))
 	fmt.Fprintln(out, "dockerd reads its certificate only at start: copy the directory to the engine's host and restart dockerd (systemctl restart docker).")

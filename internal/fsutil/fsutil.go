@@ -6,6 +6,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,4 +145,23 @@ func CheckAbsent(paths ...string) error {
 		}
 	}
 	return nil
+}
+
+// ReadSmall reads a file a user named that should be small (a
+// certificate, a key, a password), refusing one over limit bytes instead
+// of reading a mistaken path to the end.
+func ReadSmall(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
 }
