@@ -18,6 +18,7 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
 )
 
 func newContextCommand(a *app) *cobra.Command {
@@ -172,7 +173,7 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 		if err != nil {
 			return nil, err
 		}
-		caCert, cert, err := remoteIssue(ctx, s.remote, key, cn, defaultClientName(), pki.SANs{}, pki.ClientProfile, func(note string) {
+		caCert, cert, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
 			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
 		})
 		if err != nil {

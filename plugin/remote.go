@@ -96,88 +96,37 @@ func (o remoteOptions) check() error {
 	return nil
 }
 
-// remoteIssue makes a CSR for key and has the remote CA sign it. It returns
-// the pinned CA and the certificate, both checked.
-//
-// cn is the name asked for; defaultCN, if set, is the name to use when the
-// user gave none (cn is then empty).
-//
-// warn receives what the service says it changed of the request (a
-// lifetime cut short), for the user.
-func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, cn, defaultCN string, sans pki.SANs, profile pki.Profile, warn func(string)) (*x509.Certificate, *x509.Certificate, error) {
+// remoteIssue has the remote CA of o sign a certificate for key. It
+// returns the pinned CA and the certificate, both checked. warn receives
+// what the service says it changed of the request (a lifetime cut short),
+// for the user.
+func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq remoteca.IssueRequest, warn func(string)) (*x509.Certificate, *x509.Certificate, error) {
 	if err := o.check(); err != nil {
 		return nil, nil, err
 	}
-	c := &remoteca.Client{URL: o.url, Lifetime: o.lifetime, Notes: warn}
-	var auth remoteca.Auth
+	cred := remoteca.Credentials{Fingerprint: o.fingerprint}
+	ref, what := o.token, "--token"
+	if ref == "" {
+		ref, what = o.authKey, "--auth-key"
+	}
+	secret, err := readSecretRef(ref, what)
+	if err != nil {
+		return nil, nil, err
+	}
 	if o.token != "" {
-		tok, err := readSecretRef(o.token, "--token")
-		if err != nil {
-			return nil, nil, err
-		}
-		p, err := remoteca.ParseToken(tok)
-		if err != nil {
-			return nil, nil, err
-		}
-		c.Fingerprint, auth.Token = p.Fingerprint, p.String()
-		// A fingerprint given beside a token must be the one the token
-		// pins: the user meant a CA, and this token is for another.
-		if o.fingerprint != "" {
-			fp, err := remoteca.NormalizeFingerprint(o.fingerprint)
-			if err != nil {
-				return nil, nil, fmt.Errorf("--ca-fingerprint: %w", err)
-			}
-			if fp != p.Fingerprint {
-				return nil, nil, fmt.Errorf("--ca-fingerprint %s is not the CA this token is for (sha256:%s…): check which CA you meant, or leave --ca-fingerprint out (the token pins its CA)", o.fingerprint, p.Fingerprint[:16])
-			}
-		}
-	} else {
-		ref, err := readSecretRef(o.authKey, "--auth-key")
-		if err != nil {
-			return nil, nil, err
-		}
-		if auth.AuthKey, err = authKeyBytes(ref); err != nil {
-			return nil, nil, err
-		}
-		if c.Fingerprint, err = remoteca.NormalizeFingerprint(o.fingerprint); err != nil {
-			return nil, nil, fmt.Errorf("--ca-fingerprint: %w", err)
-		}
+		cred.Token = secret
+	} else if cred.AuthKey, err = authKeyBytes(secret); err != nil {
+		return nil, nil, err
 	}
 	if o.profile != "" {
-		p, err := pki.ParseProfile(o.profile)
-		if err != nil {
+		if rq.Profile, err = pki.ParseProfile(o.profile); err != nil {
 			return nil, nil, err
 		}
-		profile = p
 	}
-	ca, err := c.FetchCA(ctx)
+	c := &remoteca.Client{URL: o.url, Lifetime: o.lifetime, Notes: warn}
+	auth, err := c.Authenticate(cred)
 	if err != nil {
 		return nil, nil, err
 	}
-	var hosts []string
-	for _, s := range sans.Strings() {
-		hosts = append(hosts, strings.TrimPrefix(strings.TrimPrefix(s, "DNS:"), "IP:"))
-	}
-	sign := func(cn string) (*x509.Certificate, error) {
-		csr, err := pki.NewCSR(key, cn, sans)
-		if err != nil {
-			return nil, err
-		}
-		return c.Sign(ctx, ca, auth, csr, profile, hosts)
-	}
-	// Without --client-name, let a token that names the client decide; a
-	// token that does not is refused before it is spent, and the default
-	// name goes instead.
-	askCN := cn
-	if askCN == "" && auth.Token == "" {
-		askCN = defaultCN // cfssl takes the CN from the CSR
-	}
-	cert, err := sign(askCN)
-	if err != nil && askCN == "" && defaultCN != "" && strings.Contains(err.Error(), "does not name the client") {
-		cert, err = sign(defaultCN)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return ca, cert, nil
+	return c.Issue(ctx, auth, key, rq)
 }
