@@ -82,9 +82,6 @@ revoke) neither renew nor enroll; nothing outlives the CA or the profile's
 }
 
 func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	maxLife, err := parseMaxLifetimes(opts.maxLife)
 	if err != nil {
 		return err
@@ -150,50 +147,24 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	return err
 }
 
-// followRotation rereads the CA every few seconds and, when a rotation
-// (docker tls ca rotate on this host) adds, promotes or drops a new CA,
-// switches the service to it without a restart: during a rotation laptops
-// renew from the new CA and learn both; after it, only the new one counts.
+// followRotation switches the service to the CA's new one when a
+// rotation (docker tls ca rotate on this host) adds, promotes or drops it,
+// without a restart: during a rotation laptops renew from the new CA and
+// learn both; after it, only the new one counts.
 func (a *app) followRotation(ctx context.Context, srv *remoteca.Server, was *castore.CA, pass []byte) {
-	fp := func(c *castore.CA) string {
-		s := pki.Fingerprint(c.Cert)
-		if c.NextCert != nil {
-			s += "+" + pki.Fingerprint(c.NextCert)
+	a.cas().Follow(ctx, was, pass, 2*time.Second, func(ca, next *pki.CA) error {
+		if err := srv.SetCA(ca, next); err != nil {
+			return err
 		}
-		return s
-	}
-	last := fp(was)
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		stored, err := a.cas().Get(was.Name)
-		if err != nil || fp(stored) == last {
-			continue
-		}
-		ca, err := a.cas().Signer(stored, pass)
-		var next *pki.CA
-		if err == nil && stored.NextCert != nil {
-			next, err = a.cas().NextSigner(stored, pass)
-		}
-		if err == nil {
-			err = srv.SetCA(ca, next)
-		}
-		if err != nil {
-			srv.Log.Printf("error: CA %s changed, and the service could not follow: %v", was.Name, err)
-			continue
-		}
-		last = fp(stored)
 		if next != nil {
 			srv.Log.Printf("rotation: CA %s is being replaced by %s; renewals now come from it", was.Name, pki.Fingerprint(next.Cert))
 		} else {
 			srv.Log.Printf("CA %s is now %s", was.Name, pki.Fingerprint(ca.Cert))
 		}
-	}
+		return nil
+	}, func(err error) {
+		srv.Log.Printf("error: CA %s changed, and the service could not follow: %v", was.Name, err)
+	})
 }
 
 // parseMaxLifetimes reads --max-lifetime: "24h" caps client certificates,
