@@ -8,7 +8,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -20,9 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
-	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/keystore"
-	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/renewal"
 )
 
@@ -40,24 +37,7 @@ func (a *app) agentEndpoints() ([]agent.Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	var eps []agent.Endpoint
-	for _, c := range list {
-		if !c.AgentMode() {
-			continue
-		}
-		// One CA, or a bundle of two while it is rotated: both are
-		// trusted, as the docker CLI trusts every CA of a ca.pem.
-		cas, err := pki.ParseCertificates([]byte(c.TLS.CAPEM))
-		if err != nil || len(cas) == 0 {
-			continue
-		}
-		cert, err := pki.ParseCertificate([]byte(c.TLS.CertPEM))
-		if err != nil {
-			continue
-		}
-		eps = append(eps, agent.Endpoint{Name: c.Name, Remote: c.TLS.Remote, CAs: cas, Cert: cert, KeyStore: c.TLS.KeyStore, KeyID: c.TLS.KeyID})
-	}
-	return eps, nil
+	return agent.Endpoints(list), nil
 }
 
 type agentOptions struct {
@@ -143,9 +123,6 @@ func runAgent(ctx context.Context, a *app, opts agentOptions) error {
 	if err := checkAgentSpans(opts.idleLock, opts.keyringTimeout); err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	dir := a.agentDir()
 	if agent.Running(dir) {
 		if opts.foreground {
@@ -205,47 +182,24 @@ func (a *app) startAgentBackground(dir string, opts agentOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.MkdirPrivate(dir); err != nil {
-		return err
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, fsutil.PrivateFile)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	args := []string{"--config", a.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--ca-check", opts.caCheck.String(), "--log-file", logPath}
+	args := []string{"--config", a.configDir(), "agent", "--foreground", "--keyring-timeout", opts.keyringTimeout.String(), "--ca-check", opts.caCheck.String(), "--log-file", filepath.Join(dir, "agent.log")}
 	if opts.idleLock > 0 {
 		args = append(args, "--idle-lock", opts.idleLock.String())
 	}
-	cmd := exec.Command(exe, args...)
 	// Run standalone, not as a plugin invocation of the docker CLI, and
 	// hand the long-lived child no secret from our environment.
+	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_") && !strings.HasPrefix(kv, PassphraseEnv+"=") {
-			cmd.Env = append(cmd.Env, kv)
+			env = append(env, kv)
 		}
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	detach(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the agent: %w", err)
+	pid, logPath, err := agent.Start(dir, exe, args, env)
+	if err != nil {
+		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if agent.Running(dir) {
-			fmt.Fprintf(a.cli.Out(), "Agent started (pid %d), serving %s; log: %s\n", cmd.Process.Pid, dir, logPath)
-			return nil
-		}
-		select {
-		case err := <-done:
-			return fmt.Errorf("the agent exited at start (%v); see %s", err, logPath)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("the agent did not answer within 15s; see %s", logPath)
+	fmt.Fprintf(a.cli.Out(), "Agent started (pid %d), serving %s; log: %s\n", pid, dir, logPath)
+	return nil
 }
 
 func agentControlCommand(a *app, op, short string) *cobra.Command {
