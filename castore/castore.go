@@ -418,3 +418,15 @@ func (s *Store) Signer(ca *CA, passphrase []byte) (*pki.CA, error) {
 	}
 	return signer, nil
 }
+
+// Strays are half-made or set-aside CA directories that a killed command
+// of an older version could leave (the journal finishes or undoes those of
+// this one): a full scan, for prune only.
+func (s *Store) Strays() []string {
+	var out []string
+	for _, g := range []string{".*.new-*", ".*.old-*"} {
+		m, _ := filepath.Glob(filepath.Join(s.Dir, g))
+		out = append(out, m...)
+	}
+	return out
+}

@@ -329,3 +329,15 @@ func (s *Store) PEMs(c *Context) (caPEM, certPEM []byte, err error) {
 	}
 	return caPEM, certPEM, nil
 }
+
+// Strays are temporary files that the docker CLI's own writes, or older
+// versions of docker tls, could leave in context directories: a full
+// scan, for prune only.
+func (s *Store) Strays() []string {
+	var out []string
+	for _, g := range []string{filepath.Join("tls", "*", "*", ".tmp-*"), filepath.Join("meta", "*", ".tmp-*")} {
+		m, _ := filepath.Glob(filepath.Join(s.configDir, "contexts", g))
+		out = append(out, m...)
+	}
+	return out
+}

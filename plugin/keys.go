@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,40 +16,16 @@ func newKeysCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// keyView is one private key docker-tls keeps, and who uses it.
-type keyView struct {
-	ID    string
-	Type  string
-	Store string
-	Owner string // "ca/NAME", "context/NAME", or "" for an orphan
-	// Status is "ok", "orphan" (in a store, used by nothing), "missing"
-	// (used, but not in its store) or "owner damaged" (named after a
-	// context or CA that cannot be read).
-	Status string
-}
-
-// Key statuses.
-const (
-	keyOK      = "ok"
-	keyOrphan  = "orphan"
-	keyMissing = "missing"
-	keyDamaged = "owner damaged"
-)
-
-// keyInventory is every key docker-tls knows of: those its CAs and
-// contexts use, and every id either key store lists (the keyring's index
-// names each entry before it is written, so this is every entry docker-tls
-// ever made there).
-func (a *app) keyInventory() ([]keyView, error) {
-	var views []keyView
-	owned := map[keystore.Ref]int{}
+// keyInventory is every key docker-tls knows of (keystore.Inventory):
+// those its CAs and contexts use, and every id either key store lists.
+func (a *app) keyInventory() ([]keystore.Key, error) {
+	var uses []keystore.Use
 	cas, badCAs, err := a.cas().List()
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range cas {
-		owned[c.KeyRef()] = len(views)
-		views = append(views, keyView{ID: c.KeyID, Type: pki.DescribeKey(c.Cert.PublicKey), Store: c.KeyStore, Owner: "ca/" + c.Name, Status: keyMissing})
+		uses = append(uses, keystore.Use{Ref: c.KeyRef(), Type: pki.DescribeKey(c.Cert.PublicKey), Owner: "ca/" + c.Name})
 	}
 	list, badContexts, err := a.contexts().List()
 	if err != nil {
@@ -58,33 +33,10 @@ func (a *app) keyInventory() ([]keyView, error) {
 	}
 	for _, c := range list {
 		if c.Managed() {
-			owned[c.KeyOf()] = len(views)
-			views = append(views, keyView{ID: c.TLS.KeyID, Type: c.TLS.KeyType, Store: c.TLS.KeyStore, Owner: "context/" + c.Name, Status: keyMissing})
+			uses = append(uses, keystore.Use{Ref: c.KeyOf(), Type: c.TLS.KeyType, Owner: "context/" + c.Name})
 		}
 	}
-	for _, kind := range keystore.KindNames() {
-		ks, err := a.keyStore(kind, nil)
-		if err != nil {
-			return nil, err
-		}
-		ids, err := ks.List("")
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if i, ok := owned[keystore.Ref{Store: kind, ID: id}]; ok {
-				views[i].Status = keyOK
-				continue
-			}
-			v := keyView{ID: id, Store: kind, Status: keyOrphan}
-			if owner := damagedOwner(id, badCAs, badContexts); owner != "" {
-				v.Owner, v.Status = owner, keyDamaged
-			}
-			views = append(views, v)
-		}
-	}
-	slices.SortFunc(views, func(x, y keyView) int { return strings.Compare(x.Owner+x.ID, y.Owner+y.ID) })
-	return views, nil
+	return a.keyStores().Inventory(uses, func(id string) string { return damagedOwner(id, badCAs, badContexts) })
 }
 
 // damagedOwner names the CA or context that cannot be read and whose key

@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 
+	"github.com/docker-tls/docker-tls/keystore"
 	flagsHelper "github.com/docker/cli/cli/flags"
 
 	"github.com/docker/cli/cli"
@@ -46,14 +47,14 @@ func runKeysList(a *app, opts keysListOptions) error {
 	if err != nil {
 		return err
 	}
-	l := listing[keyView]{table: "table {{.ID}}\t{{.Type}}\t{{.Store}}\t{{.Owner}}\t{{.Status}}", quiet: "{{.ID}}", header: newKeyListContext(),
-		row: func(v *keyView, _ bool) formatter.SubContext { return &keyListContext{v: v} }}
+	l := listing[keystore.Key]{table: "table {{.ID}}\t{{.Type}}\t{{.Store}}\t{{.Owner}}\t{{.Status}}", quiet: "{{.ID}}", header: newKeyListContext(),
+		row: func(v *keystore.Key, _ bool) formatter.SubContext { return &keyListContext{v: v} }}
 	return l.write(a.cli.Out(), opts.format, opts.quiet, views)
 }
 
 type keyListContext struct {
 	formatter.HeaderContext
-	v *keyView
+	v *keystore.Key
 }
 
 func newKeyListContext() *keyListContext {

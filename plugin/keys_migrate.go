@@ -56,7 +56,7 @@ func runKeysMigrate(a *app, opts keysMigrateOptions) error {
 	moved := 0
 	var errs []error
 	for _, k := range keys {
-		if k.Store == opts.to || k.Owner == "" || k.Status == keyDamaged {
+		if k.Store == opts.to || k.Owner == "" || k.Status == keystore.KeyOwnerDamaged {
 			continue
 		}
 		// Each move re-reads its owner under the state lock: a key another

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
@@ -60,7 +60,7 @@ func runKeysPrune(a *app, opts keysPruneOptions) error {
 	n := 0
 	var errs []error
 	for _, v := range views {
-		if v.Status != keyOrphan {
+		if v.Status != keystore.KeyOrphan {
 			continue
 		}
 		if !opts.dryRun {
@@ -125,22 +125,8 @@ func (a *app) repairKeyringIndex(dryRun bool) error {
 	return nil
 }
 
-// strayFiles are temporary files and directories that older versions of
-// docker tls, or the docker CLI's own writes, could leave: temporary key
-// copies beside the file store's keys, half-made CA directories and
-// temporary files in context directories. A full scan: prune only.
+// strayFiles are what killed commands of older versions, or the docker
+// CLI's own writes, could leave in each store.
 func (a *app) strayFiles() []string {
-	var out []string
-	globs := []string{
-		filepath.Join(a.keyStores().Dir, ".*.tmp-*"),
-		filepath.Join(a.stateDir(), "ca", ".*.new-*"),
-		filepath.Join(a.stateDir(), "ca", ".*.old-*"),
-		filepath.Join(a.configDir(), "contexts", "tls", "*", "*", ".tmp-*"),
-		filepath.Join(a.configDir(), "contexts", "meta", "*", ".tmp-*"),
-	}
-	for _, g := range globs {
-		m, _ := filepath.Glob(g)
-		out = append(out, m...)
-	}
-	return out
+	return slices.Concat(a.keyStores().Strays(), a.cas().Strays(), a.contexts().Strays())
 }
