@@ -70,9 +70,6 @@ engines trust closes it at once.`,
 }
 
 func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	given := 0
 	for _, v := range []string{opts.arg, opts.cn, opts.serial, opts.token} {
 		if v != "" {

@@ -113,9 +113,6 @@ func (a *app) rotations() rotation.Records {
 }
 
 func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := checkRotateFlags(opts); err != nil {
 		return err
 	}

@@ -70,9 +70,6 @@ password. --count N mints N tokens alike in one go, one per line (or, with
 }
 
 func runCAToken(ctx context.Context, a *app, opts caTokenOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	stored, err := a.cas().Get(opts.ca)
 	if err != nil {
 		return err

@@ -53,9 +53,6 @@ its Docker version and whether live-restore is on.`,
 }
 
 func runEngineList(ctx context.Context, a *app, opts engineListOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := checkParallel(opts.parallel); err != nil {
 		return err
 	}

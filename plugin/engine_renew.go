@@ -56,9 +56,6 @@ time are renewed.`,
 }
 
 func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := namesOrAll(opts.names, opts.all, true, "engine", "renew"); err != nil {
 		return err
 	}

@@ -98,9 +98,6 @@ restarted. A second run finds everything in place and changes nothing.`,
 }
 
 func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	dest, life, err := checkEngineSetup(&opts)
 	if err != nil {
 		return err

@@ -45,9 +45,6 @@ remove the engine's context and client key unless --keep-context.`,
 }
 
 func runEngineTeardown(ctx context.Context, a *app, opts engineTeardownOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	rec, err := a.engines().Get(opts.name)
 	if err != nil {
 		return engineNotFound(err, opts.name)

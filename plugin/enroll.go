@@ -82,9 +82,6 @@ TLS in the last third of its life, with no token.`,
 }
 
 func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	host, err := a.preflight(opts.name, opts.host, opts.force)
 	if err != nil {
 		return err

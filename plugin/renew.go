@@ -60,9 +60,6 @@ contexts whose certificate expires within --within (default 30d).`,
 }
 
 func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	within, err := parseSpan(opts.within)
 	if err != nil {
 		return fmt.Errorf("--within %w", err)

@@ -145,9 +145,6 @@ func runServerRenew(ctx context.Context, a *app, opts serverRenewOptions) error 
 	if _, err := lifetime(opts.days); err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	sd, err := certdir.ReadServer(opts.dir)
 	if err != nil {
 		return err

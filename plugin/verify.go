@@ -93,9 +93,6 @@ Exit status: 0 when nothing failed, 1 when something did (--strict: or warned).
 func defaultParallel() int { return max(16, 8*runtime.GOMAXPROCS(0)) }
 
 func runVerify(ctx context.Context, a *app, opts verifyOptions, names []string) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if opts.timeout <= 0 {
 		return errors.New("--timeout must be positive, e.g. 5s")
 	}
