@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/renewal"
 )
@@ -222,10 +223,10 @@ func agentControlCommand(a *app, op, short string) *cobra.Command {
 			switch op {
 			case "status":
 				if format == "json" {
-					return printJSON(out, st)
+					return output.JSON(out, st)
 				}
 				if format != "" {
-					return printTemplate(out, format, []*agent.Status{st})
+					return output.Template(out, format, []*agent.Status{st})
 				}
 				fmt.Fprintf(out, "Agent running, pid %d, since %s, %d open connection(s), %d in all\n", st.PID, st.Started.Format(time.RFC3339), st.Connections, st.Total)
 				for _, c := range st.Contexts {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/output"
 	flagsHelper "github.com/docker/cli/cli/flags"
 
 	"github.com/docker/cli/cli"
@@ -47,11 +48,11 @@ func runCAInspect(a *app, opts caInspectOptions, names []string) error {
 	}
 	if opts.format == "" || opts.format == formatter.JSONFormatKey {
 		if len(views) > 0 {
-			if err := printJSON(a.cli.Out(), views); err != nil {
+			if err := output.JSON(a.cli.Out(), views); err != nil {
 				return err
 			}
 		}
-	} else if err := printTemplate(a.cli.Out(), opts.format, views); err != nil {
+	} else if err := output.Template(a.cli.Out(), opts.format, views); err != nil {
 		return err
 	}
 	// Like docker inspect: print what was found, then fail for the rest.

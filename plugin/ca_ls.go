@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -97,9 +98,9 @@ func runCAList(a *app, opts caListOptions) error {
 	for name, err := range errs {
 		views = append(views, caView{Name: name, Error: err.Error()})
 	}
-	l := listing[caView]{table: caTableFormat, quiet: "{{.Name}}", header: newCAListContext(),
-		row: func(v *caView, _ bool) formatter.SubContext { return &caListContext{v: v} }}
-	return l.write(a.cli.Out(), opts.format, opts.quiet, views)
+	l := output.Listing[caView]{Table: caTableFormat, Quiet: "{{.Name}}", Header: newCAListContext(),
+		Row: func(v *caView, _ bool) formatter.SubContext { return &caListContext{v: v} }}
+	return l.Write(a.cli.Out(), opts.format, opts.quiet, views)
 }
 
 const caTableFormat = "table {{.Name}}\t{{.KeyType}}\t{{.Expires}}\t{{.KeyStore}}\t{{.Fingerprint}}"

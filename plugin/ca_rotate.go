@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/internal/suggest"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
@@ -435,7 +436,7 @@ func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotat
 		}
 	}
 	if opts.format == "json" {
-		return printJSON(out, struct {
+		return output.JSON(out, struct {
 			*rotation.State
 			Laptops []*remoteca.Issued `json:"laptopsOnOldCA"`
 		}{st, laptops})

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
@@ -109,7 +110,7 @@ func runCAToken(ctx context.Context, a *app, opts caTokenOptions) error {
 		for i := range toks {
 			list[i] = minted{Token: toks[i], ID: ts[i].ID, Expires: ts[i].Expires}
 		}
-		if err := printJSON(out, list); err != nil {
+		if err := output.JSON(out, list); err != nil {
 			return err
 		}
 	} else {

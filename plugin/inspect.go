@@ -14,6 +14,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -126,7 +127,7 @@ func chainWord(leaf, issuer *x509.Certificate) string {
 func printCertViews(out io.Writer, format string, views []certView) error {
 	switch format {
 	case "json":
-		return printJSON(out, views)
+		return output.JSON(out, views)
 	case "":
 		for i, v := range views {
 			if i > 0 {
@@ -156,5 +157,5 @@ func printCertViews(out io.Writer, format string, views []certView) error {
 		}
 		return nil
 	}
-	return printTemplate(out, format, views)
+	return output.Template(out, format, views)
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/keystore"
 	flagsHelper "github.com/docker/cli/cli/flags"
 
@@ -47,9 +48,9 @@ func runKeysList(a *app, opts keysListOptions) error {
 	if err != nil {
 		return err
 	}
-	l := listing[keystore.Key]{table: "table {{.ID}}\t{{.Type}}\t{{.Store}}\t{{.Owner}}\t{{.Status}}", quiet: "{{.ID}}", header: newKeyListContext(),
-		row: func(v *keystore.Key, _ bool) formatter.SubContext { return &keyListContext{v: v} }}
-	return l.write(a.cli.Out(), opts.format, opts.quiet, views)
+	l := output.Listing[keystore.Key]{Table: "table {{.ID}}\t{{.Type}}\t{{.Store}}\t{{.Owner}}\t{{.Status}}", Quiet: "{{.ID}}", Header: newKeyListContext(),
+		Row: func(v *keystore.Key, _ bool) formatter.SubContext { return &keyListContext{v: v} }}
+	return l.Write(a.cli.Out(), opts.format, opts.quiet, views)
 }
 
 type keyListContext struct {

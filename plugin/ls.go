@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -119,9 +120,9 @@ func runList(a *app, opts lsOptions) error {
 	for name, err := range errs {
 		views = append(views, contextView{Name: name, Error: err.Error()})
 	}
-	l := listing[contextView]{table: contextTableFormat, quiet: "{{.Name}}", header: newContextListContext(),
-		row: func(v *contextView, _ bool) formatter.SubContext { return &contextListContext{v: v} }}
-	if err := l.write(a.cli.Out(), opts.format, opts.quiet, views); err != nil {
+	l := output.Listing[contextView]{Table: contextTableFormat, Quiet: "{{.Name}}", Header: newContextListContext(),
+		Row: func(v *contextView, _ bool) formatter.SubContext { return &contextListContext{v: v} }}
+	if err := l.Write(a.cli.Out(), opts.format, opts.quiet, views); err != nil {
 		return err
 	}
 	// Engines whose server certificate needs renewing, on stderr so that

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
@@ -244,9 +245,9 @@ func (a *app) printReports(format string, reports []*probe.Report) error {
 	out := a.cli.Out()
 	switch {
 	case format == formatter.JSONFormatKey:
-		return printJSON(out, reports)
+		return output.JSON(out, reports)
 	case format != "" && format != formatter.TableFormatKey:
-		return printTemplate(out, format, reports)
+		return output.Template(out, format, reports)
 	}
 	color := out.IsTerminal() && runtime.GOOS != "windows"
 	if len(reports) == 1 {
