@@ -96,6 +96,13 @@ func (h *fakeHost) Run(_ context.Context, script string, stdin []byte) ([]byte, 
 		clear(h.backups)
 		delete(h.files, hostStateFile)
 		return nil, nil
+	case script == "[ -d "+OriginalBackup+" ] && echo yes || echo no":
+		if _, ok := h.backups[OriginalBackup]; ok {
+			return []byte("yes\n"), nil
+		}
+		return []byte("no\n"), nil
+	case strings.HasPrefix(script, "ss -Hltn 'sport = :"):
+		return nil, nil // nothing listens: the fake serves only through serves()
 	case strings.HasPrefix(script, "docker info --format '{{.LiveRestoreEnabled}}'"):
 		return []byte("true\n"), nil
 	}

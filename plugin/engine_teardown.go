@@ -49,18 +49,10 @@ func runEngineTeardown(ctx context.Context, a *app, opts engineTeardownOptions) 
 	if err != nil {
 		return engineNotFound(err, opts.name)
 	}
-	// Other records for the same endpoint (another name, or another
-	// context such as an agent-mode one) stop working with it.
 	if !opts.force {
-		all, _, err := a.engines().List()
+		others, err := a.engines().SharingHost(rec)
 		if err != nil {
 			return err
-		}
-		var others []string
-		for _, r := range all {
-			if r.Name != rec.Name && r.Host == rec.Host {
-				others = append(others, r.Name)
-			}
 		}
 		if len(others) > 0 {
 			return fmt.Errorf("engine %s is also %s (%s): tearing it down breaks their contexts too; run again with --force, then docker tls engine teardown for each of them", strings.Join(others, ", "), rec.Host, rec.Name)
@@ -71,23 +63,34 @@ func runEngineTeardown(ctx context.Context, a *app, opts engineTeardownOptions) 
 		return err
 	}
 	defer s.Close()
-	out := a.cli.Out()
-	restored, err := engine.Teardown(ctx, s, rec.TLSDir, rec.Port)
+	var removeContext func() error
+	if !opts.keepContext {
+		removeContext = func() error {
+			_, err := a.contexts().Remove(rec.Context)
+			if errors.Is(err, contexts.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+	}
+	restored, err := a.engines().Teardown(ctx, s, rec, removeContext)
+	var ce *engine.ContextRemovalError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (docker tls rm %s)", err, rec.Context)
+	}
 	if err != nil {
 		return err
 	}
+	out := a.cli.Out()
 	if restored {
 		fmt.Fprintf(out, "%s: every file is as it was before setup, dockerd restarted, port %d closed\n", rec.Dest, rec.Port)
 	} else {
 		fmt.Fprintf(out, "%s: nothing of docker tls was left on the host\n", rec.Dest)
 	}
 	if !opts.keepContext {
-		if _, err := a.contexts().Remove(rec.Context); err != nil && !errors.Is(err, contexts.ErrNotFound) {
-			return fmt.Errorf("the host is restored, but context %s was not removed: %w (docker tls rm %s)", rec.Context, err, rec.Context)
-		}
 		fmt.Fprintf(out, "Removed context %s and its key\n", rec.Context)
 	}
-	return a.engines().Remove(rec.Name)
+	return nil
 }
 
 // dialEngine connects to a recorded engine the way setup did.
