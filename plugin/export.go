@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -9,11 +8,11 @@ import (
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
-	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
 
@@ -164,13 +163,9 @@ func (a *app) exportP12(c *contexts.Context, opts exportOptions) error {
 	if err != nil {
 		return err
 	}
-	enc := pkcs12.Modern
-	if opts.legacy {
-		enc = pkcs12.LegacyDES
-	}
-	data, err := enc.Encode(t.Key, t.Cert, []*x509.Certificate{t.CA}, password)
+	data, err := pki.EncodePKCS12(t.Key, t.Cert, t.CA, password, opts.legacy)
 	if err != nil {
-		return fmt.Errorf("PKCS#12: %w", err)
+		return err
 	}
 	if err := a.confirmKeyExport(out); err != nil {
 		return err
