@@ -138,6 +138,16 @@ func TestServerDirRenew(t *testing.T) {
 			}
 		})
 	}
+	if ca2, err := sd.Check(time.Now()); err != nil || !ca2.Equal(ca.Cert) {
+		t.Errorf("Check of a whole directory: %v", err)
+	}
+	wrongKey, _ := pki.GenerateKey(pki.ECDSAP256)
+	if _, err := (&ServerDir{Dir: dir, Cert: sd.Cert, Key: wrongKey}).Check(time.Now()); err == nil {
+		t.Error("Check passed a key that is not the certificate's")
+	}
+	if _, err := sd.Check(sd.Cert.NotAfter.Add(time.Hour)); err == nil {
+		t.Error("Check passed an expired certificate")
+	}
 	other := pkitest.NewCA(t, "another CA", "")
 	if _, err := sd.Renew(other.Cert, other, ServerRenewal{}); !errors.Is(err, ErrOtherCA) {
 		t.Errorf("renewal from another CA = %v, want ErrOtherCA", err)

@@ -96,3 +96,24 @@ func ReadServer(dir string) (*ServerDir, error) {
 	}
 	return &ServerDir{Dir: dir, Cert: cert, Key: key}, nil
 }
+
+// Check reads the directory's ca.pem and checks that its files fit
+// together: the key is the certificate's, and the certificate is a server
+// certificate from that CA, valid now. It returns the CA.
+func (d *ServerDir) Check(now time.Time) (*x509.Certificate, error) {
+	data, err := fsutil.ReadSmall(filepath.Join(d.Dir, CAFile), 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Dir, err)
+	}
+	ca, err := pki.ParseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", CAFile, err)
+	}
+	if err := pki.CheckKeyMatch(d.Cert, d.Key); err != nil {
+		return nil, err
+	}
+	if err := pki.VerifyLeaf(d.Cert, ca, pki.ServerProfile, now); err != nil {
+		return nil, fmt.Errorf("%s: %w", ServerCertFile, err)
+	}
+	return ca, nil
+}

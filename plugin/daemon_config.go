@@ -11,7 +11,6 @@ import (
 
 	"github.com/docker-tls/docker-tls/certdir"
 	"github.com/docker-tls/docker-tls/contexts"
-	"github.com/docker-tls/docker-tls/pki"
 )
 
 type daemonConfigOptions struct {
@@ -57,36 +56,12 @@ both together make it refuse to start.`,
 
 func runDaemonConfig(a *app, opts daemonConfigOptions) error {
 	// The files must be there and fit together.
-	read := func(f string) ([]byte, error) { return readPEMFile(filepath.Join(opts.dir, f)) }
-	caPEM, err := read("ca.pem")
+	sd, err := certdir.ReadServer(opts.dir)
 	if err != nil {
-		return fmt.Errorf("--dir %s: %w", opts.dir, err)
+		return fmt.Errorf("--dir %w", err)
 	}
-	certPEM, err := read("server-cert.pem")
-	if err != nil {
-		return fmt.Errorf("--dir %s: %w", opts.dir, err)
-	}
-	keyPEM, err := read("server-key.pem")
-	if err != nil {
-		return fmt.Errorf("--dir %s: %w", opts.dir, err)
-	}
-	ca, err := pki.ParseCertificate(caPEM)
-	if err != nil {
-		return fmt.Errorf("ca.pem: %w", err)
-	}
-	cert, err := pki.ParseCertificate(certPEM)
-	if err != nil {
-		return fmt.Errorf("server-cert.pem: %w", err)
-	}
-	key, err := pki.ParsePrivateKey(keyPEM, nil)
-	if err != nil {
-		return fmt.Errorf("server-key.pem: %w", err)
-	}
-	if err := pki.CheckKeyMatch(cert, key); err != nil {
+	if _, err := sd.Check(time.Now()); err != nil {
 		return err
-	}
-	if err := pki.VerifyLeaf(cert, ca, pki.ServerProfile, time.Now()); err != nil {
-		return fmt.Errorf("server-cert.pem: %w", err)
 	}
 	listen, warning, err := contexts.ParseHost(opts.listen)
 	if err != nil {
