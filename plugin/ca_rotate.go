@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +17,8 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/internal/output"
-	"github.com/docker-tls/docker-tls/internal/suggest"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/probe"
 	"github.com/docker-tls/docker-tls/remoteca"
 	"github.com/docker-tls/docker-tls/rotation"
 )
@@ -297,7 +296,7 @@ func (a *app) rotationJob(opts caRotateOptions) (*rotation.Job, error) {
 			if err != nil {
 				return nil, err
 			}
-			return engineCheck(target), nil
+			return probe.ServesAPI(target), nil
 		},
 		ReadyTimeout: opts.wait,
 		Exclude:      opts.exclude, KeepOld: opts.keepOld, FinishNow: opts.finishNow, Parallel: opts.parallel,
@@ -323,10 +322,8 @@ func short(fp string) string {
 }
 
 // checkServiceDB opens the CA service's database, if the CA has one, and
-// finds each identity to exclude in its inventory (a certificate or a
-// token for it), before anything is written: the rotation counts the
-// laptops there, and a misspelt name would let the lost laptop follow.
-// With --exclude the database must exist.
+// finds each identity to exclude there (rotation.CheckExclusions). With
+// --exclude the database must exist.
 func (a *app) checkServiceDB(ctx context.Context, ca *castore.CA, opts caRotateOptions) error {
 	db, err := opts.db.openExisting(ctx, a, ca)
 	if err != nil {
@@ -339,21 +336,16 @@ func (a *app) checkServiceDB(ctx context.Context, ca *castore.CA, opts caRotateO
 		return fmt.Errorf("--exclude %q: CA %q has no service database (docker tls ca serve never ran for it, and no --db was given), so no laptop enrolled with it: there is nobody to exclude", opts.exclude[0], ca.Name)
 	}
 	defer db.Close()
-	names, err := db.Names(ctx)
-	if err != nil {
-		return err
-	}
-	for _, cn := range opts.exclude {
-		if slices.Contains(names, cn) {
-			continue
-		}
+	err = rotation.CheckExclusions(ctx, db, opts.exclude)
+	var unknown *rotation.UnknownIdentityError
+	if errors.As(err, &unknown) {
 		hint := "docker tls ca issued ls lists who enrolled"
-		if near := suggest.Closest(cn, names, 3); len(near) > 0 {
-			hint = "did you mean " + quoteList(near) + "?"
+		if len(unknown.Near) > 0 {
+			hint = "did you mean " + quoteList(unknown.Near) + "?"
 		}
-		return fmt.Errorf("--exclude %q: CA %q issued no certificate or token to that name: %s", cn, ca.Name, hint)
+		return fmt.Errorf("--exclude %q: CA %q issued no certificate or token to that name: %s", unknown.Name, ca.Name, hint)
 	}
-	return nil
+	return err
 }
 
 func countLaptops(n int) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/probe"
 )
 
 type engineRenewOptions struct {
@@ -175,7 +176,7 @@ func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, w
 	if err != nil {
 		return "", fmt.Errorf("context %s, used to check the engine after its restart: %w", rec.Context, err)
 	}
-	done, err := a.engines().Reissue(ctx, s, rec, engine.Reissue{Issuer: ca, Lifetime: life, ReadyTimeout: wait, Verify: engineCheck(target)})
+	done, err := a.engines().Reissue(ctx, s, rec, engine.Reissue{Issuer: ca, Lifetime: life, ReadyTimeout: wait, Verify: probe.ServesAPI(target)})
 	if err != nil {
 		return "", err
 	}

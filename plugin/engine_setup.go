@@ -165,7 +165,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		Engine: engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
 			CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
 			SANs: sans.Strings()},
-		Facts: facts, Plan: plan, Issuer: ca, Lifetime: life, ReadyTimeout: opts.wait, Verify: engineCheck(target),
+		Facts: facts, Plan: plan, Issuer: ca, Lifetime: life, ReadyTimeout: opts.wait, Verify: probe.ServesAPI(target),
 		Recorded: recErr == nil,
 		Changing: func() { fmt.Fprintf(errOut, "Changing %s…\n", dest.Host) },
 	}
@@ -270,18 +270,6 @@ func checkReuse(name string, dest engine.Dest, stored *castore.CA, rec *engine.R
 		return fmt.Errorf("engine %q was set up with CA %q, not this CA %q: run again with --force to move it (a new server certificate and a new client certificate for its context)", name, rec.CA, stored.Name)
 	}
 	return nil
-}
-
-// engineCheck is the check from the laptop after a restart: the engine
-// serves the Docker API over mutual TLS to target's identity.
-func engineCheck(target probe.Target) func(context.Context) error {
-	return func(ctx context.Context) error {
-		r := probe.Run(ctx, target, probe.Options{Timeout: 3 * time.Second})
-		if c := r.First(probe.Fail); c != nil {
-			return fmt.Errorf("the check from here failed: %s", c.Message)
-		}
-		return nil
-	}
 }
 
 // sshConfigFile checks an --ssh-config path (an existing regular file:

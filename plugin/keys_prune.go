@@ -95,23 +95,14 @@ func (a *app) repairKeyringIndex(dryRun bool) error {
 	if _, err := kr.List(""); !errors.Is(err, keystore.ErrIndexDamaged) {
 		return nil
 	}
+	uses, _, err := a.keyUses()
+	if err != nil {
+		return err
+	}
 	var ids []string
-	cas, _, err := a.cas().List()
-	if err != nil {
-		return err
-	}
-	for _, c := range cas {
-		if c.KeyStore == keystore.KindKeyring {
-			ids = append(ids, c.KeyID)
-		}
-	}
-	list, _, err := a.contexts().List()
-	if err != nil {
-		return err
-	}
-	for _, c := range list {
-		if c.Managed() && c.TLS.KeyStore == keystore.KindKeyring {
-			ids = append(ids, c.TLS.KeyID)
+	for _, u := range uses {
+		if u.Store == keystore.KindKeyring {
+			ids = append(ids, u.ID)
 		}
 	}
 	if dryRun {

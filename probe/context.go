@@ -1,11 +1,13 @@
 package probe
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/pki"
@@ -130,4 +132,16 @@ func CABundle(data []byte) (*x509.Certificate, []*x509.Certificate) {
 		return nil, nil
 	}
 	return cas[0], cas[1:]
+}
+
+// ServesAPI is the check from this machine after an engine's restart: the
+// engine serves the Docker API over mutual TLS to target's identity.
+func ServesAPI(target Target) func(context.Context) error {
+	return func(ctx context.Context) error {
+		r := Run(ctx, target, Options{Timeout: 3 * time.Second})
+		if c := r.First(Fail); c != nil {
+			return fmt.Errorf("the check from here failed: %s", c.Message)
+		}
+		return nil
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/suggest"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
@@ -252,4 +253,32 @@ func (s *Steps) close() {
 	if s.DB != nil {
 		s.DB.Close()
 	}
+}
+
+// UnknownIdentityError is an identity to exclude to which the CA's service
+// issued no certificate or token; Near are the names it did issue to that
+// are spelt closest.
+type UnknownIdentityError struct {
+	Name string
+	Near []string
+}
+
+func (e *UnknownIdentityError) Error() string {
+	return fmt.Sprintf("the CA's service issued no certificate or token to %q", e.Name)
+}
+
+// CheckExclusions finds each identity to exclude in the inventory of the
+// CA's service, before anything is written: the rotation counts the
+// laptops there, and a misspelt name would let the lost laptop follow.
+func CheckExclusions(ctx context.Context, db *remoteca.DB, names []string) error {
+	known, err := db.Names(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cn := range names {
+		if !slices.Contains(known, cn) {
+			return &UnknownIdentityError{Name: cn, Near: suggest.Closest(cn, known, 3)}
+		}
+	}
+	return nil
 }
