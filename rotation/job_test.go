@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
@@ -173,5 +174,28 @@ func TestAddExclusions(t *testing.T) {
 		if st.Excluded == tc.added {
 			t.Errorf("%v + %v: Excluded = %v; a new name must be revoked again", tc.had, tc.add, st.Excluded)
 		}
+	}
+}
+
+func TestCheckExclusions(t *testing.T) {
+	ctx := context.Background()
+	db, err := remoteca.OpenDB(ctx, filepath.Join(t.TempDir(), "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ca := newCA(t, "team CA")
+	for _, cn := range []string{"alice-laptop", "bob-laptop"} {
+		if _, _, err := db.New(ca.Cert.Raw, remoteca.TokenOptions{Profile: pki.ClientProfile, CN: cn, TTL: time.Hour, Uses: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CheckExclusions(ctx, db, []string{"bob-laptop", "alice-laptop"}); err != nil {
+		t.Errorf("known names refused: %v", err)
+	}
+	err = CheckExclusions(ctx, db, []string{"alice-laptop", "alice-laptpo"})
+	var unknown *UnknownIdentityError
+	if !errors.As(err, &unknown) || unknown.Name != "alice-laptpo" || !slices.Contains(unknown.Near, "alice-laptop") {
+		t.Errorf("a misspelt name: %v (%+v), want it named with alice-laptop near", err, unknown)
 	}
 }
