@@ -5,13 +5,16 @@
 // read or written, calls the package that owns the work, and prints.
 //
 // The work lives in those packages: pki (certificates and keys, no I/O),
-// keystore (where keys live), castore (the CAs on disk), contexts (Docker
-// contexts, through docker/cli's store), renewal (renewing a context's
-// certificate from its CA or CA service), probe (verify's live checks),
-// remoteca (the CA service, its database and its client), agent (agent
-// mode's relay, renewals and login service), engine (an engine's host over
-// SSH: engine setup's and every reissue's transaction) and rotation (a CA
-// rotation's plan, new CA, steps and record). Errors from those packages
+// keystore (where keys live, and which are in use), castore (the CAs on
+// disk), contexts (Docker contexts, through docker/cli's store), certdir
+// (the certificate directories written for engines and clients), renewal
+// (renewing a context's certificate from its CA or CA service), probe
+// (verify's checks, and reading a context as they see it), remoteca (the
+// CA service, its database and its client), agent (agent mode's relay,
+// renewals, start and login service), engine (an engine's host over SSH:
+// setup's, every reissue's and teardown's transactions) and rotation (a CA
+// rotation's plan, new CA, steps and the run itself, rotation.Job).
+// internal/output holds the --format conventions every command shares. Errors from those packages
 // carry facts (typed errors such as renewal.ExpiredError); the command that
 // knows what the user ran adds what to run next.
 package plugin
