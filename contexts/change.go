@@ -184,7 +184,7 @@ func createPlan(o CreateOptions, old *Context) plan {
 		Meta: Meta{
 			KeyStore: o.KeyStore, KeyID: KeyID(o.Name, o.Cert), KeyType: pki.DescribeKey(o.Key.Public()),
 			CA: o.CAName, CAURL: o.CAURL, CAFingerprint: pki.Fingerprint(o.CA), Imported: o.Imported,
-			Subject: o.Cert.Subject.String(), Issuer: o.Cert.Issuer.String(), NotAfter: o.Cert.NotAfter,
+			Subject: o.Cert.Subject.String(), Groups: pki.GroupsOf(o.Cert), Issuer: o.Cert.Issuer.String(), NotAfter: o.Cert.NotAfter,
 		},
 	}
 	if o.AgentSocket != "" {
@@ -508,6 +508,7 @@ func (p *plan) setCert(c *Context, cert *x509.Certificate) {
 		p.CertPEM = certPEM
 	}
 	p.Meta.Subject, p.Meta.Issuer, p.Meta.NotAfter = cert.Subject.String(), cert.Issuer.String(), cert.NotAfter
+	p.Meta.Groups = pki.GroupsOf(cert)
 }
 
 // errChangedMeanwhile refuses a change computed from a context that another

@@ -50,17 +50,19 @@ var ErrExists = errors.New("context already exists")
 // the client key lives and a summary of the certificate, so that listing a
 // thousand contexts needs no certificate parsing.
 type Meta struct {
-	Version       int       `json:"version"`
-	KeyStore      string    `json:"keyStore"`
-	KeyID         string    `json:"keyID"`
-	KeyType       string    `json:"keyType,omitempty"`
-	CA            string    `json:"ca,omitempty"`    // local CA name, if issued by one
-	CAURL         string    `json:"caURL,omitempty"` // remote CA it enrolled with, if any
-	CAFingerprint string    `json:"caFingerprint"`
-	Subject       string    `json:"subject"`
-	Issuer        string    `json:"issuer"`
-	NotAfter      time.Time `json:"notAfter"`
-	Imported      bool      `json:"imported,omitempty"`
+	Version       int    `json:"version"`
+	KeyStore      string `json:"keyStore"`
+	KeyID         string `json:"keyID"`
+	KeyType       string `json:"keyType,omitempty"`
+	CA            string `json:"ca,omitempty"`    // local CA name, if issued by one
+	CAURL         string `json:"caURL,omitempty"` // remote CA it enrolled with, if any
+	CAFingerprint string `json:"caFingerprint"`
+	Subject       string `json:"subject"`
+	// Groups are the certificate's groups (its Organization values).
+	Groups   []string  `json:"groups,omitempty"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"notAfter"`
+	Imported bool      `json:"imported,omitempty"`
 	// Agent mode: the docker endpoint is the agent's socket, the context
 	// holds no TLS files, and these say where the agent relays to.
 	Agent   bool   `json:"agent,omitempty"`

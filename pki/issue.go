@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -166,8 +167,11 @@ type IssueRequest struct {
 	PublicKey crypto.PublicKey
 	// CommonName: for ClientProfile, the client's name (required); for
 	// ServerProfile it defaults to the first SAN.
-	CommonName   string
-	Organization string
+	CommonName string
+	// Groups are the client's groups, written as the subject's
+	// Organization values (the Kubernetes convention): an engine's policy
+	// grants roles to them. Renewals carry them over (GroupsOf).
+	Groups []string
 	// SANs are required for ServerProfile; a client cert may carry some too.
 	SANs SANs
 	// Lifetime defaults to the profile's default.
@@ -219,8 +223,8 @@ func (ca *CA) Issue(req IssueRequest) (*x509.Certificate, error) {
 	}
 	tmpl.SerialNumber = serial
 	tmpl.Subject = pkix.Name{CommonName: req.CommonName}
-	if req.Organization != "" {
-		tmpl.Subject.Organization = []string{req.Organization}
+	if len(req.Groups) > 0 {
+		tmpl.Subject.Organization = slices.Clone(req.Groups)
 	}
 	tmpl.NotBefore = now.Add(-Backdate).UTC()
 	tmpl.NotAfter = notAfter.UTC()
@@ -256,6 +260,9 @@ func profileTemplate(req *IssueRequest) (*x509.Certificate, time.Duration, error
 	life := req.Lifetime
 	switch req.Profile {
 	case ServerProfile:
+		if len(req.Groups) > 0 {
+			return nil, 0, errors.New("groups are for client certificates: a server certificate names an engine, not a user")
+		}
 		if req.SANs.Len() == 0 {
 			return nil, 0, errors.New("a server certificate needs at least one DNS name or IP address: clients check only these, never the CN")
 		}
@@ -300,10 +307,43 @@ func (ca *CA) checkRequest(req IssueRequest, now time.Time) error {
 	if err := CheckName("common name", req.CommonName); err != nil {
 		return err
 	}
-	if err := CheckName("organization", req.Organization); err != nil {
+	if err := CheckGroups(req.Groups); err != nil {
 		return err
 	}
 	return checkKeyStrength(req.PublicKey)
+}
+
+// MaxGroups bounds the groups of one certificate.
+const MaxGroups = 32
+
+// CheckGroups refuses groups a policy could not tell apart or a terminal
+// would mangle: empty, repeated, with spaces around, control characters,
+// or too many.
+func CheckGroups(groups []string) error {
+	if len(groups) > MaxGroups {
+		return fmt.Errorf("%d groups: a certificate carries at most %d", len(groups), MaxGroups)
+	}
+	for i, g := range groups {
+		if g == "" || strings.TrimSpace(g) != g {
+			return fmt.Errorf("the group %q is empty or has spaces at its start or end: give the name alone", g)
+		}
+		if err := CheckName("group", g); err != nil {
+			return err
+		}
+		if slices.Contains(groups[:i], g) {
+			return fmt.Errorf("the group %q is given twice", g)
+		}
+	}
+	return nil
+}
+
+// GroupsOf are a client certificate's groups: its subject's Organization
+// values, sorted. They are a set: the certificate holds them as one
+// multi-valued RDN, whose DER SET OF keeps no order.
+func GroupsOf(cert *x509.Certificate) []string {
+	g := slices.Clone(cert.Subject.Organization)
+	slices.Sort(g)
+	return g
 }
 
 // NewSerial returns a random positive serial of 128 bits, as the CA/Browser

@@ -17,6 +17,7 @@ import (
 type clientIssueOptions struct {
 	issueOptions
 	name   string
+	groups []string
 	remote remoteOptions
 }
 
@@ -38,6 +39,7 @@ and renewal is how access ends.
 DIR receives ca.pem, cert.pem and key.pem (0600): the layout of ~/.docker and
 DOCKER_CERT_PATH, which the docker CLI reads with --tlsverify.`,
 		Example: `  docker tls client issue alice --out ~/.docker/engine
+  docker tls client issue ci-runner --group ci --days 30 --out ./ci-tls
   DOCKER_CERT_PATH=~/.docker/engine DOCKER_TLS_VERIFY=1 DOCKER_HOST=tcp://engine.example.com:2376 docker version`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +50,7 @@ DOCKER_CERT_PATH, which the docker CLI reads with --tlsverify.`,
 	}
 	opts.install(cmd, a, int(pki.DefaultClientLifetime.Hours()/24))
 	opts.remote.install(cmd.Flags())
+	cmd.Flags().StringArrayVar(&opts.groups, "group", nil, "Group of the client (the certificate's O); an engine's policy grants roles to groups (repeatable)")
 	return cmd
 }
 
@@ -62,7 +65,7 @@ func runClientIssue(a *app, opts clientIssueOptions) error {
 			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
 		}
 	}
-	is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: name, passphrase: opts.passphrase})
+	is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: name, groups: opts.groups, passphrase: opts.passphrase})
 	if err != nil {
 		return err
 	}

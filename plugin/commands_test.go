@@ -24,7 +24,7 @@ func listingState(t *testing.T) *testCLI {
 	}
 	c.must("ca", "init")
 	c.must("ca", "init", "team", "--keystore", "file", "--passphrase-file", pass)
-	c.must("context", "create", "prod", "--host", "tcp://prod.example.com:2376", "--issue", "--client-name", "alice", "--description", "Production")
+	c.must("context", "create", "prod", "--host", "tcp://prod.example.com:2376", "--issue", "--client-name", "alice", "--group", "ops", "--group", "dev", "--description", "Production")
 	c.must("context", "create", "lab", "--host", "tcp://10.0.0.7:2376", "--issue", "--ca", "team", "--client-name", "bob", "--keystore", "file", "--passphrase-file", pass)
 	c.must("lock", "lab")
 	return c
@@ -112,6 +112,13 @@ func TestCommandsInProcess(t *testing.T) {
 	}
 	c.golden("export-curl", c.must("export", "carol", "--format", "curl"))
 	c.fails("use env, curl, p12 or dir", "export", "carol", "--format", "pem")
+	c.fails("--group goes with --issue", "context", "create", "g1", "--host", "tcp://g:2376", "--cert", "x.pem", "--key", "y.pem", "--group", "ops")
+	c.fails("the CA service decides the groups", "context", "create", "g2", "--host", "tcp://g:2376", "--issue", "--ca-url", "https://127.0.0.1:1", "--token", "env:NONE", "--group", "ops")
+	c.fails(`the group "ops" is given twice`, "client", "issue", "g3", "--out", t.TempDir()+"/g3", "--group", "ops", "--group", "ops")
+	c.fails("control character", "context", "create", "g4", "--host", "tcp://g:2376", "--issue", "--group", "ops\nadmin")
+	if out := c.must("ls", "-q"); strings.Contains(out, "g1") || strings.Contains(out, "g2") || strings.Contains(out, "g4") {
+		t.Errorf("a refused --group left a context:\n%s", out)
+	}
 
 	// Renew, rekey, lock, unlock, rm.
 	before := c.must("ls", "--format", `{{if eq .Name "prod"}}{{.KeyID}} {{.NotAfter}}{{end}}`)
@@ -119,6 +126,12 @@ func TestCommandsInProcess(t *testing.T) {
 	after := c.must("ls", "--format", `{{if eq .Name "prod"}}{{.KeyID}} {{.NotAfter}}{{end}}`)
 	if before == after {
 		t.Errorf("renew --rekey changed neither key nor certificate: %s", after)
+	}
+	if groups := c.must("ls", "--format", `{{if eq .Name "prod"}}{{.Groups}}{{end}}`); strings.TrimSpace(groups) != "dev,ops" {
+		t.Errorf("after renew, prod's groups are %q, want dev,ops", groups)
+	}
+	if groups := c.must("inspect", "prod", "--format", "{{json .Groups}}"); !strings.Contains(groups, `["dev","ops"]`) {
+		t.Errorf("after renew, the certificate's groups are %q, want ops and dev", groups)
 	}
 	c.must("renew", "--all", "--within", "400d", "--dry-run")
 	if !strings.Contains(c.Stdout, "prod") {

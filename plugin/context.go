@@ -72,6 +72,7 @@ type contextCreateOptions struct {
 	caFile      string
 	issue       bool
 	clientName  string
+	groups      []string
 	certFile    string
 	keyFile     string
 	keyType     string
@@ -100,6 +101,7 @@ CLI reads only an unencrypted key file; docker tls lock NAME removes that
 copy and docker tls unlock NAME restores it from the key store.`,
 		Example: `  docker tls context create prod --host tcp://engine.example.com:2376 --issue
   docker tls context create lab --host tcp://192.0.2.10:2376 --ca lab --issue --client-name ci-runner
+  docker tls context create prod --host tcp://engine.example.com:2376 --issue --group ops --group dev
   docker tls context create old --host tcp://10.0.0.5:2376 --ca-file ca.pem --cert cert.pem --key key.pem`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,6 +117,7 @@ copy and docker tls unlock NAME restores it from the key store.`,
 	f.StringVar(&opts.caFile, "ca-file", "", "CA certificate file instead of a local CA (with --cert/--key)")
 	f.BoolVar(&opts.issue, "issue", false, "Make a client key and certificate from the local CA")
 	f.StringVar(&opts.clientName, "client-name", "", "CN of the issued client certificate (default USER@HOSTNAME)")
+	f.StringArrayVar(&opts.groups, "group", nil, "Group of the client (the certificate's O); an engine's policy grants roles to groups (repeatable)")
 	f.StringVar(&opts.certFile, "cert", "", "Existing client certificate to adopt")
 	f.StringVar(&opts.keyFile, "key", "", "Key of the existing client certificate (moves into the key store)")
 	f.StringVar(&opts.keyType, "key-type", string(pki.DefaultKeyType), "Key type with --issue: "+keyTypeNames())
@@ -140,6 +143,7 @@ type clientSpec struct {
 	keyType    string
 	days       int
 	name       string
+	groups     []string
 	passphrase passphraseOptions
 }
 
@@ -161,10 +165,16 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 	if err != nil {
 		return nil, err
 	}
+	if err := pki.CheckGroups(s.groups); err != nil {
+		return nil, fmt.Errorf("--group: %w", err)
+	}
 	cn := strings.TrimSpace(s.name)
 	if s.remote.set() {
 		if s.days != 0 {
 			return nil, errors.New("--days: with --ca-url the remote CA decides the lifetime")
+		}
+		if len(s.groups) > 0 {
+			return nil, errors.New("--group: with --ca-url the CA service decides the groups, from the token (docker tls ca token --group)")
 		}
 		if err := s.remote.check(); err != nil {
 			return nil, err
@@ -198,7 +208,7 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 	if err != nil {
 		return nil, err
 	}
-	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, PublicKey: key.Public(), Lifetime: life})
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, Groups: s.groups, PublicKey: key.Public(), Lifetime: life})
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +265,8 @@ func runContextCreate(a *app, opts contextCreateOptions) error {
 		return errors.New("--cert and --key go together")
 	case opts.issue && opts.caFile != "":
 		return errors.New("--ca-file is for adopting with --cert/--key; --issue uses a local CA (--ca NAME)")
+	case adopting && len(opts.groups) > 0:
+		return errors.New("--group goes with --issue: an adopted certificate keeps the groups it was issued with")
 	}
 	ad := adoption{name: opts.name, host: host, description: opts.description, force: opts.force, agent: opts.agent}
 	if opts.agent {
@@ -263,7 +275,7 @@ func runContextCreate(a *app, opts contextCreateOptions) error {
 		}
 	}
 	if opts.issue {
-		is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, passphrase: opts.passphrase})
+		is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, groups: opts.groups, passphrase: opts.passphrase})
 		if err != nil {
 			return err
 		}

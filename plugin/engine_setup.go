@@ -35,6 +35,7 @@ type engineSetupOptions struct {
 	tlsDir            string
 	sans              []string
 	clientName        string
+	groups            []string
 	days              int
 	sshConfig         string
 	restartContainers bool
@@ -84,6 +85,7 @@ restarted. A second run finds everything in place and changes nothing.`,
 	f.StringVar(&opts.tlsDir, "tls-dir", engine.DefaultTLSDir, "Directory on the host for ca.pem, server-cert.pem and server-key.pem")
 	f.StringSliceVar(&opts.sans, "san", nil, "More DNS names or IP addresses for the server certificate (repeatable)")
 	f.StringVar(&opts.clientName, "client-name", "", "Common name of the client certificate (default: user@laptop)")
+	f.StringArrayVar(&opts.groups, "group", nil, "Group of the new context's client certificate (its O), for the engine's policy (repeatable)")
 	addDaysFlag(f, &opts.days, fmt.Sprint(int(pki.DefaultServerLifetime.Hours()/24))+" for the server certificate")
 	f.StringVar(&opts.sshConfig, "ssh-config", "", "ssh_config file to use instead of ~/.ssh/config (ssh -F); remembered for the engine")
 	f.BoolVar(&opts.restartContainers, "restart-containers", false, "Allow a restart that stops running containers (live-restore off and not switchable)")
@@ -153,6 +155,9 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		}
 	}
 
+	if haveContext && len(opts.groups) > 0 {
+		return fmt.Errorf("--group: context %q is kept as it is, with the groups of its certificate; add --force to make it again with these groups", name)
+	}
 	if !printSetupPlan(out, opts, name, endpoint, stored.Name, dest, facts, plan, haveContext) {
 		return nil
 	}
@@ -199,7 +204,7 @@ func (a *app) engineIdentity(ctx context.Context, opts engineSetupOptions, name,
 		target.Cert, target.Key = t.Cert, t.Key
 		return target, nil, nil
 	}
-	client, err := a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase})
+	client, err := a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, groups: opts.groups, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase})
 	if err != nil {
 		return probe.Target{}, nil, err
 	}
@@ -230,6 +235,9 @@ func checkEngineSetup(opts *engineSetupOptions) (engine.Dest, time.Duration, err
 			return engine.Dest{}, 0, err
 		}
 		opts.sshConfig = abs
+	}
+	if err := pki.CheckGroups(opts.groups); err != nil {
+		return engine.Dest{}, 0, fmt.Errorf("--group: %w", err)
 	}
 	if opts.name != "" {
 		if err := contexts.ValidateName(opts.name); err != nil {

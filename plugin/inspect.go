@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 type certView struct {
 	Source            string    `json:"source"`
 	Subject           string    `json:"subject"`
+	Groups            []string  `json:"groups,omitempty"`
 	Issuer            string    `json:"issuer"`
 	Serial            string    `json:"serial"`
 	NotBefore         time.Time `json:"notBefore"`
@@ -49,6 +51,11 @@ func newCertView(src string, c *x509.Certificate) certView {
 		SubjectKeyID: hex.EncodeToString(c.SubjectKeyId), AuthorityKeyID: hex.EncodeToString(c.AuthorityKeyId),
 		FingerprintSHA256: pki.Fingerprint(c), FingerprintSHA1: strings.ToUpper(hex.EncodeToString(sum[:])),
 		KeyUsage: pki.KeyUsageNames(c)}
+	// A client's Organization values are its groups; a CA's or a
+	// server's organization is only a name.
+	if !c.IsCA && slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		v.Groups = pki.GroupsOf(c)
+	}
 	return v
 }
 
@@ -140,6 +147,7 @@ func printCertViews(out io.Writer, format string, views []certView) error {
 				}
 			}
 			row("Subject", v.Subject)
+			row("Groups", strings.Join(v.Groups, ", "))
 			row("Issuer", v.Issuer)
 			row("Serial", v.Serial)
 			row("Valid", fmt.Sprintf("%s to %s (%d days left)", v.NotBefore.Format(time.RFC3339), v.NotAfter.Format(time.RFC3339), v.DaysLeft))

@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	flagsHelper "github.com/docker/cli/cli/flags"
@@ -25,6 +26,7 @@ type contextView struct {
 	Current     bool
 	Managed     bool
 	Client      string
+	Groups      []string `json:",omitempty"`
 	Issuer      string
 	NotAfter    time.Time
 	DaysLeft    int
@@ -83,7 +85,7 @@ func runList(a *app, opts lsOptions) error {
 		v := contextView{Name: c.Name, Description: c.Description, Host: c.RemoteHost(), Current: c.Name == current, Managed: c.Managed()}
 		switch {
 		case c.Managed():
-			v.Client, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Issuer, c.TLS.NotAfter
+			v.Client, v.Groups, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Groups, c.TLS.Issuer, c.TLS.NotAfter
 			v.KeyStore, v.KeyID, v.Locked, v.CA = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA
 			if c.AgentMode() {
 				v.Agent = "stopped"
@@ -101,7 +103,7 @@ func runList(a *app, opts lsOptions) error {
 			data, err := store.ReadFile(c.Name, contexts.CertFile)
 			if err == nil {
 				if parsed, perr := pki.ParseCertificate(data); perr == nil {
-					v.Client, v.Issuer, v.NotAfter = parsed.Subject.String(), parsed.Issuer.String(), parsed.NotAfter
+					v.Client, v.Groups, v.Issuer, v.NotAfter = parsed.Subject.String(), pki.GroupsOf(parsed), parsed.Issuer.String(), parsed.NotAfter
 				} else {
 					v.Error = perr.Error()
 				}
@@ -152,14 +154,14 @@ type contextListContext struct {
 func newContextListContext() *contextListContext {
 	c := &contextListContext{}
 	c.Header = formatter.SubHeaderContext{
-		"Name": "NAME", "Host": "HOST", "Client": "CLIENT", "Issuer": "ISSUER", "Expires": "EXPIRES", "Key": "KEY",
+		"Name": "NAME", "Host": "HOST", "Client": "CLIENT", "Groups": "GROUPS", "Issuer": "ISSUER", "Expires": "EXPIRES", "Key": "KEY",
 		"Description": "DESCRIPTION", "DaysLeft": "DAYS LEFT", "KeyStore": "KEY STORE", "Locked": "LOCKED",
 		"Managed": "MANAGED", "NotAfter": "NOT AFTER", "Error": "ERROR", "CA": "CA", "KeyID": "KEY ID", "Agent": "AGENT",
 	}
 	return c
 }
 
-const contextTableFormat = "table {{.Name}}{{if .Current}} *{{end}}\t{{.Host}}\t{{.Client}}\t{{.Issuer}}\t{{.Expires}}\t{{.Key}}"
+const contextTableFormat = "table {{.Name}}{{if .Current}} *{{end}}\t{{.Host}}\t{{.Client}}\t{{.Groups}}\t{{.Issuer}}\t{{.Expires}}\t{{.Key}}"
 
 func (c *contextListContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.v) }
 
@@ -173,7 +175,9 @@ func (c *contextListContext) Current() bool { return c.v.Current }
 
 func (c *contextListContext) Managed() bool { return c.v.Managed }
 
-func (c *contextListContext) Client() string { return commonName(c.v.Client) }
+func (c *contextListContext) Client() string { return subjectCN(c.v.Client) }
+
+func (c *contextListContext) Groups() string { return strings.Join(c.v.Groups, ",") }
 
 func (c *contextListContext) Issuer() string { return commonName(c.v.Issuer) }
 

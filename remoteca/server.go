@@ -352,7 +352,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return nil, err
 			}
-			cert, err := a.signer().SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Lifetime: life, Now: now})
+			cert, err := a.signer().SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), Lifetime: life, Now: now})
 			if err != nil {
 				return nil, refuse(http.StatusBadRequest, "%s", err.Error())
 			}

@@ -216,7 +216,7 @@ func (r *Renewer) fromCA(c *contexts.Context, trust []*x509.Certificate, old *x5
 	if o.Lifetime > 0 {
 		life = o.Lifetime
 	}
-	return ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: key.Public(), Lifetime: life})
+	return ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), PublicKey: key.Public(), Lifetime: life})
 }
 
 // check checks a new certificate before it is swapped in: it chains to one

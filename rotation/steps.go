@@ -130,7 +130,7 @@ func (s *Steps) context(ctx context.Context, name string, caPEM []byte, issuer *
 		if left := time.Until(issuer.Cert.NotAfter) - time.Hour; life > left {
 			life = left
 		}
-		if cert, err = issuer.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, PublicKey: old.PublicKey, Lifetime: life}); err != nil {
+		if cert, err = issuer.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), PublicKey: old.PublicKey, Lifetime: life}); err != nil {
 			return err
 		}
 	}
