@@ -127,3 +127,39 @@ func TestRenewAgainstRealDockerd(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupsInCertificates: --group puts the groups into the client
+// certificate's subject as Organization values, as openssl shows them; the
+// real docker CLI reaches a real dockerd with it; a renewal with a new key
+// keeps them; ls and inspect show them.
+func TestGroupsInCertificates(t *testing.T) {
+	need(t, "docker")
+	need(t, "openssl")
+	needRoot(t)
+	need(t, "dockerd")
+	e := NewEnv(t)
+	e.MustTLS("ca", "init")
+	d, _ := e.StartEngine(t, "srv")
+	e.MustTLS("context", "create", "grp", "--host", d.Host, "--issue", "--client-name", "alice", "--group", "ops", "--group", "dev")
+	requireOK(t, e.Docker("--context", "grp", "version", "--format", "{{.Server.Version}}"))
+	r := e.Docker("context", "inspect", "grp", "--format", "{{.Storage.TLSPath}}")
+	requireOK(t, r)
+	certPath := filepath.Join(strings.TrimSpace(r.Stdout), "docker", "cert.pem")
+	subject := openssl(t, e.Path(), "x509", "-in", certPath, "-noout", "-subject", "-nameopt", "RFC2253")
+	if !strings.Contains(subject, "CN=alice") || !strings.Contains(subject, "O=dev") || !strings.Contains(subject, "O=ops") {
+		t.Fatalf("openssl shows the subject %q, want CN=alice with O=dev and O=ops", subject)
+	}
+	before := contextCert(t, e, "grp")
+	e.MustTLS("renew", "grp", "--rekey")
+	after := contextCert(t, e, "grp")
+	if samePublicKey(before, after) || fmt.Sprint(after.Subject.Organization) != fmt.Sprint(before.Subject.Organization) {
+		t.Fatalf("renew --rekey: key changed %v, groups %v -> %v", !samePublicKey(before, after), before.Subject.Organization, after.Subject.Organization)
+	}
+	requireOK(t, e.Docker("--context", "grp", "version", "--format", "{{.Server.Version}}"))
+	if ls := e.MustTLS("ls", "--format", "{{.Name}} {{.Client}} {{.Groups}}"); !strings.Contains(ls.Stdout, "grp alice dev,ops") {
+		t.Fatalf("ls:\n%s", ls.Stdout)
+	}
+	if in := e.MustTLS("inspect", "grp"); !strings.Contains(in.Stdout, "Groups               dev, ops") {
+		t.Fatalf("inspect:\n%s", in.Stdout)
+	}
+}
