@@ -102,6 +102,23 @@ func TestRemoteCAEnroll(t *testing.T) {
 		requireOK(t, laptop.Docker("--context", "prod2", "version", "--format", "{{.Server.Version}}"))
 	})
 
+	t.Run("a token's groups are the enrolled certificate's, and the laptop cannot add its own", func(t *testing.T) {
+		tok := mintToken(t, host, laptop, "--ca", "engine", "--cn", "carol", "--group", "ops", "--group", "dev")
+		if toks := host.MustTLS("ca", "tokens", "ls", "--ca", "engine", "--format", "{{.CN}} {{.Groups}}"); !strings.Contains(toks.Stdout, "carol dev,ops") {
+			t.Fatalf("tokens ls:\n%s", toks.Stdout)
+		}
+		requireFail(t, laptop.TLS("enroll", "grp-own", "--ca-url", url, "--token", tok, "--host", d.Host, "--group", "admins"), "unknown flag: --group")
+		requireFail(t, laptop.TLS("context", "create", "grp-own", "--host", d.Host, "--issue", "--ca-url", url, "--token", tok, "--group", "admins"), "the CA service decides the groups")
+		laptop.MustTLS("enroll", "grp", "--ca-url", url, "--token", tok, "--host", d.Host)
+		requireOK(t, laptop.Docker("--context", "grp", "version", "--format", "{{.Server.Version}}"))
+		if ls := laptop.MustTLS("ls", "--format", "{{.Name}} {{.Client}} {{.Groups}}"); !strings.Contains(ls.Stdout, "grp carol dev,ops") {
+			t.Fatalf("ls:\n%s", ls.Stdout)
+		}
+		if issued := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "--format", "{{.CN}} {{.Groups}}"); !strings.Contains(issued.Stdout, "carol dev,ops") {
+			t.Fatalf("ca issued ls:\n%s", issued.Stdout)
+		}
+	})
+
 	t.Run("a token for two uses enrolls twice, then no more", func(t *testing.T) {
 		tok := mintToken(t, host, laptop, "--ca", "engine", "--uses", "2")
 		for _, name := range []string{"use1", "use2"} {

@@ -39,12 +39,12 @@ func newCAIssuedCommand(a *app) *cobra.Command {
 				if !r.RevokedAt.IsZero() {
 					revoked = r.RevokedAt.Local().Format(time.RFC3339)
 				}
-				rows = append(rows, map[string]any{"Serial": r.Serial, "CN": r.CN, "Profile": r.Profile, "SANs": strings.Join(r.SANs, ","),
+				rows = append(rows, map[string]any{"Serial": r.Serial, "CN": r.CN, "Groups": strings.Join(r.Groups, ","), "Profile": r.Profile, "SANs": strings.Join(r.SANs, ","),
 					"NotAfter": r.NotAfter.Local().Format(time.RFC3339), "Token": r.Token, "Source": r.Source, "IssuedAt": r.IssuedAt.Local().Format(time.RFC3339),
 					"State": r.State(now), "Renews": r.Renews, "RenewedBy": r.RenewedBy, "RevokedAt": revoked, "Reason": r.Reason})
 			}
-			return writeRows(a, opts.format, opts.quiet, "table {{.Serial}}\t{{.CN}}\t{{.Profile}}\t{{.State}}\t{{.NotAfter}}\t{{.Source}}\t{{.IssuedAt}}", "{{.Serial}}", rows,
-				map[string]string{"Serial": "SERIAL", "CN": "CN", "Profile": "PROFILE", "SANs": "SANS", "NotAfter": "EXPIRES", "Token": "TOKEN", "Source": "SOURCE", "IssuedAt": "ISSUED",
+			return writeRows(a, opts.format, opts.quiet, "table {{.Serial}}\t{{.CN}}\t{{.Groups}}\t{{.Profile}}\t{{.State}}\t{{.NotAfter}}\t{{.Source}}\t{{.IssuedAt}}", "{{.Serial}}", rows,
+				map[string]string{"Serial": "SERIAL", "CN": "CN", "Groups": "GROUPS", "Profile": "PROFILE", "SANs": "SANS", "NotAfter": "EXPIRES", "Token": "TOKEN", "Source": "SOURCE", "IssuedAt": "ISSUED",
 					"State": "STATE", "Renews": "RENEWS", "RenewedBy": "RENEWED BY", "RevokedAt": "REVOKED", "Reason": "REASON"})
 		},
 	}

@@ -20,6 +20,7 @@ type caTokenOptions struct {
 	ttl     time.Duration
 	uses    int
 	cn      string
+	groups  []string
 	profile string
 	sans    []string
 	days    int
@@ -38,12 +39,15 @@ DTLS1-<the CA's SHA-256 fingerprint>-<secret>. The fingerprint lets the
 client refuse any other CA; the secret authorises --uses enrollments until
 --ttl runs out. Only a hash of the secret is stored. A token is bound to a
 profile (client, or server with the --san names the certificate may carry)
-and, with --cn, to one client name.
+and, with --cn, to one client name. With --group, every certificate it
+enrolls carries those groups, and only those: the enrolling client cannot
+choose its own.
 
 The token is printed on stdout and nowhere else: hand it over as you would a
 password. --count N mints N tokens alike in one go, one per line (or, with
 --format json, a list with each token's id and expiry).`,
 		Example: `  docker tls ca token --ca engine --cn alice
+  docker tls ca token --ca engine --cn bob --group ops --group dev
   docker tls ca token --ca engine --profile server --san engine2.example.com --ttl 15m
   docker tls ca token --ca team --count 50 --ttl 24h > tokens.txt
   docker tls ca token --ca team --count 3 --format json`,
@@ -58,6 +62,7 @@ password. --count N mints N tokens alike in one go, one per line (or, with
 	f.DurationVar(&opts.ttl, "ttl", time.Hour, "How long the token is valid")
 	f.IntVar(&opts.uses, "uses", 1, "How many enrollments it allows")
 	f.StringVar(&opts.cn, "cn", "", "Bind the token to this client name (CN)")
+	f.StringArrayVar(&opts.groups, "group", nil, "A group the enrolled certificates carry (their O), for engines' policies (repeatable)")
 	f.StringVar(&opts.profile, "profile", "client", "client or server")
 	f.StringSliceVar(&opts.sans, "san", nil, "Names a server certificate may carry (with --profile server)")
 	addDaysFlag(f, &opts.days, "the profile's")
@@ -85,7 +90,7 @@ func runCAToken(ctx context.Context, a *app, opts caTokenOptions) error {
 	if opts.format != "" && opts.format != "json" {
 		return fmt.Errorf("--format %q: use json, or leave it out for one token per line", opts.format)
 	}
-	to := remoteca.TokenOptions{Profile: profile, CN: opts.cn, SANs: opts.sans, Days: opts.days, TTL: opts.ttl, Uses: opts.uses}
+	to := remoteca.TokenOptions{Profile: profile, CN: opts.cn, Groups: opts.groups, SANs: opts.sans, Days: opts.days, TTL: opts.ttl, Uses: opts.uses}
 	// Bad input changes nothing: checked before the store is opened.
 	if err := remoteca.CheckTokenOptions(&to, opts.count); err != nil {
 		return err
@@ -157,11 +162,11 @@ func newCATokensCommand(a *app) *cobra.Command {
 				case t.Used >= t.Uses:
 					state = "used"
 				}
-				rows = append(rows, map[string]any{"ID": t.ID, "Profile": string(t.Profile), "CN": t.CN, "SANs": strings.Join(t.SANs, ","),
+				rows = append(rows, map[string]any{"ID": t.ID, "Profile": string(t.Profile), "CN": t.CN, "Groups": strings.Join(t.Groups, ","), "SANs": strings.Join(t.SANs, ","),
 					"Uses": fmt.Sprintf("%d/%d", t.Used, t.Uses), "Expires": t.Expires.Local().Format(time.RFC3339), "State": state})
 			}
-			return writeRows(a, opts.format, opts.quiet, "table {{.ID}}\t{{.Profile}}\t{{.CN}}\t{{.Uses}}\t{{.Expires}}\t{{.State}}", "{{.ID}}", rows,
-				map[string]string{"ID": "ID", "Profile": "PROFILE", "CN": "CN", "SANs": "SANS", "Uses": "USES", "Expires": "EXPIRES", "State": "STATE"})
+			return writeRows(a, opts.format, opts.quiet, "table {{.ID}}\t{{.Profile}}\t{{.CN}}\t{{.Groups}}\t{{.Uses}}\t{{.Expires}}\t{{.State}}", "{{.ID}}", rows,
+				map[string]string{"ID": "ID", "Profile": "PROFILE", "CN": "CN", "Groups": "GROUPS", "SANs": "SANS", "Uses": "USES", "Expires": "EXPIRES", "State": "STATE"})
 		},
 	}
 	opts.install(ls, a, "Only show token ids")

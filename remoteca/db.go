@@ -239,6 +239,16 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at BIGINT NOT NULL)`,
 }
 
+// columnsAdded are the columns later versions added to the tables above,
+// each applied once (recorded in migrations), so that a database an older
+// docker-tls made gains them and a new one gets them the same way.
+var columnsAdded = []struct{ name, stmt string }{
+	// A token's groups, which the certificates it enrolls carry.
+	{"column tokens.group_names", `ALTER TABLE tokens ADD COLUMN group_names TEXT NOT NULL DEFAULT '[]'`},
+	// A certificate's groups, for the inventory's listing.
+	{"column issued.group_names", `ALTER TABLE issued ADD COLUMN group_names TEXT NOT NULL DEFAULT '[]'`},
+}
+
 func (d *DB) createSchema(ctx context.Context) error {
 	tx, done, err := d.begin(ctx)
 	if err != nil {
@@ -254,6 +264,21 @@ func (d *DB) createSchema(ctx context.Context) error {
 	}
 	for _, stmt := range schema {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return d.wrap(err)
+		}
+	}
+	for _, c := range columnsAdded {
+		var applied int
+		if err := tx.QueryRowContext(ctx, d.q(`SELECT count(*) FROM migrations WHERE name = ?`), c.name).Scan(&applied); err != nil {
+			return d.wrap(err)
+		}
+		if applied > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, c.stmt); err != nil {
+			return d.wrap(fmt.Errorf("%s: %w", c.name, err))
+		}
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO migrations (name, at) VALUES (?, ?)`), c.name, time.Now().UnixNano()); err != nil {
 			return d.wrap(err)
 		}
 	}
@@ -363,7 +388,7 @@ func (d *DB) New(caRaw []byte, o TokenOptions) (string, *Token, error) {
 
 func (d *DB) insertTokens(tx *sql.Tx, toks []*Token) error {
 	stmt, err := tx.Prepare(d.q(`INSERT INTO tokens (` + tokenColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
 	if err != nil {
 		return err
 	}
@@ -378,27 +403,47 @@ func (d *DB) insertTokens(tx *sql.Tx, toks []*Token) error {
 			revoked = 1
 		}
 		if _, err := stmt.Exec(t.Hash, t.ID, string(t.Profile), t.CN, string(sans), t.Days,
-			t.Created.UnixNano(), t.Expires.UnixNano(), t.Uses, t.Used, revoked); err != nil {
+			t.Created.UnixNano(), t.Expires.UnixNano(), t.Uses, t.Used, revoked, jsonList(t.Groups)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-const tokenColumns = `hash, id, profile, cn, sans, days, created, expires, uses, used, revoked`
+const tokenColumns = `hash, id, profile, cn, sans, days, created, expires, uses, used, revoked, group_names`
+
+// jsonList is a list as the schema keeps it: JSON text, [] for none.
+func jsonList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// parseList reads a jsonList; none is nil.
+func parseList(s string) []string {
+	var l []string
+	_ = json.Unmarshal([]byte(s), &l)
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
 
 type scanner interface{ Scan(...any) error }
 
 func scanToken(r scanner) (*Token, error) {
 	var (
 		t                Token
-		sans             string
+		sans, groups     string
 		created, expires int64
 		revoked          int
 	)
-	if err := r.Scan(&t.Hash, &t.ID, &t.Profile, &t.CN, &sans, &t.Days, &created, &expires, &t.Uses, &t.Used, &revoked); err != nil {
+	if err := r.Scan(&t.Hash, &t.ID, &t.Profile, &t.CN, &sans, &t.Days, &created, &expires, &t.Uses, &t.Used, &revoked, &groups); err != nil {
 		return nil, err
 	}
+	t.Groups = parseList(groups)
 	_ = json.Unmarshal([]byte(sans), &t.SANs)
 	if len(t.SANs) == 0 {
 		t.SANs = nil

@@ -22,6 +22,7 @@ type Issued struct {
 	CN        string    `json:"cn"`
 	Profile   string    `json:"profile"`
 	SANs      []string  `json:"sans,omitempty"`
+	Groups    []string  `json:"groups,omitempty"`
 	NotAfter  time.Time `json:"notAfter"`
 	Token     string    `json:"token,omitempty"` // token id, never the secret
 	AuthKey   string    `json:"authKey,omitempty"`
@@ -59,7 +60,21 @@ func newIssued(cert *x509.Certificate, source string, now time.Time) *Issued {
 		Serial: fmt.Sprintf("%x", cert.SerialNumber), CN: cert.Subject.CommonName, Profile: profileOf(cert),
 		SANs: pki.CertSANs(cert).Strings(), NotAfter: cert.NotAfter, Source: source, IssuedAt: now.UTC(),
 		PublicKey: PublicKeyID(cert.RawSubjectPublicKeyInfo), PEM: string(pki.EncodeCertificate(cert)),
+		Groups: groupsOf(cert),
 	}
+}
+
+// groupsOf are a client certificate's groups; a server's organization is
+// only a name.
+func groupsOf(cert *x509.Certificate) []string {
+	if profileOf(cert) != string(pki.ClientProfile) {
+		return nil
+	}
+	g := pki.GroupsOf(cert)
+	if len(g) == 0 {
+		return nil
+	}
+	return g
 }
 
 func profileOf(cert *x509.Certificate) string {
@@ -71,18 +86,19 @@ func profileOf(cert *x509.Certificate) string {
 	return string(pki.ClientProfile)
 }
 
-const issuedColumns = `serial, cn, profile, sans, not_after, issued_at, token_id, token_hash, auth_key, renews, pubkey, cert, source, revoked_at, reason`
+const issuedColumns = `serial, cn, profile, sans, not_after, issued_at, token_id, token_hash, auth_key, renews, pubkey, cert, source, revoked_at, reason, group_names`
 
 func scanIssued(r scanner) (*Issued, error) {
 	var (
 		rec                           Issued
-		sans                          string
+		sans, groups                  string
 		notAfter, issuedAt, revokedAt int64
 	)
 	if err := r.Scan(&rec.Serial, &rec.CN, &rec.Profile, &sans, &notAfter, &issuedAt, &rec.Token, &rec.tokenHash,
-		&rec.AuthKey, &rec.Renews, &rec.PublicKey, &rec.PEM, &rec.Source, &revokedAt, &rec.Reason); err != nil {
+		&rec.AuthKey, &rec.Renews, &rec.PublicKey, &rec.PEM, &rec.Source, &revokedAt, &rec.Reason, &groups); err != nil {
 		return nil, err
 	}
+	rec.Groups = parseList(groups)
 	_ = json.Unmarshal([]byte(sans), &rec.SANs)
 	if len(rec.SANs) == 0 {
 		rec.SANs = nil
@@ -107,9 +123,9 @@ func (d *DB) insertIssued(ctx context.Context, tx execer, rec *Issued) error {
 	if !rec.RevokedAt.IsZero() {
 		revokedAt = rec.RevokedAt.UnixNano()
 	}
-	_, err := tx.ExecContext(ctx, d.q(`INSERT INTO issued (`+issuedColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := tx.ExecContext(ctx, d.q(`INSERT INTO issued (`+issuedColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		rec.Serial, rec.CN, rec.Profile, string(sans), rec.NotAfter.UnixNano(), rec.IssuedAt.UnixNano(), rec.Token, rec.tokenHash,
-		rec.AuthKey, rec.Renews, rec.PublicKey, rec.PEM, rec.Source, revokedAt, rec.Reason)
+		rec.AuthKey, rec.Renews, rec.PublicKey, rec.PEM, rec.Source, revokedAt, rec.Reason, jsonList(rec.Groups))
 	return err
 }
 

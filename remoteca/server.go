@@ -555,10 +555,10 @@ func parseSignRequest(ar AuthenticatedRequest, src string, now time.Time) (*sign
 	return job, nil
 }
 
-// sign issues job's certificate for cn, with the token's lifetime in days
-// (0: none), from the current CA: enrollments keep to the CA the token
+// sign issues job's certificate for cn in groups, with the token's
+// lifetime in days (0: none), from the current CA: enrollments keep to the CA the token
 // pins and the client trusts; a rotation moves them later, by renewal.
-func (s *Server) sign(job *signJob, cn string, tokenDays int) (*x509.Certificate, error) {
+func (s *Server) sign(job *signJob, cn string, groups []string, tokenDays int) (*x509.Certificate, error) {
 	if job.profile == pki.ClientProfile && cn == "" {
 		return nil, refuse(http.StatusBadRequest, "the CSR has no CN: a client certificate needs a name")
 	}
@@ -571,7 +571,7 @@ func (s *Server) sign(job *signJob, cn string, tokenDays int) (*x509.Certificate
 		job.note = shortened
 		s.logf("shortened source=%s cn=%q: %s", job.src, cn, shortened)
 	}
-	cert, err := ca.SignCSR(job.csr, pki.IssueRequest{Profile: job.profile, CommonName: cn, SANs: job.sans, Lifetime: life, Now: job.now})
+	cert, err := ca.SignCSR(job.csr, pki.IssueRequest{Profile: job.profile, CommonName: cn, Groups: groups, SANs: job.sans, Lifetime: life, Now: job.now})
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "%s", err.Error())
 	}
@@ -592,12 +592,13 @@ func (s *Server) enrollByToken(ctx context.Context, job *signJob, tok string) (*
 	e := Enrollment{Secret: parsed.Secret, Req: Request{Profile: job.profile, CN: csr.Subject.CommonName, SANs: job.sans},
 		PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), Source: job.src, Now: job.now}
 	return s.DB.Enroll(ctx, e, func(t *Token) (*x509.Certificate, error) {
-		// The server decides the subject: the token's CN wins.
+		// The server decides the subject: the token's CN wins, and the
+		// groups are the token's alone (the CSR's O is ignored).
 		cn := csr.Subject.CommonName
 		if t.CN != "" {
 			cn = t.CN
 		}
-		return s.sign(job, cn, t.Days)
+		return s.sign(job, cn, t.Groups, t.Days)
 	})
 }
 
@@ -608,7 +609,7 @@ func (s *Server) signByAuthKey(ctx context.Context, job *signJob, ar Authenticat
 	if !ok {
 		return nil, nil, refuse(http.StatusUnauthorized, "authentication failed: unknown token or wrong auth key")
 	}
-	cert, err := s.sign(job, job.csr.Subject.CommonName, 0)
+	cert, err := s.sign(job, job.csr.Subject.CommonName, nil, 0)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -81,12 +81,15 @@ type Token struct {
 	Profile pki.Profile `json:"profile"`
 	CN      string      `json:"cn,omitempty"`
 	SANs    []string    `json:"sans,omitempty"`
-	Days    int         `json:"days,omitempty"`
-	Created time.Time   `json:"created"`
-	Expires time.Time   `json:"expires"`
-	Uses    int         `json:"uses"`
-	Used    int         `json:"used"`
-	Revoked bool        `json:"revoked,omitempty"`
+	// Groups go into every certificate the token enrolls; the client
+	// cannot choose its own.
+	Groups  []string  `json:"groups,omitempty"`
+	Days    int       `json:"days,omitempty"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Uses    int       `json:"uses"`
+	Used    int       `json:"used"`
+	Revoked bool      `json:"revoked,omitempty"`
 }
 
 // Active reports whether the token can still be used at now.
@@ -99,6 +102,7 @@ type TokenOptions struct {
 	Profile pki.Profile
 	CN      string
 	SANs    []string
+	Groups  []string
 	Days    int
 	TTL     time.Duration
 	Uses    int
@@ -126,6 +130,15 @@ func CheckTokenOptions(o *TokenOptions, n int) error {
 		if err := pki.CheckName("common name", o.CN); err != nil {
 			return fmt.Errorf("--cn: %w", err)
 		}
+	}
+	if err := pki.CheckGroups(o.Groups); err != nil {
+		return fmt.Errorf("--group: %w", err)
+	}
+	if o.Profile == pki.ServerProfile && len(o.Groups) > 0 {
+		return errors.New("--group is for client tokens: a server certificate names an engine, not a user")
+	}
+	if len(o.Groups) > 0 {
+		o.Groups = slices.Sorted(slices.Values(o.Groups))
 	}
 	if o.Profile == pki.ServerProfile && len(o.SANs) == 0 {
 		return errors.New("a server token needs --san: the names the engine's certificate may carry")
@@ -165,7 +178,7 @@ func mint(caRaw []byte, o TokenOptions, n int) ([]string, []*Token, error) {
 		}
 		secret := base64.RawURLEncoding.EncodeToString(raw)
 		h := hashSecret(secret)
-		toks[i] = &Token{ID: h[:12], Hash: h, Profile: o.Profile, CN: o.CN, SANs: o.SANs, Days: o.Days,
+		toks[i] = &Token{ID: h[:12], Hash: h, Profile: o.Profile, CN: o.CN, SANs: o.SANs, Groups: o.Groups, Days: o.Days,
 			Created: o.Now.UTC(), Expires: o.Now.Add(o.TTL).UTC(), Uses: o.Uses}
 		strs[i] = ParsedToken{Fingerprint: fp, Secret: secret}.String()
 	}
