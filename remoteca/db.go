@@ -237,6 +237,12 @@ var schema = []string{
 	at     BIGINT NOT NULL,
 	reason TEXT NOT NULL DEFAULT '')`,
 	`CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at BIGINT NOT NULL)`,
+	// The last CRL signed for each CA (by fingerprint), shared by replicas.
+	`CREATE TABLE IF NOT EXISTS crl (
+	ca          TEXT PRIMARY KEY,
+	number      BIGINT NOT NULL,
+	this_update BIGINT NOT NULL,
+	der         TEXT NOT NULL)`,
 }
 
 // columnsAdded are the columns later versions added to the tables above,

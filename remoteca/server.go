@@ -119,6 +119,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/v1/cfssl/authsign", s.handleAuthSign)
 	mux.HandleFunc(RenewPath, s.handleRenew)
 	mux.HandleFunc(HealthPath, s.handleHealth)
+	mux.HandleFunc(CRLPath, s.handleCRL)
 	return mux
 }
 
@@ -391,6 +392,34 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		h.Next = FingerprintHex(a.next.Cert.Raw)
 	}
 	writeJSON(w, http.StatusOK, h, "")
+}
+
+// CRLPath answers the CA's certificate revocation list (DER,
+// application/pkix-crl), for engines that pull it. It needs no client
+// certificate: a CRL is public and signed.
+const CRLPath = "/crl"
+
+func (s *Server) handleCRL(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, nil, "GET the CRL")
+		return
+	}
+	ca := s.current().ca
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	der, err := s.DB.CRL(ctx, FingerprintHex(ca.Cert.Raw), s.now(), ca.CRL)
+	if err != nil {
+		s.logf("error: crl: %v", err)
+		writeJSON(w, http.StatusServiceUnavailable, nil, "the CRL cannot be made now: try again")
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(der)
+	}
 }
 
 func (s *Server) logf(format string, args ...any) {
