@@ -162,6 +162,33 @@ func TestRemoteCAEnroll(t *testing.T) {
 		if !strings.Contains(serve.Output(), `refused source=127.0.0.1 code=403`) {
 			t.Fatalf("ca serve log:\n%s", serve.Output())
 		}
+
+		// The CA's CRL lists the revoked certificate: openssl refuses it
+		// and accepts another; ca serve answers the same list at /crl.
+		need(t, "openssl")
+		need(t, "curl")
+		caPEM := strings.TrimSpace(host.MustTLS("ca", "ls", "--format", `{{if eq .Name "engine"}}{{.Path}}{{end}}`).Stdout)
+		crlFile := host.Path("engine-crl.pem")
+		host.MustTLS("ca", "crl", "engine", "--out", crlFile)
+		certFile := func(ctx string) string {
+			r := laptop.Docker("context", "inspect", ctx, "--format", "{{.Storage.TLSPath}}")
+			requireOK(t, r)
+			return filepath.Join(strings.TrimSpace(r.Stdout), "docker", "cert.pem")
+		}
+		if out, err := exec.Command("openssl", "verify", "-crl_check", "-CAfile", caPEM, "-CRLfile", crlFile, certFile("gone")).CombinedOutput(); err == nil || !strings.Contains(string(out), "certificate revoked") {
+			t.Fatalf("openssl verify of the revoked certificate against the CRL: %v\n%s", err, out)
+		}
+		openssl(t, host.Path(), "verify", "-crl_check", "-CAfile", caPEM, "-CRLfile", crlFile, certFile("prod"))
+		served := host.Path("served.crl")
+		if out, err := exec.Command("curl", "-sS", "--fail", "--cacert", caPEM, "-o", served, url+"/crl").CombinedOutput(); err != nil {
+			t.Fatalf("curl %s/crl: %v\n%s", url, err, out)
+		}
+		openssl(t, host.Path(), "crl", "-in", crlFile, "-outform", "DER", "-out", host.Path("file.crl"))
+		a, _ := os.ReadFile(served)
+		b, _ := os.ReadFile(host.Path("file.crl"))
+		if len(a) == 0 || string(a) != string(b) {
+			t.Fatalf("GET /crl (%d bytes) is not the CRL ca crl wrote (%d bytes)", len(a), len(b))
+		}
 	})
 
 	mitmHost := NewEnv(t)

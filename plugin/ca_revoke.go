@@ -45,7 +45,8 @@ certificate yet.
 dockerd checks no revocation list: a revoked certificate still opens an
 engine until it expires. Short lifetimes (docker tls enroll --lifetime 24h,
 ca serve --max-lifetime) make that window short; replacing the CA the
-engines trust closes it at once.`,
+engines trust closes it at once. docker tls ca crl prints the CA's
+revocation list (X.509 CRL) for whatever checks one.`,
 		Example: `  docker tls ca revoke alice@laptop --ca team --reason "laptop stolen"
   docker tls ca revoke 3f2a9c1d --ca team
   docker tls ca revoke --token 5e0b1c --ca team`,
