@@ -1,0 +1,164 @@
+package authz
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/authorization"
+
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+)
+
+// Plugin answers dockerd's authorization requests (Docker's own helper,
+// github.com/docker/go-plugins-helpers/authorization, speaks the protocol).
+type Plugin struct {
+	Decider *Decider
+	Config  *ConfigFile
+	// Audit receives every decision; nil keeps none.
+	Audit func(Decision)
+	Now   func() time.Time
+}
+
+var _ authorization.Plugin = (*Plugin)(nil)
+
+// AuthZReq judges a request before dockerd handles it.
+func (p *Plugin) AuthZReq(r authorization.Request) authorization.Response {
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	// The helper goes on with an empty request when dockerd's did not
+	// decode: that must not pass as a local call.
+	if r.RequestMethod == "" || r.RequestURI == "" {
+		return authorization.Response{Allow: false, Msg: "docker-tls: the authorization request could not be read, so the call is refused"}
+	}
+	cfg, err := p.Config.Current()
+	if err != nil {
+		return authorization.Response{Allow: false, Msg: "docker-tls: the engine's policy cannot be read (" + err.Error() + "), so every call is refused"}
+	}
+	certs := make([]*x509.Certificate, 0, len(r.RequestPeerCertificates))
+	for _, pc := range r.RequestPeerCertificates {
+		if pc != nil {
+			c := x509.Certificate(*pc)
+			certs = append(certs, &c)
+		}
+	}
+	dec := p.Decider.Decide(cfg, Call{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody, Headers: r.RequestHeaders, Certs: certs}, now)
+	if p.Audit != nil {
+		p.Audit(dec)
+	}
+	if !dec.Allow {
+		return authorization.Response{Allow: false, Msg: dec.Message}
+	}
+	return authorization.Response{Allow: true}
+}
+
+// AuthZRes lets every answer through: the decision was made on the
+// request.
+func (p *Plugin) AuthZRes(authorization.Request) authorization.Response {
+	return authorization.Response{Allow: true}
+}
+
+// ConfigFile is the policy file on the engine's host, read again when it
+// changes. A file that does not parse or check is refused and the last
+// good one stays in force.
+type ConfigFile struct {
+	Path string
+	// Rejected is told why a changed file was not taken; nil: not told.
+	Rejected func(error)
+
+	mu    sync.Mutex
+	stamp string
+	last  *Config
+}
+
+// Current is the policy in force.
+func (f *ConfigFile) Current() (*Config, error) {
+	fi, err := os.Stat(f.Path)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		if f.last != nil {
+			return f.last, nil
+		}
+		return nil, err
+	}
+	stamp := fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
+	if stamp == f.stamp && f.last != nil {
+		return f.last, nil
+	}
+	cfg, err := ReadConfig(f.Path)
+	if err != nil {
+		f.stamp = stamp // told once per change, not once per call
+		if f.Rejected != nil {
+			f.Rejected(err)
+		}
+		if f.last != nil {
+			return f.last, nil
+		}
+		return nil, err
+	}
+	f.stamp, f.last = stamp, cfg
+	return cfg, nil
+}
+
+// ReadConfig reads and checks a policy file.
+func ReadConfig(path string) (*Config, error) {
+	data, err := fsutil.ReadSmall(path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.Policy.Check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &cfg, nil
+}
+
+// AuditLog appends decisions to a file as JSON lines (0600), moving it to
+// PATH.1 when it grows past MaxBytes.
+type AuditLog struct {
+	Path     string
+	MaxBytes int64
+
+	mu sync.Mutex
+}
+
+// Write appends one decision.
+func (l *AuditLog) Write(d Decision) error {
+	line, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if fi, err := os.Stat(l.Path); err == nil && l.MaxBytes > 0 && fi.Size()+int64(len(line)) >= l.MaxBytes {
+		if err := os.Rename(l.Path, l.Path+".1"); err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := fsutil.MkdirPrivate(filepath.Dir(l.Path)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(l.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, fsutil.PrivateFile)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
