@@ -65,6 +65,7 @@ keys are written 0600 and never printed.`,
 		newDaemonConfigCommand(a),
 		newHookCommand(a),
 		newAgentCommand(a),
+		newAuthzPluginCommand(a),
 	)
 	wrapRuns(a, cmd)
 	return cmd

@@ -1,0 +1,117 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/go-plugins-helpers/authorization"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/authz"
+	"github.com/docker-tls/docker-tls/policy"
+)
+
+type authzPluginOptions struct {
+	config   string
+	audit    string
+	socket   string
+	auditMax int64
+}
+
+// newAuthzPluginCommand is the engine side of an engine's policy: the
+// authorization plugin dockerd asks before every call. It runs on the
+// engine's host, not on a laptop, so it is hidden from help.
+func newAuthzPluginCommand(a *app) *cobra.Command {
+	var opts authzPluginOptions
+	cmd := &cobra.Command{
+		Use:    "authz-plugin --config FILE [--socket PATH] [--audit FILE]",
+		Short:  "Serve an engine's policy to dockerd as its authorization plugin (runs on the engine's host)",
+		Hidden: true,
+		Example: `  docker-tls authz-plugin --config /etc/docker-tls/policy.json
+  dockerd --authorization-plugin=docker-tls`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAuthzPlugin(cmd.Context(), a, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.config, "config", "/etc/docker-tls/policy.json", "The engine's policy")
+	f.StringVar(&opts.socket, "socket", "/run/docker/plugins/docker-tls.sock", "Where dockerd finds the plugin (its name is the file's)")
+	f.StringVar(&opts.audit, "audit", "/var/log/docker-tls/audit.log", "Audit trail: one JSON line per decision")
+	f.Int64Var(&opts.auditMax, "audit-max", 64<<20, "Move the audit trail to FILE.1 past this many bytes")
+	return cmd
+}
+
+func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error {
+	logger := log.New(a.cli.Err(), "docker-tls authz: ", log.LstdFlags)
+	cfgFile := &authz.ConfigFile{Path: opts.config, Rejected: func(err error) {
+		logger.Printf("refused a changed policy, the last good one stays in force: %v", err)
+	}}
+	// A policy that cannot be read at start is not served: dockerd would
+	// refuse every call; better that the unit fails and says why.
+	if _, err := cfgFile.Current(); err != nil {
+		return fmt.Errorf("the policy %s: %w", opts.config, err)
+	}
+	audit := &authz.AuditLog{Path: opts.audit, MaxBytes: opts.auditMax}
+	p := &authz.Plugin{
+		Decider: &authz.Decider{Rules: policy.NewRules()},
+		Config:  cfgFile,
+		Audit: func(d authz.Decision) {
+			if err := audit.Write(d); err != nil {
+				logger.Printf("audit: %v", err)
+			}
+		},
+	}
+	l, err := listenUnix(opts.socket)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	logger.Printf("serving %s on %s", opts.config, opts.socket)
+	err = authorization.NewHandler(p).Serve(l)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// listenUnix listens on path, replacing a socket a previous run left (and
+// nothing else).
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket: move it away", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
