@@ -400,15 +400,11 @@ func (d *DB) insertTokens(tx *sql.Tx, toks []*Token) error {
 	}
 	defer stmt.Close()
 	for _, t := range toks {
-		sans, _ := json.Marshal(t.SANs)
-		if t.SANs == nil {
-			sans = []byte("[]")
-		}
 		revoked := 0
 		if t.Revoked {
 			revoked = 1
 		}
-		if _, err := stmt.Exec(t.Hash, t.ID, string(t.Profile), t.CN, string(sans), t.Days,
+		if _, err := stmt.Exec(t.Hash, t.ID, string(t.Profile), t.CN, jsonList(t.SANs), t.Days,
 			t.Created.UnixNano(), t.Expires.UnixNano(), t.Uses, t.Used, revoked, jsonList(t.Groups)); err != nil {
 			return err
 		}
@@ -450,10 +446,7 @@ func scanToken(r scanner) (*Token, error) {
 		return nil, err
 	}
 	t.Groups = parseList(groups)
-	_ = json.Unmarshal([]byte(sans), &t.SANs)
-	if len(t.SANs) == 0 {
-		t.SANs = nil
-	}
+	t.SANs = parseList(sans)
 	t.Revoked = revoked != 0
 	t.Created, t.Expires = time.Unix(0, created).UTC(), time.Unix(0, expires).UTC()
 	return &t, nil

@@ -99,10 +99,7 @@ func scanIssued(r scanner) (*Issued, error) {
 		return nil, err
 	}
 	rec.Groups = parseList(groups)
-	_ = json.Unmarshal([]byte(sans), &rec.SANs)
-	if len(rec.SANs) == 0 {
-		rec.SANs = nil
-	}
+	rec.SANs = parseList(sans)
 	rec.NotAfter, rec.IssuedAt = time.Unix(0, notAfter).UTC(), time.Unix(0, issuedAt).UTC()
 	if revokedAt != 0 {
 		rec.RevokedAt = time.Unix(0, revokedAt).UTC()
@@ -115,16 +112,12 @@ type execer interface {
 }
 
 func (d *DB) insertIssued(ctx context.Context, tx execer, rec *Issued) error {
-	sans, _ := json.Marshal(rec.SANs)
-	if rec.SANs == nil {
-		sans = []byte("[]")
-	}
 	var revokedAt int64
 	if !rec.RevokedAt.IsZero() {
 		revokedAt = rec.RevokedAt.UnixNano()
 	}
 	_, err := tx.ExecContext(ctx, d.q(`INSERT INTO issued (`+issuedColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		rec.Serial, rec.CN, rec.Profile, string(sans), rec.NotAfter.UnixNano(), rec.IssuedAt.UnixNano(), rec.Token, rec.tokenHash,
+		rec.Serial, rec.CN, rec.Profile, jsonList(rec.SANs), rec.NotAfter.UnixNano(), rec.IssuedAt.UnixNano(), rec.Token, rec.tokenHash,
 		rec.AuthKey, rec.Renews, rec.PublicKey, rec.PEM, rec.Source, revokedAt, rec.Reason, jsonList(rec.Groups))
 	return err
 }
