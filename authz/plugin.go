@@ -3,9 +3,7 @@ package authz
 import (
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -126,12 +124,15 @@ func ReadConfig(path string) (*Config, error) {
 }
 
 // AuditLog appends decisions to a file as JSON lines (0600), moving it to
-// PATH.1 when it grows past MaxBytes.
+// PATH.1 when it grows past MaxBytes. It is written on every API call, so
+// the file stays open and its size is counted, not asked for each time.
 type AuditLog struct {
 	Path     string
 	MaxBytes int64
 
-	mu sync.Mutex
+	mu   sync.Mutex
+	f    *os.File
+	size int64
 }
 
 // Write appends one decision.
@@ -140,15 +141,27 @@ func (l *AuditLog) Write(d Decision) error {
 	if err != nil {
 		return err
 	}
+	line = append(line, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if fi, err := os.Stat(l.Path); err == nil && l.MaxBytes > 0 && fi.Size()+int64(len(line)) >= l.MaxBytes {
+	if l.f != nil && l.MaxBytes > 0 && l.size+int64(len(line)) >= l.MaxBytes {
+		l.f.Close()
+		l.f = nil
 		if err := os.Rename(l.Path, l.Path+".1"); err != nil {
 			return err
 		}
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
 	}
+	if l.f == nil {
+		if err := l.open(); err != nil {
+			return err
+		}
+	}
+	n, err := l.f.Write(line)
+	l.size += int64(n)
+	return err
+}
+
+func (l *AuditLog) open() error {
 	if err := fsutil.MkdirPrivate(filepath.Dir(l.Path)); err != nil {
 		return err
 	}
@@ -156,9 +169,23 @@ func (l *AuditLog) Write(d Decision) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(append(line, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
 	}
+	l.f, l.size = f, fi.Size()
+	return nil
+}
+
+// Close closes the file.
+func (l *AuditLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
 	return err
 }

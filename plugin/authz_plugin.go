@@ -62,6 +62,7 @@ func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error 
 		return fmt.Errorf("the policy %s: %w", opts.config, err)
 	}
 	audit := &authz.AuditLog{Path: opts.audit, MaxBytes: opts.auditMax}
+	defer audit.Close()
 	p := &authz.Plugin{
 		Decider: &authz.Decider{Rules: policy.NewRules()},
 		Config:  cfgFile,
