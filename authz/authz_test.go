@@ -3,7 +3,9 @@ package authz
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -70,7 +72,8 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := authorization.NewHandler(p)
+	started := time.Now()
+	h := Handler(p, started)
 	go func() { _ = h.Serve(l) }()
 	t.Cleanup(func() { l.Close() })
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -138,10 +141,24 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 		})
 	}
 
+	// The status names the file in force by its digest.
+	st, err := QueryStatus(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(cfgPath)
+	if sum := sha256.Sum256(raw); st.PolicyDigest != hex.EncodeToString(sum[:]) || st.Engine != "build" || st.Grants != 2 || !st.Started.Equal(started.UTC()) {
+		t.Errorf("status %+v", st)
+	}
+
 	// A policy that turns local calls off; then a broken file: the last
 	// good policy stays, and the rejection is told once.
 	cfg.LocalDeny = true
 	writeConfig(t, cfgPath, cfg)
+	st2, err := QueryStatus(context.Background(), sock)
+	if err != nil || st2.PolicyDigest == st.PolicyDigest || !st2.LocalDeny {
+		t.Errorf("status after a change %+v, %v", st2, err)
+	}
 	if got := ask(t, req("GET", "/v1.47/info", "", nil, nil)); got.Allow {
 		t.Error("a local call passed with LocalDeny")
 	}
@@ -152,6 +169,9 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 		if got := ask(t, req("GET", "/v1.47/containers/json", "", nil, bob)); !got.Allow {
 			t.Errorf("a broken policy file replaced the last good one: %q", got.Msg)
 		}
+	}
+	if st3, err := QueryStatus(context.Background(), sock); err != nil || st3.PolicyDigest != st2.PolicyDigest {
+		t.Errorf("status after a broken file %+v, %v: want the last good one's", st3, err)
 	}
 	if len(rejected) != 1 {
 		t.Errorf("rejections told: %v, want one", rejected)
@@ -185,5 +205,23 @@ func TestAuditLogRotates(t *testing.T) {
 	old, err := os.ReadFile(l.Path + ".1")
 	if err != nil || len(cur) >= 300 || len(old) == 0 {
 		t.Errorf("after 5 lines: current %d bytes, rotated %d (%v)", len(cur), len(old), err)
+	}
+}
+
+func TestParseConfigRefusesUnknownKeys(t *testing.T) {
+	for _, tc := range []struct{ name, data, want string }{
+		{"a key this version does not know", `{"engine":"e","policy":{"grants":[]},"roles":{}}`, "unknown field"},
+		{"a role that does not exist", `{"policy":{"grants":[{"subject":"user:x","role":"root"}]}}`, "root"},
+		{"a subject granted twice", `{"policy":{"grants":[{"subject":"user:x","role":"viewer"},{"subject":"user:x","role":"admin"}]}}`, "twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseConfig([]byte(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseConfig: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := ParseConfig([]byte(`{"engine":"e","policy":{"grants":[{"subject":"*","role":"viewer"}]},"localDeny":true}`))
+	if err != nil || !cfg.LocalDeny || len(cfg.Policy.Grants) != 1 || len(cfg.Digest) != 64 {
+		t.Errorf("ParseConfig: %+v, %v", cfg, err)
 	}
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// LocalDeny refuses calls without a client certificate (the host's own
 	// unix socket); by default they are allowed.
 	LocalDeny bool `json:"localDeny,omitempty"`
+	// Digest is the SHA-256 of the file the config was read from (hex):
+	// what the plugin's status reports, so that a change is known to be in
+	// force before dockerd is told to use it.
+	Digest string `json:"-"`
 }
 
 // Call is one API request as dockerd passes it on.

@@ -1,7 +1,10 @@
 package authz
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -113,13 +116,28 @@ func ReadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cfg Config
-	if err := json.Unmarshal(data, &cfg); err != nil {
+	cfg, err := ParseConfig(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig reads and checks a policy file's contents.
+func ParseConfig(data []byte) (*Config, error) {
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// A key this version does not know is a policy it would not enforce
+	// as written: refused, not ignored.
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, err
 	}
 	if err := cfg.Policy.Check(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
+	sum := sha256.Sum256(data)
+	cfg.Digest = hex.EncodeToString(sum[:])
 	return &cfg, nil
 }
 

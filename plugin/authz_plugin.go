@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,9 +12,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/docker/cli/cli"
-	"github.com/docker/go-plugins-helpers/authorization"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/authz"
@@ -25,6 +27,9 @@ type authzPluginOptions struct {
 	audit    string
 	socket   string
 	auditMax int64
+	// status asks a running plugin what it enforces, for up to wait.
+	status bool
+	wait   time.Duration
 }
 
 // newAuthzPluginCommand is the engine side of an engine's policy: the
@@ -33,13 +38,20 @@ type authzPluginOptions struct {
 func newAuthzPluginCommand(a *app) *cobra.Command {
 	var opts authzPluginOptions
 	cmd := &cobra.Command{
-		Use:    "authz-plugin --config FILE [--socket PATH] [--audit FILE]",
+		Use:    "authz-plugin [--config FILE] [--socket PATH] [--audit FILE] | --status",
 		Short:  "Serve an engine's policy to dockerd as its authorization plugin (runs on the engine's host)",
 		Hidden: true,
+		Long: `Serve the engine's policy to dockerd as its authorization plugin docker-tls.
+Started by systemd's docker-tls-authz.socket it takes the socket from systemd
+(so calls wait on the socket while it restarts); run by hand it listens on
+--socket itself. --status asks the running plugin what it enforces.`,
 		Example: `  docker-tls authz-plugin --config /etc/docker-tls/policy.json
-  dockerd --authorization-plugin=docker-tls`,
+  docker-tls authz-plugin --status --wait 10s`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.status {
+				return runAuthzStatus(cmd.Context(), a, opts)
+			}
 			return runAuthzPlugin(cmd.Context(), a, opts)
 		},
 	}
@@ -48,6 +60,8 @@ func newAuthzPluginCommand(a *app) *cobra.Command {
 	f.StringVar(&opts.socket, "socket", "/run/docker/plugins/docker-tls.sock", "Where dockerd finds the plugin (its name is the file's)")
 	f.StringVar(&opts.audit, "audit", "/var/log/docker-tls/audit.log", "Audit trail: one JSON line per decision")
 	f.Int64Var(&opts.auditMax, "audit-max", 64<<20, "Move the audit trail to FILE.1 past this many bytes")
+	f.BoolVar(&opts.status, "status", false, "Print what the running plugin enforces (JSON) and exit")
+	f.DurationVar(&opts.wait, "wait", 0, "With --status: keep asking for this long while the plugin does not answer")
 	return cmd
 }
 
@@ -72,7 +86,7 @@ func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error 
 			}
 		},
 	}
-	l, err := listenUnix(opts.socket)
+	l, err := pluginListener(opts.socket)
 	if err != nil {
 		return err
 	}
@@ -83,11 +97,51 @@ func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error 
 		l.Close()
 	}()
 	logger.Printf("serving %s on %s", opts.config, opts.socket)
-	err = authorization.NewHandler(p).Serve(l)
+	err = authz.Handler(p, time.Now()).Serve(l)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// runAuthzStatus prints the running plugin's status; the engine's host
+// runs it before dockerd is told to use the plugin.
+func runAuthzStatus(ctx context.Context, a *app, opts authzPluginOptions) error {
+	deadline := time.Now().Add(opts.wait)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := authz.QueryStatus(qctx, opts.socket)
+		cancel()
+		if err == nil {
+			enc := json.NewEncoder(a.cli.Out())
+			return enc.Encode(st)
+		}
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the plugin on %s does not answer: %w", opts.socket, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pluginListener is the socket systemd passed (docker-tls-authz.socket:
+// calls wait on it while the plugin restarts), or, run by hand, one of its
+// own on path.
+func pluginListener(path string) (net.Listener, error) {
+	ls, err := activation.Listeners()
+	if err != nil {
+		return nil, fmt.Errorf("the sockets systemd passed: %w", err)
+	}
+	for i, l := range ls {
+		if l != nil {
+			for _, other := range ls[i+1:] {
+				if other != nil {
+					other.Close()
+				}
+			}
+			return l, nil
+		}
+	}
+	return listenUnix(path)
 }
 
 // listenUnix listens on path, replacing a socket a previous run left (and

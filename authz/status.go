@@ -1,0 +1,93 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/authorization"
+)
+
+// StatusPath is where the plugin says what it enforces. The engine's host
+// asks it after every change, and before dockerd is told to use the
+// plugin: dockerd 20.10 exits when a reload names an authorization plugin
+// that does not answer.
+const StatusPath = "/DockerTLS.Status"
+
+// Status is what the plugin enforces now.
+type Status struct {
+	Engine string `json:"engine"`
+	// PolicyDigest is the SHA-256 of the policy file in force.
+	PolicyDigest string    `json:"policyDigest"`
+	LocalDeny    bool      `json:"localDeny"`
+	Grants       int       `json:"grants"`
+	Started      time.Time `json:"started"`
+}
+
+// Handler is Docker's authorization handler for p, with the status
+// endpoint beside it.
+func Handler(p *Plugin, started time.Time) *authorization.Handler {
+	h := authorization.NewHandler(p)
+	h.HandleFunc(StatusPath, func(w http.ResponseWriter, r *http.Request) {
+		cfg, err := p.Config.Current()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(Status{Engine: cfg.Engine, PolicyDigest: cfg.Digest, LocalDeny: cfg.LocalDeny,
+			Grants: len(cfg.Policy.Grants), Started: started.UTC()})
+	})
+	return h
+}
+
+// QueryStatus asks the plugin on socket what it enforces, after the
+// handshake dockerd makes (Plugin.Activate, which must name authz).
+func QueryStatus(ctx context.Context, socket string) (*Status, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
+	defer c.CloseIdleConnections()
+	var act struct{ Implements []string }
+	if err := post(ctx, c, "/Plugin.Activate", &act); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(act.Implements, "authz") {
+		return nil, fmt.Errorf("the plugin on %s implements %v, not authz", socket, act.Implements)
+	}
+	var st Status
+	if err := post(ctx, c, StatusPath, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func post(ctx context.Context, c *http.Client, path string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://plugin"+path, bytes.NewReader(nil))
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
