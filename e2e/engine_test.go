@@ -581,7 +581,7 @@ func TestEngineRefusesFailedDockerd(t *testing.T) {
 		before := h.MustRoot(hostFiles)
 		r := e.TLS("engine", "renew", "fixed")
 		requireFail(t, r, "not renewed")
-		if !strings.Contains(r.Stdout, "fixed: FAILED: dockerd on the host has failed") || !strings.Contains(r.Stdout, cause) {
+		if !strings.Contains(r.Stderr, "fixed: FAILED: dockerd on the host has failed") || !strings.Contains(r.Stderr, cause) {
 			t.Errorf("renew should name the state and the cause:\n%s", r)
 		}
 		if after := h.MustRoot(hostFiles); after != before {

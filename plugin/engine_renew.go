@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,58 +79,18 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 	if life == 0 {
 		life = pki.DefaultServerLifetime
 	}
-	var recs []*engine.Record
-	if opts.all {
-		var bad map[string]error
-		if recs, bad, err = a.engines().List(); err != nil {
-			return err
-		}
-		for name, err := range bad {
-			fmt.Fprintf(a.cli.Err(), "engine %s: %v\n", name, err)
-		}
-	} else {
-		for _, n := range opts.names {
-			rec, err := a.engines().Get(n)
-			if err != nil {
-				return engineNotFound(err, n)
-			}
-			recs = append(recs, rec)
-		}
+	recs, err := a.engineRecords(opts.names, opts.all)
+	if err != nil {
+		return err
 	}
 	cas, err := a.engineCAs(recs, opts.passphrase)
 	if err != nil {
 		return err
 	}
 
-	var (
-		mu     sync.Mutex
-		failed []string
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, opts.parallel)
-	)
-	report := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(a.cli.Out(), format+"\n", args...)
-	}
-	for _, rec := range recs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			msg, err := a.renewEngine(ctx, rec, cas[rec.CA], within, life, opts.wait)
-			if err != nil {
-				mu.Lock()
-				failed = append(failed, rec.Name)
-				mu.Unlock()
-				report("%s: FAILED: %v", rec.Name, err)
-				return
-			}
-			report("%s: %s", rec.Name, msg)
-		}()
-	}
-	wg.Wait()
+	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
+		return a.renewEngine(ctx, rec, cas[rec.CA], within, life, opts.wait)
+	})
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d engines were not renewed", len(failed), len(recs))
 	}
