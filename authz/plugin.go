@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/authorization"
@@ -25,6 +27,9 @@ type Plugin struct {
 	// Audit receives every decision; nil keeps none.
 	Audit func(Decision)
 	Now   func() time.Time
+
+	// probe is the last probe nonce a call carried (see Consulted).
+	probe atomic.Value
 }
 
 var _ authorization.Plugin = (*Plugin)(nil)
@@ -39,6 +44,10 @@ func (p *Plugin) AuthZReq(r authorization.Request) authorization.Response {
 	// decode: that must not pass as a local call.
 	if r.RequestMethod == "" || r.RequestURI == "" {
 		return authorization.Response{Allow: false, Msg: "docker-tls: the authorization request could not be read, so the call is refused"}
+	}
+	if i := strings.Index(r.RequestURI, ProbeParam+"="); i >= 0 {
+		nonce := strings.SplitN(r.RequestURI[i+len(ProbeParam)+1:], "&", 2)[0]
+		p.probe.Store(nonce[:min(len(nonce), 64)])
 	}
 	cfg, err := p.Config.Current()
 	if err != nil {

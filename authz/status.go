@@ -3,6 +3,8 @@ package authz
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +30,9 @@ type Status struct {
 	LocalDeny    bool      `json:"localDeny"`
 	Grants       int       `json:"grants"`
 	Started      time.Time `json:"started"`
+	// LastProbe is the nonce of the last probe call the plugin was asked
+	// about (Consulted).
+	LastProbe string `json:"lastProbe,omitempty"`
 }
 
 // Handler is Docker's authorization handler for p, with the status
@@ -42,7 +47,7 @@ func Handler(p *Plugin, started time.Time) *authorization.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(Status{Engine: cfg.Engine, PolicyDigest: cfg.Digest, LocalDeny: cfg.LocalDeny,
-			Grants: len(cfg.Policy.Grants), Started: started.UTC()})
+			Grants: len(cfg.Policy.Grants), Started: started.UTC(), LastProbe: p.lastProbe()})
 	})
 	return h
 }
@@ -50,10 +55,7 @@ func Handler(p *Plugin, started time.Time) *authorization.Handler {
 // QueryStatus asks the plugin on socket what it enforces, after the
 // handshake dockerd makes (Plugin.Activate, which must name authz).
 func QueryStatus(ctx context.Context, socket string) (*Status, error) {
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
+	c := unixClient(socket)
 	defer c.CloseIdleConnections()
 	var act struct{ Implements []string }
 	if err := post(ctx, c, "/Plugin.Activate", &act); err != nil {
@@ -90,4 +92,51 @@ func post(ctx context.Context, c *http.Client, path string, into any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// ProbeParam is the query parameter of a probe call: a call to dockerd
+// that the plugin notes, so that whether dockerd consults the plugin is
+// seen, not inferred (dockerd 20.10's docker info does not list plugins a
+// reload added).
+const ProbeParam = "docker-tls-probe"
+
+func (p *Plugin) lastProbe() string {
+	s, _ := p.probe.Load().(string)
+	return s
+}
+
+// Consulted says whether dockerd on dockerSocket consults the plugin on
+// pluginSocket: it makes one call to dockerd carrying a new nonce (its
+// answer does not matter: a refusal by the plugin counts), then asks the
+// plugin whether it saw the nonce.
+func Consulted(ctx context.Context, dockerSocket, pluginSocket string) (bool, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, err
+	}
+	nonce := hex.EncodeToString(b[:])
+	c := unixClient(dockerSocket)
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/version?"+ProbeParam+"="+nonce, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("dockerd on %s: %w", dockerSocket, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	st, err := QueryStatus(ctx, pluginSocket)
+	if err != nil {
+		return false, err
+	}
+	return st.LastProbe == nonce, nil
+}
+
+func unixClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
 }

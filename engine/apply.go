@@ -280,8 +280,14 @@ func restore(ctx context.Context, s Shell, src, tlsDir string) error {
 // commands in after. The contents (a server key among them) travel inside
 // a script on stdin, never in argv.
 func writeFiles(ctx context.Context, s Shell, after string, files ...File) error {
+	return writeFilesChecked(ctx, s, "", after, files...)
+}
+
+// writeFilesChecked is writeFiles with a check first, in the same script:
+// a check that fails (exit non-zero) leaves every file as it was.
+func writeFilesChecked(ctx context.Context, s Shell, check, after string, files ...File) error {
 	var b strings.Builder
-	b.WriteString("set -e\numask 077\n")
+	b.WriteString("set -e\numask 077\n" + check + "\n")
 	for _, f := range files {
 		tmp := f.Path + ".docker-tls-new"
 		fmt.Fprintf(&b, "mkdir -p %s\nbase64 -d >%s <<'DOCKER_TLS_EOF'\n", shellQuote(path.Dir(f.Path)), shellQuote(tmp))
@@ -326,18 +332,26 @@ func poll(ctx context.Context, limit time.Duration, check func() error) error {
 	}
 }
 
-// Teardown restores the host's files from before the first setup, restarts
+// Teardown takes the engine's policy away (PolicyOff, audit trail
+// included), restores the host's files from before the first setup, restarts
 // dockerd (keeping running containers), checks the TLS port is closed, and
 // removes docker-tls's state on the host. restored is false when there was
 // nothing to restore (an earlier teardown finished on the host).
 func Teardown(ctx context.Context, s Shell, tlsDir string, port int) (restored bool, err error) {
+	// The policy first: dockerd stops consulting the plugin while it still
+	// answers, and the drop-in directory is empty of it before the
+	// restore removes that directory.
+	policyOff, err := PolicyOff(ctx, s, false)
+	if err != nil {
+		return false, fmt.Errorf("take the engine's policy away: %w", err)
+	}
 	out, err := s.Run(ctx, "[ -d "+OriginalBackup+" ] && echo yes || echo no", nil)
 	if err != nil {
 		return false, err
 	}
 	if strings.TrimSpace(string(out)) != "yes" {
 		_, err := s.Run(ctx, "rm -rf "+HostStateDir, nil)
-		return false, err
+		return policyOff, err
 	}
 	if err := restore(ctx, s, OriginalBackup, tlsDir); err != nil {
 		return false, err

@@ -58,6 +58,10 @@ func (h *fakeHost) Run(_ context.Context, script string, stdin []byte) ([]byte, 
 	h.scripts = append(h.scripts, script)
 	h.stdins = append(h.stdins, stdin)
 	switch {
+	case script == inspectPolicyScript:
+		// A host that never had a policy.
+		return fmt.Appendf(nil, "arch=x86_64\npolicy=absent\nbinary_sum=\ndaemon_json=absent\nexec_start=\ndocker=active\nsocket=inactive\nservice=inactive\nunits=0\ninfo=%s\npending=0\nhas_backup=0\nend=1\n",
+			base64.StdEncoding.EncodeToString([]byte("null"))), nil
 	case strings.Contains(script, "has_backup=1"):
 		return h.inspect(script), nil
 	case strings.Contains(script, "DEST="+OriginalBackup):

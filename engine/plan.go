@@ -501,6 +501,25 @@ func (d daemonJSON) with(set map[string]any) daemonJSON {
 	return n
 }
 
+// without is d without key.
+func (d daemonJSON) without(key string) daemonJSON {
+	if _, ok := d.keys[key]; !ok {
+		return d
+	}
+	n := daemonJSON{raw: d.raw, keys: map[string]json.RawMessage{}, changed: true}
+	for k, v := range d.keys {
+		if k != key {
+			n.keys[k] = v
+		}
+	}
+	for _, k := range d.order {
+		if k != key {
+			n.order = append(n.order, k)
+		}
+	}
+	return n
+}
+
 // withHost adds listen to "hosts" if it is not there.
 func (d daemonJSON) withHost(listen string) daemonJSON {
 	var hosts []string

@@ -30,6 +30,9 @@ type authzPluginOptions struct {
 	// status asks a running plugin what it enforces, for up to wait.
 	status bool
 	wait   time.Duration
+	// consulted asks whether dockerd on dockerSocket consults the plugin.
+	consulted    bool
+	dockerSocket string
 }
 
 // newAuthzPluginCommand is the engine side of an engine's policy: the
@@ -38,19 +41,23 @@ type authzPluginOptions struct {
 func newAuthzPluginCommand(a *app) *cobra.Command {
 	var opts authzPluginOptions
 	cmd := &cobra.Command{
-		Use:    "authz-plugin [--config FILE] [--socket PATH] [--audit FILE] | --status",
+		Use:    "authz-plugin [--config FILE] [--socket PATH] [--audit FILE] | --status | --consulted",
 		Short:  "Serve an engine's policy to dockerd as its authorization plugin (runs on the engine's host)",
 		Hidden: true,
 		Long: `Serve the engine's policy to dockerd as its authorization plugin docker-tls.
 Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 (so calls wait on the socket while it restarts); run by hand it listens on
---socket itself. --status asks the running plugin what it enforces.`,
+--socket itself. --status asks the running plugin what it enforces;
+--consulted whether dockerd asks it (one probe call to dockerd).`,
 		Example: `  docker-tls authz-plugin --config /etc/docker-tls/policy.json
   docker-tls authz-plugin --status --wait 10s`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.status {
 				return runAuthzStatus(cmd.Context(), a, opts)
+			}
+			if opts.consulted {
+				return runAuthzConsulted(cmd.Context(), a, opts)
 			}
 			return runAuthzPlugin(cmd.Context(), a, opts)
 		},
@@ -62,6 +69,8 @@ Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 	f.Int64Var(&opts.auditMax, "audit-max", 64<<20, "Move the audit trail to FILE.1 past this many bytes")
 	f.BoolVar(&opts.status, "status", false, "Print what the running plugin enforces (JSON) and exit")
 	f.DurationVar(&opts.wait, "wait", 0, "With --status: keep asking for this long while the plugin does not answer")
+	f.BoolVar(&opts.consulted, "consulted", false, "Print yes when dockerd consults the running plugin, no when it does not, and exit")
+	f.StringVar(&opts.dockerSocket, "docker-socket", "/run/docker.sock", "With --consulted: dockerd's socket")
 	return cmd
 }
 
@@ -121,6 +130,23 @@ func runAuthzStatus(ctx context.Context, a *app, opts authzPluginOptions) error 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runAuthzConsulted makes one probe call to dockerd and prints whether the
+// plugin saw it.
+func runAuthzConsulted(ctx context.Context, a *app, opts authzPluginOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ok, err := authz.Consulted(ctx, opts.dockerSocket, opts.socket)
+	if err != nil {
+		return err
+	}
+	answer := "no"
+	if ok {
+		answer = "yes"
+	}
+	_, err = fmt.Fprintln(a.cli.Out(), answer)
+	return err
 }
 
 // pluginListener is the socket systemd passed (docker-tls-authz.socket:

@@ -1,0 +1,474 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command/formatter"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/authz"
+	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/fsutil"
+	"github.com/docker-tls/docker-tls/internal/output"
+	"github.com/docker-tls/docker-tls/policy"
+)
+
+func newEnginePolicyCommand(a *app) *cobra.Command {
+	cmd := groupCommand("policy", "Decide who may do what on engines: roles for certificate users and groups, enforced by dockerd")
+	cmd.Long = `An engine's policy gives roles to the identities in client certificates: the
+certificate's CN is the user, its Organization values are the user's groups.
+
+  viewer    read-only: ps, images, inspect, logs, events, stats, info, version, df
+  operator  everything except what gives root on the host: privileged containers,
+            host namespaces, bind mounts of host paths, devices, added capabilities,
+            unconfined security options, exec --privileged, plugins, swarm and nodes
+  admin     everything
+
+The highest role granted to the user, one of their groups or * (any certificate
+of the engine's CA) wins. dockerd asks the policy before every API call,
+through its authorization plugin API; the plugin is this same binary, run by
+systemd on the engine's host.`
+	cmd.AddCommand(newEnginePolicySetCommand(a), newEnginePolicyShowCommand(a), newEnginePolicyOffCommand(a))
+	return cmd
+}
+
+type enginePolicySetOptions struct {
+	names        []string
+	all          bool
+	grants       []string
+	revokes      []string
+	local        string
+	pluginBinary string
+	parallel     int
+	force        bool
+}
+
+func newEnginePolicySetCommand(a *app) *cobra.Command {
+	var opts enginePolicySetOptions
+	cmd := &cobra.Command{
+		Use:   "set ENGINE... | --all  --grant SUBJECT=ROLE... [--revoke-grant SUBJECT]... [--local allow|deny]",
+		Short: "Grant roles on engines, and have dockerd enforce them",
+		Long: `Change the policy of each engine and put it in force. SUBJECT is user:CN,
+group:NAME or * (any certificate of the engine's CA); ROLE is viewer, operator
+or admin (docker tls engine policy --help says what each may do).
+
+The first time, the running docker-tls binary is copied to the host (its
+checksum checked there; --plugin-binary gives another, for a host of another
+architecture), docker-tls-authz.socket and docker-tls-authz.service are
+installed, docker.service is ordered after the socket, and dockerd is told
+to consult the plugin by a reload, not a restart, once the plugin answers.
+Later changes only replace the policy file, which the plugin reads again.
+Every file is backed up first and put back if anything fails.
+
+A policy that would leave none of the identities this laptop holds for the
+engine an admin is refused unless --force: nobody could change it from here.
+Calls that carry no certificate (the host's own unix socket) follow --local.`,
+		Example: `  docker tls engine policy set build-1 --grant user:alice=admin --grant group:ops=operator
+  docker tls engine policy set build-1 --grant '*=viewer' --revoke-grant user:bob
+  docker tls engine policy set --all --grant group:admins=admin
+  docker tls engine policy set arm-1 --grant user:alice=admin --plugin-binary ./docker-tls-linux-arm64`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.names = args
+			return runEnginePolicySet(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: completeEngineNames(a),
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.all, "all", false, "Every engine docker tls set up")
+	f.StringArrayVar(&opts.grants, "grant", nil, "Give SUBJECT the ROLE (SUBJECT=ROLE; repeatable)")
+	f.StringArrayVar(&opts.revokes, "revoke-grant", nil, "Take SUBJECT's grant away (repeatable)")
+	f.StringVar(&opts.local, "local", "", "Calls through the host's own socket: allow (the default) or deny")
+	f.StringVar(&opts.pluginBinary, "plugin-binary", "", "The docker-tls executable to run on the hosts (default: this one)")
+	f.IntVar(&opts.parallel, "parallel", 4, "How many engines to change at once, 1 to 64")
+	f.BoolVar(&opts.force, "force", false, "Set a policy that leaves none of this laptop's identities an admin, or replace one the host cannot read")
+	_ = cmd.RegisterFlagCompletionFunc("local", cobra.FixedCompletions([]string{"allow", "deny"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// policyEdit is what policy set changes in each engine's policy.
+type policyEdit struct {
+	grants  []policy.Grant
+	revokes []policy.Subject
+	local   string
+}
+
+func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
+	var e policyEdit
+	seen := map[policy.Subject]string{}
+	for _, g := range opts.grants {
+		pg, err := policy.ParseGrant(g)
+		if err != nil {
+			return e, err
+		}
+		if prev, ok := seen[pg.Subject]; ok {
+			return e, fmt.Errorf("--grant %s and %s name the same subject: give one", prev, g)
+		}
+		seen[pg.Subject] = "--grant " + g
+		e.grants = append(e.grants, pg)
+	}
+	for _, r := range opts.revokes {
+		s, err := policy.ParseSubject(r)
+		if err != nil {
+			return e, fmt.Errorf("--revoke-grant %q: %w", r, err)
+		}
+		if prev, ok := seen[s]; ok {
+			return e, fmt.Errorf("%s and --revoke-grant %s name the same subject: give one", prev, r)
+		}
+		seen[s] = "--revoke-grant " + r
+		e.revokes = append(e.revokes, s)
+	}
+	switch opts.local {
+	case "", "allow", "deny":
+		e.local = opts.local
+	default:
+		return e, fmt.Errorf("--local %q: give allow or deny", opts.local)
+	}
+	return e, nil
+}
+
+func runEnginePolicySet(ctx context.Context, a *app, opts enginePolicySetOptions) error {
+	if err := namesOrAll(opts.names, opts.all, true, "engine", "set a policy on"); err != nil {
+		return err
+	}
+	if err := checkParallel(opts.parallel); err != nil {
+		return err
+	}
+	edit, err := parsePolicyEdit(opts)
+	if err != nil {
+		return err
+	}
+	bin, err := pluginBinary(opts.pluginBinary)
+	if err != nil {
+		return err
+	}
+	recs, err := a.engineRecords(opts.names, opts.all)
+	if err != nil {
+		return err
+	}
+	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
+		return a.setPolicy(ctx, rec, edit, bin, opts)
+	})
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d engines did not take the policy", len(failed), len(recs))
+	}
+	return nil
+}
+
+// pluginBinary reads the executable the hosts will run: this one, or
+// --plugin-binary. Only a Linux executable is taken; which machine it is
+// for is checked against each host.
+func pluginBinary(flag string) ([]byte, error) {
+	path := flag
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find this docker-tls executable to copy to the hosts: %w (give --plugin-binary)", err)
+		}
+		path = exe
+	}
+	bin, err := fsutil.ReadSmall(path, 256<<20)
+	if err != nil {
+		return nil, fmt.Errorf("--plugin-binary: %w", err)
+	}
+	if _, err := engine.BinaryArch(bin); err != nil {
+		if flag == "" {
+			return nil, fmt.Errorf("this docker-tls (%s) is not a Linux executable, and engine hosts run Linux: give --plugin-binary, a docker-tls built for the hosts (GOOS=linux)", path)
+		}
+		return nil, fmt.Errorf("--plugin-binary %s: not a Linux executable", flag)
+	}
+	return bin, nil
+}
+
+// setPolicy changes one engine's policy and puts it in force.
+func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit, bin []byte, opts enginePolicySetOptions) (string, error) {
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	f, err := engine.InspectPolicy(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	cfg := &authz.Config{}
+	if f.Config != nil {
+		if cfg, err = authz.ParseConfig(f.Config); err != nil {
+			if !opts.force {
+				return "", fmt.Errorf("the policy on the host (%s) does not read (%v): give --force to replace it, or run docker tls engine policy off %s", engine.PolicyPath, err, rec.Name)
+			}
+			cfg = &authz.Config{}
+		}
+	}
+	ids, err := a.laptopIdentities(rec)
+	if err != nil {
+		return "", err
+	}
+	if f.Config == nil && len(edit.grants) == 0 {
+		return "", fmt.Errorf("the engine has no policy yet: give --grant SUBJECT=ROLE, such as --grant %s=admin", firstSubject(ids))
+	}
+	var notes []string
+	for _, g := range edit.grants {
+		cfg.Policy.Set(g)
+	}
+	for _, s := range edit.revokes {
+		if !cfg.Policy.Remove(s) {
+			notes = append(notes, string(s)+" had no grant")
+		}
+	}
+	if edit.local != "" {
+		cfg.LocalDeny = edit.local == "deny"
+	}
+	cfg.Engine = rec.Name
+	if err := cfg.Policy.Check(); err != nil {
+		return "", err
+	}
+	if err := cfg.Policy.KeepsAdmin(ids); err != nil && !opts.force {
+		return "", fmt.Errorf("the policy would leave none of this laptop's identities for the engine (%s) an admin, and nobody could change it from here: grant one of them admin, or give --force", identityList(ids))
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	plan, err := engine.PlanPolicy(f, engine.PolicyRequest{Config: append(data, '\n'), Binary: bin})
+	var ae *engine.ArchError
+	if errors.As(err, &ae) {
+		return "", fmt.Errorf("%w: give --plugin-binary, a docker-tls built for linux on %s", err, ae.Host)
+	}
+	if err != nil {
+		return "", err
+	}
+	summary := policySummary(cfg)
+	if len(notes) > 0 {
+		summary += " (" + strings.Join(notes, ", ") + ")"
+	}
+	if plan.UpToDate() {
+		return "the policy was in force already: " + summary, nil
+	}
+	if err := engine.ApplyPolicy(ctx, s, plan); err != nil {
+		return "", err
+	}
+	how := "the plugin read the new policy"
+	if plan.DaemonJSON != nil {
+		how = "plugin installed, dockerd reloaded (no restart)"
+	} else if plan.Binary != nil {
+		how = "plugin updated"
+	}
+	return "policy in force: " + summary + "; " + how, nil
+}
+
+func policySummary(cfg *authz.Config) string {
+	var parts []string
+	for _, g := range cfg.Policy.Grants {
+		parts = append(parts, fmt.Sprintf("%s=%s", g.Subject, g.Role))
+	}
+	local := "local calls allowed"
+	if cfg.LocalDeny {
+		local = "local calls refused"
+	}
+	if len(parts) == 0 {
+		return "no grants, " + local
+	}
+	return strings.Join(parts, " ") + ", " + local
+}
+
+// laptopIdentities are the identities this laptop holds for rec's engine:
+// the docker-tls contexts that reach its endpoint with a certificate of its
+// CA (agent-mode ones included).
+func (a *app) laptopIdentities(rec *engine.Record) ([]policy.Identity, error) {
+	all, _, err := a.contexts().List()
+	if err != nil {
+		return nil, err
+	}
+	var ids []policy.Identity
+	for _, c := range all {
+		if !c.Managed() || c.TLS.CAFingerprint != rec.CAFingerprint {
+			continue
+		}
+		if c.Name != rec.Context && c.Host != rec.Host && c.TLS.Remote != rec.Host {
+			continue
+		}
+		id := policy.Identity{User: subjectCN(c.TLS.Subject), Groups: c.TLS.Groups}
+		if !slices.ContainsFunc(ids, func(o policy.Identity) bool { return o.User == id.User && slices.Equal(o.Groups, id.Groups) }) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func identityList(ids []policy.Identity) string {
+	if len(ids) == 0 {
+		return "it holds none"
+	}
+	var s []string
+	for _, id := range ids {
+		if len(id.Groups) > 0 {
+			s = append(s, fmt.Sprintf("user:%s (groups %s)", id.User, strings.Join(id.Groups, ", ")))
+		} else {
+			s = append(s, "user:"+id.User)
+		}
+	}
+	return strings.Join(s, "; ")
+}
+
+func firstSubject(ids []policy.Identity) string {
+	if len(ids) == 0 {
+		return "user:NAME"
+	}
+	return "user:" + ids[0].User
+}
+
+type enginePolicyShowOptions struct {
+	name   string
+	format string
+}
+
+func newEnginePolicyShowCommand(a *app) *cobra.Command {
+	var opts enginePolicyShowOptions
+	cmd := &cobra.Command{
+		Use:   "show ENGINE [--format json]",
+		Short: "Show an engine's policy, read from its host",
+		Example: `  docker tls engine policy show build-1
+  docker tls engine policy show build-1 --format json`,
+		Args: cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.name = args[0]
+			return runEnginePolicyShow(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: completeEngineNames(a),
+	}
+	cmd.Flags().StringVarP(&opts.format, "format", "f", "", "json, or a Go template (fields .Engine .State .LocalDeny .Grants .Plugin)")
+	return cmd
+}
+
+// policyView is what policy show prints.
+type policyView struct {
+	Engine    string         `json:"engine"`
+	State     string         `json:"state"`
+	LocalDeny bool           `json:"localDeny"`
+	Grants    []policy.Grant `json:"grants"`
+	Plugin    string         `json:"plugin"`
+}
+
+// policyState says in a few words whether dockerd enforces the policy.
+func policyState(f *engine.PolicyFacts) string {
+	switch {
+	case f.Enabled && f.Config != nil:
+		return "enforced"
+	case f.Enabled:
+		return "enforced, but the policy file is missing: every call is refused"
+	case f.Units || f.Config != nil:
+		return "installed, not consulted by dockerd: run docker tls engine policy set again"
+	}
+	return "off"
+}
+
+func runEnginePolicyShow(ctx context.Context, a *app, opts enginePolicyShowOptions) error {
+	rec, err := a.engines().Get(opts.name)
+	if err != nil {
+		return engineNotFound(err, opts.name)
+	}
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	f, err := engine.InspectPolicy(ctx, s)
+	if err != nil {
+		return err
+	}
+	v := policyView{Engine: rec.Name, State: policyState(f), Plugin: "docker-tls-authz.service " + f.Service, Grants: []policy.Grant{}}
+	if f.Config != nil {
+		cfg, err := authz.ParseConfig(f.Config)
+		if err != nil {
+			return fmt.Errorf("the policy on the host (%s) does not read (%v): the plugin keeps the last good one; docker tls engine policy set %s --force replaces it", engine.PolicyPath, err, rec.Name)
+		}
+		v.LocalDeny, v.Grants = cfg.LocalDeny, cfg.Policy.Grants
+	}
+	switch opts.format {
+	case formatter.JSONFormatKey:
+		return output.JSON(a.cli.Out(), v)
+	case "":
+	default:
+		return output.Template(a.cli.Out(), opts.format, []policyView{v})
+	}
+	out := a.cli.Out()
+	local := "allowed"
+	if v.LocalDeny {
+		local = "refused"
+	}
+	fmt.Fprintf(out, "Engine:       %s\nState:        %s\nLocal calls:  %s\nPlugin:       %s\n\n", v.Engine, v.State, local, v.Plugin)
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "SUBJECT\tROLE")
+	for _, g := range v.Grants {
+		fmt.Fprintf(tw, "%s\t%s\n", g.Subject, g.Role)
+	}
+	return tw.Flush()
+}
+
+type enginePolicyOffOptions struct {
+	names    []string
+	all      bool
+	parallel int
+}
+
+func newEnginePolicyOffCommand(a *app) *cobra.Command {
+	var opts enginePolicyOffOptions
+	cmd := &cobra.Command{
+		Use:   "off ENGINE... | --all",
+		Short: "Stop enforcing engines' policies, and take the plugin away",
+		Long: `Tell dockerd to stop consulting the plugin (a reload, no restart), stop the
+plugin and remove what policy set installed: the units, the binary, the
+policy. The audit trail stays in ` + engine.AuditDir + ` (engine teardown removes it).
+Every certificate of the engine's CA is then admin again.`,
+		Example: `  docker tls engine policy off build-1
+  docker tls engine policy off --all`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.names = args
+			return runEnginePolicyOff(cmd.Context(), a, opts)
+		},
+		ValidArgsFunction: completeEngineNames(a),
+	}
+	cmd.Flags().BoolVar(&opts.all, "all", false, "Every engine docker tls set up")
+	cmd.Flags().IntVar(&opts.parallel, "parallel", 4, "How many engines to change at once, 1 to 64")
+	return cmd
+}
+
+func runEnginePolicyOff(ctx context.Context, a *app, opts enginePolicyOffOptions) error {
+	if err := namesOrAll(opts.names, opts.all, true, "engine", "turn the policy off on"); err != nil {
+		return err
+	}
+	if err := checkParallel(opts.parallel); err != nil {
+		return err
+	}
+	recs, err := a.engineRecords(opts.names, opts.all)
+	if err != nil {
+		return err
+	}
+	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
+		s, err := a.dialEngine(ctx, rec)
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		off, err := engine.PolicyOff(ctx, s, true)
+		if err != nil {
+			return "", err
+		}
+		if !off {
+			return "had no policy", nil
+		}
+		return "policy off: dockerd reloaded without the plugin, plugin removed (the audit trail stays in " + engine.AuditDir + ")", nil
+	})
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d engines still have their policy", len(failed), len(recs))
+	}
+	return nil
+}
