@@ -30,6 +30,13 @@ type Config struct {
 	// LocalDeny refuses calls without a client certificate (the host's own
 	// unix socket); by default they are allowed.
 	LocalDeny bool `json:"localDeny,omitempty"`
+	// CAs is the engine's CA bundle (the ca.pem dockerd verifies clients
+	// with): the CAs whose revocation lists the plugin takes.
+	CAs string `json:"cas,omitempty"`
+	// CRLURL is where the plugin pulls the revocation list every
+	// CRLInterval (docker tls ca serve's /crl); empty: lists are pushed.
+	CRLURL      string `json:"crlURL,omitempty"`
+	CRLInterval string `json:"crlInterval,omitempty"`
 	// Digest is the SHA-256 of the file the config was read from (hex):
 	// what the plugin's status reports, so that a change is known to be in
 	// force before dockerd is told to use it.
@@ -63,9 +70,8 @@ type Decision struct {
 // Decider judges calls under a Config.
 type Decider struct {
 	Rules *policy.Rules
-	// Revoked says whether a certificate's serial (lower-case hex) is
-	// revoked; nil: none is.
-	Revoked func(serial string) bool
+	// Revoked says whether the certificate's CA revoked it; nil: none is.
+	Revoked func(leaf *x509.Certificate) bool
 }
 
 // Decide judges c under cfg at now.
@@ -85,7 +91,7 @@ func (d *Decider) Decide(cfg *Config, c Call, now time.Time) Decision {
 	leaf := c.Certs[0]
 	id := policy.Identity{User: leaf.Subject.CommonName, Groups: pki.GroupsOf(leaf)}
 	dec.User, dec.Groups, dec.Serial = id.User, id.Groups, fmt.Sprintf("%x", leaf.SerialNumber)
-	if d.Revoked != nil && d.Revoked(dec.Serial) {
+	if d.Revoked != nil && d.Revoked(leaf) {
 		dec.Role, dec.Rule = "revoked", "crl"
 		dec.Message = fmt.Sprintf("the certificate of %s (serial %s) is revoked: ask the CA's operator for a new one", who(id), short(dec.Serial))
 		return dec

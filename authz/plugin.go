@@ -24,6 +24,8 @@ import (
 type Plugin struct {
 	Decider *Decider
 	Config  *ConfigFile
+	// CRLs are the revocation lists in force, for the status; nil: none.
+	CRLs *CRLFile
 	// Audit receives every decision; nil keeps none.
 	Audit func(Decision)
 	Now   func() time.Time
@@ -132,6 +134,22 @@ func ReadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// DefaultCRLInterval is how often the plugin pulls the revocation list.
+const DefaultCRLInterval = 30 * time.Second
+
+// PullInterval is how often the list is pulled: CRLInterval, from 5s to
+// 24h, or DefaultCRLInterval.
+func (c *Config) PullInterval() (time.Duration, error) {
+	if c.CRLInterval == "" {
+		return DefaultCRLInterval, nil
+	}
+	d, err := time.ParseDuration(c.CRLInterval)
+	if err != nil || d < 5*time.Second || d > 24*time.Hour {
+		return 0, fmt.Errorf("crlInterval %q: give a duration from 5s to 24h", c.CRLInterval)
+	}
+	return d, nil
+}
+
 // ParseConfig reads and checks a policy file's contents.
 func ParseConfig(data []byte) (*Config, error) {
 	var cfg Config
@@ -143,6 +161,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.Policy.Check(); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.PullInterval(); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)

@@ -33,6 +33,8 @@ type Status struct {
 	// LastProbe is the nonce of the last probe call the plugin was asked
 	// about (Consulted).
 	LastProbe string `json:"lastProbe,omitempty"`
+	// CRLs are the revocation lists in force, one per CA.
+	CRLs []CRLInfo `json:"crls"`
 }
 
 // Handler is Docker's authorization handler for p, with the status
@@ -45,9 +47,13 @@ func Handler(p *Plugin, started time.Time) *authorization.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		st := Status{Engine: cfg.Engine, PolicyDigest: cfg.Digest, LocalDeny: cfg.LocalDeny,
+			Grants: len(cfg.Policy.Grants), Started: started.UTC(), LastProbe: p.lastProbe(), CRLs: []CRLInfo{}}
+		if p.CRLs != nil {
+			st.CRLs = p.CRLs.Held()
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(Status{Engine: cfg.Engine, PolicyDigest: cfg.Digest, LocalDeny: cfg.LocalDeny,
-			Grants: len(cfg.Policy.Grants), Started: started.UTC(), LastProbe: p.lastProbe()})
+		_ = json.NewEncoder(w).Encode(st)
 	})
 	return h
 }

@@ -114,6 +114,11 @@ type DaemonJSON struct {
 	TLSKey    string `json:"tlskey"`
 }
 
+// ServerPaths are the files Server's directory holds, in dir.
+func ServerPaths(dir string) []string {
+	return []string{filepath.Join(dir, CAFile), filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile), filepath.Join(dir, DaemonJSONFile)}
+}
+
 // NewDaemonJSON points dockerd at a server directory installed at
 // installDir on the engine's host.
 func NewDaemonJSON(installDir string) DaemonJSON {

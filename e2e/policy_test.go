@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEnginePolicy: an engine's policy on a real host (Debian's dockerd
@@ -126,6 +128,62 @@ func TestEnginePolicy(t *testing.T) {
 	if out, err := h.Root("docker ps -q"); err == nil || !strings.Contains(out, "calls without a client certificate") {
 		t.Errorf("--local deny: the host's own docker ps: %v\n%s", err, out)
 	}
+	// engine renew reads dockerd through the host's socket: refused, with
+	// the way out, and the host untouched.
+	denied := h.MustRoot(hostFiles)
+	requireFail(t, e.TLS("engine", "renew", "pol"), "pol: FAILED: dockerd on the host refuses the host's own docker info", "engine policy set pol --local allow")
+	if after := h.MustRoot(hostFiles); after != denied {
+		t.Errorf("a refused renew changed the host:\nbefore:\n%s\nafter:\n%s", denied, after)
+	}
+
+	// Revocation, pushed: ca revoke sends the CA's list to the engine over
+	// SSH; alice's next call is refused, the admin's is not.
+	start := time.Now()
+	r = e.MustTLS("ca", "revoke", "alice", "--reason", "laptop lost")
+	if !strings.Contains(r.Stdout, "pol: refuses the revoked certificates now") {
+		t.Errorf("ca revoke did not say it reached the engine:\n%s", r)
+	}
+	refused("alice", []string{`"alice" (groups ops)`, "is revoked"}, "ps")
+	t.Logf("revocation to refusal, pushed: %s", time.Since(start).Round(time.Millisecond))
+	allowed("pol", "ps")
+
+	// A list from another CA is refused on the host, and the one held
+	// stays in force.
+	e.MustTLS("ca", "init", "other")
+	otherCRL := e.MustTLS("ca", "crl", "other").Stdout
+	if out, err := h.As("root", "/usr/local/lib/docker-tls/docker-tls authz-plugin --install-crl", []byte(otherCRL)); err == nil || !strings.Contains(out, "not signed by a trusted CA") {
+		t.Errorf("a CRL of another CA: %v\n%s", err, out)
+	}
+	refused("alice", []string{"is revoked"}, "ps")
+
+	// Revocation, pulled: the engine fetches the list from the CA service
+	// every interval; nobody pushes it.
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("%s:%d", h.Gateway, port)
+	serve := e.Start("docker", "tls", "ca", "serve", "--listen", listen, "--san", h.Gateway)
+	serve.WaitFor("Serving CA")
+	e.MustTLS("engine", "policy", "set", "pol", "--crl-url", "https://"+listen+"/crl", "--crl-interval", "5s", "--grant", "user:nobody=viewer")
+	allowed("nobody", "ps")
+	start = time.Now()
+	e.MustTLS("ca", "revoke", "nobody", "--no-push")
+	for {
+		r := e.Docker("--context", "nobody", "ps")
+		if r.Code != 0 && strings.Contains(r.Stderr, "is revoked") {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("nobody is not refused 30 s after a revocation with a 5 s pull: %s\n%s", r, h.MustRoot("journalctl -u docker-tls-authz --no-pager | tail -20"))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("revocation to refusal, pulled every 5 s: %s", time.Since(start).Round(time.Millisecond))
+	allowed("pol", "ps")
+	if show := e.MustTLS("engine", "policy", "show", "pol").Stdout; !strings.Contains(show, "2 revoked") || !strings.Contains(show, "pulled from https://"+listen+"/crl every 5s") {
+		t.Errorf("policy show after the pull:\n%s", show)
+	}
 
 	// Off: dockerd stops consulting the plugin (a reload), the plugin
 	// goes; the audit trail stays.
@@ -144,8 +202,9 @@ func TestEnginePolicy(t *testing.T) {
 	}
 
 	// On again, then teardown takes everything away, audit trail included.
-	e.MustTLS("engine", "policy", "set", "pol", "--grant", "group:admins=admin")
-	refused("nobody", []string{`"nobody" has no role`}, "ps")
+	e.MustTLS("engine", "policy", "set", "pol", "--grant", "group:admins=admin", "--revoke-grant", "group:ops", "--crl-url", "none")
+	refused("nobody", []string{"is revoked"}, "ps")
+	refused("alice", []string{"is revoked"}, "ps")
 	e.MustTLS("engine", "teardown", "pol")
 	if after := h.MustRoot(hostFiles); after != pristine {
 		t.Errorf("teardown did not leave the host as before setup:\nbefore:\n%s\nafter:\n%s", pristine, after)

@@ -11,7 +11,7 @@ import (
 // ServerFiles issues a server certificate from ca for sans, with a new key
 // made in memory, and returns the three files dockerd reads from tlsDir;
 // the key's file is marked secret and is only ever written on the host.
-func ServerFiles(ca *pki.CA, sans pki.SANs, life time.Duration, tlsDir string) ([]File, *x509.Certificate, error) {
+func ServerFiles(ca pki.Issuer, sans pki.SANs, life time.Duration, tlsDir string) ([]File, *x509.Certificate, error) {
 	key, err := pki.GenerateKey(pki.DefaultKeyType)
 	if err != nil {
 		return nil, nil, err
@@ -26,7 +26,7 @@ func ServerFiles(ca *pki.CA, sans pki.SANs, life time.Duration, tlsDir string) (
 	}
 	p := TLSPathsIn(tlsDir)
 	return []File{
-		{Path: p.CA, Data: pki.EncodeCertificate(ca.Cert), Mode: 0o644},
+		{Path: p.CA, Data: pki.EncodeCertificate(ca.Certificate()), Mode: 0o644},
 		{Path: p.Cert, Data: pki.EncodeCertificate(cert), Mode: 0o644},
 		{Path: p.Key, Data: keyPEM, Mode: 0o600, Secret: true},
 	}, cert, nil

@@ -52,6 +52,9 @@ type Facts struct {
 	HasBackup bool
 	// Pending says a setup changed files and did not finish (killed).
 	Pending bool
+	// InfoRefused is an authorization plugin's refusal of the host's own
+	// docker info: what runs (and whether live-restore is on) is unknown.
+	InfoRefused string
 }
 
 // inspectScript prints one key=value line per fact; file contents and
@@ -83,6 +86,10 @@ docker info --format 'swarm={{.Swarm.LocalNodeState}}
 live_restore={{.LiveRestoreEnabled}}
 running={{.ContainersRunning}}
 server_version={{.ServerVersion}}' 2>/dev/null || true
+# docker info --format hides a refused call behind empty values (20.10):
+# docker version says it.
+v=$(docker version --format '{{.Server.Version}}' 2>&1 || true)
+case "$v" in *"authorization denied by plugin"*) echo "info_refused=$(printf '%s\n' "$v" | grep -m 1 'authorization denied' | base64 -w0)" ;; esac
 echo "port_users=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | base64 -w0)"
 echo "server_cert=$(b64 "$TLSDIR/server-cert.pem")"
 echo "ca=$(b64 "$TLSDIR/ca.pem")"
@@ -166,6 +173,11 @@ func factSetters() map[string]func(f *Facts, k, v string) error {
 		"host_state":  func(f *Facts, k, v string) (err error) { f.HostState, err = factFile(k, v); return err },
 		"pending":     func(f *Facts, _, v string) error { f.Pending = v == "1"; return nil },
 		"has_backup":  func(f *Facts, _, v string) error { f.HasBackup = v == "1"; return nil },
+		"info_refused": func(f *Facts, _, v string) error {
+			b, err := base64.StdEncoding.DecodeString(v)
+			f.InfoRefused = strings.TrimSpace(string(b))
+			return err
+		},
 	}
 }
 

@@ -183,7 +183,19 @@ func checkHost(f *Facts) error {
 	if f.UnitCat == "" {
 		return errors.New("the host has no docker.service unit: docker tls sets up engines that systemd runs")
 	}
+	if f.InfoRefused != "" {
+		return &LocalCallsRefusedError{Answer: f.InfoRefused}
+	}
 	return nil
+}
+
+// LocalCallsRefusedError is a host whose authorization plugin refuses the
+// host's own docker info: without it, whether a restart would stop
+// running containers is unknown, so nothing is changed.
+type LocalCallsRefusedError struct{ Answer string }
+
+func (e *LocalCallsRefusedError) Error() string {
+	return "dockerd on the host refuses the host's own docker info (" + e.Answer + "), which tells whether a restart would stop running containers"
 }
 
 // checkConflicts refuses TLS settings docker tls did not write, and a

@@ -31,6 +31,7 @@ const (
 	PluginBinaryPath = "/usr/local/lib/docker-tls/docker-tls"
 	PolicyDir        = "/etc/docker-tls"
 	PolicyPath       = PolicyDir + "/policy.json"
+	CRLPath          = PolicyDir + "/crl.pem"
 	AuditDir         = "/var/log/docker-tls"
 	AuditPath        = AuditDir + "/audit.log"
 
@@ -51,7 +52,7 @@ const (
 // trail is among them only when asked: policy off keeps it, teardown does
 // not.
 func policyPaths(audit bool) (files, dirs []string) {
-	files = []string{socketUnitPath, serviceUnitPath, orderDropInPath, PluginBinaryPath, PolicyPath}
+	files = []string{socketUnitPath, serviceUnitPath, orderDropInPath, PluginBinaryPath, PolicyPath, CRLPath}
 	dirs = []string{path.Dir(PluginBinaryPath), PolicyDir}
 	if audit {
 		files = append(files, AuditPath, AuditPath+".1")
@@ -90,7 +91,7 @@ After=` + pluginSocketUnit + `
 StartLimitIntervalSec=0
 
 [Service]
-ExecStart=` + PluginBinaryPath + ` authz-plugin --config ` + PolicyPath + ` --audit ` + AuditPath + `
+ExecStart=` + PluginBinaryPath + ` authz-plugin --config ` + PolicyPath + ` --crl ` + CRLPath + ` --audit ` + AuditPath + `
 Restart=always
 RestartSec=200ms
 NoNewPrivileges=yes
@@ -129,6 +130,9 @@ type PolicyFacts struct {
 	Enabled bool
 	Info    string
 	Probe   string
+	// Status is what the running plugin says it enforces (JSON), nil when
+	// it did not answer.
+	Status []byte
 	// Pending says a policy change was interrupted; HasBackup that a
 	// policy was set once (its pre-policy backup exists).
 	Pending, HasBackup bool
@@ -148,6 +152,7 @@ if [ -e ` + socketUnitPath + ` ]; then echo units=1; else echo units=0; fi
 echo "info=$(docker info --format '{{json .Plugins.Authorization}}' 2>&1 | base64 -w0)"
 if [ -x ` + PluginBinaryPath + ` ] && [ "$(systemctl is-active ` + pluginSocketUnit + ` 2>/dev/null)" = active ]; then
   echo "consulted=$(` + PluginBinaryPath + ` authz-plugin --consulted 2>&1 | tail -n 1 | base64 -w0)"
+  echo "status=$(` + PluginBinaryPath + ` authz-plugin --status 2>/dev/null | base64 -w0)"
 else echo consulted=; fi
 if [ -e ` + policyPending + ` ]; then echo pending=1; else echo pending=0; fi
 if [ -d ` + PolicyBackup + ` ]; then echo has_backup=1; else echo has_backup=0; fi
@@ -184,13 +189,16 @@ func parsePolicyFacts(out []byte) (*PolicyFacts, error) {
 	if f.DaemonJSON, err = factFile("daemon_json", kv["daemon_json"]); err != nil {
 		return nil, err
 	}
-	var probe string
-	for k, into := range map[string]*string{"exec_start": &f.ExecStart, "info": &f.Info, "consulted": &probe} {
+	var probe, status string
+	for k, into := range map[string]*string{"exec_start": &f.ExecStart, "info": &f.Info, "consulted": &probe, "status": &status} {
 		b, err := base64.StdEncoding.DecodeString(kv[k])
 		if err != nil {
 			return nil, fmt.Errorf("host answered an unreadable %s: %w", k, err)
 		}
 		*into = strings.TrimSpace(string(b))
+	}
+	if status != "" {
+		f.Status = []byte(status)
 	}
 	switch probe {
 	case "yes":
@@ -221,6 +229,9 @@ type PolicyRequest struct {
 	Config []byte
 	// Binary is the docker-tls executable the host runs as the plugin.
 	Binary []byte
+	// CRL is the CA's revocation list (PEM), installed before dockerd
+	// consults the plugin; nil: none.
+	CRL []byte
 }
 
 // PolicyPlan is what a policy set changes on a host.
@@ -238,6 +249,9 @@ type PolicyPlan struct {
 	// Digest is the SHA-256 of Config, which the plugin must report before
 	// the change is done.
 	Digest string
+	// CRL is installed (when newer than the one held) before dockerd is
+	// told to consult the plugin.
+	CRL []byte
 	// Was is the digest of the policy file the plan was made from ("" when
 	// there was none): the file is replaced only while it still is that
 	// one, so two admins' changes never overwrite each other unseen.
@@ -270,7 +284,7 @@ func PlanPolicy(f *PolicyFacts, r PolicyRequest) (*PolicyPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &PolicyPlan{First: !f.HasBackup, Digest: digest(r.Config)}
+	p := &PolicyPlan{First: !f.HasBackup, Digest: digest(r.Config), CRL: r.CRL}
 	if f.Config != nil {
 		p.Was = digest(f.Config)
 	}
@@ -471,6 +485,11 @@ if [ "$cur" != ` + shellQuote(p.Was) + ` ]; then echo "the engine's policy chang
 	if err := pluginServes(ctx, s, p.Digest); err != nil {
 		return err
 	}
+	if p.CRL != nil {
+		if _, err := PushCRL(ctx, s, p.CRL); err != nil {
+			return err
+		}
+	}
 	if p.DaemonJSON == nil {
 		return nil
 	}
@@ -625,4 +644,30 @@ func PolicyOff(ctx context.Context, s Shell, keepAudit bool) (off bool, err erro
 		return false, fmt.Errorf("remove the plugin: %s", firstLine(out, err))
 	}
 	return true, nil
+}
+
+// ErrNoPolicy is a host without a policy: its dockerd checks no
+// revocation list.
+var ErrNoPolicy = errors.New("the engine has no policy, so its dockerd checks no revocation list")
+
+// PushCRL hands a revocation list (PEM) to the host's plugin, which takes
+// it only when one of the engine's CAs signed it and it is not older than
+// the one held. changed is false when the host held it already.
+func PushCRL(ctx context.Context, s Shell, crlPEM []byte) (changed bool, err error) {
+	script := "if [ ! -x " + PluginBinaryPath + " ] || [ ! -e " + PolicyPath + " ]; then echo no-policy; exit 0; fi\n" +
+		PluginBinaryPath + " authz-plugin --install-crl --config " + PolicyPath + " --crl " + CRLPath + "\n"
+	out, err := s.Run(ctx, script, crlPEM)
+	if err != nil {
+		return false, fmt.Errorf("the engine did not take the revocation list: %s", firstLine(out, err))
+	}
+	if strings.TrimSpace(string(out)) == "no-policy" {
+		return false, ErrNoPolicy
+	}
+	var res struct {
+		Changed bool `json:"changed"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return false, fmt.Errorf("the engine's answer to the revocation list: %w", err)
+	}
+	return res.Changed, nil
 }

@@ -21,7 +21,7 @@ type Reissue struct {
 	Trust []byte
 	// Issuer issues a new server certificate for the names the engine
 	// was set up with; nil keeps the certificate the engine serves.
-	Issuer *pki.CA
+	Issuer pki.Issuer
 	// Lifetime is the new certificate's; 0 is the server default.
 	Lifetime time.Duration
 	// ReadyTimeout and Verify are Change's: how long dockerd may take to
@@ -53,7 +53,7 @@ func (r Records) Reissue(ctx context.Context, s Shell, rec *Record, rq Reissue) 
 		if rq.Issuer == nil {
 			return nil, errors.New("a reissue needs an issuer or a CA bundle to trust")
 		}
-		trust = pki.EncodeCertificate(rq.Issuer.Cert)
+		trust = pki.EncodeCertificate(rq.Issuer.Certificate())
 	}
 	cas, err := pki.ParseCertificates(trust)
 	if err != nil {

@@ -22,7 +22,7 @@ type Setup struct {
 	Facts  *Facts
 	Plan   *Plan
 	// Issuer issues the server certificate when the plan says one is due.
-	Issuer   *pki.CA
+	Issuer   pki.Issuer
 	Lifetime time.Duration
 	// ReadyTimeout and Verify are Change's.
 	ReadyTimeout time.Duration

@@ -49,23 +49,31 @@ func (ca *CA) CRL(revoked []Revoked, number *big.Int, now, nextUpdate time.Time)
 // CheckCRL parses der and checks that one of cas signed it and that it is
 // current at now. It returns the CRL.
 func CheckCRL(der []byte, cas []*x509.Certificate, now time.Time) (*x509.RevocationList, error) {
-	crl, err := x509.ParseRevocationList(der)
+	crl, _, err := CheckCRLSignature(der, cas)
 	if err != nil {
-		return nil, fmt.Errorf("not a CRL: %w", err)
-	}
-	var sigErr error = errors.New("no CA to check it against")
-	for _, ca := range cas {
-		if sigErr = crl.CheckSignatureFrom(ca); sigErr == nil {
-			break
-		}
-	}
-	if sigErr != nil {
-		return nil, fmt.Errorf("the CRL is not signed by a trusted CA: %w", sigErr)
+		return nil, err
 	}
 	if now.After(crl.NextUpdate) {
 		return nil, fmt.Errorf("the CRL expired at %s (its next update)", crl.NextUpdate.UTC().Format(time.RFC3339))
 	}
 	return crl, nil
+}
+
+// CheckCRLSignature parses der and checks that one of cas signed it,
+// whatever its dates: a relying party that cannot get a newer list keeps
+// the revocations of the last one. It returns the CRL and its signer.
+func CheckCRLSignature(der []byte, cas []*x509.Certificate) (*x509.RevocationList, *x509.Certificate, error) {
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a CRL: %w", err)
+	}
+	var sigErr error = errors.New("no CA to check it against")
+	for _, ca := range cas {
+		if sigErr = crl.CheckSignatureFrom(ca); sigErr == nil {
+			return crl, ca, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("the CRL is not signed by a trusted CA: %w", sigErr)
 }
 
 // EncodeCRL is a CRL in PEM ("X509 CRL"), as openssl crl reads it.

@@ -160,6 +160,17 @@ func CheckCACert(cert *x509.Certificate) error {
 	return nil
 }
 
+// Issuer issues certificates: a CA, or a CA whose every certificate is
+// also recorded in its inventory before it is handed out.
+type Issuer interface {
+	Issue(IssueRequest) (*x509.Certificate, error)
+	// Certificate is the issuing CA's certificate.
+	Certificate() *x509.Certificate
+}
+
+// Certificate is the CA's certificate.
+func (ca *CA) Certificate() *x509.Certificate { return ca.Cert }
+
 // IssueRequest describes a leaf certificate to sign.
 type IssueRequest struct {
 	Profile Profile

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"net"
@@ -33,6 +34,9 @@ type authzPluginOptions struct {
 	// consulted asks whether dockerd on dockerSocket consults the plugin.
 	consulted    bool
 	dockerSocket string
+	// crl holds the revocation lists; installCRL takes one on stdin.
+	crl, crlLock string
+	installCRL   bool
 }
 
 // newAuthzPluginCommand is the engine side of an engine's policy: the
@@ -59,6 +63,9 @@ Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 			if opts.consulted {
 				return runAuthzConsulted(cmd.Context(), a, opts)
 			}
+			if opts.installCRL {
+				return runAuthzInstallCRL(a, opts)
+			}
 			return runAuthzPlugin(cmd.Context(), a, opts)
 		},
 	}
@@ -71,6 +78,9 @@ Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 	f.DurationVar(&opts.wait, "wait", 0, "With --status: keep asking for this long while the plugin does not answer")
 	f.BoolVar(&opts.consulted, "consulted", false, "Print yes when dockerd consults the running plugin, no when it does not, and exit")
 	f.StringVar(&opts.dockerSocket, "docker-socket", "/run/docker.sock", "With --consulted: dockerd's socket")
+	f.StringVar(&opts.crl, "crl", "/etc/docker-tls/crl.pem", "The revocation lists in force (PEM), one per CA the engine trusts")
+	f.StringVar(&opts.crlLock, "crl-lock", "/run/docker-tls/crl.lock", "Lock taken while the revocation lists change")
+	f.BoolVar(&opts.installCRL, "install-crl", false, "Take the CRL on stdin (signed by one of the engine's CAs, not older than the one held) and exit")
 	return cmd
 }
 
@@ -86,8 +96,21 @@ func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error 
 	}
 	audit := &authz.AuditLog{Path: opts.audit, MaxBytes: opts.auditMax}
 	defer audit.Close()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	crls := &authz.CRLFile{Path: opts.crl, Rejected: func(err error) {
+		logger.Printf("refused a revocation list, the last good one stays in force: %v", err)
+	}, CAPath: func() string {
+		if cfg, err := cfgFile.Current(); err == nil {
+			return cfg.CAs
+		}
+		return ""
+	}}
+	puller := &authz.Puller{Config: cfgFile, CRLPath: opts.crl, LockPath: opts.crlLock, Logf: logger.Printf}
+	go puller.Run(ctx)
 	p := &authz.Plugin{
-		Decider: &authz.Decider{Rules: policy.NewRules()},
+		Decider: &authz.Decider{Rules: policy.NewRules(), Revoked: crls.Revoked},
+		CRLs:    crls,
 		Config:  cfgFile,
 		Audit: func(d authz.Decision) {
 			if err := audit.Write(d); err != nil {
@@ -99,8 +122,6 @@ func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error 
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	go func() {
 		<-ctx.Done()
 		l.Close()
@@ -147,6 +168,30 @@ func runAuthzConsulted(ctx context.Context, a *app, opts authzPluginOptions) err
 	}
 	_, err = fmt.Fprintln(a.cli.Out(), answer)
 	return err
+}
+
+// runAuthzInstallCRL takes a pushed revocation list (docker tls ca revoke
+// sends it over SSH) and prints what is held.
+func runAuthzInstallCRL(a *app, opts authzPluginOptions) error {
+	cfg, err := authz.ReadConfig(opts.config)
+	if err != nil {
+		return fmt.Errorf("the policy %s: %w", opts.config, err)
+	}
+	if cfg.CAs == "" {
+		return fmt.Errorf("the policy %s names no CAs to check revocation lists against: run docker tls engine policy set again", opts.config)
+	}
+	in, err := io.ReadAll(io.LimitReader(a.cli.In(), 64<<20))
+	if err != nil {
+		return err
+	}
+	changed, held, err := authz.InstallCRL(opts.crl, cfg.CAs, opts.crlLock, in)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(a.cli.Out()).Encode(struct {
+		Changed bool            `json:"changed"`
+		CRLs    []authz.CRLInfo `json:"crls"`
+	}{changed, held})
 }
 
 // pluginListener is the socket systemd passed (docker-tls-authz.socket:

@@ -51,3 +51,42 @@ func TestCACRL(t *testing.T) {
 	c.fails("use --force to overwrite", "ca", "crl", "default", "--format", "der", "--out", file)
 	c.must("ca", "crl", "default", "--format", "der", "--out", file, "--force")
 }
+
+// TestLocalIssuanceIsRecorded: every certificate a CA on this laptop
+// issues is in its inventory, with where it went, so that ca revoke CN
+// finds it with no service running and the CA's list names it; and a
+// certificate the inventory cannot record is not issued.
+func TestLocalIssuanceIsRecorded(t *testing.T) {
+	c := newTestCLI(t)
+	t.Setenv("DOCKER_TLS_CA_DB", "")
+	c.must("ca", "init")
+	c.must("context", "create", "lab", "--host", "tcp://127.0.0.1:2376", "--issue", "--client-name", "alice", "--group", "ops")
+	out := t.TempDir()
+	c.must("client", "issue", "ci", "--out", filepath.Join(out, "ci"))
+	c.must("server", "issue", "engine.example.com", "--out", filepath.Join(out, "srv"))
+	c.must("ca", "issued", "ls", "--format", "{{.CN}}|{{.Groups}}|{{.Profile}}|{{.Source}}")
+	for _, want := range []string{"alice|ops|client|context lab", "ci||client|file " + filepath.Join(out, "ci"), "engine.example.com||server|file " + filepath.Join(out, "srv")} {
+		if !strings.Contains(c.Stdout, want) {
+			t.Errorf("ca issued ls has no %q:\n%s", want, c.Stdout)
+		}
+	}
+	c.must("ca", "revoke", "alice")
+	c.must("ca", "crl", "default", "--out", filepath.Join(out, "crl.pem"))
+	data, err := os.ReadFile(filepath.Join(out, "crl.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	crl, err := x509.ParseRevocationList(b.Bytes)
+	if err != nil || len(crl.RevokedCertificateEntries) != 1 {
+		t.Fatalf("the CRL after revoking alice: %v, %d entries", err, len(crl.RevokedCertificateEntries))
+	}
+
+	// An inventory that cannot be reached: nothing is issued.
+	t.Setenv("DOCKER_TLS_CA_DB", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
+	c.fails("inventory could not record the certificate, so it is not issued", "context", "create", "lab2", "--host", "tcp://127.0.0.1:2377", "--issue")
+	c.fails("inventory could not record the certificate, so it is not issued", "client", "issue", "ci2", "--out", filepath.Join(out, "ci2"))
+	if _, err := os.Stat(filepath.Join(out, "ci2")); err == nil {
+		t.Error("client issue wrote files for a certificate it could not record")
+	}
+}

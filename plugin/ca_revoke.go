@@ -11,18 +11,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
 
 type caRevokeOptions struct {
-	ca     string
-	arg    string
-	cn     string
-	serial string
-	token  string
-	reason string
-	db     dbOptions
+	ca         string
+	arg        string
+	cn         string
+	serial     string
+	token      string
+	reason     string
+	noPush     bool
+	db         dbOptions
+	passphrase passphraseOptions
 }
 
 func newCARevokeCommand(a *app) *cobra.Command {
@@ -42,14 +45,19 @@ The argument is taken as a CN or a serial by what the inventory holds; --cn
 or --serial say which when it could be both, or revoke a name that has no
 certificate yet.
 
-dockerd checks no revocation list: a revoked certificate still opens an
-engine until it expires. Short lifetimes (docker tls enroll --lifetime 24h,
-ca serve --max-lifetime) make that window short; replacing the CA the
-engines trust closes it at once. docker tls ca crl prints the CA's
-revocation list (X.509 CRL) for whatever checks one.`,
+Then the CA's new revocation list (X.509 CRL, signed by the CA) goes to
+every engine of the CA that docker tls set up, over SSH and concurrently:
+an engine with a policy (docker tls engine policy set) refuses the revoked
+certificates from then on, and the command says which engines it reached.
+Engines given policy set --crl-url pull the list from the CA service.
+
+An engine without a policy checks no revocation list: a revoked certificate
+still opens it until it expires. docker tls ca crl prints the list for
+whatever else checks one.`,
 		Example: `  docker tls ca revoke alice@laptop --ca team --reason "laptop stolen"
   docker tls ca revoke 3f2a9c1d --ca team
-  docker tls ca revoke --token 5e0b1c --ca team`,
+  docker tls ca revoke --token 5e0b1c --ca team
+  docker tls ca revoke bob --no-push   # the engines learn it later, by --crl-url`,
 		Args: cli.RequiresMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -65,7 +73,9 @@ revocation list (X.509 CRL) for whatever checks one.`,
 	f.StringVar(&opts.serial, "serial", "", "Revoke the certificate with this serial")
 	f.StringVar(&opts.token, "token", "", "Revoke this token (id, as in ca tokens ls) and the certificates issued with it")
 	f.StringVar(&opts.reason, "reason", "", "Why, kept in the inventory")
+	f.BoolVar(&opts.noPush, "no-push", false, "Do not send the new revocation list to the engines")
 	opts.db.install(f)
+	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
 	return cmd
 }
@@ -138,19 +148,66 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 		fmt.Fprintf(out, "Revoked token %s and %d certificate(s) issued with it\n", opts.token, len(rev.Certificates))
 	case len(rev.Certificates) == 0:
 		fmt.Fprintf(out, "Certificate %s was already revoked\n", opts.serial)
-		return nil
 	default:
 		fmt.Fprintf(out, "Revoked certificate %s (CN %q): it cannot renew\n", rev.Certificates[0].Serial, rev.Certificates[0].CN)
 	}
-	var last time.Time
-	for _, c := range rev.Certificates {
-		if c.NotAfter.After(last) {
-			last = c.NotAfter
+	if opts.noPush {
+		return nil
+	}
+	return a.pushCRL(ctx, stored, db, opts.passphrase)
+}
+
+// pushCRL sends the CA's revocation list to every engine of the CA this
+// laptop set up, and says which took it.
+func (a *app) pushCRL(ctx context.Context, stored *castore.CA, db *remoteca.DB, pass passphraseOptions) error {
+	all, _, err := a.engines().List()
+	if err != nil {
+		return err
+	}
+	fp := pki.Fingerprint(stored.Cert)
+	var recs []*engine.Record
+	for _, r := range all {
+		if r.CA == stored.Name || r.CAFingerprint == fp {
+			recs = append(recs, r)
 		}
 	}
-	if last.After(now) {
-		fmt.Fprintf(a.cli.Err(), "Note: dockerd checks no revocation list, so engines accept these certificates until they expire (the last on %s); to cut that short, replace the CA the engines trust.\n",
-			last.Local().Format(time.RFC3339))
+	if len(recs) == 0 {
+		return nil
+	}
+	crl, err := a.currentCRL(ctx, stored.Name, db, pass)
+	if err != nil {
+		return fmt.Errorf("the revocation is recorded; the revocation list for the engines: %w", err)
+	}
+	failed := a.eachEngine(ctx, recs, 8, func(ctx context.Context, rec *engine.Record) (string, error) {
+		s, err := a.dialEngine(ctx, rec)
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		_, err = engine.PushCRL(ctx, s, crl)
+		if errors.Is(err, engine.ErrNoPolicy) {
+			return "no policy, so dockerd checks no revocation list: the revoked certificates still open it until they expire (docker tls engine policy set " + rec.Name + ")", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return "refuses the revoked certificates now", nil
+	})
+	if len(failed) > 0 {
+		return fmt.Errorf("the revocation is recorded, and %d of %d engines did not get the new revocation list: run the same docker tls ca revoke again once they are reachable", len(failed), len(recs))
 	}
 	return nil
+}
+
+// currentCRL is the CA's revocation list (PEM), signed again when due.
+func (a *app) currentCRL(ctx context.Context, caName string, db *remoteca.DB, pass passphraseOptions) ([]byte, error) {
+	_, ca, err := a.loadCA(caName, pass)
+	if err != nil {
+		return nil, err
+	}
+	der, err := db.CRL(ctx, remoteca.FingerprintHex(ca.Cert.Raw), time.Now(), ca.CRL)
+	if err != nil {
+		return nil, err
+	}
+	return pki.EncodeCRL(der), nil
 }

@@ -65,7 +65,7 @@ func runClientIssue(a *app, opts clientIssueOptions) error {
 			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
 		}
 	}
-	is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: name, groups: opts.groups, passphrase: opts.passphrase})
+	is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: name, groups: opts.groups, passphrase: opts.passphrase, dest: "file " + absOr(opts.out)})
 	if err != nil {
 		return err
 	}

@@ -262,6 +262,16 @@ func TestBadInputInProcess(t *testing.T) {
 		{"--cn: the common name \"x\\ny\" contains a control character", []string{"ca", "revoke", "--cn", "x\ny"}},
 		{"CN: the common name \"x\\ty\" contains a control character", []string{"ca", "revoke", "x\ty"}},
 		{`--format "yaml": use json`, []string{"ca", "token", "--format", "yaml"}},
+		{"name the engines to set a policy on, or give --all", []string{"engine", "policy", "set", "--grant", "user:a=admin"}},
+		{`--grant "user:a": give SUBJECT=ROLE`, []string{"engine", "policy", "set", "--all", "--grant", "user:a"}},
+		{`--grant "user:a=root"`, []string{"engine", "policy", "set", "--all", "--grant", "user:a=root"}},
+		{"--grant user:a=admin and --revoke-grant user:a name the same subject", []string{"engine", "policy", "set", "--all", "--grant", "user:a=admin", "--revoke-grant", "user:a"}},
+		{`--local "maybe": give allow or deny`, []string{"engine", "policy", "set", "--all", "--local", "maybe"}},
+		{"not a Linux executable", []string{"engine", "policy", "set", "--all", "--grant", "user:a=admin", "--plugin-binary", "/etc/hostname"}},
+		{`no engine "nosuch"`, []string{"engine", "policy", "set", "nosuch", "--grant", "user:a=admin"}},
+		{"name the engines to turn the policy off on, or give --all", []string{"engine", "policy", "off"}},
+		{"--grant: the policy gives the engine's context (user:alice, groups ops) no admin role", []string{"engine", "setup", "root@host", "--client-name", "alice", "--group", "ops", "--grant", "group:ops=operator"}},
+		{"--plugin-binary goes with --grant", []string{"engine", "setup", "root@host", "--plugin-binary", "/bin/true"}},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			c.t = t

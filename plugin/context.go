@@ -145,6 +145,9 @@ type clientSpec struct {
 	name       string
 	groups     []string
 	passphrase passphraseOptions
+	// dest is where the certificate goes, for the CA's inventory
+	// ("context NAME", "file DIR").
+	dest string
 }
 
 // issuedClient is a new client identity.
@@ -208,7 +211,7 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 	if err != nil {
 		return nil, err
 	}
-	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, Groups: s.groups, PublicKey: key.Public(), Lifetime: life})
+	cert, err := a.recorded(ctx, stored, ca, s.dest).Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, Groups: s.groups, PublicKey: key.Public(), Lifetime: life})
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +278,7 @@ func runContextCreate(a *app, opts contextCreateOptions) error {
 		}
 	}
 	if opts.issue {
-		is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, groups: opts.groups, passphrase: opts.passphrase})
+		is, err := a.issueClient(context.Background(), clientSpec{ca: opts.ca, remote: opts.remote, keyType: opts.keyType, days: opts.days, name: opts.clientName, groups: opts.groups, passphrase: opts.passphrase, dest: "context " + opts.name})
 		if err != nil {
 			return err
 		}

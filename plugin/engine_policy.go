@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command/formatter"
@@ -18,6 +20,7 @@ import (
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/internal/output"
+	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/policy"
 )
 
@@ -46,9 +49,12 @@ type enginePolicySetOptions struct {
 	grants       []string
 	revokes      []string
 	local        string
+	crlURL       string
+	crlInterval  time.Duration
 	pluginBinary string
 	parallel     int
 	force        bool
+	passphrase   passphraseOptions
 }
 
 func newEnginePolicySetCommand(a *app) *cobra.Command {
@@ -70,10 +76,17 @@ Every file is backed up first and put back if anything fails.
 
 A policy that would leave none of the identities this laptop holds for the
 engine an admin is refused unless --force: nobody could change it from here.
-Calls that carry no certificate (the host's own unix socket) follow --local.`,
+Calls that carry no certificate (the host's own unix socket) follow --local.
+
+The plugin refuses certificates its CA revoked. docker tls ca revoke pushes
+the CA's revocation list to the engines; with --crl-url (the CA service's
+/crl) the plugin also pulls it every --crl-interval. A list must be signed
+by a CA the engine trusts and newer than the one held; the last good one
+stays in force.`,
 		Example: `  docker tls engine policy set build-1 --grant user:alice=admin --grant group:ops=operator
   docker tls engine policy set build-1 --grant '*=viewer' --revoke-grant user:bob
   docker tls engine policy set --all --grant group:admins=admin
+  docker tls engine policy set build-1 --crl-url https://ca.example.com:8443/crl --crl-interval 1m
   docker tls engine policy set arm-1 --grant user:alice=admin --plugin-binary ./docker-tls-linux-arm64`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.names = args
@@ -86,18 +99,23 @@ Calls that carry no certificate (the host's own unix socket) follow --local.`,
 	f.StringArrayVar(&opts.grants, "grant", nil, "Give SUBJECT the ROLE (SUBJECT=ROLE; repeatable)")
 	f.StringArrayVar(&opts.revokes, "revoke-grant", nil, "Take SUBJECT's grant away (repeatable)")
 	f.StringVar(&opts.local, "local", "", "Calls through the host's own socket: allow (the default) or deny")
+	f.StringVar(&opts.crlURL, "crl-url", "", "Pull the revocation list from this URL (docker tls ca serve's https://…/crl); none stops pulling")
+	f.DurationVar(&opts.crlInterval, "crl-interval", 0, "How often to pull it, 5s to 24h (default 30s)")
 	f.StringVar(&opts.pluginBinary, "plugin-binary", "", "The docker-tls executable to run on the hosts (default: this one)")
 	f.IntVar(&opts.parallel, "parallel", 4, "How many engines to change at once, 1 to 64")
 	f.BoolVar(&opts.force, "force", false, "Set a policy that leaves none of this laptop's identities an admin, or replace one the host cannot read")
+	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("local", cobra.FixedCompletions([]string{"allow", "deny"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // policyEdit is what policy set changes in each engine's policy.
 type policyEdit struct {
-	grants  []policy.Grant
-	revokes []policy.Subject
-	local   string
+	grants      []policy.Grant
+	revokes     []policy.Subject
+	local       string
+	crlURL      string // "none" clears it
+	crlInterval time.Duration
 }
 
 func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
@@ -131,6 +149,17 @@ func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
 	default:
 		return e, fmt.Errorf("--local %q: give allow or deny", opts.local)
 	}
+	if opts.crlURL != "" && opts.crlURL != "none" {
+		u, err := url.Parse(opts.crlURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return e, fmt.Errorf("--crl-url %q: give the CA service's https://HOST:PORT/crl (or none)", opts.crlURL)
+		}
+	}
+	e.crlURL = opts.crlURL
+	if opts.crlInterval != 0 && (opts.crlInterval < 5*time.Second || opts.crlInterval > 24*time.Hour) {
+		return e, fmt.Errorf("--crl-interval %s: give a duration from 5s to 24h", opts.crlInterval)
+	}
+	e.crlInterval = opts.crlInterval
 	return e, nil
 }
 
@@ -153,13 +182,45 @@ func runEnginePolicySet(ctx context.Context, a *app, opts enginePolicySetOptions
 	if err != nil {
 		return err
 	}
+	crls, err := a.engineCRLs(ctx, recs, opts.passphrase)
+	if err != nil {
+		return err
+	}
 	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
-		return a.setPolicy(ctx, rec, edit, bin, opts)
+		return a.setPolicy(ctx, rec, edit, bin, crls[rec.CA], opts)
 	})
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d engines did not take the policy", len(failed), len(recs))
 	}
 	return nil
+}
+
+// engineCRLs are the revocation lists of the engines' CAs that are on this
+// laptop, by CA name: a policy is enforced with its CA's revocations from
+// the first call.
+func (a *app) engineCRLs(ctx context.Context, recs []*engine.Record, pass passphraseOptions) (map[string][]byte, error) {
+	crls := map[string][]byte{}
+	for _, r := range recs {
+		if _, done := crls[r.CA]; done {
+			continue
+		}
+		stored, err := a.cas().Get(r.CA)
+		if err != nil || pki.Fingerprint(stored.Cert) != r.CAFingerprint {
+			crls[r.CA] = nil // not here: ca revoke where it is, or --crl-url
+			continue
+		}
+		db, err := dbOptions{}.open(ctx, a, stored)
+		if err != nil {
+			return nil, fmt.Errorf("CA %q's revocations: %w", r.CA, err)
+		}
+		crl, err := a.currentCRL(ctx, r.CA, db, pass)
+		db.Close()
+		if err != nil {
+			return nil, fmt.Errorf("CA %q's revocation list: %w", r.CA, err)
+		}
+		crls[r.CA] = crl
+	}
+	return crls, nil
 }
 
 // pluginBinary reads the executable the hosts will run: this one, or
@@ -188,7 +249,7 @@ func pluginBinary(flag string) ([]byte, error) {
 }
 
 // setPolicy changes one engine's policy and puts it in force.
-func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit, bin []byte, opts enginePolicySetOptions) (string, error) {
+func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit, bin, crl []byte, opts enginePolicySetOptions) (string, error) {
 	s, err := a.dialEngine(ctx, rec)
 	if err != nil {
 		return "", err
@@ -226,7 +287,17 @@ func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit
 	if edit.local != "" {
 		cfg.LocalDeny = edit.local == "deny"
 	}
-	cfg.Engine = rec.Name
+	switch edit.crlURL {
+	case "":
+	case "none":
+		cfg.CRLURL, cfg.CRLInterval = "", ""
+	default:
+		cfg.CRLURL = edit.crlURL
+	}
+	if edit.crlInterval != 0 {
+		cfg.CRLInterval = edit.crlInterval.String()
+	}
+	cfg.Engine, cfg.CAs = rec.Name, engine.TLSPathsIn(rec.TLSDir).CA
 	if err := cfg.Policy.Check(); err != nil {
 		return "", err
 	}
@@ -237,7 +308,7 @@ func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit
 	if err != nil {
 		return "", err
 	}
-	plan, err := engine.PlanPolicy(f, engine.PolicyRequest{Config: append(data, '\n'), Binary: bin})
+	plan, err := engine.PlanPolicy(f, engine.PolicyRequest{Config: append(data, '\n'), Binary: bin, CRL: crl})
 	var ae *engine.ArchError
 	if errors.As(err, &ae) {
 		return "", fmt.Errorf("%w: give --plugin-binary, a docker-tls built for linux on %s", err, ae.Host)
@@ -250,6 +321,11 @@ func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit
 		summary += " (" + strings.Join(notes, ", ") + ")"
 	}
 	if plan.UpToDate() {
+		if crl != nil {
+			if _, err := engine.PushCRL(ctx, s, crl); err != nil {
+				return "", err
+			}
+		}
 		return "the policy was in force already: " + summary, nil
 	}
 	if err := engine.ApplyPolicy(ctx, s, plan); err != nil {
@@ -272,6 +348,10 @@ func policySummary(cfg *authz.Config) string {
 	local := "local calls allowed"
 	if cfg.LocalDeny {
 		local = "local calls refused"
+	}
+	if cfg.CRLURL != "" {
+		every, _ := cfg.PullInterval()
+		local += fmt.Sprintf(", revocations pulled from %s every %s", cfg.CRLURL, every)
 	}
 	if len(parts) == 0 {
 		return "no grants, " + local
@@ -355,6 +435,11 @@ type policyView struct {
 	LocalDeny bool           `json:"localDeny"`
 	Grants    []policy.Grant `json:"grants"`
 	Plugin    string         `json:"plugin"`
+	CRLURL    string         `json:"crlURL,omitempty"`
+	// CRLEvery is how often the list is pulled from CRLURL.
+	CRLEvery string `json:"crlInterval,omitempty"`
+	// CRLs are the revocation lists the plugin holds.
+	CRLs []authz.CRLInfo `json:"crls"`
 }
 
 // policyState says in a few words whether dockerd enforces the policy.
@@ -384,13 +469,21 @@ func runEnginePolicyShow(ctx context.Context, a *app, opts enginePolicyShowOptio
 	if err != nil {
 		return err
 	}
-	v := policyView{Engine: rec.Name, State: policyState(f), Plugin: "docker-tls-authz.service " + f.Service, Grants: []policy.Grant{}}
+	v := policyView{Engine: rec.Name, State: policyState(f), Plugin: "docker-tls-authz.service " + f.Service, Grants: []policy.Grant{}, CRLs: []authz.CRLInfo{}}
 	if f.Config != nil {
 		cfg, err := authz.ParseConfig(f.Config)
 		if err != nil {
 			return fmt.Errorf("the policy on the host (%s) does not read (%v): the plugin keeps the last good one; docker tls engine policy set %s --force replaces it", engine.PolicyPath, err, rec.Name)
 		}
-		v.LocalDeny, v.Grants = cfg.LocalDeny, cfg.Policy.Grants
+		v.LocalDeny, v.Grants, v.CRLURL = cfg.LocalDeny, cfg.Policy.Grants, cfg.CRLURL
+		if cfg.CRLURL != "" {
+			every, _ := cfg.PullInterval()
+			v.CRLEvery = every.String()
+		}
+	}
+	var st authz.Status
+	if f.Status != nil && json.Unmarshal(f.Status, &st) == nil && st.CRLs != nil {
+		v.CRLs = st.CRLs
 	}
 	switch opts.format {
 	case formatter.JSONFormatKey:
@@ -404,13 +497,33 @@ func runEnginePolicyShow(ctx context.Context, a *app, opts enginePolicyShowOptio
 	if v.LocalDeny {
 		local = "refused"
 	}
-	fmt.Fprintf(out, "Engine:       %s\nState:        %s\nLocal calls:  %s\nPlugin:       %s\n\n", v.Engine, v.State, local, v.Plugin)
+	fmt.Fprintf(out, "Engine:       %s\nState:        %s\nLocal calls:  %s\nPlugin:       %s\nRevocations:  %s\n\n", v.Engine, v.State, local, v.Plugin, crlSummary(v.CRLs, v.CRLURL, v.CRLEvery, time.Now()))
 	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "SUBJECT\tROLE")
 	for _, g := range v.Grants {
 		fmt.Fprintf(tw, "%s\t%s\n", g.Subject, g.Role)
 	}
 	return tw.Flush()
+}
+
+// crlSummary says which revocation lists an engine holds, and how old.
+func crlSummary(held []authz.CRLInfo, url, every string, now time.Time) string {
+	pull := "; pushed by docker tls ca revoke"
+	if url != "" {
+		pull = "; pulled from " + url + " every " + every
+	}
+	if len(held) == 0 {
+		return "no revocation list held" + pull
+	}
+	var parts []string
+	for _, c := range held {
+		p := fmt.Sprintf("list %s of %s, %d revoked, issued %s ago", c.Number, c.CA, c.Revoked, now.Sub(c.ThisUpdate).Round(time.Second))
+		if now.After(c.NextUpdate) {
+			p += " (past its next update)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ") + pull
 }
 
 type enginePolicyOffOptions struct {

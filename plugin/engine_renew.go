@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
@@ -89,7 +90,8 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 	}
 
 	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
-		return a.renewEngine(ctx, rec, cas[rec.CA], within, life, opts.wait)
+		ca := cas[rec.CA]
+		return a.renewEngine(ctx, rec, a.recorded(ctx, ca.stored, ca.ca, "engine "+rec.Name), within, life, opts.wait)
 	})
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d engines were not renewed", len(failed), len(recs))
@@ -100,8 +102,8 @@ func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error 
 // engineCAs loads the CA of each engine once, before any engine is
 // touched, so a passphrase is asked at most once; an engine whose CA is
 // being rotated or was re-created is refused.
-func (a *app) engineCAs(recs []*engine.Record, pp passphraseOptions) (map[string]*pki.CA, error) {
-	cas := map[string]*pki.CA{}
+func (a *app) engineCAs(recs []*engine.Record, pp passphraseOptions) (map[string]loadedCA, error) {
+	cas := map[string]loadedCA{}
 	for _, r := range recs {
 		if _, ok := cas[r.CA]; ok {
 			continue
@@ -116,13 +118,19 @@ func (a *app) engineCAs(recs []*engine.Record, pp passphraseOptions) (map[string
 		if pki.Fingerprint(stored.Cert) != r.CAFingerprint {
 			return nil, fmt.Errorf("engine %s was set up with another CA %q than the one now named so (fingerprints differ): run docker tls engine setup %s --force", r.Name, r.CA, r.Dest)
 		}
-		cas[r.CA] = ca
+		cas[r.CA] = loadedCA{stored, ca}
 	}
 	return cas, nil
 }
 
+// loadedCA is a CA as stored and with its key.
+type loadedCA struct {
+	stored *castore.CA
+	ca     *pki.CA
+}
+
 // renewEngine renews one engine's server certificate.
-func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, within, life, wait time.Duration) (string, error) {
+func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca pki.Issuer, within, life, wait time.Duration) (string, error) {
 	if within > 0 && time.Until(rec.NotAfter) > within {
 		return "not due (server certificate valid until " + rec.NotAfter.Format("2006-01-02") + ")", nil
 	}
@@ -137,7 +145,7 @@ func (a *app) renewEngine(ctx context.Context, rec *engine.Record, ca *pki.CA, w
 	}
 	done, err := a.engines().Reissue(ctx, s, rec, engine.Reissue{Issuer: ca, Lifetime: life, ReadyTimeout: wait, Verify: probe.ServesAPI(target)})
 	if err != nil {
-		return "", err
+		return "", engineHint(err, rec.Name)
 	}
 	kept := ""
 	if done.KeptRunning {

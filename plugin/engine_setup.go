@@ -18,6 +18,7 @@ import (
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/policy"
 	"github.com/docker-tls/docker-tls/probe"
 )
 
@@ -44,6 +45,9 @@ type engineSetupOptions struct {
 	agent             bool
 	wait              time.Duration
 	passphrase        passphraseOptions
+	// grants, when given, put a policy in force once the engine is set up.
+	grants       []string
+	pluginBinary string
 }
 
 func newEngineSetupCommand(a *app) *cobra.Command {
@@ -67,10 +71,14 @@ Running containers keep running: with live-restore off, docker tls switches
 it on by a reload before the restart, or refuses (swarm mode) unless
 --restart-containers. Every file changed is backed up on the host first; if
 dockerd does not come back serving TLS, the files are put back and dockerd
-restarted. A second run finds everything in place and changes nothing.`,
+restarted. A second run finds everything in place and changes nothing.
+
+With --grant, the engine's policy is put in force right after, as docker tls
+engine policy set does; the new context's identity must be among the admins.`,
 		Example: `  docker tls engine setup root@192.0.2.10
   docker tls engine setup ssh://admin@build-1.example.com:2222 --name build-1 --dry-run
-  docker tls engine setup build-2 --ca prod --port 2376 --san build-2.internal`,
+  docker tls engine setup build-2 --ca prod --port 2376 --san build-2.internal
+  docker tls engine setup build-3 --client-name alice --group admins --grant group:admins=admin --grant '*=viewer'`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.dest = args[0]
@@ -93,14 +101,21 @@ restarted. A second run finds everything in place and changes nothing.`,
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Show what the host has and what would change; change nothing")
 	f.BoolVar(&opts.agent, "agent", false, "Make the context an agent-mode one (no key file)")
 	f.DurationVar(&opts.wait, "wait", 30*time.Second, "How long dockerd may take to serve TLS after its restart before the change is rolled back")
+	f.StringArrayVar(&opts.grants, "grant", nil, "Put a policy in force on the engine: give SUBJECT the ROLE (SUBJECT=ROLE; repeatable)")
+	f.StringVar(&opts.pluginBinary, "plugin-binary", "", "With --grant: the docker-tls executable the host runs (default: this one)")
 	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
 	_ = cmd.MarkFlagFilename("ssh-config")
+	_ = cmd.MarkFlagFilename("plugin-binary")
 	return cmd
 }
 
 func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error {
 	dest, life, err := checkEngineSetup(&opts)
+	if err != nil {
+		return err
+	}
+	pol, err := setupPolicy(opts)
 	if err != nil {
 		return err
 	}
@@ -138,7 +153,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		RenewWithin: 30 * 24 * time.Hour, Now: time.Now(),
 	})
 	if err != nil {
-		return err
+		return engineHint(err, name)
 	}
 	endpoint := "tcp://" + net.JoinHostPort(s.HostName, fmt.Sprint(opts.port))
 
@@ -170,7 +185,7 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		Engine: engine.Record{Name: name, Dest: dest.String(), SSH: engine.SSHOptions{Config: opts.sshConfig}, Context: name,
 			CA: stored.Name, CAFingerprint: pki.Fingerprint(stored.Cert), Host: endpoint, Port: opts.port, TLSDir: opts.tlsDir,
 			SANs: sans.Strings()},
-		Facts: facts, Plan: plan, Issuer: ca, Lifetime: life, ReadyTimeout: opts.wait, Verify: probe.ServesAPI(target),
+		Facts: facts, Plan: plan, Issuer: a.recorded(ctx, stored, ca, "engine "+name), Lifetime: life, ReadyTimeout: opts.wait, Verify: probe.ServesAPI(target),
 		Recorded: recErr == nil,
 		Changing: func() { fmt.Fprintf(errOut, "Changing %s…\n", dest.Host) },
 	}
@@ -191,7 +206,61 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	}
 	fmt.Fprintf(out, "Engine %s serves mutual TLS on %s (server certificate until %s). Use it: docker context use %s\n",
 		name, endpoint, done.NotAfter.Format("2006-01-02"), name)
+	if pol == nil {
+		return nil
+	}
+	crls, err := a.engineCRLs(ctx, []*engine.Record{done}, opts.passphrase)
+	if err != nil {
+		return fmt.Errorf("the engine is set up, its policy is not: %w (docker tls engine policy set %s)", err, name)
+	}
+	msg, err := a.setPolicy(ctx, done, pol.edit, pol.binary, crls[done.CA], enginePolicySetOptions{})
+	if err != nil {
+		return fmt.Errorf("the engine is set up, its policy is not: %w (docker tls engine policy set %s)", err, name)
+	}
+	fmt.Fprintf(out, "%s: %s\n", name, msg)
 	return nil
+}
+
+// setupPolicy is engine setup's --grant, checked before anything is
+// written: the grants parse, the binary is a Linux executable, and the new
+// context's identity is an admin.
+func setupPolicy(opts engineSetupOptions) (*policyToSet, error) {
+	if len(opts.grants) == 0 {
+		if opts.pluginBinary != "" {
+			return nil, errors.New("--plugin-binary goes with --grant: it is the binary that enforces the policy")
+		}
+		return nil, nil
+	}
+	edit, err := parsePolicyEdit(enginePolicySetOptions{grants: opts.grants})
+	if err != nil {
+		return nil, err
+	}
+	cn := strings.TrimSpace(opts.clientName)
+	if cn == "" {
+		cn = defaultClientName()
+	}
+	p := policy.Policy{Grants: edit.grants}
+	if err := p.KeepsAdmin([]policy.Identity{{User: cn, Groups: opts.groups}}); err != nil {
+		return nil, fmt.Errorf("--grant: the policy gives the engine's context (user:%s%s) no admin role, and nobody could change it from here: grant user:%s=admin, or set the policy later with docker tls engine policy set --force", cn, groupsNote(opts.groups), cn)
+	}
+	bin, err := pluginBinary(opts.pluginBinary)
+	if err != nil {
+		return nil, err
+	}
+	return &policyToSet{edit, bin}, nil
+}
+
+// policyToSet is a policy to put in force with the binary that enforces it.
+type policyToSet struct {
+	edit   policyEdit
+	binary []byte
+}
+
+func groupsNote(groups []string) string {
+	if len(groups) == 0 {
+		return ""
+	}
+	return ", groups " + strings.Join(groups, ", ")
 }
 
 // engineIdentity is the identity the check after the restart uses: the
@@ -204,7 +273,7 @@ func (a *app) engineIdentity(ctx context.Context, opts engineSetupOptions, name,
 		target.Cert, target.Key = t.Cert, t.Key
 		return target, nil, nil
 	}
-	client, err := a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, groups: opts.groups, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase})
+	client, err := a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, groups: opts.groups, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase, dest: "context " + name})
 	if err != nil {
 		return probe.Target{}, nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/renewal"
 )
 
@@ -37,6 +38,15 @@ func hint(configDir string, err error) error {
 		return hinted{fmt.Errorf("%w: re-create the context with docker tls context create --force", err)}
 	case errors.Is(err, renewal.ErrImported):
 		return hinted{fmt.Errorf("%w: renew it where it was issued, then docker tls import --force", err)}
+	}
+	return err
+}
+
+// engineHint adds to an engine's error what to run on that engine.
+func engineHint(err error, name string) error {
+	var refused *engine.LocalCallsRefusedError
+	if errors.As(err, &refused) {
+		return hinted{fmt.Errorf("%w: run docker tls engine policy set %s --local allow, then this again (and --local deny after it)", err, name)}
 	}
 	return err
 }

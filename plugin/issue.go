@@ -1,10 +1,12 @@
 package plugin
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +51,7 @@ func writeOut(dir string, files []certdir.File, force bool, flag string) error {
 }
 
 // issueLeaf makes a key and a certificate for it from the named CA.
-func issueLeaf(a *app, o issueOptions, req pki.IssueRequest) (*castore.CA, crypto.Signer, *x509.Certificate, error) {
+func issueLeaf(a *app, o issueOptions, req pki.IssueRequest, dest string) (*castore.CA, crypto.Signer, *x509.Certificate, error) {
 	kt, err := pki.ParseKeyType(o.keyType)
 	if err != nil {
 		return nil, nil, nil, err
@@ -66,9 +68,17 @@ func issueLeaf(a *app, o issueOptions, req pki.IssueRequest) (*castore.CA, crypt
 		return nil, nil, nil, err
 	}
 	req.PublicKey = key.Public()
-	cert, err := ca.Issue(req)
+	cert, err := a.recorded(context.Background(), stored, ca, dest).Issue(req)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return stored, key, cert, nil
+}
+
+// absOr is path made absolute for the CA's inventory, or path as given.
+func absOr(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

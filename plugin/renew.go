@@ -126,7 +126,7 @@ func renewSource(c *contexts.Context) string {
 
 // renewer renews contexts, asking for a local CA's passphrase (once) the
 // way opts says.
-func (a *app) renewer(opts renewOptions) *renewal.Renewer {
+func (a *app) renewer(ctx context.Context, opts renewOptions) *renewal.Renewer {
 	return &renewal.Renewer{
 		Contexts: a.contexts(),
 		Keys:     a.keyStores(),
@@ -137,6 +137,9 @@ func (a *app) renewer(opts renewOptions) *renewal.Renewer {
 				return nil, err
 			}
 			return a.cas().NextSigner(stored, pass)
+		},
+		Issuer: func(stored *castore.CA, ca *pki.CA, context string) pki.Issuer {
+			return a.recorded(ctx, stored, ca, "context "+context)
 		},
 		Renewed: func(c *contexts.Context) {
 			if c.AgentMode() {
@@ -152,7 +155,7 @@ func (a *app) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 	if opts.days > 0 {
 		life = time.Duration(opts.days) * 24 * time.Hour
 	}
-	cert, err := a.renewer(opts).Renew(ctx, c, renewal.Options{Rekey: opts.rekey, Lifetime: life})
+	cert, err := a.renewer(ctx, opts).Renew(ctx, c, renewal.Options{Rekey: opts.rekey, Lifetime: life})
 	// Hinted here too: the agent records this error where ls and verify
 	// show it.
 	return cert, hint(a.configDir(), err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/certdir"
+	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 )
@@ -77,7 +78,13 @@ func runServerIssue(a *app, opts serverIssueOptions) error {
 	for _, w := range warnings {
 		fmt.Fprintln(a.cli.Err(), "warning:", w)
 	}
-	stored, key, cert, err := issueLeaf(a, opts.issueOptions, pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans})
+	if !opts.force {
+		// Refused before a certificate is issued and recorded.
+		if err := fsutil.CheckAbsent(certdir.ServerPaths(opts.out)...); err != nil {
+			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
+		}
+	}
+	stored, key, cert, err := issueLeaf(a, opts.issueOptions, pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans}, "file "+absOr(opts.out))
 	if err != nil {
 		return err
 	}

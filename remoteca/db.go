@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,7 +188,15 @@ func redactErr(err error, dsn string) string {
 			msg = strings.ReplaceAll(msg, p, "xxxxx")
 		}
 	}
-	return msg
+	// pgx lists each address it tried on a line of its own: one line,
+	// each attempt once.
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(parts, l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // Close releases the database.
@@ -589,6 +598,12 @@ func (d *DB) Enroll(ctx context.Context, e Enrollment, sign func(*Token) (*x509.
 		return nil, nil, false, d.wrap(err)
 	}
 	return cert, rec, false, nil
+}
+
+// RecordCertificate adds a certificate the CA issued on the laptop (no
+// token): source says where it went (a context, a directory, an engine).
+func (d *DB) RecordCertificate(ctx context.Context, cert *x509.Certificate, source string, now time.Time) error {
+	return d.Record(ctx, newIssued(cert, source, now))
 }
 
 // Record adds a certificate issued without a token (cfssl auth key).

@@ -69,6 +69,9 @@ type Renewer struct {
 	// Asking for a passphrase is the caller's.
 	CA   func(name string) (*castore.CA, *pki.CA, error)
 	Next func(*castore.CA) (*pki.CA, error)
+	// Issuer, when set, is what issues from a local CA for the context
+	// named (the plugin's records each certificate in the CA's inventory).
+	Issuer func(stored *castore.CA, ca *pki.CA, context string) pki.Issuer
 	// Renewed is told of each context that got a new certificate (the
 	// agent rereads an agent-mode one); may be nil.
 	Renewed func(*contexts.Context)
@@ -216,7 +219,11 @@ func (r *Renewer) fromCA(c *contexts.Context, trust []*x509.Certificate, old *x5
 	if o.Lifetime > 0 {
 		life = o.Lifetime
 	}
-	return ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), PublicKey: key.Public(), Lifetime: life})
+	var iss pki.Issuer = ca
+	if r.Issuer != nil {
+		iss = r.Issuer(stored, ca, c.Name)
+	}
+	return iss.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), PublicKey: key.Public(), Lifetime: life})
 }
 
 // check checks a new certificate before it is swapped in: it chains to one

@@ -162,7 +162,11 @@ func (s *Steps) engine(ctx context.Context, name string, caPEM []byte, issuer *p
 		return err
 	}
 	defer sess.Close()
-	_, err = s.Engines.Reissue(ctx, sess, rec, engine.Reissue{Trust: caPEM, Issuer: issuer, ReadyTimeout: s.ReadyTimeout, Verify: check})
+	rq := engine.Reissue{Trust: caPEM, ReadyTimeout: s.ReadyTimeout, Verify: check}
+	if issuer != nil { // a nil *pki.CA must not become a non-nil Issuer
+		rq.Issuer = issuer
+	}
+	_, err = s.Engines.Reissue(ctx, sess, rec, rq)
 	return err
 }
 

@@ -39,7 +39,10 @@ import (
 type Host struct {
 	Name string
 	Addr string
-	SSH  *Client
+	// Gateway is this machine's address on the host's link: what the host
+	// reaches a service on this machine at.
+	Gateway string
+	SSH     *Client
 	// HostKey is the host's public key as a known_hosts line.
 	HostKey string
 
@@ -196,6 +199,7 @@ func (h *Host) claimSubnet(serial int) error {
 	}
 	h.subnet = fmt.Sprintf("10.231.%d.0/30", subnet)
 	h.Addr = fmt.Sprintf("10.231.%d.2", subnet)
+	h.Gateway = fmt.Sprintf("10.231.%d.1", subnet)
 	return nil
 }
 

@@ -1,0 +1,145 @@
+package authz
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/internal/pkitest"
+	"github.com/docker-tls/docker-tls/pki"
+)
+
+func signedCRL(t *testing.T, ca *pki.CA, number int64, revoked ...*big.Int) []byte {
+	t.Helper()
+	var list []pki.Revoked
+	for _, s := range revoked {
+		list = append(list, pki.Revoked{Serial: s, At: time.Now()})
+	}
+	der, err := ca.CRL(list, big.NewInt(number), time.Now(), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki.EncodeCRL(der)
+}
+
+func TestMergeCRLs(t *testing.T) {
+	ca, other := pkitest.NewCA(t, "engine CA", ""), pkitest.NewCA(t, "another CA", "")
+	next := pkitest.NewCA(t, "engine CA 2", "")
+	trusted := []*x509.Certificate{ca.Cert, next.Cert}
+	v2, v3 := signedCRL(t, ca, 2, big.NewInt(7)), signedCRL(t, ca, 3, big.NewInt(7), big.NewInt(9))
+
+	held, changed, err := MergeCRLs(nil, v2, trusted)
+	if err != nil || !changed {
+		t.Fatalf("a first list: %v, changed %v", err, changed)
+	}
+	if _, _, err := MergeCRLs(held, signedCRL(t, other, 9), trusted); err == nil || !strings.Contains(err.Error(), "not signed by a trusted CA") {
+		t.Errorf("a list of another CA: %v", err)
+	}
+	if again, changed, err := MergeCRLs(held, v2, trusted); err != nil || changed || string(again) != string(held) {
+		t.Errorf("the same list again: %v, changed %v", err, changed)
+	}
+	held3, changed, err := MergeCRLs(held, v3, trusted)
+	if err != nil || !changed {
+		t.Fatalf("a newer list: %v, changed %v", err, changed)
+	}
+	if _, _, err := MergeCRLs(held3, v2, trusted); err == nil || !strings.Contains(err.Error(), "older (number 2) than the one held (number 3)") {
+		t.Errorf("an older list: %v", err)
+	}
+	// During a rotation, one list per CA; when the old CA is no longer
+	// trusted, its list goes.
+	both, _, err := MergeCRLs(held3, signedCRL(t, next, 1), trusted)
+	if err != nil || strings.Count(string(both), "BEGIN X509 CRL") != 2 {
+		t.Fatalf("the new CA's list beside the old one: %v\n%s", err, both)
+	}
+	after, _, err := MergeCRLs(both, signedCRL(t, next, 2), []*x509.Certificate{next.Cert})
+	if err != nil || strings.Count(string(after), "BEGIN X509 CRL") != 1 {
+		t.Errorf("after the rotation: %v\n%s", err, after)
+	}
+	if _, _, err := MergeCRLs(nil, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), trusted); err == nil {
+		t.Error("a certificate taken for a CRL")
+	}
+}
+
+func TestCRLFileAndPull(t *testing.T) {
+	dir := t.TempDir()
+	ca := pkitest.NewCA(t, "engine CA", "")
+	caPath := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caPath, pki.EncodeCertificate(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := client(t, ca, "alice"), client(t, ca, "bob")
+	crlPath, lock := filepath.Join(dir, "crl.pem"), filepath.Join(dir, "run", "crl.lock")
+	var rejected []error
+	f := &CRLFile{Path: crlPath, CAPath: func() string { return caPath }, Rejected: func(err error) { rejected = append(rejected, err) }}
+	if f.Revoked(alice) {
+		t.Fatal("revoked with no list")
+	}
+	if _, _, err := InstallCRL(crlPath, caPath, lock, signedCRL(t, ca, 2, alice.SerialNumber)); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Revoked(alice) || f.Revoked(bob) {
+		t.Errorf("after a pushed list: alice %v, bob %v", f.Revoked(alice), f.Revoked(bob))
+	}
+	// An older list written behind the plugin's back is refused, told
+	// once; the one in force stays.
+	if err := os.WriteFile(crlPath, signedCRL(t, ca, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if !f.Revoked(alice) {
+			t.Fatal("an older list undid a revocation")
+		}
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0].Error(), "older") {
+		t.Errorf("rejections: %v", rejected)
+	}
+
+	// The pull: over TLS with the CA service's certificate from the CA.
+	crl := signedCRL(t, ca, 5, alice.SerialNumber, bob.SerialNumber)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		b, _ := pem.Decode(crl)
+		_, _ = w.Write(b.Bytes)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert(t, ca)}}
+	srv.StartTLS()
+	defer srv.Close()
+	cfg := &Config{CAs: caPath, CRLURL: srv.URL + "/crl"}
+	changed, infos, err := PullCRL(context.Background(), cfg, crlPath, lock)
+	if err != nil || !changed || len(infos) != 1 || infos[0].Number != "5" || infos[0].Revoked != 2 {
+		t.Fatalf("pull: %v, changed %v, %+v", err, changed, infos)
+	}
+	if !f.Revoked(bob) {
+		t.Error("bob is not revoked after the pull")
+	}
+	if held := f.Held(); len(held) != 1 || held[0].Number != "5" || held[0].CA != "engine CA" {
+		t.Errorf("held: %+v", held)
+	}
+}
+
+// serverCert is the CA service's certificate for 127.0.0.1, from ca.
+func serverCert(t *testing.T, ca *pki.CA) tls.Certificate {
+	t.Helper()
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sans, _, err := pki.ParseSANs([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pki.IssueRequest{Profile: pki.ServerProfile, SANs: sans, PublicKey: key.Public(), Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+}
