@@ -1,10 +1,14 @@
 package authz
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -142,4 +146,75 @@ func serverCert(t *testing.T, ca *pki.CA) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+}
+
+func TestReadAudit(t *testing.T) {
+	dir := t.TempDir()
+	log := &AuditLog{Path: filepath.Join(dir, "audit.log"), MaxBytes: 600}
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for i := range 8 {
+		d := Decision{Time: t0.Add(time.Duration(i) * time.Minute), Allow: i%2 == 0, User: []string{"alice", "bob"}[i%2], Method: "GET", Path: "/v1.41/containers/json", Role: "viewer", Needs: "viewer", Rule: "user:x"}
+		if err := log.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(log.Path + ".1"); err != nil {
+		t.Fatalf("the trail did not rotate at 600 bytes: %v", err)
+	}
+	read := func(f AuditFilter) []Decision {
+		t.Helper()
+		var b strings.Builder
+		if err := ReadAudit(context.Background(), log.Path, f, false, &b); err != nil {
+			t.Fatal(err)
+		}
+		var out []Decision
+		for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+			if l == "" {
+				continue
+			}
+			var d Decision
+			if err := json.Unmarshal([]byte(l), &d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+		return out
+	}
+	all := read(AuditFilter{})
+	if len(all) < 4 || !all[len(all)-1].Time.Equal(t0.Add(7*time.Minute)) {
+		t.Errorf("all: %d records, last %v", len(all), all[len(all)-1].Time)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Time.Before(all[i-1].Time) {
+			t.Errorf("not oldest first: %v after %v", all[i].Time, all[i-1].Time)
+		}
+	}
+	for _, d := range read(AuditFilter{Denied: true, User: "bob", Since: t0.Add(5 * time.Minute)}) {
+		if d.Allow || d.User != "bob" || d.Time.Before(t0.Add(5*time.Minute)) {
+			t.Errorf("filter let through %+v", d)
+		}
+	}
+	if got := read(AuditFilter{Denied: true, User: "bob", Since: t0.Add(5 * time.Minute)}); len(got) != 2 {
+		t.Errorf("bob's refusals since 10:05: %d, want 2 (10:05, 10:07)", len(got))
+	}
+
+	// Follow: new records, across a rotation, until the context ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- ReadAudit(ctx, log.Path, AuditFilter{Since: t0.Add(time.Hour)}, true, pw); pw.Close() }()
+	sc := bufio.NewScanner(pr)
+	for i := range 6 {
+		if err := log.Write(Decision{Time: t0.Add(2 * time.Hour), User: fmt.Sprintf("u%d", i), Method: "GET", Path: "/p"}); err != nil {
+			t.Fatal(err)
+		}
+		if !sc.Scan() || !strings.Contains(sc.Text(), fmt.Sprintf(`"user":"u%d"`, i)) {
+			t.Fatalf("followed record %d: %q", i, sc.Text())
+		}
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if err := <-done; err != nil {
+		t.Errorf("follow ended with %v", err)
+	}
 }

@@ -581,6 +581,11 @@ func (e *Env) Start(name string, args ...string) *Proc {
 	p.cmd.Env = e.environ()
 	p.cmd.Dir = e.Dir
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// Its own process group: Stop and Kill reach what it started too (the
+	// docker CLI runs docker tls as a child, and passes it no SIGTERM);
+	// WaitDelay: a grandchild holding the output pipe never hangs Wait.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		e.t.Fatalf("start %s: %v", name, err)
 	}
@@ -622,11 +627,11 @@ func (p *Proc) Stop() int {
 	select {
 	case <-p.done:
 	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			<-p.done
 		}
 	}
@@ -640,7 +645,7 @@ func (p *Proc) Kill() {
 	select {
 	case <-p.done:
 	default:
-		_ = p.cmd.Process.Kill()
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
 }

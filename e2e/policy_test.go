@@ -107,6 +107,35 @@ func TestEnginePolicy(t *testing.T) {
 		t.Errorf("audit trail mode %s, want 600", mode)
 	}
 
+	// The trail over SSH: filtered on the host, as a table, as JSON, and
+	// followed.
+	aud := e.MustTLS("engine", "audit", "pol", "--denied", "--user", "alice").Stdout
+	if n := strings.Count(aud, "alice             refused   operator  POST    /v1.41/containers/create"); n != 3 {
+		t.Errorf("engine audit --denied --user alice: %d refusals of containers/create, want 3:\n%s", n, aud)
+	}
+	if strings.Contains(aud, "allowed") || strings.Contains(aud, "bob") {
+		t.Errorf("engine audit --denied --user alice shows others:\n%s", aud)
+	}
+	var users = map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(e.MustTLS("engine", "audit", "pol", "--since", "1h", "--format", "json").Stdout), "\n") {
+		var d struct {
+			User  string `json:"user"`
+			Allow bool   `json:"allow"`
+		}
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("engine audit --format json: %v: %q", err, line)
+		}
+		users[d.User] = true
+	}
+	if !users["bob"] || !users["alice"] || !users["admin-1"] || !users["nobody"] {
+		t.Errorf("engine audit --since 1h: users %v", users)
+	}
+	follow := e.Start("docker", "tls", "engine", "audit", "pol", "--follow", "--user", "nobody", "--since", "1s")
+	time.Sleep(time.Second) // the reader is at the trail's end
+	refused("nobody", []string{"has no role"}, "images")
+	follow.WaitFor("nobody            refused   none      GET     /v1.41/images/json")
+	follow.Stop()
+
 	show := e.MustTLS("engine", "policy", "show", "pol").Stdout
 	for _, w := range []string{"State:        enforced", "Local calls:  allowed", "group:ops      operator", "user:bob       viewer"} {
 		if !strings.Contains(show, w) {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"slices"
 	"strings"
@@ -670,4 +671,38 @@ func PushCRL(ctx context.Context, s Shell, crlPEM []byte) (changed bool, err err
 		return false, fmt.Errorf("the engine's answer to the revocation list: %w", err)
 	}
 	return res.Changed, nil
+}
+
+// AuditQuery selects what engine audit reads of the host's audit trail.
+type AuditQuery struct {
+	Since  time.Time
+	User   string
+	Denied bool
+	Follow bool
+}
+
+// ReadAudit copies the host's audit trail (JSON lines, oldest first) that
+// q selects to out, filtered on the host by its own plugin binary; with
+// Follow, until ctx ends.
+func ReadAudit(ctx context.Context, s *Session, q AuditQuery, out io.Writer) error {
+	args := []string{PluginBinaryPath, "authz-plugin", "--read-audit", "--audit", AuditPath}
+	if !q.Since.IsZero() {
+		args = append(args, "--since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.User != "" {
+		args = append(args, "--user", q.User)
+	}
+	if q.Denied {
+		args = append(args, "--denied")
+	}
+	if q.Follow {
+		args = append(args, "--follow", "--until-stdin-closes")
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	script := "if [ ! -x " + PluginBinaryPath + " ]; then\n" +
+		"  if [ -e " + AuditPath + " ]; then echo 'the policy is off; the audit trail it kept is in " + AuditPath + "' >&2; else echo 'the engine has no policy, so it keeps no audit trail' >&2; fi\n" +
+		"  exit 3\nfi\nexec " + strings.Join(args, " ") + "\n"
+	return s.Stream(ctx, script, out)
 }

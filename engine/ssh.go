@@ -294,7 +294,39 @@ func (s *Session) Run(ctx context.Context, script string, stdin []byte) ([]byte,
 	return s.runAs(ctx, s.sudo, script, stdin)
 }
 
-func (s *Session) runAs(ctx context.Context, sudo bool, script string, stdin []byte) ([]byte, error) {
+// Stream runs a script on the host as root and copies its standard output
+// to out as it comes, until the script ends or ctx does (engine audit
+// --follow).
+func (s *Session) Stream(ctx context.Context, script string, out io.Writer) error {
+	cmd, err := s.command(ctx, s.sudo, script)
+	if err != nil {
+		return err
+	}
+	// The script's stdin stays open until ctx ends: its end tells the
+	// host's side to stop (without a terminal, sshd sends it no signal).
+	// An OS pipe, so that no copying goroutine keeps Run waiting.
+	stdin, hold, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer stdin.Close()
+	defer hold.Close()
+	stop := context.AfterFunc(ctx, func() { hold.Close() })
+	defer stop()
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return &RemoteError{Host: s.Dest.Host, Err: err, Stderr: strings.TrimSpace(stderr.String())}
+	}
+	return nil
+}
+
+// command is the ssh command that runs script on the host, through the
+// master connection.
+func (s *Session) command(ctx context.Context, sudo bool, script string) (*exec.Cmd, error) {
 	// The script travels base64-encoded: docker's quoting (rightly) takes
 	// no control characters, and a script has newlines. It holds no secret.
 	remote := []string{"sh", "-c", `eval "$(echo ` + base64.StdEncoding.EncodeToString([]byte(script)) + ` | base64 -d)"`}
@@ -308,7 +340,14 @@ func (s *Session) runAs(ctx context.Context, sudo bool, script string, stdin []b
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "ssh", args...)
+	return exec.CommandContext(ctx, "ssh", args...), nil
+}
+
+func (s *Session) runAs(ctx context.Context, sudo bool, script string, stdin []byte) ([]byte, error) {
+	cmd, err := s.command(ctx, sudo, script)
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

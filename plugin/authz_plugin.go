@@ -37,6 +37,13 @@ type authzPluginOptions struct {
 	// crl holds the revocation lists; installCRL takes one on stdin.
 	crl, crlLock string
 	installCRL   bool
+	// readAudit prints the audit trail's records since, of user, refused
+	// only, and follows it.
+	readAudit   bool
+	since, user string
+	denied      bool
+	follow      bool
+	untilEOF    bool
 }
 
 // newAuthzPluginCommand is the engine side of an engine's policy: the
@@ -66,6 +73,9 @@ Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 			if opts.installCRL {
 				return runAuthzInstallCRL(a, opts)
 			}
+			if opts.readAudit {
+				return runAuthzReadAudit(cmd.Context(), a, opts)
+			}
 			return runAuthzPlugin(cmd.Context(), a, opts)
 		},
 	}
@@ -81,6 +91,12 @@ Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 	f.StringVar(&opts.crl, "crl", "/etc/docker-tls/crl.pem", "The revocation lists in force (PEM), one per CA the engine trusts")
 	f.StringVar(&opts.crlLock, "crl-lock", "/run/docker-tls/crl.lock", "Lock taken while the revocation lists change")
 	f.BoolVar(&opts.installCRL, "install-crl", false, "Take the CRL on stdin (signed by one of the engine's CAs, not older than the one held) and exit")
+	f.BoolVar(&opts.readAudit, "read-audit", false, "Print the audit trail's records (JSON lines), oldest first, and exit")
+	f.StringVar(&opts.since, "since", "", "With --read-audit: records from this time on (RFC 3339)")
+	f.StringVar(&opts.user, "user", "", "With --read-audit: this user's records only")
+	f.BoolVar(&opts.denied, "denied", false, "With --read-audit: refusals only")
+	f.BoolVar(&opts.follow, "follow", false, "With --read-audit: then wait for new records")
+	f.BoolVar(&opts.untilEOF, "until-stdin-closes", false, "With --follow: stop when stdin closes (the laptop's end of ssh went away)")
 	return cmd
 }
 
@@ -192,6 +208,30 @@ func runAuthzInstallCRL(a *app, opts authzPluginOptions) error {
 		Changed bool            `json:"changed"`
 		CRLs    []authz.CRLInfo `json:"crls"`
 	}{changed, held})
+}
+
+// runAuthzReadAudit prints the audit trail for docker tls engine audit.
+func runAuthzReadAudit(ctx context.Context, a *app, opts authzPluginOptions) error {
+	f := authz.AuditFilter{User: opts.user, Denied: opts.denied}
+	if opts.since != "" {
+		t, err := time.Parse(time.RFC3339Nano, opts.since)
+		if err != nil {
+			return fmt.Errorf("--since %q: give an RFC 3339 time", opts.since)
+		}
+		f.Since = t
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	defer stop()
+	if opts.untilEOF {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			_, _ = io.Copy(io.Discard, a.cli.In())
+			cancel()
+		}()
+	}
+	return authz.ReadAudit(ctx, opts.audit, f, opts.follow, a.cli.Out())
 }
 
 // pluginListener is the socket systemd passed (docker-tls-authz.socket:

@@ -456,11 +456,7 @@ func policyState(f *engine.PolicyFacts) string {
 }
 
 func runEnginePolicyShow(ctx context.Context, a *app, opts enginePolicyShowOptions) error {
-	rec, err := a.engines().Get(opts.name)
-	if err != nil {
-		return engineNotFound(err, opts.name)
-	}
-	s, err := a.dialEngine(ctx, rec)
+	rec, s, err := a.openEngine(ctx, opts.name)
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,19 @@ func runEngineTeardown(ctx context.Context, a *app, opts engineTeardownOptions) 
 	return nil
 }
 
+// openEngine reads the record of the engine named and connects to it.
+func (a *app) openEngine(ctx context.Context, name string) (*engine.Record, *engine.Session, error) {
+	rec, err := a.engines().Get(name)
+	if err != nil {
+		return nil, nil, engineNotFound(err, name)
+	}
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, s, nil
+}
+
 // dialEngine connects to a recorded engine the way setup did.
 func (a *app) dialEngine(ctx context.Context, rec *engine.Record) (*engine.Session, error) {
 	dest, err := engine.ParseDest(rec.Dest)

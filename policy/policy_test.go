@@ -13,8 +13,9 @@ func TestRequired(t *testing.T) {
 		want              Role
 	}{
 		// viewer: reads
-		{"GET", "/_ping", "", false, Viewer},
-		{"HEAD", "/_ping", "", false, Viewer},
+		{"GET", "/_ping", "", false, None},
+		{"HEAD", "/_ping", "", false, None},
+		{"POST", "/_ping", "", false, Operator},
 		{"GET", "/v1.47/version", "", false, Viewer},
 		{"GET", "/v1.47/info", "", false, Viewer},
 		{"GET", "/v1.47/containers/json?all=1", "", false, Viewer},

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,7 +25,7 @@ import (
 	// by replicas.
 	_ "github.com/jackc/pgx/v5/stdlib"
 	// SQLite in pure Go (no cgo): docker-tls builds with CGO_ENABLED=0.
-	_ "modernc.org/sqlite"
+	"modernc.org/sqlite"
 
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
@@ -322,6 +323,13 @@ func (d *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
 func (d *DB) wrap(err error) error {
 	if err == nil {
 		return nil
+	}
+	// SQLite says a full disk in its own code (SQLITE_FULL, 13), or as an
+	// I/O error (10) when the shared-memory file could not grow: as ENOSPC,
+	// so the command layer says it as it says every full disk.
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code()&0xff == 13 || se.Code()&0xff == 10 && fsutil.NearlyFull(filepath.Dir(d.Where))) {
+		return fmt.Errorf("the database %s: %w (%w)", d.Where, err, syscall.ENOSPC)
 	}
 	return fmt.Errorf("the database %s: %w", d.Where, err)
 }
