@@ -7,7 +7,11 @@
 // deciding what to change (Plan: a pure function of what was read and
 // what was asked), changing it with a backup of every file first and a
 // rollback that restores those bytes when dockerd does not come back, and
-// the laptop's record of the engines it set up.
+// the laptop's record of the engines it set up. It also puts an engine's
+// policy in force on the host (policy.go): the same binary installed as
+// dockerd's authorization plugin behind a systemd socket, turned on by a
+// reload only once it answers, taken away the same way, and fed the CA's
+// revocation lists.
 //
 // Facts that shape it (moby's source): dockerd loads its TLS files only at
 // start, so a new server certificate means a restart; live-restore keeps
