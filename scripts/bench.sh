@@ -11,6 +11,11 @@ go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-10x}" ./pki | grep
 echo
 echo "== Go benchmarks (agent relay: 16 MiB in the docker CLI's write pattern, direct TLS vs through the agent) =="
 go test -run '^$' -bench Upload -benchtime 20x ./agent | grep -E '^(Benchmark|ok)'
+echo
+echo "== Go benchmarks (an engine's policy: the role a call needs; one authorization call as dockerd makes it, over the plugin's socket, with a CRL and the audit trail, 20 keep-alive clients) =="
+go test -run '^$' -bench Required -benchtime 20000x ./policy | grep -E '^(Benchmark|ok)'
+go test -run '^$' -bench PluginOverSocket -benchtime 20000x -cpu 2 ./authz | grep -E '^(Benchmark|ok)' |
+  awk '/^Benchmark/ { printf "%s  (%.0f calls/s through the plugin alone)\n", $0, 1e9/$3; next } { print }'
 
 echo
 echo "== engines over SSH (real Debian hosts under systemd-nspawn; as root) =="
