@@ -240,3 +240,106 @@ func TestEnginePolicy(t *testing.T) {
 	}
 	h.MustRoot("test ! -e /var/log/docker-tls && test ! -e /run/docker/plugins/docker-tls.sock && docker ps -q")
 }
+
+// TestEnginePolicyFaults: the plugin is on every API call's path. Killed
+// (kill -9) during a loop of 200 calls, it is restarted by systemd while
+// calls wait on its socket: no call the policy refuses is let through,
+// the allowed calls succeed again within 2 s, dockerd never exits, the
+// host's own docker ps works after; the audit trail holds each refusal.
+// Interactive and streaming calls work for the role allowed them.
+func TestEnginePolicyFaults(t *testing.T) {
+	t.Parallel() // own host
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	h := StartEngineHosts(t, c, 1)[0]
+	e.MustTLS("ca", "init")
+	requireOK(t, setupEngine(e, c, h, "root", "--name", "flt", "--client-name", "admin-1", "--group", "admins",
+		"--grant", "group:admins=admin", "--grant", "group:ops=operator", "--grant", "user:bob=viewer"))
+	endpoint := strings.TrimSpace(e.MustTLS("ls", "--format", `{{if eq .Name "flt"}}{{.Host}}{{end}}`).Stdout)
+	for _, id := range [][]string{{"alice", "--group", "ops"}, {"bob"}, {"nobody"}} {
+		e.MustTLS(append([]string{"context", "create", id[0], "--host", endpoint, "--issue", "--client-name", id[0]}, id[1:]...)...)
+	}
+	busyboxImage(t, e, "flt")
+	pid := strings.TrimSpace(h.MustRoot("systemctl show docker -p MainPID --value"))
+
+	// Streaming and interactive calls, as the operator.
+	requireOK(t, e.Docker("--context", "alice", "run", "-d", "--name", "streamer", "--network", "none", "busybox:local", "sh", "-c", "echo started; sleep 300"))
+	if r := e.Run(strings.NewReader("hello\n"), "docker", "--context", "alice", "exec", "-i", "streamer", "sh", "-c", "read x; echo got $x"); r.Code != 0 || !strings.Contains(r.Stdout, "got hello") {
+		t.Errorf("exec -i: %s", r)
+	}
+	if r := e.Docker("--context", "alice", "logs", "streamer"); !strings.Contains(r.Stdout, "started") {
+		t.Errorf("logs: %s", r)
+	}
+	src := filepath.Join(t.TempDir(), "in.txt")
+	if err := os.WriteFile(src, []byte("payload"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	requireOK(t, e.Docker("--context", "alice", "cp", src, "streamer:/tmp/in.txt"))
+	if r := e.Docker("--context", "alice", "exec", "streamer", "cat", "/tmp/in.txt"); r.Stdout != "payload" {
+		t.Errorf("cp in, then cat: %s", r)
+	}
+	if r := e.Docker("--context", "alice", "events", "--since", "10m", "--until", "0s", "--filter", "container=streamer"); !strings.Contains(r.Stdout, "start") {
+		t.Errorf("events: %s", r)
+	}
+	if r := e.Docker("--context", "bob", "exec", "streamer", "true"); r.Code == 0 || !strings.Contains(r.Stderr, "needs operator") {
+		t.Errorf("a viewer's exec: %s", r)
+	}
+
+	// Kill -9 during 200 calls.
+	type call struct {
+		ok  bool
+		at  time.Time
+		who string
+	}
+	var calls []call
+	var killed time.Time
+	for i := range 200 {
+		if i == 60 {
+			h.MustRoot("systemctl kill -s KILL docker-tls-authz.service")
+			killed = time.Now()
+		}
+		who := "bob"
+		if i%2 == 1 {
+			who = "nobody"
+		}
+		r := e.Docker("--context", who, "ps", "-q")
+		calls = append(calls, call{ok: r.Code == 0, at: time.Now(), who: who})
+	}
+	var lastFail time.Time
+	bobFailed, nobodyCalls := 0, 0
+	for _, c := range calls {
+		switch {
+		case c.who == "nobody" && c.ok:
+			t.Errorf("a call the policy refuses was let through at %s", c.at.Format(time.RFC3339Nano))
+		case c.who == "nobody":
+			nobodyCalls++
+		case !c.ok:
+			bobFailed++
+			lastFail = c.at
+		}
+	}
+	if bobFailed > 0 && lastFail.Sub(killed) > 2*time.Second {
+		t.Errorf("allowed calls still failed %s after the kill (%d failed)", lastFail.Sub(killed), bobFailed)
+	}
+	window := "none failed: they waited on the socket"
+	if bobFailed > 0 {
+		window = fmt.Sprintf("the last %s after the kill", lastFail.Sub(killed).Round(time.Millisecond))
+	}
+	t.Logf("kill -9 of the plugin during 200 calls: %d of 100 allowed calls failed (%s); 0 refused calls let through", bobFailed, window)
+	if now := strings.TrimSpace(h.MustRoot("systemctl show docker -p MainPID --value")); now != pid {
+		t.Errorf("dockerd's pid changed from %s to %s", pid, now)
+	}
+	if n := strings.TrimSpace(h.MustRoot("systemctl show docker-tls-authz.service -p NRestarts --value")); n == "0" {
+		t.Errorf("the plugin was not restarted (NRestarts %s)", n)
+	}
+	h.MustRoot("docker ps -q")
+	denied := 0
+	for _, line := range strings.Split(strings.TrimSpace(e.MustTLS("engine", "audit", "flt", "--denied", "--user", "nobody", "--format", "json").Stdout), "\n") {
+		if strings.Contains(line, `"path":"/v1.41/containers/json"`) {
+			denied++
+		}
+	}
+	if denied != nobodyCalls {
+		t.Errorf("the audit trail holds %d of nobody's %d refused calls", denied, nobodyCalls)
+	}
+}
