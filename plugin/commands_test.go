@@ -270,6 +270,10 @@ func TestBadInputInProcess(t *testing.T) {
 		{"not a Linux executable", []string{"engine", "policy", "set", "--all", "--grant", "user:a=admin", "--plugin-binary", "/etc/hostname"}},
 		{`no engine "nosuch"`, []string{"engine", "policy", "set", "nosuch", "--grant", "user:a=admin"}},
 		{"name the engines to turn the policy off on, or give --all", []string{"engine", "policy", "off"}},
+		{`--crl-url "http://ca:8443/crl": give the CA service's https://HOST:PORT/crl (or none)`, []string{"engine", "policy", "set", "--all", "--crl-url", "http://ca:8443/crl"}},
+		{"--crl-interval 1s: give a duration from 5s to 24h", []string{"engine", "policy", "set", "--all", "--crl-interval", "1s"}},
+		{`--since "soon": give a span like 30d`, []string{"engine", "audit", "e", "--since", "soon"}},
+		{`--user: the common name "a\nb" contains a control character`, []string{"engine", "audit", "e", "--user", "a\nb"}},
 		{"--grant: the policy gives the engine's context (user:alice, groups ops) no admin role", []string{"engine", "setup", "root@host", "--client-name", "alice", "--group", "ops", "--grant", "group:ops=operator"}},
 		{"--plugin-binary goes with --grant", []string{"engine", "setup", "root@host", "--plugin-binary", "/bin/true"}},
 	} {
