@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -151,18 +152,32 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 	default:
 		fmt.Fprintf(out, "Revoked certificate %s (CN %q): it cannot renew\n", rev.Certificates[0].Serial, rev.Certificates[0].CN)
 	}
-	if opts.noPush {
-		return nil
+	var last time.Time
+	for _, c := range rev.Certificates {
+		if c.NotAfter.After(last) {
+			last = c.NotAfter
+		}
 	}
-	return a.pushCRL(ctx, stored, db, opts.passphrase)
+	reached := 0
+	if !opts.noPush {
+		if reached, err = a.pushCRL(ctx, stored, db, opts.passphrase); err != nil {
+			return err
+		}
+	}
+	if reached == 0 && last.After(now) {
+		fmt.Fprintf(a.cli.Err(), "Note: no engine was sent the revocation list from here; an engine accepts these certificates until they expire (the last on %s) unless it has a policy that gets the list (docker tls engine policy set ENGINE --crl-url, or ca revoke where the engine was set up).\n",
+			last.Local().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // pushCRL sends the CA's revocation list to every engine of the CA this
 // laptop set up, and says which took it.
-func (a *app) pushCRL(ctx context.Context, stored *castore.CA, db *remoteca.DB, pass passphraseOptions) error {
+// It returns how many engines enforce the new list.
+func (a *app) pushCRL(ctx context.Context, stored *castore.CA, db *remoteca.DB, pass passphraseOptions) (int, error) {
 	all, _, err := a.engines().List()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fp := pki.Fingerprint(stored.Cert)
 	var recs []*engine.Record
@@ -172,12 +187,13 @@ func (a *app) pushCRL(ctx context.Context, stored *castore.CA, db *remoteca.DB, 
 		}
 	}
 	if len(recs) == 0 {
-		return nil
+		return 0, nil
 	}
 	crl, err := a.currentCRL(ctx, stored.Name, db, pass)
 	if err != nil {
-		return fmt.Errorf("the revocation is recorded; the revocation list for the engines: %w", err)
+		return 0, fmt.Errorf("the revocation is recorded; the revocation list for the engines: %w", err)
 	}
+	var took atomic.Int32
 	failed := a.eachEngine(ctx, recs, 8, func(ctx context.Context, rec *engine.Record) (string, error) {
 		s, err := a.dialEngine(ctx, rec)
 		if err != nil {
@@ -191,12 +207,13 @@ func (a *app) pushCRL(ctx context.Context, stored *castore.CA, db *remoteca.DB, 
 		if err != nil {
 			return "", err
 		}
+		took.Add(1)
 		return "refuses the revoked certificates now", nil
 	})
 	if len(failed) > 0 {
-		return fmt.Errorf("the revocation is recorded, and %d of %d engines did not get the new revocation list: run the same docker tls ca revoke again once they are reachable", len(failed), len(recs))
+		return 0, fmt.Errorf("the revocation is recorded, and %d of %d engines did not get the new revocation list: run the same docker tls ca revoke again once they are reachable", len(failed), len(recs))
 	}
-	return nil
+	return int(took.Load()), nil
 }
 
 // currentCRL is the CA's revocation list (PEM), signed again when due.
