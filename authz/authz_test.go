@@ -59,7 +59,7 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 	var rejected []error
 	audit := &AuditLog{Path: filepath.Join(dir, "audit", "audit.log"), MaxBytes: 1 << 20}
 	p := &Plugin{
-		Decider: &Decider{Rules: policy.NewRules(), Revoked: func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(carol.SerialNumber) == 0 }},
+		Decider: &Decider{Rules: policy.NewRules(), Revoked: func(_ string, c *x509.Certificate) bool { return c.SerialNumber.Cmp(carol.SerialNumber) == 0 }},
 		Config:  &ConfigFile{Path: cfgPath, Rejected: func(err error) { rejected = append(rejected, err) }},
 		Audit: func(d Decision) {
 			if err := audit.Write(d); err != nil {

@@ -54,7 +54,7 @@ func BenchmarkPluginOverSocket(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfgFile := &ConfigFile{Path: cfgPath}
-	crls := &CRLFile{Path: crlPath, CAPath: func() string { return caPath }}
+	crls := &CRLFile{Path: crlPath}
 	audit := &AuditLog{Path: filepath.Join(dir, "audit.log"), MaxBytes: 1 << 30}
 	defer audit.Close()
 	p := &Plugin{Decider: &Decider{Rules: policy.NewRules(), Revoked: crls.Revoked}, Config: cfgFile, CRLs: crls,

@@ -196,10 +196,7 @@ func readCAs(path string) ([]*x509.Certificate, error) {
 // changes; a list that no longer checks, or is older than the one in
 // force for its CA, is refused (told once) and the last good one stays.
 type CRLFile struct {
-	Path string
-	// CAPath is the engine's CA bundle now (the policy names it, and may
-	// change); "" when none is named: nothing is revoked.
-	CAPath   func() string
+	Path     string
 	Rejected func(error)
 
 	mu      sync.Mutex
@@ -208,19 +205,21 @@ type CRLFile struct {
 	revoked map[string]map[string]bool // CA key -> serial (hex)
 }
 
-// Revoked says whether the CA that issued leaf revoked it.
-func (f *CRLFile) Revoked(leaf *x509.Certificate) bool {
+// Revoked says whether the CA that issued leaf revoked it. caPath is the
+// engine's CA bundle as the policy in force names it ("": nothing is
+// revoked).
+func (f *CRLFile) Revoked(caPath string, leaf *x509.Certificate) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reload()
+	f.reload(caPath)
 	return f.revoked[issuerKey(leaf)][leaf.SerialNumber.Text(16)]
 }
 
 // Held describes the lists in force.
-func (f *CRLFile) Held() []CRLInfo {
+func (f *CRLFile) Held(caPath string) []CRLInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reload()
+	f.reload(caPath)
 	out := make([]CRLInfo, 0, len(f.held))
 	for _, h := range f.held {
 		out = append(out, h.info())
@@ -228,9 +227,8 @@ func (f *CRLFile) Held() []CRLInfo {
 	return out
 }
 
-func (f *CRLFile) reload() {
+func (f *CRLFile) reload(caPath string) {
 	fi, err := os.Stat(f.Path)
-	caPath := f.CAPath()
 	if err != nil || caPath == "" {
 		return // none yet, or gone: what is in force stays
 	}

@@ -83,15 +83,15 @@ func TestCRLFileAndPull(t *testing.T) {
 	alice, bob := client(t, ca, "alice"), client(t, ca, "bob")
 	crlPath, lock := filepath.Join(dir, "crl.pem"), filepath.Join(dir, "run", "crl.lock")
 	var rejected []error
-	f := &CRLFile{Path: crlPath, CAPath: func() string { return caPath }, Rejected: func(err error) { rejected = append(rejected, err) }}
-	if f.Revoked(alice) {
+	f := &CRLFile{Path: crlPath, Rejected: func(err error) { rejected = append(rejected, err) }}
+	if f.Revoked(caPath, alice) {
 		t.Fatal("revoked with no list")
 	}
 	if _, _, err := InstallCRL(crlPath, caPath, lock, signedCRL(t, ca, 2, alice.SerialNumber)); err != nil {
 		t.Fatal(err)
 	}
-	if !f.Revoked(alice) || f.Revoked(bob) {
-		t.Errorf("after a pushed list: alice %v, bob %v", f.Revoked(alice), f.Revoked(bob))
+	if !f.Revoked(caPath, alice) || f.Revoked(caPath, bob) {
+		t.Errorf("after a pushed list: alice %v, bob %v", f.Revoked(caPath, alice), f.Revoked(caPath, bob))
 	}
 	// An older list written behind the plugin's back is refused, told
 	// once; the one in force stays.
@@ -99,7 +99,7 @@ func TestCRLFileAndPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if !f.Revoked(alice) {
+		if !f.Revoked(caPath, alice) {
 			t.Fatal("an older list undid a revocation")
 		}
 	}
@@ -122,10 +122,10 @@ func TestCRLFileAndPull(t *testing.T) {
 	if err != nil || !changed || len(infos) != 1 || infos[0].Number != "5" || infos[0].Revoked != 2 {
 		t.Fatalf("pull: %v, changed %v, %+v", err, changed, infos)
 	}
-	if !f.Revoked(bob) {
+	if !f.Revoked(caPath, bob) {
 		t.Error("bob is not revoked after the pull")
 	}
-	if held := f.Held(); len(held) != 1 || held[0].Number != "5" || held[0].CA != "engine CA" {
+	if held := f.Held(caPath); len(held) != 1 || held[0].Number != "5" || held[0].CA != "engine CA" {
 		t.Errorf("held: %+v", held)
 	}
 }

@@ -70,8 +70,9 @@ type Decision struct {
 // Decider judges calls under a Config.
 type Decider struct {
 	Rules *policy.Rules
-	// Revoked says whether the certificate's CA revoked it; nil: none is.
-	Revoked func(leaf *x509.Certificate) bool
+	// Revoked says whether the certificate's CA revoked it, under the CA
+	// bundle the policy names; nil: none is.
+	Revoked func(caPath string, leaf *x509.Certificate) bool
 }
 
 // Decide judges c under cfg at now.
@@ -91,7 +92,7 @@ func (d *Decider) Decide(cfg *Config, c Call, now time.Time) Decision {
 	leaf := c.Certs[0]
 	id := policy.Identity{User: leaf.Subject.CommonName, Groups: pki.GroupsOf(leaf)}
 	dec.User, dec.Groups, dec.Serial = id.User, id.Groups, fmt.Sprintf("%x", leaf.SerialNumber)
-	if d.Revoked != nil && d.Revoked(leaf) {
+	if d.Revoked != nil && d.Revoked(cfg.CAs, leaf) {
 		dec.Role, dec.Rule = "revoked", "crl"
 		dec.Message = fmt.Sprintf("the certificate of %s (serial %s) is revoked: ask the CA's operator for a new one", who(id), short(dec.Serial))
 		return dec

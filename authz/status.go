@@ -50,7 +50,7 @@ func Handler(p *Plugin, started time.Time) *authorization.Handler {
 		st := Status{Engine: cfg.Engine, PolicyDigest: cfg.Digest, LocalDeny: cfg.LocalDeny,
 			Grants: len(cfg.Policy.Grants), Started: started.UTC(), LastProbe: p.lastProbe(), CRLs: []CRLInfo{}}
 		if p.CRLs != nil {
-			st.CRLs = p.CRLs.Held()
+			st.CRLs = p.CRLs.Held(cfg.CAs)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)

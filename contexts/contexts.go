@@ -343,3 +343,54 @@ func (s *Store) Strays() []string {
 	}
 	return out
 }
+
+// SubjectCN is the CN of a client's subject, "CN=alice,O=ops" (the groups
+// have their own column), unescaped; a subject that does not start with a
+// CN is shown whole.
+func SubjectCN(dn string) string {
+	rest, ok := strings.CutPrefix(dn, "CN=")
+	if !ok {
+		return dn
+	}
+	var b strings.Builder
+	for i := 0; i < len(rest); i++ {
+		switch {
+		case rest[i] == '\\' && i+1 < len(rest):
+			i++
+		case rest[i] == ',':
+			return b.String()
+		}
+		b.WriteByte(rest[i])
+	}
+	return b.String()
+}
+
+// Holder is who a context's client certificate says it is.
+type Holder struct {
+	User   string
+	Groups []string
+}
+
+// IdentitiesFor are the holders of the docker-tls contexts that reach
+// the endpoint host (directly, or through the agent) with a certificate of
+// the CA of fingerprint caFP, and of the context named, each once.
+func (s *Store) IdentitiesFor(name, host, caFP string) ([]Holder, error) {
+	all, _, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var ids []Holder
+	for _, c := range all {
+		if !c.Managed() || c.TLS.CAFingerprint != caFP {
+			continue
+		}
+		if c.Name != name && c.Host != host && c.TLS.Remote != host {
+			continue
+		}
+		id := Holder{User: SubjectCN(c.TLS.Subject), Groups: c.TLS.Groups}
+		if !slices.ContainsFunc(ids, func(o Holder) bool { return o.User == id.User && slices.Equal(o.Groups, id.Groups) }) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}

@@ -3,24 +3,18 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/authz"
-	"github.com/docker-tls/docker-tls/policy"
 )
 
 type authzPluginOptions struct {
@@ -101,72 +95,21 @@ Started by systemd's docker-tls-authz.socket it takes the socket from systemd
 }
 
 func runAuthzPlugin(ctx context.Context, a *app, opts authzPluginOptions) error {
-	logger := log.New(a.cli.Err(), "docker-tls authz: ", log.LstdFlags)
-	cfgFile := &authz.ConfigFile{Path: opts.config, Rejected: func(err error) {
-		logger.Printf("refused a changed policy, the last good one stays in force: %v", err)
-	}}
-	// A policy that cannot be read at start is not served: dockerd would
-	// refuse every call; better that the unit fails and says why.
-	if _, err := cfgFile.Current(); err != nil {
-		return fmt.Errorf("the policy %s: %w", opts.config, err)
-	}
-	audit := &authz.AuditLog{Path: opts.audit, MaxBytes: opts.auditMax}
-	defer audit.Close()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	crls := &authz.CRLFile{Path: opts.crl, Rejected: func(err error) {
-		logger.Printf("refused a revocation list, the last good one stays in force: %v", err)
-	}, CAPath: func() string {
-		if cfg, err := cfgFile.Current(); err == nil {
-			return cfg.CAs
-		}
-		return ""
-	}}
-	puller := &authz.Puller{Config: cfgFile, CRLPath: opts.crl, LockPath: opts.crlLock, Logf: logger.Printf}
-	go puller.Run(ctx)
-	p := &authz.Plugin{
-		Decider: &authz.Decider{Rules: policy.NewRules(), Revoked: crls.Revoked},
-		CRLs:    crls,
-		Config:  cfgFile,
-		Audit: func(d authz.Decision) {
-			if err := audit.Write(d); err != nil {
-				logger.Printf("audit: %v", err)
-			}
-		},
-	}
-	l, err := pluginListener(opts.socket)
-	if err != nil {
-		return err
-	}
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
-	logger.Printf("serving %s on %s", opts.config, opts.socket)
-	err = authz.Handler(p, time.Now()).Serve(l)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	logger := log.New(a.cli.Err(), "docker-tls authz: ", log.LstdFlags)
+	return authz.Service{Config: opts.config, Socket: opts.socket, Audit: opts.audit, AuditMax: opts.auditMax,
+		CRL: opts.crl, CRLLock: opts.crlLock, Logf: logger.Printf}.Run(ctx)
 }
 
 // runAuthzStatus prints the running plugin's status; the engine's host
 // runs it before dockerd is told to use the plugin.
 func runAuthzStatus(ctx context.Context, a *app, opts authzPluginOptions) error {
-	deadline := time.Now().Add(opts.wait)
-	for {
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := authz.QueryStatus(qctx, opts.socket)
-		cancel()
-		if err == nil {
-			enc := json.NewEncoder(a.cli.Out())
-			return enc.Encode(st)
-		}
-		if !time.Now().Before(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("the plugin on %s does not answer: %w", opts.socket, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	st, err := authz.WaitStatus(ctx, opts.socket, opts.wait)
+	if err != nil {
+		return err
 	}
+	return json.NewEncoder(a.cli.Out()).Encode(st)
 }
 
 // runAuthzConsulted makes one probe call to dockerd and prints whether the
@@ -232,52 +175,4 @@ func runAuthzReadAudit(ctx context.Context, a *app, opts authzPluginOptions) err
 		}()
 	}
 	return authz.ReadAudit(ctx, opts.audit, f, opts.follow, a.cli.Out())
-}
-
-// pluginListener is the socket systemd passed (docker-tls-authz.socket:
-// calls wait on it while the plugin restarts), or, run by hand, one of its
-// own on path.
-func pluginListener(path string) (net.Listener, error) {
-	ls, err := activation.Listeners()
-	if err != nil {
-		return nil, fmt.Errorf("the sockets systemd passed: %w", err)
-	}
-	for i, l := range ls {
-		if l != nil {
-			for _, other := range ls[i+1:] {
-				if other != nil {
-					other.Close()
-				}
-			}
-			return l, nil
-		}
-	}
-	return listenUnix(path)
-}
-
-// listenUnix listens on path, replacing a socket a previous run left (and
-// nothing else).
-func listenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket: move it away", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, err
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -109,17 +108,8 @@ stays in force.`,
 	return cmd
 }
 
-// policyEdit is what policy set changes in each engine's policy.
-type policyEdit struct {
-	grants      []policy.Grant
-	revokes     []policy.Subject
-	local       string
-	crlURL      string // "none" clears it
-	crlInterval time.Duration
-}
-
-func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
-	var e policyEdit
+func parsePolicyEdit(opts enginePolicySetOptions) (authz.Edit, error) {
+	var e authz.Edit
 	seen := map[policy.Subject]string{}
 	for _, g := range opts.grants {
 		pg, err := policy.ParseGrant(g)
@@ -130,7 +120,7 @@ func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
 			return e, fmt.Errorf("--grant %s and %s name the same subject: give one", prev, g)
 		}
 		seen[pg.Subject] = "--grant " + g
-		e.grants = append(e.grants, pg)
+		e.Grants = append(e.Grants, pg)
 	}
 	for _, r := range opts.revokes {
 		s, err := policy.ParseSubject(r)
@@ -141,11 +131,11 @@ func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
 			return e, fmt.Errorf("%s and --revoke-grant %s name the same subject: give one", prev, r)
 		}
 		seen[s] = "--revoke-grant " + r
-		e.revokes = append(e.revokes, s)
+		e.Revokes = append(e.Revokes, s)
 	}
 	switch opts.local {
 	case "", "allow", "deny":
-		e.local = opts.local
+		e.Local = opts.local
 	default:
 		return e, fmt.Errorf("--local %q: give allow or deny", opts.local)
 	}
@@ -155,11 +145,11 @@ func parsePolicyEdit(opts enginePolicySetOptions) (policyEdit, error) {
 			return e, fmt.Errorf("--crl-url %q: give the CA service's https://HOST:PORT/crl (or none)", opts.crlURL)
 		}
 	}
-	e.crlURL = opts.crlURL
+	e.CRLURL = opts.crlURL
 	if opts.crlInterval != 0 && (opts.crlInterval < 5*time.Second || opts.crlInterval > 24*time.Hour) {
 		return e, fmt.Errorf("--crl-interval %s: give a duration from 5s to 24h", opts.crlInterval)
 	}
-	e.crlInterval = opts.crlInterval
+	e.CRLInterval = opts.crlInterval
 	return e, nil
 }
 
@@ -249,95 +239,46 @@ func pluginBinary(flag string) ([]byte, error) {
 }
 
 // setPolicy changes one engine's policy and puts it in force.
-func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit policyEdit, bin, crl []byte, opts enginePolicySetOptions) (string, error) {
+func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit authz.Edit, bin, crl []byte, opts enginePolicySetOptions) (string, error) {
+	ids, err := a.laptopIdentities(rec)
+	if err != nil {
+		return "", err
+	}
 	s, err := a.dialEngine(ctx, rec)
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
-	f, err := engine.InspectPolicy(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	cfg := &authz.Config{}
-	if f.Config != nil {
-		if cfg, err = authz.ParseConfig(f.Config); err != nil {
-			if !opts.force {
-				return "", fmt.Errorf("the policy on the host (%s) does not read (%v): give --force to replace it, or run docker tls engine policy off %s", engine.PolicyPath, err, rec.Name)
-			}
-			cfg = &authz.Config{}
-		}
-	}
-	ids, err := a.laptopIdentities(rec)
-	if err != nil {
-		return "", err
-	}
-	if f.Config == nil && len(edit.grants) == 0 {
-		return "", fmt.Errorf("the engine has no policy yet: give --grant SUBJECT=ROLE, such as --grant %s=admin", firstSubject(ids))
-	}
-	var notes []string
-	for _, g := range edit.grants {
-		cfg.Policy.Set(g)
-	}
-	for _, s := range edit.revokes {
-		if !cfg.Policy.Remove(s) {
-			notes = append(notes, string(s)+" had no grant")
-		}
-	}
-	if edit.local != "" {
-		cfg.LocalDeny = edit.local == "deny"
-	}
-	switch edit.crlURL {
-	case "":
-	case "none":
-		cfg.CRLURL, cfg.CRLInterval = "", ""
-	default:
-		cfg.CRLURL = edit.crlURL
-	}
-	if edit.crlInterval != 0 {
-		cfg.CRLInterval = edit.crlInterval.String()
-	}
-	cfg.Engine, cfg.CAs = rec.Name, engine.TLSPathsIn(rec.TLSDir).CA
-	if err := cfg.Policy.Check(); err != nil {
-		return "", err
-	}
-	if err := cfg.Policy.KeepsAdmin(ids); err != nil && !opts.force {
+	res, err := engine.SetPolicy(ctx, s, engine.PolicySet{Engine: *rec, Edit: edit, Admins: ids, Force: opts.force, Binary: bin, CRL: crl})
+	var (
+		unreadable *engine.UnreadablePolicyError
+		arch       *engine.ArchError
+	)
+	switch {
+	case errors.As(err, &unreadable):
+		return "", fmt.Errorf("%w: give --force to replace it, or run docker tls engine policy off %s", err, rec.Name)
+	case errors.Is(err, engine.ErrNoPolicyYet):
+		return "", fmt.Errorf("%w: give --grant SUBJECT=ROLE, such as --grant %s=admin", err, firstSubject(ids))
+	case errors.Is(err, policy.ErrNoAdmin):
 		return "", fmt.Errorf("the policy would leave none of this laptop's identities for the engine (%s) an admin, and nobody could change it from here: grant one of them admin, or give --force", identityList(ids))
-	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
+	case errors.As(err, &arch):
+		return "", fmt.Errorf("%w: give --plugin-binary, a docker-tls built for linux on %s", err, arch.Host)
+	case err != nil:
 		return "", err
 	}
-	plan, err := engine.PlanPolicy(f, engine.PolicyRequest{Config: append(data, '\n'), Binary: bin, CRL: crl})
-	var ae *engine.ArchError
-	if errors.As(err, &ae) {
-		return "", fmt.Errorf("%w: give --plugin-binary, a docker-tls built for linux on %s", err, ae.Host)
+	summary := policySummary(res.Config)
+	if len(res.Notes) > 0 {
+		summary += " (" + strings.Join(res.Notes, ", ") + ")"
 	}
-	if err != nil {
-		return "", err
-	}
-	summary := policySummary(cfg)
-	if len(notes) > 0 {
-		summary += " (" + strings.Join(notes, ", ") + ")"
-	}
-	if plan.UpToDate() {
-		if crl != nil {
-			if _, err := engine.PushCRL(ctx, s, crl); err != nil {
-				return "", err
-			}
-		}
+	switch plan := res.Plan; {
+	case plan.UpToDate():
 		return "the policy was in force already: " + summary, nil
+	case plan.DaemonJSON != nil:
+		return "policy in force: " + summary + "; plugin installed, dockerd reloaded (no restart)", nil
+	case plan.Binary != nil:
+		return "policy in force: " + summary + "; plugin updated", nil
 	}
-	if err := engine.ApplyPolicy(ctx, s, plan); err != nil {
-		return "", err
-	}
-	how := "the plugin read the new policy"
-	if plan.DaemonJSON != nil {
-		how = "plugin installed, dockerd reloaded (no restart)"
-	} else if plan.Binary != nil {
-		how = "plugin updated"
-	}
-	return "policy in force: " + summary + "; " + how, nil
+	return "policy in force: " + summary + "; the plugin read the new policy", nil
 }
 
 func policySummary(cfg *authz.Config) string {
@@ -359,28 +300,14 @@ func policySummary(cfg *authz.Config) string {
 	return strings.Join(parts, " ") + ", " + local
 }
 
-// laptopIdentities are the identities this laptop holds for rec's engine:
-// the docker-tls contexts that reach its endpoint with a certificate of its
-// CA (agent-mode ones included).
+// laptopIdentities are the identities this laptop holds for rec's engine.
 func (a *app) laptopIdentities(rec *engine.Record) ([]policy.Identity, error) {
-	all, _, err := a.contexts().List()
-	if err != nil {
-		return nil, err
+	held, err := a.contexts().IdentitiesFor(rec.Context, rec.Host, rec.CAFingerprint)
+	ids := make([]policy.Identity, len(held))
+	for i, h := range held {
+		ids[i] = policy.Identity(h)
 	}
-	var ids []policy.Identity
-	for _, c := range all {
-		if !c.Managed() || c.TLS.CAFingerprint != rec.CAFingerprint {
-			continue
-		}
-		if c.Name != rec.Context && c.Host != rec.Host && c.TLS.Remote != rec.Host {
-			continue
-		}
-		id := policy.Identity{User: subjectCN(c.TLS.Subject), Groups: c.TLS.Groups}
-		if !slices.ContainsFunc(ids, func(o policy.Identity) bool { return o.User == id.User && slices.Equal(o.Groups, id.Groups) }) {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
+	return ids, err
 }
 
 func identityList(ids []policy.Identity) string {

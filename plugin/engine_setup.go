@@ -14,6 +14,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-tls/docker-tls/authz"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
@@ -239,7 +240,7 @@ func setupPolicy(opts engineSetupOptions) (*policyToSet, error) {
 	if cn == "" {
 		cn = defaultClientName()
 	}
-	p := policy.Policy{Grants: edit.grants}
+	p := policy.Policy{Grants: edit.Grants}
 	if err := p.KeepsAdmin([]policy.Identity{{User: cn, Groups: opts.groups}}); err != nil {
 		return nil, fmt.Errorf("--grant: the policy gives the engine's context (user:%s%s) no admin role, and nobody could change it from here: grant user:%s=admin, or set the policy later with docker tls engine policy set --force", cn, groupsNote(opts.groups), cn)
 	}
@@ -252,7 +253,7 @@ func setupPolicy(opts engineSetupOptions) (*policyToSet, error) {
 
 // policyToSet is a policy to put in force with the binary that enforces it.
 type policyToSet struct {
-	edit   policyEdit
+	edit   authz.Edit
 	binary []byte
 }
 

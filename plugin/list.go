@@ -16,27 +16,6 @@ func writeRows(a *app, format string, quiet bool, table, quietFormat string, row
 	return output.Rows(table, quietFormat, headers).Write(a.cli.Out(), format, quiet, rows)
 }
 
-// subjectCN is the CN of a client's subject, "CN=alice,O=ops" (the groups
-// have their own column), unescaped; a subject that does not start with a
-// CN is shown whole.
-func subjectCN(dn string) string {
-	rest, ok := strings.CutPrefix(dn, "CN=")
-	if !ok {
-		return dn
-	}
-	var b strings.Builder
-	for i := 0; i < len(rest); i++ {
-		switch {
-		case rest[i] == '\\' && i+1 < len(rest):
-			i++
-		case rest[i] == ',':
-			return b.String()
-		}
-		b.WriteByte(rest[i])
-	}
-	return b.String()
-}
-
 // commonName shows "CN=alice" as "alice" and leaves longer names whole.
 func commonName(dn string) string {
 	if cn, ok := strings.CutPrefix(dn, "CN="); ok && !strings.Contains(cn, ",") {

@@ -175,7 +175,7 @@ func (c *contextListContext) Current() bool { return c.v.Current }
 
 func (c *contextListContext) Managed() bool { return c.v.Managed }
 
-func (c *contextListContext) Client() string { return subjectCN(c.v.Client) }
+func (c *contextListContext) Client() string { return contexts.SubjectCN(c.v.Client) }
 
 func (c *contextListContext) Groups() string { return strings.Join(c.v.Groups, ",") }
 
