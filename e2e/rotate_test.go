@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +202,14 @@ func TestCARotation(t *testing.T) {
 	}
 
 	onlyCA(t, e, names, readCert(t, filepath.Join(e.ConfigDir, "tls", "ca", "team", "ca.pem")))
+	// The rotation's certificates are in the CA's inventory beside the
+	// setups': ca revoke finds them.
+	sources := strings.Split(e.MustTLS("ca", "issued", "ls", "--ca", "team", "--format", "{{.Source}}").Stdout, "\n")
+	for i := range hosts {
+		if n := slices.Index(sources, fmt.Sprintf("engine rot%d", i)); n < 0 || !slices.Contains(sources[n+1:], fmt.Sprintf("engine rot%d", i)) {
+			t.Errorf("the inventory has not both server certificates of engine rot%d (setup's and the rotation's):\n%s", i, strings.Join(sources, "\n"))
+		}
+	}
 	for i, h := range hosts {
 		if got := e.Docker("--context", fmt.Sprintf("rot%d", i), "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", "keep"); strings.TrimSpace(got.Stdout) != ids[i] {
 			t.Errorf("%s: container %q, want %q (it did not keep running)", h.Name, got.Stdout, ids[i])

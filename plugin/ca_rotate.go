@@ -299,7 +299,10 @@ func (a *app) rotationJob(opts caRotateOptions) (*rotation.Job, error) {
 			return probe.ServesAPI(target), nil
 		},
 		ReadyTimeout: opts.wait,
-		Exclude:      opts.exclude, KeepOld: opts.keepOld, FinishNow: opts.finishNow, Parallel: opts.parallel,
+		RecordIssued: func(ctx context.Context, signer *pki.CA, source string) pki.Issuer {
+			return a.recorded(ctx, stored, signer, source)
+		},
+		Exclude: opts.exclude, KeepOld: opts.keepOld, FinishNow: opts.finishNow, Parallel: opts.parallel,
 		Report: rotationReport{out: a.cli.Out()},
 	}, nil
 }

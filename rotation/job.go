@@ -35,10 +35,11 @@ type Job struct {
 	// OpenDB opens the CA service's database if there is one (nil, nil
 	// when not).
 	OpenDB func(context.Context, *castore.CA) (*remoteca.DB, error)
-	// Dial, Check and ReadyTimeout are the Steps' (see there).
+	// Dial, Check, ReadyTimeout and RecordIssued are the Steps' (see there).
 	Dial         func(context.Context, *engine.Record) (Session, error)
 	Check        func(contextName string) (func(context.Context) error, error)
 	ReadyTimeout time.Duration
+	RecordIssued func(ctx context.Context, signer *pki.CA, source string) pki.Issuer
 
 	Exclude   []string
 	KeepOld   bool
@@ -244,7 +245,7 @@ func (j *Job) steps(ctx context.Context, ca *castore.CA) (*Steps, error) {
 	}
 	return &Steps{
 		CA: ca, Old: j.Signer, New: next, Contexts: j.Contexts, Engines: j.Engines,
-		Dial: j.Dial, Check: j.Check, ReadyTimeout: j.ReadyTimeout,
+		Dial: j.Dial, Check: j.Check, ReadyTimeout: j.ReadyTimeout, Record: j.RecordIssued,
 		DB: db, FinishNow: j.FinishNow, LeftBehind: j.Report.LeftBehind,
 	}, nil
 }

@@ -37,6 +37,10 @@ type Steps struct {
 	Check func(contextName string) (func(context.Context) error, error)
 	// ReadyTimeout is how long dockerd may take to serve after a restart.
 	ReadyTimeout time.Duration
+	// Record, when set, is signer recording what it issues in the CA's
+	// inventory under source ("engine NAME", "context NAME"), so that ca
+	// revoke finds the rotation's certificates too.
+	Record func(ctx context.Context, signer *pki.CA, source string) pki.Issuer
 	// DB is the CA service's database, nil when the CA has none: laptops
 	// are counted there, and the renewals of this machine's enrolled
 	// contexts recorded.
@@ -130,7 +134,13 @@ func (s *Steps) context(ctx context.Context, name string, caPEM []byte, issuer *
 		if left := time.Until(issuer.Cert.NotAfter) - time.Hour; life > left {
 			life = left
 		}
-		if cert, err = issuer.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), PublicKey: old.PublicKey, Lifetime: life}); err != nil {
+		// An enrolled context's certificate is recorded below, in the
+		// service's inventory, as the renewal of the old one.
+		var iss pki.Issuer = issuer
+		if c.TLS.CAURL == "" {
+			iss = s.issuer(ctx, issuer, "context "+name)
+		}
+		if cert, err = iss.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: old.Subject.CommonName, Groups: pki.GroupsOf(old), PublicKey: old.PublicKey, Lifetime: life}); err != nil {
 			return err
 		}
 	}
@@ -164,10 +174,18 @@ func (s *Steps) engine(ctx context.Context, name string, caPEM []byte, issuer *p
 	defer sess.Close()
 	rq := engine.Reissue{Trust: caPEM, ReadyTimeout: s.ReadyTimeout, Verify: check}
 	if issuer != nil { // a nil *pki.CA must not become a non-nil Issuer
-		rq.Issuer = issuer
+		rq.Issuer = s.issuer(ctx, issuer, "engine "+name)
 	}
 	_, err = s.Engines.Reissue(ctx, sess, rec, rq)
 	return err
+}
+
+// issuer is signer, recording what it issues when Record is set.
+func (s *Steps) issuer(ctx context.Context, signer *pki.CA, source string) pki.Issuer {
+	if s.Record == nil {
+		return signer
+	}
+	return s.Record(ctx, signer, source)
 }
 
 // LaptopsOnOldCA are the certificates the CA's service issued to laptops

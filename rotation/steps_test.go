@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"crypto/x509"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -131,7 +132,11 @@ func TestContextStepsAndBack(t *testing.T) {
 	old, next := newCA(t, "old CA"), newCA(t, "new CA")
 	store := newContexts(t)
 	addContext(t, store, old, "build", "tcp://build:2376")
-	s := &Steps{CA: &castore.CA{Meta: castore.Meta{Name: "team"}, Cert: old.Cert}, Old: old, New: next, Contexts: store}
+	var recorded []string
+	s := &Steps{CA: &castore.CA{Meta: castore.Meta{Name: "team"}, Cert: old.Cert}, Old: old, New: next, Contexts: store,
+		Record: func(_ context.Context, signer *pki.CA, source string) pki.Issuer {
+			return recordingSigner{CA: signer, source: source, log: &recorded}
+		}}
 	tg := &Target{Kind: Context, Name: "build"}
 	steps := []struct {
 		apply    bool
@@ -165,8 +170,24 @@ func TestContextStepsAndBack(t *testing.T) {
 			t.Errorf("step %d: the key changed (%s -> %s)", i, c0.TLS.KeyID, c.TLS.KeyID)
 		}
 	}
+	// Every certificate the steps issued went through the inventory.
+	if want := "context build by new CA,context build by old CA,context build by new CA"; strings.Join(recorded, ",") != want {
+		t.Errorf("recorded %v, want %s", recorded, want)
+	}
 	// Without a service database, no laptop holds a phase.
 	if err := s.BeforePhase(ctx, &State{}, Retired); err != nil {
 		t.Errorf("gate without a database: %v", err)
 	}
+}
+
+// recordingSigner logs what it issues, as the CA's inventory would record it.
+type recordingSigner struct {
+	*pki.CA
+	source string
+	log    *[]string
+}
+
+func (r recordingSigner) Issue(req pki.IssueRequest) (*x509.Certificate, error) {
+	*r.log = append(*r.log, r.source+" by "+r.CA.Cert.Subject.CommonName)
+	return r.CA.Issue(req)
 }
