@@ -343,3 +343,90 @@ func TestEnginePolicyFaults(t *testing.T) {
 		t.Errorf("the audit trail holds %d of nobody's %d refused calls", denied, nobodyCalls)
 	}
 }
+
+// TestEnginePolicyCrash kills the laptop side of engine policy set and of
+// policy off (SIGKILL, the crashtest build) at each of their steps. After
+// each kill dockerd runs on with the same pid (a policy is only ever
+// turned on and off by reloads) and the host's own docker ps works. Then
+// either the same command, run again, finishes the job, or policy off
+// takes it all away and leaves the host's files as after a policy set
+// and off that were never interrupted.
+func TestEnginePolicyCrash(t *testing.T) {
+	t.Parallel() // own host; mostly waiting on reloads
+	if crashBinary == "" {
+		t.Skip("the crashtest build of docker-tls did not build")
+	}
+	e := NewEnv(t)
+	c := NewSSHClient(t)
+	h := StartEngineHosts(t, c, 1)[0]
+	e.MustTLS("ca", "init")
+	requireOK(t, setupEngine(e, c, h, "root", "--name", "crashp", "--client-name", "admin-1", "--group", "admins"))
+	dockerdPID := func() string { return strings.TrimSpace(h.MustRoot("systemctl show docker -p MainPID --value")) }
+	pid := dockerdPID()
+	set := []string{"engine", "policy", "set", "crashp", "--grant", "group:admins=admin", "--grant", "user:bob=viewer"}
+	off := []string{"engine", "policy", "off", "crashp"}
+	policySteps := func(steps []string) []string {
+		var out []string
+		for _, s := range steps {
+			if strings.HasPrefix(s, "engine-policy:") {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	// The steps, as the crashtest build reports them on runs not killed;
+	// the host after a set and an off is what every kill must come back to.
+	_, steps := e.runCrash("", 0, set...)
+	setSteps := policySteps(steps)
+	_, steps = e.runCrash("", 0, off...)
+	offSteps := policySteps(steps)
+	if len(setSteps) < 3 || len(offSteps) < 1 {
+		t.Fatalf("too few policy steps seen: set %v, off %v", setSteps, offSteps)
+	}
+	clean := h.MustRoot(hostFiles)
+
+	alive := func(when string) {
+		t.Helper()
+		if now := dockerdPID(); now != pid {
+			t.Fatalf("%s: dockerd was restarted (pid %s, now %s)", when, pid, now)
+		}
+		if out, err := h.Root("docker ps -q"); err != nil {
+			t.Fatalf("%s: the host's own docker ps: %v\n%s", when, err, out)
+		}
+		requireOK(t, e.Docker("--context", "crashp", "version"))
+	}
+	offAndClean := func(when string) {
+		t.Helper()
+		requireOK(t, e.TLS(off...))
+		alive(when + ", then policy off")
+		if now := h.MustRoot(hostFiles); now != clean {
+			t.Fatalf("%s, then policy off: the host is not as after an uninterrupted set and off:\nwant:\n%s\ngot:\n%s", when, clean, now)
+		}
+	}
+	for i, step := range setSteps {
+		when := "policy set killed at " + step
+		if killed, _ := e.runCrash(step, 0, set...); !killed {
+			t.Fatalf("policy set was not killed at %s", step)
+		}
+		alive(when)
+		if i%2 == 0 {
+			requireOK(t, e.TLS(set...))
+			alive(when + ", then set again")
+			if show := e.MustTLS("engine", "policy", "show", "crashp").Stdout; !strings.Contains(show, "State:        enforced") || !strings.Contains(show, "user:bob") {
+				t.Fatalf("%s, then set again: not enforced:\n%s", when, show)
+			}
+			h.MustRoot("test ! -e /var/lib/docker-tls/policy-pending && test ! -e /var/lib/docker-tls/policy-previous")
+		}
+		offAndClean(when)
+	}
+	for _, step := range offSteps {
+		when := "policy off killed at " + step
+		requireOK(t, e.TLS(set...))
+		if killed, _ := e.runCrash(step, 0, off...); !killed {
+			t.Fatalf("policy off was not killed at %s", step)
+		}
+		alive(when)
+		offAndClean(when)
+	}
+	t.Logf("policy set killed at %v, policy off at %v; dockerd kept pid %s throughout", setSteps, offSteps, pid)
+}

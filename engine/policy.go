@@ -454,6 +454,12 @@ func ApplyPolicy(ctx context.Context, s Shell, p *PolicyPlan) error {
 		return rollBackPolicy(ctx, s, p, err)
 	}
 	crashpoint.Hit("engine-policy:enabled")
+	return finishPolicyRun(ctx, s)
+}
+
+// finishPolicyRun marks a policy change done: its run's backup and
+// pending marker go.
+func finishPolicyRun(ctx context.Context, s Shell) error {
 	if _, err := s.Run(ctx, "rm -rf "+policyRunBackup+" "+policyPending, nil); err != nil {
 		return fmt.Errorf("the policy is in force; clearing its run's backup failed: %w", err)
 	}

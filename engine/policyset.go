@@ -88,6 +88,12 @@ func SetPolicy(ctx context.Context, s Shell, ps PolicySet) (*PolicySetResult, er
 				return nil, err
 			}
 		}
+		if f.Pending {
+			// An earlier set was killed after it had put this policy in
+			// force: its run is over, and its backup would roll a later
+			// change back past it.
+			return res, finishPolicyRun(ctx, s)
+		}
 		return res, nil
 	}
 	return res, ApplyPolicy(ctx, s, res.Plan)
