@@ -218,3 +218,25 @@ func TestReadAudit(t *testing.T) {
 		t.Errorf("follow ended with %v", err)
 	}
 }
+
+func TestRevocationAge(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	list := func(issued, next time.Duration) CRLInfo {
+		return CRLInfo{ThisUpdate: now.Add(-issued), NextUpdate: now.Add(next)}
+	}
+	tests := []struct {
+		crls []CRLInfo
+		want string
+	}{
+		{nil, "no list held"},
+		{[]CRLInfo{list(42*time.Second, time.Hour)}, "issued 42s ago"},
+		// The oldest of two (a rotation holds two CAs) decides.
+		{[]CRLInfo{list(time.Minute, time.Hour), list(3*time.Hour, -time.Hour)}, "issued 3h0m0s ago, stale"},
+	}
+	for _, tc := range tests {
+		st := Status{CRLs: tc.crls}
+		if got := st.RevocationAge(now); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.crls, got, tc.want)
+		}
+	}
+}

@@ -146,3 +146,24 @@ func unixClient(socket string) *http.Client {
 		return d.DialContext(ctx, "unix", socket)
 	}}}
 }
+
+// RevocationAge says in a few words how current the engine's revocation
+// lists are: the oldest list it holds and how long ago that was issued,
+// marked stale past its next update (the plugin still enforces it: the
+// last good list stays in force).
+func (s *Status) RevocationAge(now time.Time) string {
+	if len(s.CRLs) == 0 {
+		return "no list held"
+	}
+	oldest := s.CRLs[0]
+	for _, c := range s.CRLs[1:] {
+		if c.ThisUpdate.Before(oldest.ThisUpdate) {
+			oldest = c
+		}
+	}
+	age := fmt.Sprintf("issued %s ago", now.Sub(oldest.ThisUpdate).Round(time.Second))
+	if now.After(oldest.NextUpdate) {
+		age += ", stale"
+	}
+	return age
+}

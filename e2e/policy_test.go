@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +214,9 @@ func TestEnginePolicy(t *testing.T) {
 	if show := e.MustTLS("engine", "policy", "show", "pol").Stdout; !strings.Contains(show, "2 revoked") || !strings.Contains(show, "pulled from https://"+listen+"/crl every 5s") {
 		t.Errorf("policy show after the pull:\n%s", show)
 	}
+	if ls := e.MustTLS("engine", "ls", "--check", "--format", "{{.Name}}: {{.Revocations}}").Stdout; !regexp.MustCompile(`(?m)^pol: issued \d+s ago$`).MatchString(ls) {
+		t.Errorf("engine ls --check does not say how old the engine's revocation list is:\n%s", ls)
+	}
 
 	// Off: dockerd stops consulting the plugin (a reload), the plugin
 	// goes; the audit trail stays.
@@ -228,6 +232,9 @@ func TestEnginePolicy(t *testing.T) {
 	h.MustRoot("test ! -e /etc/docker-tls && test ! -e /usr/local/lib/docker-tls && test ! -e /etc/systemd/system/docker-tls-authz.service && test -s /var/log/docker-tls/audit.log")
 	if show := e.MustTLS("engine", "policy", "show", "pol").Stdout; !strings.Contains(show, "State:        off") {
 		t.Errorf("policy show after off:\n%s", show)
+	}
+	if ls := e.MustTLS("engine", "ls", "--check").Stdout; !strings.Contains(ls, "REVOCATION LIST") || !strings.Contains(ls, "no policy") {
+		t.Errorf("engine ls --check after policy off:\n%s", ls)
 	}
 
 	// On again, then teardown takes everything away, audit trail included.

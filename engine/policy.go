@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-tls/docker-tls/authz"
 	"github.com/docker-tls/docker-tls/internal/crashpoint"
 )
 
@@ -711,4 +712,26 @@ func ReadAudit(ctx context.Context, s *Session, q AuditQuery, out io.Writer) err
 		"  if [ -e " + AuditPath + " ]; then echo 'the policy is off; the audit trail it kept is in " + AuditPath + "' >&2; else echo 'the engine has no policy, so it keeps no audit trail' >&2; fi\n" +
 		"  exit 3\nfi\nexec " + strings.Join(args, " ") + "\n"
 	return s.Stream(ctx, script, out)
+}
+
+const policyStatusScript = `if [ -x ` + PluginBinaryPath + ` ] && [ "$(systemctl is-active ` + pluginSocketUnit + ` 2>/dev/null)" = active ]; then
+  ` + PluginBinaryPath + ` authz-plugin --status
+fi
+`
+
+// PolicyStatus asks a host's plugin what it enforces, with one short
+// script: nil when no policy is installed.
+func PolicyStatus(ctx context.Context, s Shell) (*authz.Status, error) {
+	out, err := s.Run(ctx, policyStatusScript, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ask the plugin on %s: %w", s.Host(), err)
+	}
+	if len(bytes.TrimSpace(out)) == 0 {
+		return nil, nil
+	}
+	var st authz.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("the plugin on %s answered %q: %w", s.Host(), bytes.TrimSpace(out), err)
+	}
+	return &st, nil
 }

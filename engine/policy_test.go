@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -191,4 +192,40 @@ func TestPolicyUnits(t *testing.T) {
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// scriptShell answers every script with out (or err).
+type scriptShell struct {
+	out []byte
+	err error
+}
+
+func (s scriptShell) Run(context.Context, string, []byte) ([]byte, error) { return s.out, s.err }
+func (scriptShell) Host() string                                          { return "h1" }
+
+func TestPolicyStatus(t *testing.T) {
+	tests := []struct {
+		name    string
+		sh      scriptShell
+		want    string // the engine's name in the status; "" for none
+		wantErr string
+	}{
+		{"no policy installed", scriptShell{out: []byte("\n")}, "", ""},
+		{"plugin answers", scriptShell{out: []byte(`{"engine":"e1","crls":[]}`)}, "e1", ""},
+		{"plugin answers nonsense", scriptShell{out: []byte("dial unix: refused")}, "", `the plugin on h1 answered "dial unix: refused"`},
+		{"ssh fails", scriptShell{err: errors.New("exit status 255")}, "", "ask the plugin on h1: exit status 255"},
+	}
+	for _, tc := range tests {
+		st, err := PolicyStatus(context.Background(), tc.sh)
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want == "" && st != nil, tc.want != "" && (st == nil || st.Engine != tc.want):
+			t.Errorf("%s: status %+v, want engine %q", tc.name, st, tc.want)
+		}
+	}
 }

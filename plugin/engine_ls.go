@@ -32,7 +32,8 @@ func newEngineListCommand(a *app) *cobra.Command {
 when their server certificate expires. With --check, each engine is asked
 over mutual TLS (with its context's identity, --parallel at a time):
 whether it answers, whether it serves the certificate docker tls recorded,
-its Docker version and whether live-restore is on.`,
+its Docker version and whether live-restore is on; and over SSH, when it
+has a policy (engine policy set), how old its revocation list is.`,
 		Example: `  docker tls engine ls
   docker tls engine ls --check
   docker tls engine ls --format '{{.Name}} {{.Expires}}'
@@ -89,17 +90,18 @@ func runEngineList(ctx context.Context, a *app, opts engineListOptions) error {
 			}()
 		}
 		wg.Wait()
-		table = "table {{.Name}}\t{{.Context}}\t{{.Expires}}\t{{.Reachable}}\t{{.Served}}\t{{.Version}}\t{{.LiveRestore}}"
+		table = "table {{.Name}}\t{{.Context}}\t{{.Expires}}\t{{.Reachable}}\t{{.Served}}\t{{.Version}}\t{{.LiveRestore}}\t{{.Revocations}}"
 	}
 	return writeRows(a, opts.format, opts.quiet, table, "{{.Name}}", rows,
 		map[string]string{"Name": "NAME", "Dest": "DESTINATION", "Context": "CONTEXT", "CA": "CA", "Expires": "SERVER CERT EXPIRES",
-			"Mode": "CONFIGURED IN", "Status": "STATUS", "Reachable": "REACHABLE", "Served": "SERVED CERT", "Version": "DOCKER", "LiveRestore": "LIVE-RESTORE"})
+			"Mode": "CONFIGURED IN", "Status": "STATUS", "Reachable": "REACHABLE", "Served": "SERVED CERT", "Version": "DOCKER", "LiveRestore": "LIVE-RESTORE", "Revocations": "REVOCATION LIST"})
 }
 
 // checkEngine asks one engine, with its context's identity, what it
 // serves. Every answer is a short word or sentence for the table.
 func (a *app) checkEngine(ctx context.Context, r *engine.Record, timeout time.Duration) map[string]any {
-	res := map[string]any{"Reachable": "-", "Served": "-", "Version": "-", "LiveRestore": "-"}
+	res := map[string]any{"Reachable": "-", "Served": "-", "Version": "-", "LiveRestore": "-", "Revocations": "-"}
+	res["Revocations"] = a.revocationAge(ctx, r, timeout)
 	t, err := a.contextTarget(r.Context)
 	if err != nil {
 		res["Reachable"] = "no context: " + err.Error()
@@ -126,4 +128,24 @@ func (a *app) checkEngine(ctx context.Context, r *engine.Record, timeout time.Du
 		}
 	}
 	return res
+}
+
+// revocationAge asks an engine's plugin, over SSH, how old the
+// revocation list it enforces is: "no policy" when it has none.
+func (a *app) revocationAge(ctx context.Context, r *engine.Record, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*timeout)
+	defer cancel()
+	s, err := a.dialEngine(ctx, r)
+	if err != nil {
+		return "unknown (ssh failed)"
+	}
+	defer s.Close()
+	st, err := engine.PolicyStatus(ctx, s)
+	switch {
+	case err != nil:
+		return "unknown (the plugin did not answer)"
+	case st == nil:
+		return "no policy"
+	}
+	return st.RevocationAge(time.Now())
 }
