@@ -20,11 +20,12 @@ import (
 	"github.com/docker-tls/docker-tls/policy"
 )
 
-// BenchmarkPluginOverSocket is what dockerd pays per API call: one
+// BenchmarkPluginOverSocket is what dockerd pays per API call: an
 // AuthZReq of GET /containers/json with a client certificate, as JSON over
-// the plugin's unix socket through Docker's helper, decided under a policy
-// with a CRL held, and written to the audit trail; keep-alive clients in
-// parallel, as dockerd's are.
+// the plugin's unix socket, decided under a policy with a CRL held, and
+// written to the audit trail; then the AuthZRes dockerd sends after the
+// call, with the answer's body. Keep-alive clients in parallel, as
+// dockerd's are.
 func BenchmarkPluginOverSocket(b *testing.B) {
 	dir := b.TempDir()
 	ca := pkitest.NewCA(b, "engine CA", "")
@@ -67,25 +68,38 @@ func BenchmarkPluginOverSocket(b *testing.B) {
 	defer l.Close()
 	go func() { _ = Handler(p, time.Now()).Serve(l) }()
 	pc := authorization.PeerCertificate(*alice)
-	body, _ := json.Marshal(authorization.Request{RequestMethod: "GET", RequestURI: "/v1.41/containers/json",
-		RequestPeerCertificates: []*authorization.PeerCertificate{&pc}})
+	req := authorization.Request{RequestMethod: "GET", RequestURI: "/v1.41/containers/json",
+		RequestPeerCertificates: []*authorization.PeerCertificate{&pc}}
+	body, _ := json.Marshal(req)
+	// The response, as dockerd sends it after the call: the request again
+	// with the answer's status, headers and body (one container listed).
+	req.ResponseStatusCode = 200
+	req.ResponseHeaders = map[string]string{"Content-Type": "application/json", "Api-Version": "1.41"}
+	req.ResponseBody = []byte(`[{"Id":"4f9a0c1d2e3b","Names":["/box"],"Image":"busybox:local","Command":"sleep 3600","State":"running","Status":"Up 2 minutes","Ports":[],"Labels":{},"HostConfig":{"NetworkMode":"none"},"Mounts":[]}]`)
+	resBody, _ := json.Marshal(req)
 	b.SetParallelism(10) // 10 × GOMAXPROCS clients
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
-		for pb.Next() {
-			resp, err := hc.Post("http://plugin/"+authorization.AuthZApiRequest, "application/json", bytes.NewReader(body))
+		call := func(path string, body []byte) bool {
+			resp, err := hc.Post("http://plugin/"+path, "application/json", bytes.NewReader(body))
 			if err != nil {
 				b.Error(err)
-				return
+				return false
 			}
 			var out authorization.Response
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if json.Unmarshal(raw, &out) != nil || !out.Allow {
-				b.Errorf("refused: %s", raw)
+				b.Errorf("%s refused: %s", path, raw)
+				return false
+			}
+			return true
+		}
+		for pb.Next() {
+			if !call(authorization.AuthZApiRequest, body) || !call(authorization.AuthZApiResponse, resBody) {
 				return
 			}
 		}

@@ -22,7 +22,7 @@ import (
 
 // busyboxImage imports a one-file image with busybox-static into the engine
 // behind ctx, as busybox:local. No registry is needed.
-func busyboxImage(t *testing.T, e *Env, ctx string) {
+func busyboxImage(t testing.TB, e *Env, ctx string) {
 	t.Helper()
 	bb := "/bin/busybox"
 	if _, err := os.Stat(bb); err != nil {

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,8 +84,17 @@ func BenchmarkEngineRenewAll(b *testing.B) {
 	b.ReportMetric(float64(down.Milliseconds()), "max-downtime-ms")
 }
 
-// contextClient is an HTTPS client with a context's TLS files.
+// contextClient is an HTTPS client with a context's TLS files, a new
+// connection per call.
 func contextClient(b *testing.B, e *Env, name string) *http.Client {
+	return &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig:   contextTLS(b, e, name),
+		DisableKeepAlives: true, // each ping is a new connection, as a new docker command's is
+	}}
+}
+
+// contextTLS is the TLS configuration of a context's exported files.
+func contextTLS(b *testing.B, e *Env, name string) *tls.Config {
 	dir := filepath.Join(e.Dir, "export-"+name)
 	e.MustTLS("export", name, "--format", "dir", "--out", dir)
 	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
@@ -95,10 +107,7 @@ func contextClient(b *testing.B, e *Env, name string) *http.Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &http.Client{Timeout: time.Second, Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
-		DisableKeepAlives: true, // each ping is a new connection, as a new docker command's is
-	}}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}
 }
 
 // pingLoop pings url every 10 ms until the returned function is called,
@@ -162,4 +171,188 @@ func BenchmarkEngineRotation(b *testing.B) {
 	b.ReportMetric(d1.Seconds()/float64(b.N), "rotate1-s")
 	b.ReportMetric(d3.Seconds()/float64(b.N), "rotate3-s")
 	b.ReportMetric(float64(d3)/float64(d1), "rotate3/1")
+}
+
+// BenchmarkEnginePolicy: one engine without its policy and with it (the
+// authorization plugin then judges every API call), side by side on the
+// same host: docker version and docker ps through the real CLI, docker cp
+// of 256 MiB in and out, and GET /containers/json from a Go load
+// generator of 20 keep-alive mutual-TLS clients (calls/s and p99).
+func BenchmarkEnginePolicy(b *testing.B) {
+	e := NewEnv(b)
+	c := NewSSHClient(b)
+	h := StartEngineHosts(b, c, 1)[0]
+	e.MustTLS("ca", "init")
+	requireOK(b, setupEngine(e, c, h, "root", "--name", "perf", "--client-name", "admin-1", "--group", "admins"))
+	busyboxImage(b, e, "perf")
+	requireOK(b, e.Docker("--context", "perf", "run", "-d", "--name", "box", "--network", "none", "busybox:local", "sleep", "3600"))
+	big := e.Path("256m.bin")
+	blob := make([]byte, 256<<20)
+	if _, err := rand.Read(blob); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(big, blob, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	requireOK(b, e.Docker("--context", "perf", "cp", big, "box:/tmp/warm.bin")) // warm the caches
+	cfg := contextTLS(b, e, "perf")
+	url := "https://" + h.Addr + ":2376/v1.41/containers/json"
+	var off, on policyFigures
+	for i := 0; i < b.N; i++ {
+		off.add(measureEngine(b, e, h, cfg, url, big))
+		e.MustTLS("engine", "policy", "set", "perf", "--grant", "group:admins=admin")
+		on.add(measureEngine(b, e, h, cfg, url, big))
+		e.MustTLS("engine", "policy", "off", "perf")
+	}
+	n := float64(b.N)
+	b.ReportMetric(off.version.Seconds()*1e3/n, "version-off-ms")
+	b.ReportMetric(on.version.Seconds()*1e3/n, "version-on-ms")
+	b.ReportMetric(float64(on.version)/float64(off.version), "version-on/off")
+	b.ReportMetric(off.ps.Seconds()*1e3/n, "ps-off-ms")
+	b.ReportMetric(on.ps.Seconds()*1e3/n, "ps-on-ms")
+	b.ReportMetric(float64(on.ps)/float64(off.ps), "ps-on/off")
+	b.ReportMetric(256/off.cpIn.Seconds()*n, "cpin-off-MiB/s")
+	b.ReportMetric(256/on.cpIn.Seconds()*n, "cpin-on-MiB/s")
+	b.ReportMetric(float64(off.cpIn)/float64(on.cpIn), "cpin-on/off")
+	b.ReportMetric(256/off.cpOut.Seconds()*n, "cpout-off-MiB/s")
+	b.ReportMetric(256/on.cpOut.Seconds()*n, "cpout-on-MiB/s")
+	b.ReportMetric(float64(off.cpOut)/float64(on.cpOut), "cpout-on/off")
+	b.ReportMetric(off.rate/n, "list-off-calls/s")
+	b.ReportMetric(on.rate/n, "list-on-calls/s")
+	b.ReportMetric(on.rate/off.rate, "list-on/off")
+	b.ReportMetric(off.p99.Seconds()*1e3/n, "p99-off-ms")
+	b.ReportMetric(on.p99.Seconds()*1e3/n, "p99-on-ms")
+	b.ReportMetric(float64(off.dockerdCPU.Microseconds())/n, "dockerd-cpu-off-us/call")
+	b.ReportMetric(float64(on.dockerdCPU.Microseconds())/n, "dockerd-cpu-on-us/call")
+	b.ReportMetric(float64(on.pluginCPU.Microseconds())/n, "plugin-cpu-us/call")
+}
+
+// policyFigures are one engine's figures, summed over iterations.
+type policyFigures struct {
+	version, ps, cpIn, cpOut, p99 time.Duration
+	rate                          float64
+	// dockerdCPU and pluginCPU are CPU time per listing call.
+	dockerdCPU, pluginCPU time.Duration
+}
+
+func (f *policyFigures) add(g policyFigures) {
+	f.version += g.version
+	f.ps += g.ps
+	f.cpIn += g.cpIn
+	f.cpOut += g.cpOut
+	f.p99 += g.p99
+	f.rate += g.rate
+	f.dockerdCPU += g.dockerdCPU
+	f.pluginCPU += g.pluginCPU
+}
+
+// measureEngine takes one set of figures, after a warm-up: the mean of 20
+// docker version and 20 docker ps, the best of two copies each way, 3 s of
+// load with the CPU dockerd and the plugin used per call.
+func measureEngine(b *testing.B, e *Env, h *EngineHost, cfg *tls.Config, url, big string) policyFigures {
+	var f policyFigures
+	mean := func(args ...string) time.Duration {
+		const runs = 20
+		start := time.Now()
+		for i := 0; i < runs; i++ {
+			requireOK(b, e.Docker(append([]string{"--context", "perf"}, args...)...))
+		}
+		return time.Since(start) / runs
+	}
+	// Warm up: the first calls after a change pay for connections and
+	// caches.
+	mean("version")
+	loadList(b, cfg, url, 20, time.Second)
+	f.version = mean("version")
+	f.ps = mean("ps")
+	// Copies: the best of two each way.
+	back := e.Path("back.bin")
+	for range 2 {
+		start := time.Now()
+		requireOK(b, e.Docker("--context", "perf", "cp", big, "box:/tmp/in.bin"))
+		if d := time.Since(start); f.cpIn == 0 || d < f.cpIn {
+			f.cpIn = d
+		}
+		start = time.Now()
+		requireOK(b, e.Docker("--context", "perf", "cp", "box:/tmp/in.bin", back))
+		if d := time.Since(start); f.cpOut == 0 || d < f.cpOut {
+			f.cpOut = d
+		}
+		if st, err := os.Stat(back); err != nil || st.Size() != 256<<20 {
+			b.Fatalf("docker cp out: %v", err)
+		}
+		os.Remove(back)
+	}
+	cpu0 := cpuTicks(b, h)
+	f.rate, f.p99 = loadList(b, cfg, url, 20, 3*time.Second)
+	cpu1 := cpuTicks(b, h)
+	calls := f.rate * 3
+	f.dockerdCPU = time.Duration(float64(cpu1[0]-cpu0[0]) * float64(10*time.Millisecond) / calls)
+	f.pluginCPU = time.Duration(float64(cpu1[1]-cpu0[1]) * float64(10*time.Millisecond) / calls)
+	return f
+}
+
+// cpuTicks are the CPU ticks (user and system, 100 a second) dockerd and
+// the authorization plugin have used on the host, 0 for one not running.
+func cpuTicks(b *testing.B, h *EngineHost) [2]int64 {
+	out := h.MustRoot(`for u in docker docker-tls-authz; do
+  pid=$(systemctl show -p MainPID --value $u 2>/dev/null)
+  if [ -n "$pid" ] && [ "$pid" != 0 ]; then awk '{ print $14 + $15 }' /proc/$pid/stat; else echo 0; fi
+done`)
+	var t [2]int64
+	for i, f := range strings.Fields(out) {
+		if i < 2 {
+			t[i], _ = strconv.ParseInt(f, 10, 64)
+		}
+	}
+	return t
+}
+
+// loadList runs clients keep-alive clients, each calling url in a loop
+// for d, and returns the calls per second and the 99th percentile.
+func loadList(b *testing.B, cfg *tls.Config, url string, clients int, d time.Duration) (float64, time.Duration) {
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var (
+		mu    sync.Mutex
+		lat   []time.Duration
+		fails int
+		wg    sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(deadline) {
+				start := time.Now()
+				resp, err := client.Get(url)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("%s", resp.Status)
+					}
+				}
+				if err != nil {
+					bad++
+					continue
+				}
+				mine = append(mine, time.Since(start))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			fails += bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if fails > 0 || len(lat) == 0 {
+		b.Fatalf("GET %s: %d failed, %d answered", url, fails, len(lat))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return float64(len(lat)) / d.Seconds(), lat[len(lat)*99/100]
 }
