@@ -392,7 +392,7 @@ func TestCAServeRefusesBadRequests(t *testing.T) {
 	if inv := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "-q"); strings.TrimSpace(inv.Stdout) != "" {
 		t.Fatalf("something was issued:\n%s", inv.Stdout)
 	}
-	if !strings.Contains(serve.Output(), "too-many-failures") {
+	if !strings.Contains(serve.Output(), "too-many-guesses") {
 		t.Fatalf("ca serve did not log the blocking:\n%s", serve.Output())
 	}
 }

@@ -59,7 +59,10 @@ Rules it enforces: a retried enrollment (same token, same key) gets the same
 certificate back; a client certificate renews once, in the last third of its
 life, keeping its lifetime; revoked certificates and names (docker tls ca
 revoke) neither renew nor enroll; nothing outlives the CA or the profile's
---max-lifetime.`,
+--max-lifetime. An address that guesses (10 tokens no one issued, or wrong
+auth keys, within a minute) waits a minute; retries of a real token that
+was spent or has expired do not count, so an office behind one address is
+not locked out by its own laptops.`,
 		Example: `  docker tls ca serve --ca engine --listen 0.0.0.0:2377 --san engine.example.com
   docker tls ca token --ca engine --cn alice        # on the same host, for each client
   docker tls ca serve --ca team --max-lifetime 24h --db env:CA_DB --listen 0.0.0.0:2377 --san ca.example.com`,

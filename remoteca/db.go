@@ -555,7 +555,7 @@ func (d *DB) Enroll(ctx context.Context, e Enrollment, sign func(*Token) (*x509.
 	hash := hashSecret(e.Secret)
 	t, err := scanToken(tx.QueryRowContext(ctx, d.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`+d.forUpdate()), hash))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, false, ErrTokenUnknown
+		return nil, nil, false, guess{ErrTokenUnknown} // no one issued it
 	}
 	if err != nil {
 		return nil, nil, false, d.wrap(err)

@@ -258,8 +258,51 @@ func TestRateLimit(t *testing.T) {
 	if codes[0] != 401 || codes[9] != 401 || codes[10] != 429 || codes[49] != 429 {
 		t.Fatalf("codes %v", codes)
 	}
-	if !strings.Contains(f.logBuf.String(), "too-many-failures") {
+	if !strings.Contains(f.logBuf.String(), "too-many-guesses") {
 		t.Fatal("refusals not logged")
+	}
+	last := postRaw(t, f, authSignBody(t, ParsedToken{Fingerprint: p.Fingerprint, Secret: fmt.Sprintf("%043d", 99)}.String(), EncodeCSR(mustCSR(t)), nil))
+	for _, w := range []string{"too many guesses from", "10 tokens no one issued or wrong auth keys within 1m0s", "try again in", "spent or has expired is not counted"} {
+		if !strings.Contains(last.body, w) {
+			t.Errorf("the 429 does not say %q: %s", w, last.body)
+		}
+	}
+}
+
+// TestRateLimitCountsGuessesOnly: an office behind one address whose
+// laptops retry real tokens that were spent or expired is never blocked;
+// tokens no one issued are guesses, and do count.
+func TestRateLimitCountsGuessesOnly(t *testing.T) {
+	f := newFixture(t)
+	spent := f.token(t, TokenOptions{})
+	if _, err := f.enroll(t, spent, "a", nil, pki.ClientProfile); err != nil {
+		t.Fatal(err)
+	}
+	expired := f.token(t, TokenOptions{TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
+	tests := []struct {
+		name  string
+		token func(i int) string
+		want  int // the status of the 30th attempt
+	}{
+		{"a spent token, retried", func(int) string { return spent }, 401},
+		{"an expired token, retried", func(int) string { return expired }, 401},
+		{"guessed secrets", func(i int) string {
+			p, _ := ParseToken(spent)
+			return ParsedToken{Fingerprint: p.Fingerprint, Secret: fmt.Sprintf("%043d", i)}.String()
+		}, 429},
+	}
+	// One source throughout, in this order: the retries before the
+	// guesses must leave it unblocked.
+	for _, tc := range tests {
+		var last rawResp
+		for i := range 30 {
+			// A fresh key each time: a retry with the same key would be
+			// answered with the certificate already issued.
+			last = postRaw(t, f, authSignBody(t, tc.token(i), EncodeCSR(mustCSR(t)), nil))
+		}
+		if last.code != tc.want {
+			t.Errorf("%s: the 30th attempt got %d, want %d: %s", tc.name, last.code, tc.want, last.body)
+		}
 	}
 }
 

@@ -486,16 +486,14 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 	src := source(r)
 	if s.Limiter != nil {
 		if wait := s.Limiter.Blocked(src, s.now()); wait > 0 {
-			s.logf("refused source=%s reason=too-many-failures", src)
+			s.logf("refused source=%s reason=too-many-guesses", src)
 			writeJSON(w, http.StatusTooManyRequests, nil,
-				fmt.Sprintf("too many failed attempts from %s: try again in %s", src, wait.Round(time.Second)))
+				fmt.Sprintf("too many guesses from %s: %d tokens no one issued or wrong auth keys within %s; try again in %s (a real token that was spent or has expired is not counted)",
+					src, s.Limiter.Max, s.Limiter.Window, wait.Round(time.Second)))
 			return
 		}
 	}
 	fail := func(code int, msg string) {
-		if s.Limiter != nil && (code == http.StatusUnauthorized || code == http.StatusForbidden) {
-			s.Limiter.Fail(src, s.now())
-		}
 		s.logf("refused source=%s code=%d reason=%q", src, code, msg)
 		writeJSON(w, code, nil, msg)
 	}
@@ -523,6 +521,9 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
 		code, msg := status(err)
 		if code >= 500 {
 			s.logf("error source=%s: %v", src, err)
+		}
+		if s.Limiter != nil && isGuess(err) {
+			s.Limiter.Fail(src, s.now())
 		}
 		fail(code, msg)
 		return
@@ -612,7 +613,7 @@ func (s *Server) sign(job *signJob, cn string, groups []string, tokenDays int) (
 func (s *Server) enrollByToken(ctx context.Context, job *signJob, tok string) (*x509.Certificate, *Issued, bool, error) {
 	parsed, err := ParseToken(tok)
 	if err != nil {
-		return nil, nil, false, refuse(http.StatusUnauthorized, "%s", err)
+		return nil, nil, false, guess{refuse(http.StatusUnauthorized, "%s", err)}
 	}
 	if parsed.Fingerprint != FingerprintHex(s.current().ca.Cert.Raw) {
 		return nil, nil, false, refuse(http.StatusUnauthorized, "the token is for another CA")
@@ -636,7 +637,7 @@ func (s *Server) enrollByToken(ctx context.Context, job *signJob, tok string) (*
 func (s *Server) signByAuthKey(ctx context.Context, job *signJob, ar AuthenticatedRequest) (*x509.Certificate, *Issued, error) {
 	name, ok := s.checkAuthKey(ar)
 	if !ok {
-		return nil, nil, refuse(http.StatusUnauthorized, "authentication failed: unknown token or wrong auth key")
+		return nil, nil, guess{refuse(http.StatusUnauthorized, "authentication failed: unknown token or wrong auth key")}
 	}
 	cert, err := s.sign(job, job.csr.Subject.CommonName, nil, 0)
 	if err != nil {
@@ -669,8 +670,21 @@ func defaultString(s, d string) string {
 	return s
 }
 
-// Limiter counts failed attempts per source in a sliding window and blocks
-// a source that fails too often. Its memory is bounded.
+// guess marks a refusal that guessing gets: a token that does not parse
+// or that no one issued, a wrong auth key. The Limiter counts only these:
+// a real token retried after it was spent or expired is no guess, and
+// counting it would lock out an office behind one address.
+type guess struct{ error }
+
+func (g guess) Unwrap() error { return g.error }
+
+func isGuess(err error) bool {
+	var g guess
+	return errors.As(err, &g)
+}
+
+// Limiter counts guesses (see guess) per source in a sliding window and
+// blocks a source that guesses too often. Its memory is bounded.
 type Limiter struct {
 	Max    int           // failures allowed in Window
 	Window time.Duration // how long failures count, and how long a block lasts
@@ -685,7 +699,7 @@ func NewLimiter(max int, window time.Duration) *Limiter {
 
 const limiterSources = 10000
 
-// Fail records a failure from src.
+// Fail records a guess from src.
 func (l *Limiter) Fail(src string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
