@@ -22,15 +22,30 @@ import (
 
 // caServe starts `docker tls ca serve` for a CA of e on a free loopback port
 // and returns its URL.
-func caServe(t *testing.T, e *Env, ca string) (string, *Proc) {
+func caServe(t *testing.T, e *Env, ca string, flags ...string) (string, *Proc) {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := e.Start("docker", "tls", "ca", "serve", "--ca", ca, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--san", "127.0.0.1,localhost")
+	p := e.Start("docker", append([]string{"tls", "ca", "serve", "--ca", ca, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--san", "127.0.0.1,localhost"}, flags...)...)
 	p.WaitFor("Serving CA")
 	return fmt.Sprintf("https://127.0.0.1:%d", port), p
+}
+
+// remoteCAEngine is an engine's host with a CA "engine" whose key stays
+// there, a dockerd on loopback serving a certificate of it (its files in
+// srv), and a laptop with nothing yet.
+func remoteCAEngine(t *testing.T) (host, laptop *Env, d *Dockerd, srv string) {
+	t.Helper()
+	need(t, "docker")
+	needRoot(t)
+	need(t, "dockerd")
+	host, laptop = NewEnv(t), NewEnv(t)
+	host.MustTLS("ca", "init", "engine")
+	srv = host.Path("srv")
+	host.MustTLS("server", "issue", "localhost", "127.0.0.1", "--ca", "engine", "--out", srv)
+	return host, laptop, StartDockerd(t, ServerDir(srv)), srv
 }
 
 // mintToken runs `docker tls ca token` and writes the token to a 0600 file,
@@ -63,14 +78,7 @@ func laptopState(t *testing.T, e *Env) string {
 // TestRemoteCAEnroll: the CA key stays on the engine's host; the laptop
 // sends only a CSR with a one-time token and ends with a working context.
 func TestRemoteCAEnroll(t *testing.T) {
-	need(t, "docker")
-	needRoot(t)
-	need(t, "dockerd")
-	host, laptop := NewEnv(t), NewEnv(t)
-	host.MustTLS("ca", "init", "engine")
-	srv := host.Path("srv")
-	host.MustTLS("server", "issue", "localhost", "127.0.0.1", "--ca", "engine", "--out", srv)
-	d := StartDockerd(t, ServerDir(srv))
+	host, laptop, d, srv := remoteCAEngine(t)
 	url, serve := caServe(t, host, "engine")
 
 	tok := mintToken(t, host, laptop, "--ca", "engine", "--cn", "alice")

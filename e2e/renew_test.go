@@ -163,3 +163,40 @@ func TestGroupsInCertificates(t *testing.T) {
 		t.Fatalf("inspect:\n%s", in.Stdout)
 	}
 }
+
+// TestRenewAfterExpiry: two laptops enrolled with 15 s certificates sleep
+// past their end. Against a service run with --renew-after-expiry, verify
+// says the certificate expired and that docker tls renew may bring it
+// back, and renew does, for the same identity, with no token; the engine
+// takes the new certificate. Against a service without it, renew is
+// refused in one sentence that says why and how to enroll again.
+func TestRenewAfterExpiry(t *testing.T) {
+	t.Parallel() // mostly waiting for certificates to expire
+	host, laptop, d, _ := remoteCAEngine(t)
+	graceURL, grace := caServe(t, host, "engine", "--renew-after-expiry", "1h")
+	strictURL, _ := caServe(t, host, "engine")
+	laptop.MustTLS("enroll", "slept", "--ca-url", graceURL, "--token", mintToken(t, host, laptop, "--ca", "engine", "--cn", "sleeper", "--group", "ops"), "--host", d.Host, "--lifetime", "15s")
+	laptop.MustTLS("enroll", "strict", "--ca-url", strictURL, "--token", mintToken(t, host, laptop, "--ca", "engine", "--cn", "strict"), "--host", d.Host, "--lifetime", "15s")
+	requireOK(t, laptop.Docker("--context", "slept", "version", "--format", "{{.Server.Version}}"))
+	deadline := time.Now().Add(40 * time.Second)
+	for laptop.Docker("--context", "slept", "version").Code == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the 15 s certificate still works after 40 s")
+		}
+		time.Sleep(time.Second)
+	}
+	if v := laptop.TLS("verify", "slept"); v.Code == 0 || !strings.Contains(v.Stdout, `the client certificate "sleeper" expired on`) || !strings.Contains(v.Stdout, "fix: docker tls renew slept (a CA service run with --renew-after-expiry") {
+		t.Errorf("verify of an expired enrolled context: %s", v)
+	}
+
+	r := laptop.MustTLS("renew", "slept")
+	t.Logf("renew after expiry: %s", strings.TrimSpace(r.Stdout))
+	requireOK(t, laptop.Docker("--context", "slept", "version", "--format", "{{.Server.Version}}"))
+	if ls := laptop.MustTLS("ls", "--format", "{{.Name}} {{.Groups}}"); !strings.Contains(ls.Stdout, "slept ops") {
+		t.Errorf("the renewed certificate lost its groups:\n%s", ls.Stdout)
+	}
+	if !strings.Contains(grace.Output(), "renewed-after-expiry serial=") {
+		t.Errorf("ca serve did not log the renewal after expiry:\n%s", grace.Output())
+	}
+	requireFail(t, laptop.TLS("renew", "strict"), "expired on", "this service renews only valid certificates", "docker tls ca token", "docker tls enroll strict --force")
+}

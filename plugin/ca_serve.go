@@ -20,13 +20,16 @@ import (
 )
 
 type caServeOptions struct {
-	ca         string
-	listen     string
-	sans       []string
-	authKeys   []string
-	maxLife    []string
-	db         dbOptions
-	passphrase passphraseOptions
+	ca       string
+	listen   string
+	sans     []string
+	authKeys []string
+	maxLife  []string
+	// renewAfterExpiry is the grace after which an expired client
+	// certificate no longer renews; 0: none.
+	renewAfterExpiry time.Duration
+	db               dbOptions
+	passphrase       passphraseOptions
 }
 
 func newCAServeCommand(a *app) *cobra.Command {
@@ -62,10 +65,16 @@ revoke) neither renew nor enroll; nothing outlives the CA or the profile's
 --max-lifetime. An address that guesses (10 tokens no one issued, or wrong
 auth keys, within a minute) waits a minute; retries of a real token that
 was spent or has expired do not count, so an office behind one address is
-not locked out by its own laptops.`,
+not locked out by its own laptops.
+
+With --renew-after-expiry DURATION, a client certificate that expired less
+than DURATION ago still renews (a laptop that slept past its end needs no
+new token): the TLS handshake proves its holder has the old key, and a
+revoked certificate or name never renews. Off by default.`,
 		Example: `  docker tls ca serve --ca engine --listen 0.0.0.0:2377 --san engine.example.com
   docker tls ca token --ca engine --cn alice        # on the same host, for each client
-  docker tls ca serve --ca team --max-lifetime 24h --db env:CA_DB --listen 0.0.0.0:2377 --san ca.example.com`,
+  docker tls ca serve --ca team --max-lifetime 24h --db env:CA_DB --listen 0.0.0.0:2377 --san ca.example.com
+  docker tls ca serve --ca team --max-lifetime 12h --renew-after-expiry 72h   # laptops that slept over a weekend`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCAServe(cmd.Context(), a, opts)
@@ -78,6 +87,7 @@ not locked out by its own laptops.`,
 	f.StringSliceVar(&opts.sans, "san", nil, "Names clients use to reach this service (repeatable)")
 	f.StringArrayVar(&opts.authKeys, "auth-key", nil, "Also accept this cfssl auth key (hex): env:VAR or file:PATH (repeatable)")
 	f.StringArrayVar(&opts.maxLife, "max-lifetime", nil, "Longest certificate issued: DURATION (client) or PROFILE=DURATION (repeatable)")
+	f.DurationVar(&opts.renewAfterExpiry, "renew-after-expiry", 0, "Renew a client certificate that expired less than this long ago (0: only valid ones)")
 	opts.db.install(f)
 	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
@@ -88,6 +98,9 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	maxLife, err := parseMaxLifetimes(opts.maxLife)
 	if err != nil {
 		return err
+	}
+	if opts.renewAfterExpiry < 0 || opts.renewAfterExpiry > 90*24*time.Hour {
+		return fmt.Errorf("--renew-after-expiry %s: give a duration from 0 (off) to 2160h (90 days)", opts.renewAfterExpiry)
 	}
 	stored, ca, pass, err := a.loadCAPassphrase(opts.ca, opts.passphrase)
 	if err != nil {
@@ -129,7 +142,7 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	defer db.Close()
 	srv := &remoteca.Server{
 		CA: ca, Next: next, DB: db, AuthKeys: keys, MaxLifetime: maxLife,
-		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute),
+		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute), RenewAfterExpiry: opts.renewAfterExpiry,
 	}
 	cert, err := srv.ServingCert(names)
 	if err != nil {

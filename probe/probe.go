@@ -272,8 +272,9 @@ func checkLocal(r *Report, t Target, now time.Time) {
 	}
 	if t.CAURL != "" {
 		// Renewal authenticates with the current certificate: once it has
-		// expired only a new token enrolls again.
-		issueFix = "ask the CA's operator for a token (docker tls ca token), then docker tls enroll " + t.Name + " --force --ca-url " + t.CAURL + " --token file:TOKEN --host " + t.Host
+		// expired, only a service run with --renew-after-expiry renews it
+		// (for a while); otherwise a new token enrolls again.
+		issueFix = "docker tls renew " + t.Name + " (a CA service run with --renew-after-expiry renews it for a while after its end); otherwise ask the CA's operator for a token (docker tls ca token), then docker tls enroll " + t.Name + " --force --ca-url " + t.CAURL + " --token file:TOKEN --host " + t.Host
 	}
 	if t.RenewalProblem != "" {
 		r.add("renewal", Warn, "docker tls renew "+t.Name+" (or see docker tls agent status)", "%s", t.RenewalProblem)

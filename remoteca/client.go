@@ -334,7 +334,7 @@ func (c *Client) postOnce(ctx context.Context, hc *http.Client, u *url.URL, url 
 		if i := strings.Index(err.Error(), "remote error: tls: "); i >= 0 {
 			// The service refused our side of TLS (our certificate): final.
 			// crypto/tls exports no type for a received alert.
-			return fmt.Errorf("the CA at %s refused our certificate (%s)", u, err.Error()[i+len("remote error: tls: "):])
+			return &RefusedError{Msg: fmt.Sprintf("the CA at %s refused our certificate (%s)", u, err.Error()[i+len("remote error: tls: "):])}
 		}
 		return &errRetry{fmt.Errorf("cannot reach the CA at %s: %w", u, err)}
 	}
@@ -362,7 +362,7 @@ func (c *Client) postOnce(ctx context.Context, hc *http.Client, u *url.URL, url 
 		if len(env.Errors) > 0 {
 			msg = env.Errors[0].Message
 		}
-		err := fmt.Errorf("the CA refused: %s", msg)
+		err := &RefusedError{Code: resp.StatusCode, Msg: "the CA refused: " + msg}
 		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout {
 			return &errRetry{err}
 		}
@@ -373,6 +373,15 @@ func (c *Client) postOnce(ctx context.Context, hc *http.Client, u *url.URL, url 
 	}
 	return nil
 }
+
+// RefusedError is the CA service saying no: an API refusal with its HTTP
+// status, or (Code 0) a TLS alert about our certificate.
+type RefusedError struct {
+	Code int
+	Msg  string
+}
+
+func (e *RefusedError) Error() string { return e.Msg }
 
 // colon formats hex as AA:BB:…, the way fingerprints are shown elsewhere.
 func colon(h string) string {

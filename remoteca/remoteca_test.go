@@ -469,14 +469,76 @@ func TestRenewWithClientCertificate(t *testing.T) {
 		t.Fatalf("inventory %+v", inv)
 	}
 	// Without a certificate, or with one from another CA, renewal is refused.
-	if _, _, err := f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{}, csr); err == nil || !strings.Contains(err.Error(), "valid client certificate") {
+	if _, _, err := f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{}, csr); err == nil || !strings.Contains(err.Error(), "renewal needs a client certificate from this CA") {
 		t.Fatalf("no cert: %v", err)
 	}
 	other := newFixture(t)
 	strangerCert, _ := other.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "x", PublicKey: key.Public()})
 	_, _, err = f.client.Renew(context.Background(), f.ca.Cert, tls.Certificate{Certificate: [][]byte{strangerCert.Raw}, PrivateKey: key}, csr)
-	if err == nil || !strings.Contains(err.Error(), "refused our certificate (unknown certificate authority)") {
+	if err == nil || !strings.Contains(err.Error(), "the client certificate is not one of this CA's") {
 		t.Fatalf("a certificate from another CA: %v", err)
+	}
+}
+
+// TestRenewAfterExpiry: a certificate that expired is refused, saying
+// how long ago, unless the service renews expired ones
+// (RenewAfterExpiry); then it renews within the grace, for the holder of
+// its key (the TLS handshake proves it), keeping its lifetime, and not
+// past the grace, nor when revoked.
+func TestRenewAfterExpiry(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	issue := func(cn string, expiredAgo time.Duration) (*x509.Certificate, tls.Certificate) {
+		key := mustKey(t)
+		// 24 h certificates, ended expiredAgo ago.
+		c, err := f.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: cn, Groups: []string{"ops"}, PublicKey: key.Public(),
+			Lifetime: 24 * time.Hour, Now: time.Now().Add(-24*time.Hour - expiredAgo)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
+	}
+	renew := func(current tls.Certificate) (*x509.Certificate, error) {
+		csr, _ := pki.NewCSR(mustKey(t), "x", pki.SANs{})
+		c, _, err := f.client.Renew(ctx, f.ca.Cert, current, csr)
+		return c, err
+	}
+	slept, sleptTLS := issue("slept", 2*time.Hour)
+	if _, err := renew(sleptTLS); err == nil || !strings.Contains(err.Error(), "the certificate expired 2h0m0s ago, and this service renews only valid certificates") {
+		t.Fatalf("expired, no grace: %v", err)
+	}
+	f.srv.RenewAfterExpiry = 72 * time.Hour
+	cert, err := renew(sleptTLS)
+	if err != nil {
+		t.Fatalf("expired 2h ago, 72h of grace: %v", err)
+	}
+	if cert.Subject.CommonName != "slept" || len(cert.Subject.Organization) != 1 || cert.NotAfter.Sub(cert.NotBefore) != slept.NotAfter.Sub(slept.NotBefore) || !cert.NotAfter.After(time.Now().Add(23*time.Hour)) {
+		t.Errorf("renewed after expiry: %v, %v to %v", cert.Subject, cert.NotBefore, cert.NotAfter)
+	}
+	if !strings.Contains(f.logBuf.String(), "renewed-after-expiry serial=") {
+		t.Errorf("the log does not say it renewed after expiry:\n%s", f.logBuf.String())
+	}
+	// Once per certificate, as any renewal.
+	if _, err := renew(sleptTLS); err == nil || !strings.Contains(err.Error(), "already") {
+		t.Errorf("a second renewal of the same expired certificate: %v", err)
+	}
+	_, longTLS := issue("long-gone", 100*time.Hour)
+	if _, err := renew(longTLS); err == nil || !strings.Contains(err.Error(), "expired 100h0m0s ago, and this service renews expired certificates only within 72h0m0s of their end") {
+		t.Errorf("past the grace: %v", err)
+	}
+	lost, lostTLS := issue("lost", time.Hour)
+	if _, err := f.srv.DB.RevokeName(ctx, lost.Subject.CommonName, "laptop lost", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := renew(lostTLS); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("revoked and expired: %v", err)
+	}
+	// Another CA's expired certificate is not this CA's, grace or not.
+	other := newFixture(t)
+	key := mustKey(t)
+	stranger, _ := other.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "x", PublicKey: key.Public(), Lifetime: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
+	if _, err := renew(tls.Certificate{Certificate: [][]byte{stranger.Raw}, PrivateKey: key}); err == nil || !strings.Contains(err.Error(), "not one of this CA's") {
+		t.Errorf("another CA's expired certificate: %v", err)
 	}
 }
 

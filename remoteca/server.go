@@ -43,6 +43,12 @@ type Server struct {
 	Log *log.Logger
 	// Limiter refuses sources after repeated failures.
 	Limiter *Limiter
+	// RenewAfterExpiry renews a client certificate that expired less than
+	// this long ago (0: never), as step-ca's allowRenewAfterExpiry: the
+	// TLS handshake proves its holder has the old key, and a revoked
+	// certificate or name never renews. A laptop that slept past its
+	// certificate's end then needs no new token.
+	RenewAfterExpiry time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 
@@ -178,10 +184,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, cert *tls.Certificat
 	}
 }
 
-// tlsConfig asks clients for a certificate from this CA (or, during a
-// rotation, the new one) without requiring one: enrollment has none yet;
-// renewal authenticates with the one it has. Each connection gets the
-// authority of its moment.
+// tlsConfig asks clients for a certificate without requiring one:
+// enrollment has none yet; renewal authenticates with the one it has. The
+// handshake proves the client holds the certificate's key; the handler
+// checks the certificate itself (renewalCert), so that one that expired
+// within RenewAfterExpiry can still be told apart from one of another CA.
+// Each connection gets the authority of its moment.
 func (s *Server) tlsConfig(cert *tls.Certificate) *tls.Config {
 	if a := s.current(); a.serving == nil {
 		s.auth.Store(newAuthority(a.ca, a.next, cert))
@@ -192,8 +200,8 @@ func (s *Server) tlsConfig(cert *tls.Certificate) *tls.Config {
 			a := s.current()
 			return &tls.Config{
 				Certificates: []tls.Certificate{*a.serving},
-				ClientAuth:   tls.VerifyClientCertIfGiven,
-				ClientCAs:    a.pool,
+				ClientAuth:   tls.RequestClientCert,
+				ClientCAs:    a.pool, // named in the request, so clients pick the right certificate
 				MinVersion:   tls.VersionTLS12,
 			}, nil
 		},
@@ -313,11 +321,13 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.logf("refused source=%s code=%d reason=%q", src, code, msg)
 		writeJSON(w, code, nil, msg)
 	}
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		fail(http.StatusUnauthorized, "renewal needs a valid client certificate from this CA; an expired one needs a new token (docker tls ca token)")
+	now := s.now()
+	a := s.current()
+	old, expired, err := s.renewalCert(r.TLS, a, now)
+	if err != nil {
+		fail(status(err))
 		return
 	}
-	old := r.TLS.VerifiedChains[0][0]
 	var sr SignRequest
 	if code, msg := readBody(w, r, &sr); code != 0 {
 		fail(code, msg)
@@ -339,8 +349,6 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "only client certificates renew here")
 		return
 	}
-	now := s.now()
-	a := s.current()
 	// During a rotation a certificate of the old CA renews at any time:
 	// its holder must move to the new CA before the old one is retired.
 	rotating := a.next != nil && old.CheckSignatureFrom(a.ca.Cert) == nil
@@ -371,11 +379,52 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	if replay {
 		event = "renewed-again" // a retry: the same certificate
 	}
+	if expired {
+		event += "-after-expiry"
+	}
 	if rotating {
 		event += "-to-new-ca"
 	}
 	s.logf("%s serial=%s cn=%q renews=%s source=%s notAfter=%s", event, rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
 	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Bundle: a.bundle()}, "")
+}
+
+// renewalCert is the certificate a renewal presents, checked: it chains
+// to the CA (either CA during a rotation) and is valid now or, with
+// RenewAfterExpiry, expired less than that long ago (expired is then
+// true). The TLS handshake proved the client holds its key.
+func (s *Server) renewalCert(cs *tls.ConnectionState, a *authority, now time.Time) (leaf *x509.Certificate, expired bool, err error) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil, false, refuse(http.StatusUnauthorized, "renewal needs a client certificate from this CA; without one, enroll with a new token (docker tls ca token)")
+	}
+	leaf = cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: a.pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, CurrentTime: now}
+	if now.After(leaf.NotAfter) {
+		// Checked as of its last valid moment: the chain must have held
+		// then; whether that was recent enough is decided below.
+		opts.CurrentTime = leaf.NotAfter
+	}
+	if _, err := leaf.Verify(opts); err != nil {
+		return nil, false, refuse(http.StatusUnauthorized, "the client certificate is not one of this CA's: renewal needs one this CA issued")
+	}
+	if !now.After(leaf.NotAfter) {
+		return leaf, false, nil
+	}
+	ago := now.Sub(leaf.NotAfter).Round(time.Second)
+	if ago >= time.Minute {
+		ago = ago.Round(time.Minute)
+	}
+	switch {
+	case s.RenewAfterExpiry <= 0:
+		return nil, false, refuse(http.StatusUnauthorized, "the certificate expired %s ago, and this service renews only valid certificates", ago)
+	case now.Sub(leaf.NotAfter) > s.RenewAfterExpiry:
+		return nil, false, refuse(http.StatusUnauthorized, "the certificate expired %s ago, and this service renews expired certificates only within %s of their end", ago, s.RenewAfterExpiry)
+	}
+	return leaf, true, nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

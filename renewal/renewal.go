@@ -40,15 +40,22 @@ import (
 // not know its CA.
 var ErrImported = errors.New("this context's certificate was imported, so docker tls does not know its CA")
 
-// ExpiredError is an enrolled context whose certificate expired, so it
-// cannot authenticate a renewal at its CA service.
+// ExpiredError is an enrolled context whose certificate expired and that
+// its CA service would not renew (one run with --renew-after-expiry renews
+// it within its grace).
 type ExpiredError struct {
 	Context  string
 	CAURL    string
 	NotAfter time.Time
+	// Refusal is what the service answered when asked anyway ("" when it
+	// was not asked).
+	Refusal string
 }
 
 func (e *ExpiredError) Error() string {
+	if e.Refusal != "" {
+		return fmt.Sprintf("the certificate expired on %s and was not renewed (%s)", e.NotAfter.Format("2006-01-02"), e.Refusal)
+	}
 	return fmt.Sprintf("the certificate expired on %s, so it cannot authenticate a renewal", e.NotAfter.Format("2006-01-02"))
 }
 
@@ -183,19 +190,23 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 }
 
 // fromService renews an enrolled context's certificate at its CA service,
-// authenticated by the certificate it has (so only while that is valid),
-// and returns the CAs the service answers with.
+// authenticated by the certificate it has, and returns the CAs the service
+// answers with. An expired certificate is tried too: a service run with
+// --renew-after-expiry renews it within its grace; any other refusal of
+// it is an ExpiredError.
 func fromService(ctx context.Context, c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, oldKey, key crypto.Signer) (*x509.Certificate, []*x509.Certificate, error) {
-	if time.Now().After(old.NotAfter) {
-		return nil, nil, &ExpiredError{Context: c.Name, CAURL: c.TLS.CAURL, NotAfter: old.NotAfter}
-	}
 	csr, err := pki.NewCSR(key, old.Subject.CommonName, pki.SANs{})
 	if err != nil {
 		return nil, nil, err
 	}
 	client := &remoteca.Client{URL: c.TLS.CAURL}
 	current := tls.Certificate{Certificate: [][]byte{old.Raw}, PrivateKey: oldKey, Leaf: old}
-	return client.RenewTrusting(ctx, trust, current, csr)
+	cert, bundle, err := client.RenewTrusting(ctx, trust, current, csr)
+	var refused *remoteca.RefusedError
+	if err != nil && time.Now().After(old.NotAfter) && errors.As(err, &refused) {
+		return nil, nil, &ExpiredError{Context: c.Name, CAURL: c.TLS.CAURL, NotAfter: old.NotAfter, Refusal: refused.Msg}
+	}
+	return cert, bundle, err
 }
 
 // fromCA issues a context's new certificate from the local CA it came
