@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +29,7 @@ type caServeOptions struct {
 	// renewAfterExpiry is the grace after which an expired client
 	// certificate no longer renews; 0: none.
 	renewAfterExpiry time.Duration
+	oidc             remoteca.OIDC
 	db               dbOptions
 	passphrase       passphraseOptions
 }
@@ -70,11 +72,20 @@ not locked out by its own laptops.
 With --renew-after-expiry DURATION, a client certificate that expired less
 than DURATION ago still renews (a laptop that slept past its end needs no
 new token): the TLS handshake proves its holder has the old key, and a
-revoked certificate or name never renews. Off by default.`,
+revoked certificate or name never renews. Off by default.
+
+With --oidc-issuer URL and --oidc-client-id ID (a public client of the
+team's OpenID provider), a laptop may sign in instead of holding a token:
+the service verifies the ID token (issuer, audience, expiry, signature
+against the provider's keys) and issues a client certificate whose CN is
+the --oidc-user-claim (email) and whose groups are the --oidc-groups-claim
+(groups), for --max-lifetime oidc=DURATION (default 12h). The info
+endpoint says so; a revoked name gets nothing.`,
 		Example: `  docker tls ca serve --ca engine --listen 0.0.0.0:2377 --san engine.example.com
   docker tls ca token --ca engine --cn alice        # on the same host, for each client
   docker tls ca serve --ca team --max-lifetime 24h --db env:CA_DB --listen 0.0.0.0:2377 --san ca.example.com
-  docker tls ca serve --ca team --max-lifetime 12h --renew-after-expiry 72h   # laptops that slept over a weekend`,
+  docker tls ca serve --ca team --max-lifetime 12h --renew-after-expiry 72h   # laptops that slept over a weekend
+  docker tls ca serve --ca team --oidc-issuer https://accounts.example.com --oidc-client-id docker-tls --oidc-allowed-domain example.com`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCAServe(cmd.Context(), a, opts)
@@ -86,8 +97,13 @@ revoked certificate or name never renews. Off by default.`,
 	f.StringVar(&opts.listen, "listen", "127.0.0.1:2377", "Address to listen on")
 	f.StringSliceVar(&opts.sans, "san", nil, "Names clients use to reach this service (repeatable)")
 	f.StringArrayVar(&opts.authKeys, "auth-key", nil, "Also accept this cfssl auth key (hex): env:VAR or file:PATH (repeatable)")
-	f.StringArrayVar(&opts.maxLife, "max-lifetime", nil, "Longest certificate issued: DURATION (client) or PROFILE=DURATION (repeatable)")
+	f.StringArrayVar(&opts.maxLife, "max-lifetime", nil, "Longest certificate issued: DURATION (client), PROFILE=DURATION or oidc=DURATION (sign-ins, default 12h) (repeatable)")
 	f.DurationVar(&opts.renewAfterExpiry, "renew-after-expiry", 0, "Renew a client certificate that expired less than this long ago (0: only valid ones)")
+	f.StringVar(&opts.oidc.Issuer, "oidc-issuer", "", "Also issue client certificates to users signed in with this OpenID provider (its issuer URL)")
+	f.StringVar(&opts.oidc.ClientID, "oidc-client-id", "", "With --oidc-issuer: the public client (no secret) laptops sign in as")
+	f.StringVar(&opts.oidc.UserClaim, "oidc-user-claim", "email", "With --oidc-issuer: the ID token claim that names the user (the certificate's CN)")
+	f.StringVar(&opts.oidc.GroupsClaim, "oidc-groups-claim", "groups", "With --oidc-issuer: the ID token claim that lists the user's groups")
+	f.StringArrayVar(&opts.oidc.AllowedDomains, "oidc-allowed-domain", nil, "With --oidc-issuer: only users of this email domain (repeatable)")
 	opts.db.install(f)
 	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
@@ -95,9 +111,19 @@ revoked certificate or name never renews. Off by default.`,
 }
 
 func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
-	maxLife, err := parseMaxLifetimes(opts.maxLife)
+	maxLife, signInLife, err := parseMaxLifetimes(opts.maxLife)
 	if err != nil {
 		return err
+	}
+	var oidc *remoteca.OIDC
+	if opts.oidc.Issuer != "" || opts.oidc.ClientID != "" {
+		oidc = &opts.oidc
+		oidc.MaxLifetime = signInLife
+		if err := oidc.Check(); err != nil {
+			return err
+		}
+	} else if signInLife != 0 {
+		return fmt.Errorf("--max-lifetime oidc=%s: sign-ins are off; give --oidc-issuer too", signInLife)
 	}
 	if opts.renewAfterExpiry < 0 || opts.renewAfterExpiry > 90*24*time.Hour {
 		return fmt.Errorf("--renew-after-expiry %s: give a duration from 0 (off) to 2160h (90 days)", opts.renewAfterExpiry)
@@ -135,6 +161,15 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 			return err
 		}
 	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if oidc != nil {
+		// Before the database or the socket: a provider that does not
+		// answer is said at once.
+		if err := oidc.Connect(ctx, &http.Client{Timeout: 15 * time.Second}); err != nil {
+			return err
+		}
+	}
 	db, err := opts.db.open(ctx, a, stored)
 	if err != nil {
 		return err
@@ -143,6 +178,7 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	srv := &remoteca.Server{
 		CA: ca, Next: next, DB: db, AuthKeys: keys, MaxLifetime: maxLife,
 		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute), RenewAfterExpiry: opts.renewAfterExpiry,
+		OIDC: oidc,
 	}
 	cert, err := srv.ServingCert(names)
 	if err != nil {
@@ -152,11 +188,12 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.listen, err)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	fmt.Fprintf(a.cli.Err(), "Serving CA %q (SHA-256 %s) on https://%s for %s\n", stored.Name, pki.Fingerprint(stored.Cert), l.Addr(), strings.Join(names, ", "))
 	fmt.Fprintf(a.cli.Err(), "State in %s\n", db.Where)
 	fmt.Fprintf(a.cli.Err(), "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
+	if oidc != nil {
+		fmt.Fprintf(a.cli.Err(), "Sign-in: ID tokens of %s for client %s get %s client certificates\n", oidc.Issuer, oidc.ClientID, signInLifeOr(signInLife))
+	}
 	go a.followRotation(ctx, srv, stored, pass)
 	err = srv.Serve(ctx, l, cert)
 	fmt.Fprintln(a.cli.Err(), "Stopped")
@@ -184,23 +221,35 @@ func (a *app) followRotation(ctx context.Context, srv *remoteca.Server, was *cas
 }
 
 // parseMaxLifetimes reads --max-lifetime: "24h" caps client certificates,
-// "server=720h" a profile.
-func parseMaxLifetimes(specs []string) (map[pki.Profile]time.Duration, error) {
+// "server=720h" a profile, "oidc=8h" the certificates of sign-ins.
+func parseMaxLifetimes(specs []string) (map[pki.Profile]time.Duration, time.Duration, error) {
 	out := map[pki.Profile]time.Duration{}
+	var signIn time.Duration
 	for _, spec := range specs {
 		profile, dur := string(pki.ClientProfile), spec
 		if p, d, ok := strings.Cut(spec, "="); ok {
 			profile, dur = p, d
 		}
-		pr, err := pki.ParseProfile(profile)
-		if err != nil {
-			return nil, fmt.Errorf("--max-lifetime %s: %w", spec, err)
-		}
 		d, err := time.ParseDuration(dur)
 		if err != nil || d < remoteca.MinLifetime {
-			return nil, fmt.Errorf("--max-lifetime %s: give a duration of at least %s, such as 24h or server=2160h", spec, remoteca.MinLifetime)
+			return nil, 0, fmt.Errorf("--max-lifetime %s: give a duration of at least %s, such as 24h, server=2160h or oidc=8h", spec, remoteca.MinLifetime)
+		}
+		if profile == "oidc" {
+			signIn = d
+			continue
+		}
+		pr, err := pki.ParseProfile(profile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("--max-lifetime %s: %w", spec, err)
 		}
 		out[pr] = d
 	}
-	return out, nil
+	return out, signIn, nil
+}
+
+func signInLifeOr(d time.Duration) time.Duration {
+	if d == 0 {
+		return remoteca.DefaultSignInLifetime
+	}
+	return d
 }

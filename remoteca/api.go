@@ -14,6 +14,23 @@ type InfoResult struct {
 	Certificate  string   `json:"certificate"`
 	Usages       []string `json:"usages,omitempty"`
 	ExpiryString string   `json:"expiry,omitempty"`
+	// OIDC says the service accepts sign-in, and with which provider (a
+	// docker-tls extension; cfssl clients ignore it).
+	OIDC *OIDCInfo `json:"oidc,omitempty"`
+}
+
+// OIDCInfo is the identity provider a laptop signs in with: its issuer and
+// the public client (no secret) the service accepts ID tokens for.
+type OIDCInfo struct {
+	Issuer   string `json:"issuer"`
+	ClientID string `json:"client_id"`
+}
+
+// SignInRequest is the body of POST OIDCPath: a CSR and the ID token of
+// the signed-in user; nothing else is sent.
+type SignInRequest struct {
+	CertificateRequest string `json:"certificate_request"`
+	IDToken            string `json:"id_token"`
 }
 
 // AuthenticatedRequest is the body of POST /api/v1/cfssl/authsign: Request

@@ -627,6 +627,26 @@ func (d *DB) Record(ctx context.Context, rec *Issued) error {
 	return d.wrap(tx.Commit())
 }
 
+// RecordSignIn records a certificate issued to a signed-in identity, in
+// one transaction with the check that the name is not revoked: a revoked
+// name gets nothing, however it signs in.
+func (d *DB) RecordSignIn(ctx context.Context, rec *Issued) error {
+	tx, done, err := d.begin(ctx)
+	if err != nil {
+		return d.wrap(err)
+	}
+	defer done()
+	if revoked, err := d.nameRevoked(ctx, tx, rec.CN); err != nil {
+		return err
+	} else if revoked {
+		return ErrIdentityRevoked
+	}
+	if err := d.insertIssued(ctx, tx, rec); err != nil {
+		return d.wrap(err)
+	}
+	return d.wrap(tx.Commit())
+}
+
 // Renewal is one request to renew a client certificate whose holder
 // proved, over mutual TLS, that it has the key.
 type Renewal struct {

@@ -49,6 +49,9 @@ type Server struct {
 	// certificate or name never renews. A laptop that slept past its
 	// certificate's end then needs no new token.
 	RenewAfterExpiry time.Duration
+	// OIDC, when set (and connected), issues client certificates to users
+	// signed in with the team's identity provider.
+	OIDC *OIDC
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 
@@ -126,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(RenewPath, s.handleRenew)
 	mux.HandleFunc(HealthPath, s.handleHealth)
 	mux.HandleFunc(CRLPath, s.handleCRL)
+	mux.HandleFunc(OIDCPath, s.handleSignIn)
 	return mux
 }
 
@@ -524,11 +528,15 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ca := s.current().ca
-	writeJSON(w, http.StatusOK, InfoResult{
+	res := InfoResult{
 		Certificate:  string(pki.EncodeCertificate(ca.Cert)),
 		Usages:       []string{"signing", "client auth", "server auth"},
 		ExpiryString: ca.Cert.NotAfter.UTC().Format(time.RFC3339),
-	}, "")
+	}
+	if s.OIDC != nil {
+		res.OIDC = &OIDCInfo{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID}
+	}
+	writeJSON(w, http.StatusOK, res, "")
 }
 
 func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request) {
