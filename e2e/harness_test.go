@@ -618,6 +618,20 @@ func (p *Proc) WaitFor(s string) {
 	p.e.t.Fatalf("%s did not print %q in 30s:\n%s", p.cmd.Path, s, p.out.String())
 }
 
+// Wait waits up to d for the process to exit by itself and returns its
+// exit code; it fails the test if it does not.
+func (p *Proc) Wait(d time.Duration) int {
+	p.e.t.Helper()
+	select {
+	case <-p.done:
+		p.e.assertNoSecrets(Result{Args: p.cmd.Args, Stdout: p.out.String()})
+		return p.exit
+	case <-time.After(d):
+		p.e.t.Fatalf("%s did not exit in %s:\n%s", p.cmd.Path, d, p.out.String())
+		return -1
+	}
+}
+
 // Output is everything the process printed so far.
 func (p *Proc) Output() string { return p.out.String() }
 

@@ -227,6 +227,8 @@ func TestBadInputInProcess(t *testing.T) {
 		{"is reached over https (http only on this machine's loopback)", []string{"ca", "serve", "--oidc-issuer", "http://id.example.com", "--oidc-client-id", "c"}},
 		{"--oidc-issuer needs --oidc-client-id", []string{"ca", "serve", "--oidc-issuer", "https://id.example.com"}},
 		{"sign-ins are off; give --oidc-issuer too", []string{"ca", "serve", "--max-lifetime", "oidc=8h"}},
+		{"--ca-fingerprint alone to sign in with the team's identity provider", []string{"enroll", "team", "--ca-url", "https://ca.example.com:2377", "--host", "tcp://h:2376"}},
+		{"a sign-in gets the client certificate the CA service gives sign-ins", []string{"enroll", "team", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32), "--host", "tcp://h:2376", "--lifetime", "1h"}},
 		{"use keyring or file", []string{"ca", "init", "other", "--keystore", "vault"}},
 		{`context "nosuch": no such context`, []string{"verify", "nosuch", "--offline"}},
 		{"give a plain name", []string{"client", "issue", "a\nb", "--out", t.TempDir()}},

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
+	"github.com/docker-tls/docker-tls/signin"
 )
 
 func newContextCommand(a *app) *cobra.Command {
@@ -188,6 +189,12 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 		}
 		caCert, cert, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
 			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
+		}, func(c signin.Code) {
+			fmt.Fprintf(a.cli.Err(), "To sign in, open %s and enter the code %s\n", c.VerificationURI, c.UserCode)
+			if c.Complete != "" {
+				fmt.Fprintf(a.cli.Err(), "(or open %s)\n", c.Complete)
+			}
+			fmt.Fprintln(a.cli.Err(), "Waiting for the sign-in…")
 		})
 		if err != nil {
 			return nil, err

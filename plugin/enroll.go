@@ -31,7 +31,7 @@ type enrollOptions struct {
 func newEnrollCommand(a *app) *cobra.Command {
 	var opts enrollOptions
 	cmd := &cobra.Command{
-		Use:   "enroll NAME --ca-url https://HOST:2377 --token TOKEN --host tcp://HOST:2376",
+		Use:   "enroll NAME --ca-url https://HOST:2377 (--token TOKEN | --ca-fingerprint FP) --host tcp://HOST:2376",
 		Short: "Get a client certificate from a remote CA and create a context with it",
 		Long: `Enroll with a CA whose key stays elsewhere (docker tls ca serve on the
 engine's host, or a cfssl server): the key is made here, into the key store,
@@ -53,10 +53,18 @@ so a retry never spends a second use of the token.
 
 --lifetime asks for a short-lived certificate (the service caps it with
 its --max-lifetime); docker tls renew, or the agent, renews it over mutual
-TLS in the last third of its life, with no token.`,
+TLS in the last third of its life, with no token.
+
+With --ca-fingerprint alone (no token, no auth key), against a service run
+with --oidc-issuer, the person signs in with the team's identity provider
+instead (the OAuth 2.0 device flow): enroll prints the provider's page and
+a code, waits while they sign in there, and sends the service only the
+CSR and the ID token. The provider names the certificate (its user claim)
+and its groups; the service decides its lifetime.`,
 		Example: `  docker tls enroll prod --ca-url https://engine.example.com:2377 --token file:token.txt --host tcp://engine.example.com:2376
   docker tls enroll dev --ca-url https://ca1.example.com:2377,https://ca2.example.com:2377 --token env:TOKEN --lifetime 24h --host tcp://dev.example.com:2376
-  docker tls enroll lab --ca-url https://ca.lab:8888 --ca-fingerprint sha256:AB:CD:… --auth-key env:CFSSL_KEY --host tcp://lab:2376`,
+  docker tls enroll lab --ca-url https://ca.lab:8888 --ca-fingerprint sha256:AB:CD:… --auth-key env:CFSSL_KEY --host tcp://lab:2376
+  docker tls enroll team --ca-url https://ca.example.com:2377 --ca-fingerprint sha256:AB:CD:… --host tcp://build.example.com:2376   # sign in`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
+	"github.com/docker-tls/docker-tls/signin"
 )
 
 // readSecretRef resolves a secret given as env:VAR, file:PATH or, for
@@ -82,12 +84,18 @@ func (o *remoteOptions) install(f *pflag.FlagSet) {
 
 func (o remoteOptions) set() bool { return o.url != "" }
 
+// signIn says the laptop signs in with the team's identity provider: a CA
+// pinned by its fingerprint, and neither a token nor an auth key.
+func (o remoteOptions) signIn() bool { return o.set() && o.token == "" && o.authKey == "" }
+
 func (o remoteOptions) check() error {
 	switch {
 	case !o.set() && (o.token != "" || o.authKey != "" || o.fingerprint != ""):
 		return errors.New("--token, --auth-key and --ca-fingerprint go with --ca-url")
-	case o.set() && o.token == "" && o.authKey == "":
-		return errors.New("--ca-url needs --token (docker tls ca serve) or --auth-key with --ca-fingerprint (cfssl)")
+	case o.set() && o.token == "" && o.authKey == "" && o.fingerprint == "":
+		return errors.New("--ca-url needs --token (docker tls ca serve), --ca-fingerprint alone to sign in with the team's identity provider (ca serve --oidc-issuer), or --auth-key with --ca-fingerprint (cfssl)")
+	case o.signIn() && (o.lifetime != 0 || o.profile != ""):
+		return errors.New("--lifetime and --profile go with --token or --auth-key: a sign-in gets the client certificate the CA service gives sign-ins")
 	case o.token != "" && o.authKey != "":
 		return errors.New("give --token or --auth-key, not both")
 	case o.authKey != "" && o.fingerprint == "":
@@ -100,9 +108,15 @@ func (o remoteOptions) check() error {
 // returns the pinned CA and the certificate, both checked. warn receives
 // what the service says it changed of the request (a lifetime cut short),
 // for the user.
-func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq remoteca.IssueRequest, warn func(string)) (*x509.Certificate, *x509.Certificate, error) {
+func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq remoteca.IssueRequest, warn func(string), show func(signin.Code)) (*x509.Certificate, *x509.Certificate, error) {
 	if err := o.check(); err != nil {
 		return nil, nil, err
+	}
+	if o.signIn() {
+		if rq.CommonName != "" {
+			return nil, nil, errors.New("--client-name: a sign-in is named by the identity provider (the user claim)")
+		}
+		return signInIssue(ctx, o, key, show)
 	}
 	cred := remoteca.Credentials{Fingerprint: o.fingerprint}
 	ref, what := o.token, "--token"
@@ -129,4 +143,31 @@ func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq rem
 		return nil, nil, err
 	}
 	return c.Issue(ctx, auth, key, rq)
+}
+
+// signInIssue signs the person in with the identity provider the CA
+// service names (the CA pinned by --ca-fingerprint first) and trades the
+// ID token for a client certificate for key.
+func signInIssue(ctx context.Context, o remoteOptions, key crypto.Signer, show func(signin.Code)) (*x509.Certificate, *x509.Certificate, error) {
+	fp, err := remoteca.NormalizeFingerprint(o.fingerprint)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--ca-fingerprint: %w", err)
+	}
+	c := &remoteca.Client{URL: o.url, Fingerprint: fp, PinnedBy: "--ca-fingerprint"}
+	ca, provider, err := c.SignInInfo(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if provider == nil {
+		return nil, nil, fmt.Errorf("the CA service at %s takes no sign-ins: enroll with a token (--token, from docker tls ca token)", o.url)
+	}
+	res, err := signin.Device(ctx, provider.Issuer, provider.ClientID, &http.Client{Timeout: 30 * time.Second}, show)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := c.SignIn(ctx, ca, res.IDToken, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca, cert, nil
 }

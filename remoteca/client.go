@@ -45,6 +45,9 @@ type Client struct {
 	// Attempts bounds the tries of one request over all URLs; 3 rounds of
 	// the URLs if zero.
 	Attempts int
+	// PinnedBy names what pinned Fingerprint, for a mismatch ("the
+	// token" if empty).
+	PinnedBy string
 }
 
 // Auth authenticates a sign request: an enrollment token, or a cfssl auth
@@ -86,24 +89,37 @@ func (c *Client) timeout() time.Duration {
 // it may accept any server certificate; every later request is verified
 // against the CA that this returns.
 func (c *Client) FetchCA(ctx context.Context) (*x509.Certificate, error) {
+	ca, _, err := c.fetchInfo(ctx)
+	return ca, err
+}
+
+func (c *Client) fetchInfo(ctx context.Context) (*x509.Certificate, *InfoResult, error) {
 	hc := c.httpClient(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // pinned by fingerprint below
 	var info InfoResult
 	if err := c.post(ctx, func(*url.URL) *http.Client { return hc }, "/api/v1/cfssl/info", InfoRequest{Label: ""}, &info); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ca, err := pki.ParseCertificate([]byte(info.Certificate))
 	if err != nil {
-		return nil, fmt.Errorf("the CA certificate from %s: %w", c.URL, err)
+		return nil, nil, fmt.Errorf("the CA certificate from %s: %w", c.URL, err)
 	}
 	got := FingerprintHex(ca.Raw)
 	if got != c.Fingerprint {
-		return nil, fmt.Errorf("the CA at %s has fingerprint %s, but the token pins %s: refusing (the wrong server, or someone in between)",
-			c.URL, colon(got), colon(c.Fingerprint))
+		return nil, nil, fmt.Errorf("the CA at %s has fingerprint %s, but %s pins %s: refusing (the wrong server, or someone in between)",
+			c.URL, colon(got), c.pinnedBy(), colon(c.Fingerprint))
 	}
 	if err := pki.CheckCACert(ca); err != nil {
-		return nil, fmt.Errorf("the CA at %s: %w", c.URL, err)
+		return nil, nil, fmt.Errorf("the CA at %s: %w", c.URL, err)
 	}
-	return ca, nil
+	return ca, &info, nil
+}
+
+// pinnedBy names what pinned the CA, for a mismatch.
+func (c *Client) pinnedBy() string {
+	if c.PinnedBy != "" {
+		return c.PinnedBy
+	}
+	return "the token"
 }
 
 // Sign sends the CSR and returns the certificate after checking that it is
@@ -138,6 +154,12 @@ func (c *Client) Sign(ctx context.Context, ca *x509.Certificate, auth Auth, csr 
 	if err := c.post(ctx, c.clients(ca, nil), "/api/v1/cfssl/authsign", ar, &res); err != nil {
 		return nil, err
 	}
+	return c.checkIssued(res, ca, csr, profile)
+}
+
+// checkIssued checks a certificate the service answered with: for our
+// key, chaining to the pinned CA with the profile's use.
+func (c *Client) checkIssued(res SignResult, ca *x509.Certificate, csr *x509.CertificateRequest, profile pki.Profile) (*x509.Certificate, error) {
 	cert, err := pki.ParseCertificate([]byte(res.Certificate))
 	if err != nil {
 		return nil, fmt.Errorf("the certificate from %s: %w", c.URL, err)

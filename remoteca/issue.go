@@ -94,3 +94,28 @@ func (c *Client) Issue(ctx context.Context, auth Auth, key crypto.Signer, rq Iss
 	}
 	return ca, cert, nil
 }
+
+// SignInInfo is the CA pinned by c's fingerprint and, when the service
+// takes sign-ins, its identity provider (nil when it does not).
+func (c *Client) SignInInfo(ctx context.Context) (*x509.Certificate, *OIDCInfo, error) {
+	ca, info, err := c.fetchInfo(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca, info.OIDC, nil
+}
+
+// SignIn trades an ID token and a CSR for key for a client certificate,
+// checked as Sign checks (our key, the pinned CA, client use). The
+// service decides the name and groups from the ID token.
+func (c *Client) SignIn(ctx context.Context, ca *x509.Certificate, idToken string, key crypto.Signer) (*x509.Certificate, error) {
+	csr, err := pki.NewCSR(key, "signed-in", pki.SANs{})
+	if err != nil {
+		return nil, err
+	}
+	var res SignResult
+	if err := c.post(ctx, c.clients(ca, nil), OIDCPath, SignInRequest{CertificateRequest: EncodeCSR(csr), IDToken: idToken}, &res); err != nil {
+		return nil, err
+	}
+	return c.checkIssued(res, ca, csr, pki.ClientProfile)
+}

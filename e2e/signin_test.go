@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// opBinary builds the e2e suite's OpenID provider (e2e/oidcop: zitadel's
+// pkg/op with its example storage and login pages, a module of its own),
+// once per run.
+var opBinary = sync.OnceValues(func() (string, error) {
+	dir, err := filepath.Abs("oidcop")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(filepath.Dir(pluginBinary), "oidcop")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build the test OpenID provider (e2e/oidcop): %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+// startProvider runs the test OpenID provider on loopback and returns its
+// issuer URL.
+func startProvider(t *testing.T, e *Env) string {
+	t.Helper()
+	bin, err := opBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.Start(bin, "-listen", "127.0.0.1:0")
+	p.WaitFor("issuer http://")
+	return strings.Fields(strings.SplitN(p.Output(), "issuer ", 2)[1])[0]
+}
+
+// approve does what the person does in the browser: opens the provider's
+// device page, signs in with user and password and allows docker-tls.
+func approve(t *testing.T, issuer, code, user, password string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := hc.PostForm(issuer+"/device/login", url.Values{"user_code": {code}, "username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = hc.PostForm(issuer+"/device/confirm", url.Values{"action": {"allowed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the provider's confirm page answered %s", resp.Status)
+	}
+}
+
+// TestSignInWithIdentityProvider: a CA service run with --oidc-issuer
+// against a real OpenID provider (zitadel's, on loopback); a laptop runs
+// docker tls enroll with the CA's fingerprint and no token, is shown the
+// provider's page and a code, and once the person signs in there ends
+// with a working context whose certificate names the user and carries
+// the provider's groups, for the sign-in lifetime. A user of a domain the
+// service does not allow gets one sentence, and no context.
+func TestSignInWithIdentityProvider(t *testing.T) {
+	t.Parallel() // waits on the provider's polling interval
+	host, laptop, d, _ := remoteCAEngine(t)
+	issuer := startProvider(t, host)
+	url, serve := caServe(t, host, "engine", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls", "--oidc-allowed-domain", "example.com", "--max-lifetime", "oidc=8h")
+	serve.WaitFor("Sign-in: ID tokens of " + issuer)
+	fp := regexp.MustCompile(`SHA-256 ([0-9A-F:]{95})`).FindStringSubmatch(serve.Output())
+	if fp == nil {
+		t.Fatalf("ca serve did not print the CA's fingerprint:\n%s", serve.Output())
+	}
+	codeRE := regexp.MustCompile(`enter the code ([A-Z0-9-]+)`)
+	signIn := func(name, user, password string) *Proc {
+		p := laptop.Start("docker", "tls", "enroll", name, "--ca-url", url, "--ca-fingerprint", "sha256:"+fp[1], "--host", d.Host)
+		p.WaitFor("Waiting for the sign-in")
+		m := codeRE.FindStringSubmatch(p.Output())
+		if m == nil {
+			t.Fatalf("enroll showed no code:\n%s", p.Output())
+		}
+		if !strings.Contains(p.Output(), "open "+issuer+"/device") {
+			t.Errorf("enroll did not say where to sign in:\n%s", p.Output())
+		}
+		approve(t, issuer, m[1], user, password)
+		return p
+	}
+	start := time.Now()
+	p := signIn("team", "alice@example.com", "alice-pw")
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("enroll after the sign-in: exit %d\n%s", code, p.Output())
+	}
+	t.Logf("sign-in to working context: %s (the provider's polling interval is 5 s)", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(p.Output(), "Verified") {
+		t.Errorf("enroll did not verify the context:\n%s", p.Output())
+	}
+	requireOK(t, laptop.Docker("--context", "team", "version", "--format", "{{.Server.Version}}"))
+	if ls := laptop.MustTLS("ls", "--format", "{{.Name}} {{.Groups}}"); !strings.Contains(ls.Stdout, "team dev,ops") {
+		t.Errorf("the signed-in context's groups:\n%s", ls.Stdout)
+	}
+	issued := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "--format", "{{.CN}} {{.Groups}} {{.Token}}").Stdout
+	if !strings.Contains(issued, "alice@example.com dev,ops oidc") {
+		t.Errorf("the inventory does not hold the sign-in:\n%s", issued)
+	}
+	cert := contextCert(t, laptop, "team")
+	if life := cert.NotAfter.Sub(cert.NotBefore); life < 8*time.Hour || life > 8*time.Hour+10*time.Minute {
+		t.Errorf("a sign-in's certificate lives %s, want 8h (--max-lifetime oidc=8h)", life)
+	}
+
+	p = signIn("outsider", "eve@example.org", "eve-pw")
+	if code := p.Wait(30 * time.Second); code == 0 || !strings.Contains(p.Output(), "eve@example.org is not of a domain this service signs in (example.com)") {
+		t.Errorf("a user of another domain: exit %d\n%s", code, p.Output())
+	}
+	if ls := laptop.MustTLS("ls", "-q"); strings.Contains(ls.Stdout, "outsider") {
+		t.Errorf("a refused sign-in left a context:\n%s", ls.Stdout)
+	}
+}
