@@ -118,6 +118,7 @@ type CreateOptions struct {
 	// Where the certificate came from.
 	CAName   string
 	CAURL    string
+	SignIn   bool
 	Imported bool
 	// Force replaces an existing context of the same name (broken or not).
 	Force bool
@@ -183,7 +184,7 @@ func createPlan(o CreateOptions, old *Context) plan {
 		KeyFile:     o.AgentSocket == "",
 		Meta: Meta{
 			KeyStore: o.KeyStore, KeyID: KeyID(o.Name, o.Cert), KeyType: pki.DescribeKey(o.Key.Public()),
-			CA: o.CAName, CAURL: o.CAURL, CAFingerprint: pki.Fingerprint(o.CA), Imported: o.Imported,
+			CA: o.CAName, CAURL: o.CAURL, SignIn: o.SignIn, CAFingerprint: pki.Fingerprint(o.CA), Imported: o.Imported,
 			Subject: o.Cert.Subject.String(), Groups: pki.GroupsOf(o.Cert), Issuer: o.Cert.Issuer.String(), NotAfter: o.Cert.NotAfter,
 		},
 	}

@@ -50,12 +50,16 @@ var ErrExists = errors.New("context already exists")
 // the client key lives and a summary of the certificate, so that listing a
 // thousand contexts needs no certificate parsing.
 type Meta struct {
-	Version       int    `json:"version"`
-	KeyStore      string `json:"keyStore"`
-	KeyID         string `json:"keyID"`
-	KeyType       string `json:"keyType,omitempty"`
-	CA            string `json:"ca,omitempty"`    // local CA name, if issued by one
-	CAURL         string `json:"caURL,omitempty"` // remote CA it enrolled with, if any
+	Version  int    `json:"version"`
+	KeyStore string `json:"keyStore"`
+	KeyID    string `json:"keyID"`
+	KeyType  string `json:"keyType,omitempty"`
+	CA       string `json:"ca,omitempty"`    // local CA name, if issued by one
+	CAURL    string `json:"caURL,omitempty"` // remote CA it enrolled with, if any
+	// SignIn says the certificate came from a sign-in with the CA
+	// service's identity provider: once it expires, the person signs in
+	// again (docker tls renew NAME), no token needed.
+	SignIn        bool   `json:"signIn,omitempty"`
 	CAFingerprint string `json:"caFingerprint"`
 	Subject       string `json:"subject"`
 	// Groups are the certificate's groups (its Organization values).

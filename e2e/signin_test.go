@@ -71,7 +71,9 @@ func approve(t *testing.T, issuer, code, user, password string) {
 // provider's page and a code, and once the person signs in there ends
 // with a working context whose certificate names the user and carries
 // the provider's groups, for the sign-in lifetime. A user of a domain the
-// service does not allow gets one sentence, and no context.
+// service does not allow gets one sentence, and no context. Once a
+// sign-in's certificate has expired, ls, verify and renew --all say a new
+// sign-in is needed, and renew NAME signs the person in again.
 func TestSignInWithIdentityProvider(t *testing.T) {
 	t.Parallel() // waits on the provider's polling interval
 	host, laptop, d, _ := remoteCAEngine(t)
@@ -83,17 +85,27 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		t.Fatalf("ca serve did not print the CA's fingerprint:\n%s", serve.Output())
 	}
 	codeRE := regexp.MustCompile(`enter the code ([A-Z0-9-]+)`)
-	signIn := func(name, user, password string) *Proc {
-		p := laptop.Start("docker", "tls", "enroll", name, "--ca-url", url, "--ca-fingerprint", "sha256:"+fp[1], "--host", d.Host)
+	// signInAs waits for p to show the code, and signs user in with it.
+	signInAs := func(p *Proc, user, password string) {
+		t.Helper()
 		p.WaitFor("Waiting for the sign-in")
 		m := codeRE.FindStringSubmatch(p.Output())
 		if m == nil {
-			t.Fatalf("enroll showed no code:\n%s", p.Output())
+			t.Fatalf("no code shown:\n%s", p.Output())
 		}
 		if !strings.Contains(p.Output(), "open "+issuer+"/device") {
-			t.Errorf("enroll did not say where to sign in:\n%s", p.Output())
+			t.Errorf("it did not say where to sign in:\n%s", p.Output())
 		}
 		approve(t, issuer, m[1], user, password)
+	}
+	signIn := func(name, user, password string, service ...string) *Proc {
+		t.Helper()
+		at := url
+		if len(service) > 0 {
+			at = service[0]
+		}
+		p := laptop.Start("docker", "tls", "enroll", name, "--ca-url", at, "--ca-fingerprint", "sha256:"+fp[1], "--host", d.Host)
+		signInAs(p, user, password)
 		return p
 	}
 	start := time.Now()
@@ -125,4 +137,31 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 	if ls := laptop.MustTLS("ls", "-q"); strings.Contains(ls.Stdout, "outsider") {
 		t.Errorf("a refused sign-in left a context:\n%s", ls.Stdout)
 	}
+
+	// Expired: ls, verify and renew --all say a new sign-in is needed;
+	// renew NAME starts it, and the context works again.
+	shortURL, _ := caServe(t, host, "engine", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls", "--max-lifetime", "oidc=15s")
+	if code := signIn("brief", "bob@example.com", "bob-pw", shortURL).Wait(30 * time.Second); code != 0 {
+		t.Fatal("enroll of a 15 s sign-in failed")
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for laptop.Docker("--context", "brief", "version").Code == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the 15 s certificate still works after 40 s")
+		}
+		time.Sleep(time.Second)
+	}
+	if ls := laptop.MustTLS("ls", "--format", "{{.Name}}: {{.Expires}}").Stdout; !strings.Contains(ls, "brief: EXPIRED") || !strings.Contains(ls, "(sign in again: docker tls renew brief)") {
+		t.Errorf("ls of an expired sign-in:\n%s", ls)
+	}
+	if v := laptop.TLS("verify", "brief"); v.Code == 0 || !strings.Contains(v.Stdout, "fix: docker tls renew brief (it signs you in again with the team's identity provider)") {
+		t.Errorf("verify of an expired sign-in: %s", v)
+	}
+	requireFail(t, laptop.TLS("renew", "--all", "--within", "1d"), "brief:", "a new sign-in is needed: docker tls renew brief")
+	again := laptop.Start("docker", "tls", "renew", "brief")
+	signInAs(again, "bob@example.com", "bob-pw")
+	if code := again.Wait(30 * time.Second); code != 0 || !strings.Contains(again.Output(), "brief: renewed") {
+		t.Fatalf("renew of an expired sign-in: exit %d\n%s", code, again.Output())
+	}
+	requireOK(t, laptop.Docker("--context", "brief", "version", "--format", "{{.Server.Version}}"))
 }

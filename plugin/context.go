@@ -35,6 +35,7 @@ type adoption struct {
 	key                     crypto.Signer
 	caName                  string // local CA, if any
 	caURL                   string // remote CA, if any
+	signIn                  bool   // the certificate came from a sign-in at caURL
 	agent                   bool   // agent mode: no TLS files, the endpoint is the agent's socket
 	imported                bool
 	force                   bool
@@ -50,7 +51,7 @@ func (a *app) createContext(ad adoption) (*contexts.Context, error) {
 	o := contexts.CreateOptions{
 		Name: ad.name, Description: ad.description, Host: ad.host,
 		Identity: contexts.Identity{CA: ad.caCert, Cert: ad.cert, Key: ad.key},
-		KeyStore: kind, CAName: ad.caName, CAURL: ad.caURL, Imported: ad.imported, Force: ad.force,
+		KeyStore: kind, CAName: ad.caName, CAURL: ad.caURL, SignIn: ad.signIn, Imported: ad.imported, Force: ad.force,
 	}
 	if ad.agent {
 		o.AgentSocket = agent.SocketPath(a.agentDir(), ad.name)
@@ -189,13 +190,7 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 		}
 		caCert, cert, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
 			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
-		}, func(c signin.Code) {
-			fmt.Fprintf(a.cli.Err(), "To sign in, open %s and enter the code %s\n", c.VerificationURI, c.UserCode)
-			if c.Complete != "" {
-				fmt.Fprintf(a.cli.Err(), "(or open %s)\n", c.Complete)
-			}
-			fmt.Fprintln(a.cli.Err(), "Waiting for the sign-in…")
-		})
+		}, a.showSignInCode)
 		if err != nil {
 			return nil, err
 		}
@@ -371,4 +366,13 @@ func (a *app) loadClientFiles(f *clientFiles, pp passphraseOptions) error {
 		return fmt.Errorf("%s and %s: %w", f.cert, f.key, err)
 	}
 	return nil
+}
+
+// showSignInCode tells the person where to sign in, on stderr.
+func (a *app) showSignInCode(c signin.Code) {
+	fmt.Fprintf(a.cli.Err(), "To sign in, open %s and enter the code %s\n", c.VerificationURI, c.UserCode)
+	if c.Complete != "" {
+		fmt.Fprintf(a.cli.Err(), "(or open %s)\n", c.Complete)
+	}
+	fmt.Fprintln(a.cli.Err(), "Waiting for the sign-in…")
 }

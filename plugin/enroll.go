@@ -113,7 +113,7 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	}
 	c, err := a.createContext(adoption{
 		name: opts.name, host: host, description: opts.description, force: opts.force,
-		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url, agent: opts.agent,
+		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url, signIn: opts.remote.signIn(), agent: opts.agent,
 	})
 	if err != nil {
 		return err

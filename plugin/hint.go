@@ -32,6 +32,8 @@ func hint(configDir string, err error) error {
 		// The journal makes "nothing half written" true: the next command
 		// finishes or undoes whatever this one began.
 		return hinted{fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)}
+	case errors.As(err, &expired) && expired.SignIn:
+		return hinted{fmt.Errorf("%w: a new sign-in is needed: docker tls renew %s", err, expired.Context)}
 	case errors.As(err, &expired):
 		return hinted{fmt.Errorf("%w: get a new token (docker tls ca token) and run docker tls enroll %s --force --ca-url %s --token …", err, expired.Context, expired.CAURL)}
 	case errors.As(err, &changed):

@@ -35,6 +35,7 @@ type contextView struct {
 	Locked      bool
 	CA          string `json:",omitempty"`
 	Agent       string `json:",omitempty"` // agent mode: "running" or "stopped"
+	SignIn      bool   `json:",omitempty"` // enrolled by signing in: renew signs in again
 	Error       string `json:",omitempty"`
 }
 
@@ -86,7 +87,7 @@ func runList(a *app, opts lsOptions) error {
 		switch {
 		case c.Managed():
 			v.Client, v.Groups, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Groups, c.TLS.Issuer, c.TLS.NotAfter
-			v.KeyStore, v.KeyID, v.Locked, v.CA = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA
+			v.KeyStore, v.KeyID, v.Locked, v.CA, v.SignIn = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA, c.TLS.SignIn
 			if c.AgentMode() {
 				v.Agent = "stopped"
 				if agentUp == nil {
@@ -206,6 +207,8 @@ func (c *contextListContext) Expires() string {
 		return "error: " + formatter.Ellipsis(c.v.Error, 40)
 	case c.v.NotAfter.IsZero():
 		return "-"
+	case (c.v.DaysLeft < 0 || time.Now().After(c.v.NotAfter)) && c.v.SignIn:
+		return "EXPIRED " + c.v.NotAfter.Format("2006-01-02") + " (sign in again: docker tls renew " + c.v.Name + ")"
 	case c.v.DaysLeft < 0 || time.Now().After(c.v.NotAfter):
 		return "EXPIRED " + c.v.NotAfter.Format("2006-01-02")
 	}

@@ -100,6 +100,8 @@ func TestHint(t *testing.T) {
 		{errors.New("other"), "other"},
 		{full, "no space left on the device holding /c: free some space and run the command again (nothing was half written)"},
 		{fmt.Errorf("prod: %w", expired), "prod: the certificate expired on 2026-01-02, so it cannot authenticate a renewal: get a new token (docker tls ca token) and run docker tls enroll prod --force --ca-url https://ca:8888 --token …"},
+		{&renewal.ExpiredError{Context: "team", CAURL: "https://ca:8888", NotAfter: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Refusal: "the CA refused: the certificate expired 3h0m0s ago, and this service renews only valid certificates", SignIn: true},
+			"the certificate expired on 2026-01-02 and was not renewed (the CA refused: the certificate expired 3h0m0s ago, and this service renews only valid certificates): a new sign-in is needed: docker tls renew team"},
 		{&renewal.CAChangedError{CA: "team"}, `the local CA "team" is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force`},
 		{renewal.ErrImported, "this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force"},
 	} {

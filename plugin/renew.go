@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -23,6 +24,10 @@ type renewOptions struct {
 	dryRun     bool
 	days       int
 	passphrase passphraseOptions
+	// signInAgain lets an expired sign-in context sign the person in
+	// again: renew NAME, where they are at the terminal; not renew --all
+	// (often cron) nor the agent, which only say who must.
+	signInAgain bool
 }
 
 func newRenewCommand(a *app) *cobra.Command {
@@ -70,6 +75,7 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 	if err := namesOrAll(names, opts.all, true, "context", "renew"); err != nil {
 		return err
 	}
+	opts.signInAgain = !opts.all
 	store := a.contexts()
 	var targets []*contexts.Context
 	switch {
@@ -127,7 +133,7 @@ func renewSource(c *contexts.Context) string {
 // renewer renews contexts, asking for a local CA's passphrase (once) the
 // way opts says.
 func (a *app) renewer(ctx context.Context, opts renewOptions) *renewal.Renewer {
-	return &renewal.Renewer{
+	r := &renewal.Renewer{
 		Contexts: a.contexts(),
 		Keys:     a.keyStores(),
 		CA:       func(name string) (*castore.CA, *pki.CA, error) { return a.loadCA(name, opts.passphrase) },
@@ -147,6 +153,14 @@ func (a *app) renewer(ctx context.Context, opts renewOptions) *renewal.Renewer {
 			}
 		},
 	}
+	if opts.signInAgain {
+		r.SignIn = func(ctx context.Context, c *contexts.Context, key crypto.Signer) (*x509.Certificate, error) {
+			fmt.Fprintf(a.cli.Err(), "%s: the certificate expired; sign in again with the team's identity provider\n", c.Name)
+			_, cert, err := signInIssue(ctx, remoteOptions{url: c.TLS.CAURL, fingerprint: c.TLS.CAFingerprint}, key, a.showSignInCode)
+			return cert, err
+		}
+	}
+	return r
 }
 
 // renewOne renews one context; a failure says what to run.

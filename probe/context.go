@@ -55,7 +55,7 @@ func (s Contexts) TargetOf(c *contexts.Context) Target {
 	}
 	var storeErr error
 	if c.Managed() {
-		t.CAName, t.CAURL, t.Locked = c.TLS.CA, c.TLS.CAURL, c.Locked()
+		t.CAName, t.CAURL, t.SignIn, t.Locked = c.TLS.CA, c.TLS.CAURL, c.TLS.SignIn, c.Locked()
 		if s.RenewalProblem != nil {
 			t.RenewalProblem = s.RenewalProblem(c.Name)
 		}

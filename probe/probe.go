@@ -69,8 +69,10 @@ type Target struct {
 	// docker CLI uses; its health is checked too.
 	AgentSocket string
 	// CAURL is the CA service the context enrolled with: an expired
-	// certificate then needs a new enrollment, not a renewal.
-	CAURL string
+	// certificate then needs a new enrollment, not a renewal; SignIn says
+	// it enrolled by signing in, and a new sign-in renews it.
+	CAURL  string
+	SignIn bool
 	// RenewalProblem, when set, says that the automatic renewal of the
 	// client certificate fails.
 	RenewalProblem string
@@ -270,7 +272,10 @@ func checkLocal(r *Report, t Target, now time.Time) {
 	if t.CAName != "" {
 		issueFix += " --ca " + t.CAName
 	}
-	if t.CAURL != "" {
+	switch {
+	case t.SignIn:
+		issueFix = "docker tls renew " + t.Name + " (it signs you in again with the team's identity provider)"
+	case t.CAURL != "":
 		// Renewal authenticates with the current certificate: once it has
 		// expired, only a service run with --renew-after-expiry renews it
 		// (for a while); otherwise a new token enrolls again.

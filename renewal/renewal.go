@@ -50,6 +50,9 @@ type ExpiredError struct {
 	// Refusal is what the service answered when asked anyway ("" when it
 	// was not asked).
 	Refusal string
+	// SignIn says the context came from a sign-in: a new one renews it
+	// (docker tls renew NAME), where the person can be asked.
+	SignIn bool
 }
 
 func (e *ExpiredError) Error() string {
@@ -82,6 +85,11 @@ type Renewer struct {
 	// Renewed is told of each context that got a new certificate (the
 	// agent rereads an agent-mode one); may be nil.
 	Renewed func(*contexts.Context)
+	// SignIn, when set, signs the person in again for a context that came
+	// from a sign-in and whose certificate expired, and returns a
+	// certificate for key. nil where no one can be asked (the agent,
+	// renew --all): the ExpiredError then says a new sign-in is needed.
+	SignIn func(ctx context.Context, c *contexts.Context, key crypto.Signer) (*x509.Certificate, error)
 }
 
 // Options are a renewal's choices.
@@ -153,7 +161,18 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 	switch {
 	case c.TLS.CAURL != "":
 		var bundle []*x509.Certificate
-		if cert, bundle, err = fromService(ctx, c, trust, old, oldKey, key); err != nil {
+		cert, bundle, err = fromService(ctx, c, trust, old, oldKey, key)
+		var expired *ExpiredError
+		if errors.As(err, &expired) && c.TLS.SignIn {
+			if r.SignIn == nil {
+				expired.SignIn = true
+				return nil, expired
+			}
+			// The CA is the one the context trusts: the sign-in pins it.
+			cert, err = r.SignIn(ctx, c, key)
+			bundle = trust
+		}
+		if err != nil {
 			return nil, err
 		}
 		var pemBundle []byte
