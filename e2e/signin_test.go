@@ -104,7 +104,7 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		if len(service) > 0 {
 			at = service[0]
 		}
-		p := laptop.Start("docker", "tls", "enroll", name, "--ca-url", at, "--ca-fingerprint", "sha256:"+fp[1], "--host", d.Host)
+		p := laptop.Start("docker", "tls", "enroll", name, "--ca-url", at, "--ca-fingerprint", "sha256:"+fp[1], "--host", d.Host, "--no-browser")
 		signInAs(p, user, password)
 		return p
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/internal/browser"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
 	"github.com/docker-tls/docker-tls/signin"
@@ -190,7 +191,7 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 		}
 		caCert, cert, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
 			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
-		}, a.showSignInCode)
+		}, a.signInPrompt(s.remote.noBrowser))
 		if err != nil {
 			return nil, err
 		}
@@ -368,11 +369,19 @@ func (a *app) loadClientFiles(f *clientFiles, pp passphraseOptions) error {
 	return nil
 }
 
-// showSignInCode tells the person where to sign in, on stderr.
-func (a *app) showSignInCode(c signin.Code) {
-	fmt.Fprintf(a.cli.Err(), "To sign in, open %s and enter the code %s\n", c.VerificationURI, c.UserCode)
-	if c.Complete != "" {
-		fmt.Fprintf(a.cli.Err(), "(or open %s)\n", c.Complete)
+// signInPrompt tells the person where to sign in, on stderr, and opens
+// their browser there when there is one (and noBrowser is not asked).
+func (a *app) signInPrompt(noBrowser bool) func(signin.Code) {
+	return func(c signin.Code) {
+		fmt.Fprintf(a.cli.Err(), "To sign in, open %s and enter the code %s\n", c.VerificationURI, c.UserCode)
+		page := c.VerificationURI
+		if c.Complete != "" {
+			fmt.Fprintf(a.cli.Err(), "(or open %s)\n", c.Complete)
+			page = c.Complete
+		}
+		if !noBrowser && browser.Open(page) == nil {
+			fmt.Fprintln(a.cli.Err(), "Your browser was opened there.")
+		}
+		fmt.Fprintln(a.cli.Err(), "Waiting for the sign-in…")
 	}
-	fmt.Fprintln(a.cli.Err(), "Waiting for the sign-in…")
 }

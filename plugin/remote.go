@@ -72,6 +72,8 @@ type remoteOptions struct {
 	profile     string
 	// lifetime is asked of the CA (enroll --lifetime); zero: its default.
 	lifetime time.Duration
+	// noBrowser keeps a sign-in from opening a browser.
+	noBrowser bool
 }
 
 func (o *remoteOptions) install(f *pflag.FlagSet) {
@@ -80,6 +82,7 @@ func (o *remoteOptions) install(f *pflag.FlagSet) {
 	f.StringVar(&o.fingerprint, "ca-fingerprint", "", "With --auth-key: the CA's SHA-256 fingerprint (sha256:AB:CD…)")
 	f.StringVar(&o.authKey, "auth-key", "", "cfssl auth key (hex): env:VAR or file:PATH")
 	f.StringVar(&o.profile, "profile", "", "Profile to ask a cfssl server for (default: client)")
+	f.BoolVar(&o.noBrowser, "no-browser", false, "With a sign-in: only print the page and the code; do not open a browser")
 }
 
 func (o remoteOptions) set() bool { return o.url != "" }
