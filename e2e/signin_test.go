@@ -138,6 +138,14 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		t.Errorf("a refused sign-in left a context:\n%s", ls.Stdout)
 	}
 
+	// A sign-in whose engine does not answer leaves nothing, and says to
+	// sign in again (no token was spent).
+	nowhere := laptop.Start("docker", "tls", "enroll", "nowhere", "--ca-url", url, "--ca-fingerprint", "sha256:"+fp[1], "--host", "tcp://127.0.0.1:9", "--no-browser")
+	signInAs(nowhere, "alice@example.com", "alice-pw")
+	if code := nowhere.Wait(60 * time.Second); code == 0 || !strings.Contains(nowhere.Output(), "so the context and its key were removed: fix the cause and enroll again (a new sign-in), or use --no-verify") {
+		t.Errorf("a sign-in to an engine that does not answer: exit %d\n%s", code, nowhere.Output())
+	}
+
 	// Expired: ls, verify and renew --all say a new sign-in is needed;
 	// renew NAME starts it, and the context works again.
 	shortURL, _ := caServe(t, host, "engine", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls", "--max-lifetime", "oidc=15s")

@@ -139,6 +139,9 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 		if undoErr != nil {
 			msg += fmt.Sprintf(" (cleanup: %v)", undoErr)
 		}
+		if opts.remote.signIn() {
+			return errors.New(msg + ": fix the cause and enroll again (a new sign-in), or use --no-verify")
+		}
 		return errors.New(msg + "; the token is spent: fix the cause and enroll with a new token, or use --no-verify")
 	}
 	a.printCreated(c)
