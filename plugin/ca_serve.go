@@ -192,7 +192,7 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	fmt.Fprintf(a.cli.Err(), "State in %s\n", db.Where)
 	fmt.Fprintf(a.cli.Err(), "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
 	if oidc != nil {
-		fmt.Fprintf(a.cli.Err(), "Sign-in: ID tokens of %s for client %s get %s client certificates\n", oidc.Issuer, oidc.ClientID, signInLifeOr(signInLife))
+		fmt.Fprintf(a.cli.Err(), "Sign-in: ID tokens of %s for client %s get %s client certificates\n", oidc.Issuer, oidc.ClientID, oidc.Lifetime())
 	}
 	go a.followRotation(ctx, srv, stored, pass)
 	err = srv.Serve(ctx, l, cert)
@@ -245,11 +245,4 @@ func parseMaxLifetimes(specs []string) (map[pki.Profile]time.Duration, time.Dura
 		out[pr] = d
 	}
 	return out, signIn, nil
-}
-
-func signInLifeOr(d time.Duration) time.Duration {
-	if d == 0 {
-		return remoteca.DefaultSignInLifetime
-	}
-	return d
 }

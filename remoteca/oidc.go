@@ -1,6 +1,7 @@
 package remoteca
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,9 +22,9 @@ import (
 const OIDCPath = "/api/v1/docker-tls/oidc-sign"
 
 // DefaultSignInLifetime is how long a certificate from a sign-in lives
-// unless the service says otherwise: a working day and a half, so that
-// the identity provider is asked again often (a person who left the team
-// stops getting certificates within a day).
+// unless the service says otherwise: a working day, so that the identity
+// provider is asked again often (a person who left the team stops getting
+// certificates within a day).
 const DefaultSignInLifetime = 12 * time.Hour
 
 // OIDC is sign-in with the team's identity provider (OpenID Connect): an
@@ -58,22 +59,12 @@ func (o *OIDC) Connect(ctx context.Context, client *http.Client) error {
 	return nil
 }
 
-func (o *OIDC) userClaim() string   { return cmpOr(o.UserClaim, "email") }
-func (o *OIDC) groupsClaim() string { return cmpOr(o.GroupsClaim, "groups") }
+func (o *OIDC) userClaim() string   { return cmp.Or(o.UserClaim, "email") }
+func (o *OIDC) groupsClaim() string { return cmp.Or(o.GroupsClaim, "groups") }
 
-func (o *OIDC) lifetime() time.Duration {
-	if o.MaxLifetime > 0 {
-		return o.MaxLifetime
-	}
-	return DefaultSignInLifetime
-}
-
-func cmpOr(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
+// Lifetime is how long a sign-in's certificate lives: MaxLifetime, else
+// DefaultSignInLifetime.
+func (o *OIDC) Lifetime() time.Duration { return cmp.Or(o.MaxLifetime, DefaultSignInLifetime) }
 
 // SignedIn is who an ID token says signed in.
 type SignedIn struct {
@@ -176,7 +167,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	a := s.current()
-	life, _, err := s.lifetime(pki.ClientProfile, s.OIDC.lifetime(), 0, a.signer(), false)
+	life, _, err := s.lifetime(pki.ClientProfile, s.OIDC.Lifetime(), 0, a.signer(), false)
 	if err != nil {
 		fail(err)
 		return
