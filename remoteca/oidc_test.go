@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,9 +25,11 @@ import (
 type fakeProvider struct {
 	srv *httptest.Server
 	key *ecdsa.PrivateKey
+	// keysServed counts fetches of the JWKS.
+	keysServed atomic.Int64
 }
 
-func newFakeProvider(t *testing.T) *fakeProvider {
+func newFakeProvider(t testing.TB) *fakeProvider {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +41,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 			"authorization_endpoint": p.srv.URL + "/auth", "token_endpoint": p.srv.URL + "/token", "id_token_signing_alg_values_supported": []string{"ES256"}})
 	})
 	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
+		p.keysServed.Add(1)
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 	})
 	p.srv = httptest.NewServer(mux)
@@ -47,7 +51,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 
 // token is an ID token for the client with claims over the defaults
 // (issued now, valid an hour); key signs it (nil: the provider's).
-func (p *fakeProvider) token(t *testing.T, claims map[string]any, key *ecdsa.PrivateKey) string {
+func (p *fakeProvider) token(t testing.TB, claims map[string]any, key *ecdsa.PrivateKey) string {
 	c := map[string]any{"iss": p.srv.URL, "aud": "docker-tls", "sub": "u1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
 	for k, v := range claims {
 		c[k] = v

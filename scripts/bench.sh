@@ -18,6 +18,13 @@ go test -run '^$' -bench PluginOverSocket -benchtime 20000x -cpu 2 ./authz | gre
   awk '/^Benchmark/ { printf "%s  (%.0f API calls/s through the plugin alone)\n", $0, 1e9/$3; next } { print }'
 
 echo
+echo "== Go benchmarks (CA service: enrollments/s by one-time token and by sign-in, an ID token verified with the provider's cached keys; 20 clients, SQLite) =="
+go test -run '^$' -bench Enroll -benchtime "${ENROLL_N:-2000}x" ./remoteca |
+  awk '/^Benchmark/ { print; for (i = 3; i < NF; i += 2) if ($(i + 1) == "enrollments/s") r[$1 ~ /sign-in/ ? "s" : "t"] = $i }
+       /^ok/ { print }
+       END { if (r["t"] > 0) printf "sign-in / token: %.2f (goal: at least 0.8)\n", r["s"] / r["t"] }'
+
+echo
 echo "== engines over SSH (real Debian hosts under systemd-nspawn; as root) =="
 if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
   # Each metric beside what a user would do instead: setup beside the
