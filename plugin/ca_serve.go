@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/policy"
 	"github.com/docker-tls/docker-tls/remoteca"
 )
 
@@ -30,6 +31,7 @@ type caServeOptions struct {
 	// certificate no longer renews; 0: none.
 	renewAfterExpiry time.Duration
 	oidc             remoteca.OIDC
+	catalogAdmins    []string
 	db               dbOptions
 	passphrase       passphraseOptions
 }
@@ -80,12 +82,19 @@ the service verifies the ID token (issuer, audience, expiry, signature
 against the provider's keys) and issues a client certificate whose CN is
 the --oidc-user-claim (email) and whose groups are the --oidc-groups-claim
 (groups), for --max-lifetime oidc=DURATION (default 12h). The info
-endpoint says so; a revoked name gets nothing.`,
+endpoint says so; a revoked name gets nothing.
+
+The service also keeps the team's catalog of engines (name, endpoint,
+policy). Identities named by --catalog-admin (user:CN or group:NAME)
+publish engines to it with docker tls engine publish; every holder of a
+valid certificate of the CA gets contexts for the engines where they have
+a role with docker tls enroll --engines.`,
 		Example: `  docker tls ca serve --ca engine --listen 0.0.0.0:2377 --san engine.example.com
   docker tls ca token --ca engine --cn alice        # on the same host, for each client
   docker tls ca serve --ca team --max-lifetime 24h --db env:CA_DB --listen 0.0.0.0:2377 --san ca.example.com
   docker tls ca serve --ca team --max-lifetime 12h --renew-after-expiry 72h   # laptops that slept over a weekend
-  docker tls ca serve --ca team --oidc-issuer https://accounts.example.com --oidc-client-id docker-tls --oidc-allowed-domain example.com`,
+  docker tls ca serve --ca team --oidc-issuer https://accounts.example.com --oidc-client-id docker-tls --oidc-allowed-domain example.com
+  docker tls ca serve --ca team --catalog-admin group:platform --catalog-admin user:alice@example.com`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCAServe(cmd.Context(), a, opts)
@@ -104,6 +113,7 @@ endpoint says so; a revoked name gets nothing.`,
 	f.StringVar(&opts.oidc.UserClaim, "oidc-user-claim", "email", "With --oidc-issuer: the ID token claim that names the user (the certificate's CN)")
 	f.StringVar(&opts.oidc.GroupsClaim, "oidc-groups-claim", "groups", "With --oidc-issuer: the ID token claim that lists the user's groups")
 	f.StringArrayVar(&opts.oidc.AllowedDomains, "oidc-allowed-domain", nil, "With --oidc-issuer: only users of this email domain (repeatable)")
+	f.StringArrayVar(&opts.catalogAdmins, "catalog-admin", nil, "Who may publish engines to the catalog: user:CN or group:NAME (repeatable)")
 	opts.db.install(f)
 	opts.passphrase.install(f)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
@@ -124,6 +134,14 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 		}
 	} else if signInLife != 0 {
 		return fmt.Errorf("--max-lifetime oidc=%s: sign-ins are off; give --oidc-issuer too", signInLife)
+	}
+	var admins []policy.Subject
+	for _, v := range opts.catalogAdmins {
+		sub, err := policy.ParseSubject(v)
+		if err != nil || sub == policy.Everyone {
+			return fmt.Errorf("--catalog-admin %q: give user:CN or group:NAME", v)
+		}
+		admins = append(admins, sub)
 	}
 	if opts.renewAfterExpiry < 0 || opts.renewAfterExpiry > 90*24*time.Hour {
 		return fmt.Errorf("--renew-after-expiry %s: give a duration from 0 (off) to 2160h (90 days)", opts.renewAfterExpiry)
@@ -178,7 +196,7 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	srv := &remoteca.Server{
 		CA: ca, Next: next, DB: db, AuthKeys: keys, MaxLifetime: maxLife,
 		Log: log.New(a.cli.Err(), "", log.LstdFlags), Limiter: remoteca.NewLimiter(10, time.Minute), RenewAfterExpiry: opts.renewAfterExpiry,
-		OIDC: oidc,
+		OIDC: oidc, CatalogAdmins: admins,
 	}
 	cert, err := srv.ServingCert(names)
 	if err != nil {
@@ -193,6 +211,9 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	fmt.Fprintf(a.cli.Err(), "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
 	if oidc != nil {
 		fmt.Fprintf(a.cli.Err(), "Sign-in: ID tokens of %s for client %s get %s client certificates\n", oidc.Issuer, oidc.ClientID, oidc.Lifetime())
+	}
+	if len(admins) > 0 {
+		fmt.Fprintf(a.cli.Err(), "Catalog: engines published by %s\n", strings.Join(opts.catalogAdmins, ", "))
 	}
 	go a.followRotation(ctx, srv, stored, pass)
 	err = srv.Serve(ctx, l, cert)

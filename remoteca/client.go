@@ -190,17 +190,8 @@ func (c *Client) Renew(ctx context.Context, ca *x509.Certificate, current tls.Ce
 // that followed a rotation trusts the old and the new one): the service
 // is checked against every CA of it.
 func (c *Client) RenewTrusting(ctx context.Context, trust []*x509.Certificate, current tls.Certificate, csr *x509.CertificateRequest) (*x509.Certificate, []*x509.Certificate, error) {
-	eps, err := c.endpoints()
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, u := range eps {
-		if u.Scheme != "https" {
-			return nil, nil, errors.New("renewal authenticates with the client certificate: the CA URL must be https://")
-		}
-	}
 	var res SignResult
-	if err := c.post(ctx, c.clientsTrusting(trust, &current), RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
+	if err := c.mutualPost(ctx, trust, current, RenewPath, SignRequest{CertificateRequest: EncodeCSR(csr)}, &res); err != nil {
 		return nil, nil, err
 	}
 	cert, err := pki.ParseCertificate([]byte(res.Certificate))

@@ -253,6 +253,7 @@ var schema = []string{
 	number      BIGINT NOT NULL,
 	this_update BIGINT NOT NULL,
 	der         TEXT NOT NULL)`,
+	catalogSchema,
 }
 
 // columnsAdded are the columns later versions added to the tables above,

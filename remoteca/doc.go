@@ -4,6 +4,9 @@
 // `docker tls ca serve` (a compatible subset of cfssl's API: info and
 // authsign, plus mutual-TLS renewal and /healthz), its database, and the
 // client behind `docker tls enroll` that pins the CA by fingerprint.
+// It also keeps the team's catalog of engines (catalog.go): catalog admins
+// publish engines with their policies, and any holder of a valid
+// certificate lists the engines where it has a role.
 //
 // The service's state (tokens as hashes, every certificate issued, revoked
 // names) lives in a DB: an embedded SQLite file for one process, or

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/policy"
 )
 
 // MaxBody is the largest request body the service reads; a CSR is ~1 KiB.
@@ -52,6 +53,9 @@ type Server struct {
 	// OIDC, when set (and connected), issues client certificates to users
 	// signed in with the team's identity provider.
 	OIDC *OIDC
+	// CatalogAdmins may publish engines to the catalog and remove them:
+	// user:CN, group:NAME (or * for any certificate of the CA).
+	CatalogAdmins []policy.Subject
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 
@@ -130,6 +134,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(HealthPath, s.handleHealth)
 	mux.HandleFunc(CRLPath, s.handleCRL)
 	mux.HandleFunc(OIDCPath, s.handleSignIn)
+	mux.HandleFunc(CatalogPath, s.handleCatalog)
+	mux.HandleFunc(PublishPath, s.handlePublish)
+	mux.HandleFunc(UnpublishPath, s.handleUnpublish)
 	return mux
 }
 
