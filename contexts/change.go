@@ -120,8 +120,14 @@ type CreateOptions struct {
 	CAURL    string
 	SignIn   bool
 	Imported bool
+	// Catalog is the CA service whose catalog the context is made from.
+	Catalog string
 	// Force replaces an existing context of the same name (broken or not).
 	Force bool
+	// FromCatalogOnly, with Force, replaces only a context made from
+	// the same Catalog: decided under the lock, so a context someone
+	// made meanwhile is never replaced.
+	FromCatalogOnly bool
 }
 
 // Create stores the key and writes a context, whole, under the state lock.
@@ -153,6 +159,8 @@ func (s *Store) Create(o CreateOptions) (c, replaced *Context, err error) {
 		return nil, nil, fmt.Errorf("context %q %w: use --force to replace it", o.Name, ErrExists)
 	case err != nil && errors.Is(err, ErrNotFound):
 		old = nil
+	case o.FromCatalogOnly && (err != nil || !old.Managed() || old.TLS.Catalog != o.Catalog):
+		return nil, nil, fmt.Errorf("context %q: %w", o.Name, ErrNotFromCatalog)
 	case err != nil && !o.Force:
 		return nil, nil, fmt.Errorf("%w; docker tls rm --force %s removes it, or --force replaces it", err, o.Name)
 	case err != nil:
@@ -184,7 +192,7 @@ func createPlan(o CreateOptions, old *Context) plan {
 		KeyFile:     o.AgentSocket == "",
 		Meta: Meta{
 			KeyStore: o.KeyStore, KeyID: KeyID(o.Name, o.Cert), KeyType: pki.DescribeKey(o.Key.Public()),
-			CA: o.CAName, CAURL: o.CAURL, SignIn: o.SignIn, CAFingerprint: pki.Fingerprint(o.CA), Imported: o.Imported,
+			CA: o.CAName, CAURL: o.CAURL, SignIn: o.SignIn, Catalog: o.Catalog, CAFingerprint: pki.Fingerprint(o.CA), Imported: o.Imported,
 			Subject: o.Cert.Subject.String(), Groups: pki.GroupsOf(o.Cert), Issuer: o.Cert.Issuer.String(), NotAfter: o.Cert.NotAfter,
 		},
 	}

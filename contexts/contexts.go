@@ -46,6 +46,10 @@ var ErrNotFound = errors.New("no such context")
 // ErrExists is returned when a context exists and replacing it was not asked for.
 var ErrExists = errors.New("context already exists")
 
+// ErrNotFromCatalog is a context that a catalog would replace but that
+// was not made from that catalog.
+var ErrNotFromCatalog = errors.New("context exists and was not made from this catalog")
+
 // Meta is what docker-tls records in a context's x-docker-tls field: where
 // the client key lives and a summary of the certificate, so that listing a
 // thousand contexts needs no certificate parsing.
@@ -59,7 +63,11 @@ type Meta struct {
 	// SignIn says the certificate came from a sign-in with the CA
 	// service's identity provider: once it expires, the person signs in
 	// again (docker tls renew NAME), no token needed.
-	SignIn        bool   `json:"signIn,omitempty"`
+	SignIn bool `json:"signIn,omitempty"`
+	// Catalog is the CA service whose catalog of engines the context was
+	// made from (docker tls enroll --engines): a later run may update it;
+	// it never touches a context without it.
+	Catalog       string `json:"catalog,omitempty"`
 	CAFingerprint string `json:"caFingerprint"`
 	Subject       string `json:"subject"`
 	// Groups are the certificate's groups (its Organization values).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/authz"
 	"github.com/docker-tls/docker-tls/internal/crashpoint"
+	"github.com/docker-tls/docker-tls/policy"
 )
 
 // An engine's policy lives on its host as the docker-tls binary serving
@@ -734,4 +735,18 @@ func PolicyStatus(ctx context.Context, s Shell) (*authz.Status, error) {
 		return nil, fmt.Errorf("the plugin on %s answered %q: %w", s.Host(), bytes.TrimSpace(out), err)
 	}
 	return &st, nil
+}
+
+// PolicyInForce is the policy dockerd enforces on the host, as the facts
+// say: nil when dockerd consults no plugin of ours, and then every
+// certificate of the engine's CA is an admin there.
+func PolicyInForce(f *PolicyFacts) (*policy.Policy, error) {
+	if !f.Enabled || f.Config == nil {
+		return nil, nil
+	}
+	cfg, err := authz.ParseConfig(f.Config)
+	if err != nil {
+		return nil, &UnreadablePolicyError{Err: err}
+	}
+	return &cfg.Policy, nil
 }

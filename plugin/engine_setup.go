@@ -25,7 +25,7 @@ import (
 
 func newEngineCommand(a *app) *cobra.Command {
 	cmd := groupCommand("engine", "Set up Docker engines for mutual TLS over SSH, and keep them that way")
-	cmd.AddCommand(newEngineSetupCommand(a), newEngineListCommand(a), newEngineRenewCommand(a), newEngineTeardownCommand(a), newEnginePolicyCommand(a), newEngineAuditCommand(a))
+	cmd.AddCommand(newEngineSetupCommand(a), newEngineListCommand(a), newEngineRenewCommand(a), newEngineTeardownCommand(a), newEnginePolicyCommand(a), newEngineAuditCommand(a), newEnginePublishCommand(a))
 	return cmd
 }
 

@@ -26,12 +26,16 @@ type enrollOptions struct {
 	agent       bool
 	timeout     time.Duration
 	remote      remoteOptions
+	// engines makes a context for each catalog engine (no NAME, no
+	// --host), each named prefix+engine.
+	engines bool
+	prefix  string
 }
 
 func newEnrollCommand(a *app) *cobra.Command {
 	var opts enrollOptions
 	cmd := &cobra.Command{
-		Use:   "enroll NAME --ca-url https://HOST:2377 (--token TOKEN | --ca-fingerprint FP) --host tcp://HOST:2376",
+		Use:   "enroll (NAME --host tcp://HOST:2376 | --engines) --ca-url https://HOST:2377 (--token TOKEN | --ca-fingerprint FP)",
 		Short: "Get a client certificate from a remote CA and create a context with it",
 		Long: `Enroll with a CA whose key stays elsewhere (docker tls ca serve on the
 engine's host, or a cfssl server): the key is made here, into the key store,
@@ -60,14 +64,28 @@ with --oidc-issuer, the person signs in with the team's identity provider
 instead (the OAuth 2.0 device flow): enroll prints the provider's page and
 a code, waits while they sign in there, and sends the service only the
 CSR and the ID token. The provider names the certificate (its user claim)
-and its groups; the service decides its lifetime.`,
+and its groups; the service decides its lifetime.
+
+With --engines instead of NAME and --host, enroll makes a context for each
+engine of the service's catalog (docker tls engine publish) where the
+certificate's user or one of its groups has a role, named after the engine
+(after --prefix, if given), all with the one certificate. Run it again to
+add engines published since, follow changed endpoints and get a new
+certificate. It never replaces a context it did not make from this
+catalog: a clash is skipped and named.`,
 		Example: `  docker tls enroll prod --ca-url https://engine.example.com:2377 --token file:token.txt --host tcp://engine.example.com:2376
   docker tls enroll dev --ca-url https://ca1.example.com:2377,https://ca2.example.com:2377 --token env:TOKEN --lifetime 24h --host tcp://dev.example.com:2376
   docker tls enroll lab --ca-url https://ca.lab:8888 --ca-fingerprint sha256:AB:CD:… --auth-key env:CFSSL_KEY --host tcp://lab:2376
-  docker tls enroll team --ca-url https://ca.example.com:2377 --ca-fingerprint sha256:AB:CD:… --host tcp://build.example.com:2376   # sign in`,
-		Args: cli.ExactArgs(1),
+  docker tls enroll team --ca-url https://ca.example.com:2377 --ca-fingerprint sha256:AB:CD:… --host tcp://build.example.com:2376   # sign in
+  docker tls enroll --engines --prefix team- --ca-url https://ca.example.com:2377 --ca-fingerprint sha256:AB:CD:…   # every engine of the team`,
+		Args: cli.RequiresMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.name = args[0]
+			if len(args) == 1 {
+				opts.name = args[0]
+			}
+			if opts.engines {
+				return runEnrollEngines(cmd.Context(), a, opts)
+			}
 			return runEnroll(cmd.Context(), a, opts)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -82,29 +100,28 @@ and its groups; the service decides its lifetime.`,
 	f.BoolVar(&opts.agent, "agent", false, "Agent mode: no key file at all; the agent also renews the certificate")
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "Time limit for each network step")
 	f.DurationVar(&opts.remote.lifetime, "lifetime", 0, "Ask for a certificate valid this long (e.g. 24h); default: the token's or the service's")
+	f.BoolVar(&opts.engines, "engines", false, "A context for each engine of the service's catalog where you have a role (no NAME, no --host)")
+	f.StringVar(&opts.prefix, "prefix", "", "With --engines: put this before each engine's name to name its context")
 	opts.remote.install(f)
-	_ = cmd.MarkFlagRequired("host")
 	_ = cmd.MarkFlagRequired("ca-url")
 	_ = cmd.RegisterFlagCompletionFunc("key-type", completeKeyTypes)
 	return cmd
 }
 
 func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
+	switch {
+	case opts.name == "":
+		return errors.New("enroll needs the NAME of the context to make, or --engines for every engine of the service's catalog")
+	case opts.host == "":
+		return errors.New("enroll NAME needs --host tcp://HOST:2376: the engine the context reaches")
+	case opts.prefix != "":
+		return errors.New("--prefix goes with --engines")
+	}
 	host, err := a.preflight(opts.name, opts.host, opts.force)
 	if err != nil {
 		return err
 	}
-	if err := opts.remote.check(); err != nil {
-		return err
-	}
-	if l := opts.remote.lifetime; l != 0 && l < remoteca.MinLifetime {
-		return fmt.Errorf("--lifetime %s: give at least %s, such as 24h", l, remoteca.MinLifetime)
-	}
-	if w := opts.remote.argvWarning(); w != "" {
-		fmt.Fprintln(a.cli.Err(), "warning:", w)
-	}
-	// Fail on a missing keyring before the token is spent.
-	if _, err := a.defaultKeystore(); err != nil {
+	if _, err := a.enrollPreflight(opts.remote); err != nil {
 		return err
 	}
 	is, err := a.issueClient(ctx, clientSpec{remote: opts.remote, keyType: opts.keyType, name: opts.clientName})
@@ -147,4 +164,21 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	a.printCreated(c)
 	fmt.Fprintf(a.cli.Out(), "Verified: %d checks ok, %d warnings\n", report.Count(probe.OK), report.Count(probe.Warn))
 	return nil
+}
+
+// enrollPreflight checks an enrollment's remote options and the key store
+// before anything is sent (a token spent on a laptop whose keyring is
+// missing would be lost), warns of a secret given on the command line,
+// and returns the kind of key store the keys go to.
+func (a *app) enrollPreflight(o remoteOptions) (string, error) {
+	if err := o.check(); err != nil {
+		return "", err
+	}
+	if l := o.lifetime; l != 0 && l < remoteca.MinLifetime {
+		return "", fmt.Errorf("--lifetime %s: give at least %s, such as 24h", l, remoteca.MinLifetime)
+	}
+	if w := o.argvWarning(); w != "" {
+		fmt.Fprintln(a.cli.Err(), "warning:", w)
+	}
+	return a.defaultKeystore()
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -36,6 +37,9 @@ type contextView struct {
 	CA          string `json:",omitempty"`
 	Agent       string `json:",omitempty"` // agent mode: "running" or "stopped"
 	SignIn      bool   `json:",omitempty"` // enrolled by signing in: renew signs in again
+	CAURL       string `json:",omitempty"` // the CA service it enrolled with
+	Catalog     string `json:",omitempty"` // the CA service whose catalog it came from (enroll --engines)
+	Imported    bool   `json:",omitempty"`
 	Error       string `json:",omitempty"`
 }
 
@@ -88,6 +92,7 @@ func runList(a *app, opts lsOptions) error {
 		case c.Managed():
 			v.Client, v.Groups, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Groups, c.TLS.Issuer, c.TLS.NotAfter
 			v.KeyStore, v.KeyID, v.Locked, v.CA, v.SignIn = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA, c.TLS.SignIn
+			v.CAURL, v.Catalog, v.Imported = c.TLS.CAURL, c.TLS.Catalog, c.TLS.Imported
 			if c.AgentMode() {
 				v.Agent = "stopped"
 				if agentUp == nil {
@@ -157,12 +162,12 @@ func newContextListContext() *contextListContext {
 	c.Header = formatter.SubHeaderContext{
 		"Name": "NAME", "Host": "HOST", "Client": "CLIENT", "Groups": "GROUPS", "Issuer": "ISSUER", "Expires": "EXPIRES", "Key": "KEY",
 		"Description": "DESCRIPTION", "DaysLeft": "DAYS LEFT", "KeyStore": "KEY STORE", "Locked": "LOCKED",
-		"Managed": "MANAGED", "NotAfter": "NOT AFTER", "Error": "ERROR", "CA": "CA", "KeyID": "KEY ID", "Agent": "AGENT",
+		"Managed": "MANAGED", "NotAfter": "NOT AFTER", "Error": "ERROR", "CA": "CA", "KeyID": "KEY ID", "Agent": "AGENT", "Origin": "ORIGIN",
 	}
 	return c
 }
 
-const contextTableFormat = "table {{.Name}}{{if .Current}} *{{end}}\t{{.Host}}\t{{.Client}}\t{{.Groups}}\t{{.Issuer}}\t{{.Expires}}\t{{.Key}}"
+const contextTableFormat = "table {{.Name}}{{if .Current}} *{{end}}\t{{.Host}}\t{{.Client}}\t{{.Groups}}\t{{.Issuer}}\t{{.Expires}}\t{{.Key}}\t{{.Origin}}"
 
 func (c *contextListContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.v) }
 
@@ -219,6 +224,38 @@ func (c *contextListContext) Expires() string {
 }
 
 func (c *contextListContext) Agent() string { return c.v.Agent }
+
+// Origin is where the context's certificate comes from: a catalog of
+// engines, a sign-in or an enrollment at a CA service, a local CA, an
+// import, or docker context create.
+func (c *contextListContext) Origin() string {
+	v := c.v
+	switch {
+	case v.Catalog != "":
+		return "catalog " + serviceHost(v.Catalog)
+	case v.SignIn:
+		return "sign-in " + serviceHost(v.CAURL)
+	case v.CAURL != "":
+		return "enrolled " + serviceHost(v.CAURL)
+	case v.CA != "":
+		return "ca " + v.CA
+	case v.Imported:
+		return "imported"
+	case v.KeyStore == "context":
+		return "docker context"
+	}
+	return "-"
+}
+
+// serviceHost is the first HOST:PORT of a CA service URL (replicas
+// separated by commas), short enough for a table.
+func serviceHost(raw string) string {
+	first, _, _ := strings.Cut(raw, ",")
+	if u, err := url.Parse(strings.TrimSpace(first)); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return first
+}
 
 func (c *contextListContext) Key() string {
 	switch {

@@ -77,6 +77,13 @@ func (c *Client) endpoints() ([]*url.URL, error) {
 	return out, nil
 }
 
+// CheckURL checks URL before anything is sent: one or more
+// https://HOST:PORT.
+func (c *Client) CheckURL() error {
+	_, err := c.endpoints()
+	return err
+}
+
 func (c *Client) timeout() time.Duration {
 	if c.Timeout > 0 {
 		return c.Timeout

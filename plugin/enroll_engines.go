@@ -1,0 +1,135 @@
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker-tls/docker-tls/catalog"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/probe"
+	"github.com/docker-tls/docker-tls/remoteca"
+)
+
+// runEnrollEngines is enroll --engines: one certificate from the CA
+// service, then a context for each catalog engine where it has a role.
+func runEnrollEngines(ctx context.Context, a *app, opts enrollOptions) error {
+	switch {
+	case opts.name != "":
+		return errors.New("--engines names each context after its engine: give no NAME (--prefix puts something before each name)")
+	case opts.host != "":
+		return errors.New("--engines takes each engine's endpoint from the catalog: give no --host")
+	case opts.force:
+		return errors.New("--force does not go with --engines: it updates the contexts it made from this catalog without it, and never replaces another")
+	case opts.agent:
+		return errors.New("--agent does not go with --engines: enroll an engine by NAME with --agent")
+	case opts.description != "":
+		return errors.New("--description does not go with --engines: each context says which catalog it came from")
+	}
+	if err := catalog.CheckPrefix(opts.prefix); err != nil {
+		return err
+	}
+	kind, err := a.enrollPreflight(opts.remote)
+	if err != nil {
+		return err
+	}
+	is, err := a.issueClient(ctx, clientSpec{remote: opts.remote, keyType: opts.keyType, name: opts.clientName})
+	if err != nil {
+		return err
+	}
+	client := &remoteca.Client{URL: opts.remote.url}
+	engines, err := client.Catalog(ctx, []*x509.Certificate{is.caCert}, tls.Certificate{Certificate: [][]byte{is.cert.Raw}, PrivateKey: is.key, Leaf: is.cert})
+	if err != nil {
+		return fmt.Errorf("the catalog: %w", err)
+	}
+	who := describeIdentity(is.cert)
+	if len(engines) == 0 {
+		return fmt.Errorf("the catalog of %s gives %s no role on any engine, so no context was made: a catalog admin grants one (docker tls engine policy set ENGINE --grant user:%s=viewer, then docker tls engine publish ENGINE)", opts.remote.url, who, is.cert.Subject.CommonName)
+	}
+	sy := catalog.Sync{URL: opts.remote.url, Prefix: opts.prefix, Cert: is.cert, Key: is.key, KeyStore: kind, SignIn: opts.remote.signIn()}
+	results, gone, err := sy.Apply(a.contexts(), engines, time.Now())
+	if err != nil {
+		return err
+	}
+	made := 0
+	for _, r := range results {
+		if r.Outcome != catalog.Skipped {
+			made++
+		}
+	}
+	checks := a.verifyMade(ctx, results, opts.timeout)
+	tw := tabwriter.NewWriter(a.cli.Out(), 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "CONTEXT\tENGINE\tROLE\tHOST\tRESULT")
+	for _, r := range results {
+		res := r.Outcome
+		if r.Note != "" {
+			res += " (" + r.Note + ")"
+		}
+		if c := checks[r.Context]; c != "" {
+			res += ", " + c
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Context, r.Engine, r.Role, r.Host, res)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.cli.Out(), "Signed in as %s until %s; %d of %d engines have a context\n", who, is.cert.NotAfter.Local().Format("2006-01-02 15:04"), made, len(results))
+	for _, name := range gone {
+		fmt.Fprintf(a.cli.Err(), "warning: context %s came from this catalog, which no longer lists its engine for you: docker tls rm %s removes it\n", name, name)
+	}
+	if made == 0 {
+		return errors.New("no context was made: every engine's name clashes with a context that did not come from this catalog; give --prefix to name them apart")
+	}
+	return nil
+}
+
+// describeIdentity is a certificate's user and groups, as a person reads
+// them.
+func describeIdentity(cert *x509.Certificate) string {
+	if g := pki.GroupsOf(cert); len(g) > 0 {
+		return fmt.Sprintf("%s (groups %s)", cert.Subject.CommonName, strings.Join(g, ","))
+	}
+	return cert.Subject.CommonName
+}
+
+// verifyMade runs docker tls verify's checks on the contexts made or
+// updated, 8 at a time, and returns what to say of each: "verified", or
+// the first failure. A failing engine keeps its context: the others do
+// not depend on it, and it may only be down for now.
+func (a *app) verifyMade(ctx context.Context, results []catalog.Result, timeout time.Duration) map[string]string {
+	out := map[string]string{}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 8)
+	)
+	for _, r := range results {
+		if r.Outcome == catalog.Skipped {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			say := "verified"
+			if t, err := a.contextTarget(r.Context); err != nil {
+				say = "not verified: " + err.Error()
+			} else if rep := probe.Run(ctx, t, probe.Options{Timeout: timeout}); rep.Worst() == probe.Fail {
+				first := rep.First(probe.Fail)
+				say = fmt.Sprintf("verify failed (%s: %s)", first.ID, first.Message)
+			}
+			mu.Lock()
+			out[r.Context] = say
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
