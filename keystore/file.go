@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"crypto"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,8 +35,18 @@ func (f *File) path(id string) (string, error) {
 	return filepath.Join(f.Dir, id+".pem"), nil
 }
 
+// tokenBlock is the PEM type of a refresh token kept after the key in
+// its file (key parsers read the first key block and ignore it).
+const tokenBlock = "DOCKER-TLS REFRESH TOKEN"
+
 // Put implements Store.
 func (f *File) Put(id string, key crypto.Signer, overwrite bool) error {
+	return f.PutWithToken(id, key, "", overwrite)
+}
+
+// PutWithToken implements Store: the token is a PEM block after the key,
+// in the same 0600 file.
+func (f *File) PutWithToken(id string, key crypto.Signer, token string, overwrite bool) error {
 	p, err := f.path(id)
 	if err != nil {
 		return err
@@ -43,6 +54,9 @@ func (f *File) Put(id string, key crypto.Signer, overwrite bool) error {
 	data, err := pki.EncodePrivateKey(key, f.Passphrase)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		data = append(data, pem.EncodeToMemory(&pem.Block{Type: tokenBlock, Bytes: []byte(token)})...)
 	}
 	if err := fsutil.MkdirPrivate(tempDir(f.Dir)); err != nil {
 		return err
@@ -74,6 +88,30 @@ func (f *File) Get(id string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("key %s (%s): %w", id, p, err)
 	}
 	return key, nil
+}
+
+// Token implements Store.
+func (f *File) Token(id string) (string, error) {
+	p, err := f.path(id)
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("key %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read key %s: %w", id, err)
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return "", nil
+		}
+		if b.Type == tokenBlock {
+			return string(b.Bytes), nil
+		}
+	}
 }
 
 // Encrypted reports whether the key stored under id needs a passphrase.

@@ -83,3 +83,9 @@ func TestCheckID(t *testing.T) {
 		}
 	}
 }
+
+// TestFileStoreContract: the file store keeps the Store contract, the
+// refresh token in the key's own 0600 file.
+func TestFileStoreContract(t *testing.T) {
+	testStoreContract(t, &File{Dir: t.TempDir()})
+}

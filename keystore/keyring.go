@@ -129,12 +129,24 @@ func unavailableReason(err error) string {
 
 // Put implements Store.
 func (k *Keyring) Put(id string, key crypto.Signer, overwrite bool) error {
+	return k.PutWithToken(id, key, "", overwrite)
+}
+
+// PutWithToken implements Store: the token follows the key in the same
+// keyring entry.
+func (k *Keyring) PutWithToken(id string, key crypto.Signer, token string, overwrite bool) error {
 	if err := CheckID(id); err != nil {
 		return err
 	}
 	secret, err := encodeKeyringSecret(key)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		secret += tokenSeparator + base64.StdEncoding.EncodeToString([]byte(token))
+		if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {
+			return fmt.Errorf("key %s with the identity provider's refresh token does not fit in this OS keyring (%d bytes, limit %d): use --keystore file", id, len(secret), k.MaxSecret)
+		}
 	}
 	if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {
 		return fmt.Errorf("key %s (%s) does not fit in this OS keyring (%d bytes, limit %d): use --key-type ecdsa-p256 or --keystore file",
@@ -170,10 +182,45 @@ func (k *Keyring) Put(id string, key crypto.Signer, overwrite bool) error {
 	})
 }
 
+// tokenSeparator ends the key in an entry that also holds a refresh
+// token: "KEY\nrefresh-token:BASE64".
+const tokenSeparator = "\nrefresh-token:"
+
 // Get implements Store.
 func (k *Keyring) Get(id string) (crypto.Signer, error) {
-	if err := CheckID(id); err != nil {
+	secret, err := k.secret(id)
+	if err != nil {
 		return nil, err
+	}
+	keyPart, _, _ := strings.Cut(secret, tokenSeparator)
+	key, err := decodeKeyringSecret(keyPart)
+	if err != nil {
+		return nil, fmt.Errorf("key %s in the OS keyring: %w", id, err)
+	}
+	return key, nil
+}
+
+// Token implements Store.
+func (k *Keyring) Token(id string) (string, error) {
+	secret, err := k.secret(id)
+	if err != nil {
+		return "", err
+	}
+	_, enc, ok := strings.Cut(secret, tokenSeparator)
+	if !ok {
+		return "", nil
+	}
+	tok, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", fmt.Errorf("key %s in the OS keyring: its refresh token is not valid base64", id)
+	}
+	return string(tok), nil
+}
+
+// secret reads id's entry.
+func (k *Keyring) secret(id string) (string, error) {
+	if err := CheckID(id); err != nil {
+		return "", err
 	}
 	var secret string
 	err := k.call(func() error {
@@ -182,13 +229,9 @@ func (k *Keyring) Get(id string) (crypto.Signer, error) {
 		return err
 	})
 	if err != nil {
-		return nil, k.wrap("read", id, err)
+		return "", k.wrap("read", id, err)
 	}
-	key, err := decodeKeyringSecret(secret)
-	if err != nil {
-		return nil, fmt.Errorf("key %s in the OS keyring: %w", id, err)
-	}
-	return key, nil
+	return secret, nil
 }
 
 // Delete implements Store.

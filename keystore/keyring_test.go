@@ -101,6 +101,33 @@ func testStoreContract(t *testing.T, s Store) {
 	if got, _ := s.Get(id); !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(other.Public()) {
 		t.Fatal("overwrite did not replace the key")
 	}
+	// A refresh token rides with its key: written, read back and
+	// replaced with it; a key put without one has none.
+	if tok, err := s.Token(id); err != nil || tok != "" {
+		t.Fatalf("token of a key stored without one: %q, %v", tok, err)
+	}
+	const token = "rt-1.eyJhbGciOi/+=" // any bytes a provider may send
+	if err := s.PutWithToken(id, other, token, false); !errors.Is(err, ErrExists) {
+		t.Fatalf("put with token over a key: %v", err)
+	}
+	if err := s.PutWithToken(id, other, token, true); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := s.Token(id); err != nil || tok != token {
+		t.Fatalf("token back: %q, %v", tok, err)
+	}
+	if got, err := s.Get(id); err != nil || !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(other.Public()) {
+		t.Fatalf("the key beside a token: %v", err)
+	}
+	if err := s.Put(id, other, true); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := s.Token(id); tok != "" {
+		t.Fatalf("a key put again without its token kept it: %q", tok)
+	}
+	if _, err := s.Token("test-none"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token of no key: %v", err)
+	}
 	ids, err := s.List("test-")
 	if err != nil || len(ids) != 1 || ids[0] != id {
 		t.Fatalf("List = %v, %v", ids, err)

@@ -125,8 +125,15 @@ type Store interface {
 	Kind() string
 	// Put stores key under id; it fails with ErrExists unless overwrite.
 	Put(id string, key crypto.Signer, overwrite bool) error
+	// PutWithToken stores key with a refresh token of the identity
+	// provider in the same entry, so that the token is written, moved
+	// and removed with the key and protected as the key is.
+	PutWithToken(id string, key crypto.Signer, token string, overwrite bool) error
 	// Get returns the key stored under id, or ErrNotFound.
 	Get(id string) (crypto.Signer, error)
+	// Token returns the refresh token stored with id's key: "" when
+	// there is none, ErrNotFound when there is no key.
+	Token(id string) (string, error)
 	// Delete removes id; ErrNotFound if it was not there.
 	Delete(id string) error
 	// List returns the ids that start with prefix, sorted.
