@@ -57,6 +57,10 @@ type plan struct {
 	CertPEM     string `json:"certPEM,omitempty"`
 	KeyFile     bool   `json:"keyFile,omitempty"` // a key.pem copy for the docker CLI
 	Meta        Meta   `json:"meta"`
+	// token is the identity provider's refresh token that goes into the
+	// key's entry with a put key. Unexported: the journal, which records
+	// the plan, never holds it.
+	token string
 }
 
 // oldKeyGoes reports whether committing p makes its old key unused.
@@ -122,6 +126,8 @@ type CreateOptions struct {
 	Imported bool
 	// Catalog is the CA service whose catalog the context is made from.
 	Catalog string
+	// RefreshToken, from a sign-in, is kept with the key, in its entry.
+	RefreshToken string
 	// Force replaces an existing context of the same name (broken or not).
 	Force bool
 	// FromCatalogOnly, with Force, replaces only a context made from
@@ -190,6 +196,7 @@ func createPlan(o CreateOptions, old *Context) plan {
 		CAPEM:       string(caPEM),
 		CertPEM:     string(certPEM),
 		KeyFile:     o.AgentSocket == "",
+		token:       o.RefreshToken,
 		Meta: Meta{
 			KeyStore: o.KeyStore, KeyID: KeyID(o.Name, o.Cert), KeyType: pki.DescribeKey(o.Key.Public()),
 			CA: o.CAName, CAURL: o.CAURL, SignIn: o.SignIn, Catalog: o.Catalog, CAFingerprint: pki.Fingerprint(o.CA), Imported: o.Imported,
@@ -220,7 +227,7 @@ func (s *Store) run(op, name string, p plan, key crypto.Signer) error {
 		if err != nil {
 			return s.undo(e, p, err)
 		}
-		if err := ks.Put(p.New.ID, key, true); err != nil {
+		if err := ks.PutWithToken(p.New.ID, key, p.token, true); err != nil {
 			return s.undo(e, p, err)
 		}
 		if err := e.Advance(phaseKeyStored); err != nil {
@@ -440,6 +447,7 @@ func (s *Store) Renew(was *Context, cert *x509.Certificate, key crypto.Signer, r
 		p.New = &keystore.Ref{Store: c.TLS.KeyStore, ID: KeyID(c.Name, cert)}
 		p.PutKey = true
 		p.Meta.KeyID, p.Meta.KeyType = p.New.ID, pki.DescribeKey(key.Public())
+		p.token = s.tokenOf(c.KeyOf()) // the sign-in's refresh token follows the key
 	}
 	if err := s.run("renew", c.Name, p, key); err != nil {
 		return nil, err
@@ -777,8 +785,48 @@ func (s *Store) MoveKey(name, to string) (bool, error) {
 	}
 	p.New, p.PutKey = &keystore.Ref{Store: to, ID: c.TLS.KeyID}, true
 	p.Meta.KeyStore = to
+	p.token = s.tokenOf(c.KeyOf())
 	if err := s.run("move-key", name, p, key); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// tokenOf is the refresh token kept with the key ref names ("" if none,
+// or if it cannot be read: a key without one signs in with the person).
+func (s *Store) tokenOf(ref keystore.Ref) string {
+	ks, err := s.keys.Open(ref.Store, nil)
+	if err != nil {
+		return ""
+	}
+	tok, _ := ks.Token(ref.ID)
+	return tok
+}
+
+// RefreshToken is the identity provider's refresh token kept with a
+// managed context's key, "" if none.
+func (s *Store) RefreshToken(c *Context) string { return s.tokenOf(c.KeyOf()) }
+
+// KeepRefreshToken stores token with the key of context was (whose key is
+// key), replacing the one kept: the identity provider rotates refresh
+// tokens as they are used. One write of the key's entry, under the state
+// lock; nothing is written if another command changed the key meanwhile.
+func (s *Store) KeepRefreshToken(was *Context, key crypto.Signer, token string) error {
+	release, err := s.j.Lock()
+	if err != nil {
+		return err
+	}
+	defer release()
+	c, err := s.Managed(was.Name)
+	if err != nil {
+		return err
+	}
+	if c.KeyOf() != was.KeyOf() {
+		return errChangedMeanwhile(c)
+	}
+	ks, err := s.keys.Open(c.TLS.KeyStore, nil)
+	if err != nil {
+		return err
+	}
+	return ks.PutWithToken(c.TLS.KeyID, key, token, true)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -567,4 +568,79 @@ func TestRetrust(t *testing.T) {
 		t.Fatal("cert.pem lost")
 	}
 	usable(t, ts.Store, "prod")
+}
+
+// TestRefreshTokenFollowsTheKey: a sign-in's refresh token is kept with
+// the context's key, follows it to another store and to a new key, is
+// replaced when the provider rotates it, goes when the context goes, and
+// never reaches the journal or the context's files.
+func TestRefreshTokenFollowsTheKey(t *testing.T) {
+	ts := newTestStore(t)
+	const tok = "refresh-token-secret-1"
+	o := opts(t, "team")
+	o.RefreshToken, o.SignIn = tok, true
+	c, _, err := ts.Create(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.RefreshToken(c); got != tok {
+		t.Fatalf("after create: %q", got)
+	}
+	if _, err := ts.MoveKey("team", keystore.KindKeyring); err != nil {
+		t.Fatal(err)
+	}
+	c = usable(t, ts.Store, "team")
+	if got := ts.RefreshToken(c); got != tok || c.TLS.KeyStore != keystore.KindKeyring {
+		t.Fatalf("after the move to %s: %q", c.TLS.KeyStore, got)
+	}
+	// A rekey: the new key's entry carries the token.
+	next := identity(t, "alice")
+	if c, err = ts.Renew(c, next.Cert, next.Key, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.RefreshToken(c); got != tok {
+		t.Fatalf("after a rekey: %q", got)
+	}
+	if err := ts.KeepRefreshToken(c, next.Key, "refresh-token-secret-2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.RefreshToken(c); got != "refresh-token-secret-2" {
+		t.Fatalf("after the provider rotated it: %q", got)
+	}
+	// A stale read does not write.
+	other := identity(t, "alice")
+	if _, err := ts.Renew(c, other.Cert, other.Key, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.KeepRefreshToken(c, next.Key, "stale"); err == nil {
+		t.Fatal("a token was kept for a key the context no longer uses")
+	}
+	if strings.Contains(snapshotDir(t, ts.dir), "refresh-token-secret") {
+		t.Fatal("a refresh token is in a file outside the key store's entries")
+	}
+	if _, err := ts.Remove("team"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.ids(t); len(got) != 0 {
+		t.Fatalf("keys left: %v", got)
+	}
+	assertClean(t, ts)
+}
+
+// snapshotDir is every file under dir with its content, for a search.
+func snapshotDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		b.WriteString(path + "\n" + string(data) + "\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -146,9 +146,10 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		t.Errorf("a sign-in to an engine that does not answer: exit %d\n%s", code, nowhere.Output())
 	}
 
-	// Expired: ls, verify and renew --all say a new sign-in is needed;
-	// renew NAME starts it, and the context works again.
-	shortURL, _ := caServe(t, host, "engine", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls", "--max-lifetime", "oidc=15s")
+	// Expired, signed in with a client that gets no refresh token: ls,
+	// verify and renew --all say a new sign-in is needed; renew NAME
+	// starts it, and the context works again.
+	shortURL, _ := caServe(t, host, "engine", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls-once", "--max-lifetime", "oidc=15s")
 	if code := signIn("brief", "bob@example.com", "bob-pw", shortURL).Wait(30 * time.Second); code != 0 {
 		t.Fatal("enroll of a 15 s sign-in failed")
 	}
@@ -172,4 +173,41 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		t.Fatalf("renew of an expired sign-in: exit %d\n%s", code, again.Output())
 	}
 	requireOK(t, laptop.Docker("--context", "brief", "version", "--format", "{{.Server.Version}}"))
+
+	// Expired, signed in with a client that gets a refresh token (kept
+	// with the key): renew --all signs in again without the person.
+	refreshURL, refreshServe := caServe(t, host, "engine", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls", "--max-lifetime", "oidc=15s")
+	if code := signIn("kept", "alice@example.com", "alice-pw", refreshURL).Wait(30 * time.Second); code != 0 {
+		t.Fatal("enroll of a 15 s sign-in with a refresh token failed")
+	}
+	first := contextCert(t, laptop, "kept")
+	deadline = time.Now().Add(40 * time.Second)
+	for laptop.Docker("--context", "kept", "version").Code == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the 15 s certificate still works after 40 s")
+		}
+		time.Sleep(time.Second)
+	}
+	r := laptop.TLS("renew", "--all", "--within", "1d")
+	if !strings.Contains(r.Stdout, "kept: renewed") {
+		t.Fatalf("renew --all of an expired sign-in with a refresh token: %s", r)
+	}
+	if strings.Contains(r.Stderr, "sign in again with the team's identity provider") || strings.Contains(r.Stderr, "enter the code") {
+		t.Errorf("the refresh asked for the person: %s", r)
+	}
+	requireOK(t, laptop.Docker("--context", "kept", "version", "--format", "{{.Server.Version}}"))
+	if next := contextCert(t, laptop, "kept"); next.SerialNumber.Cmp(first.SerialNumber) == 0 || next.Subject.CommonName != "alice@example.com" || !strings.Contains(refreshServe.Output(), `signed-in serial=`) {
+		t.Errorf("the renewal after a refresh: %v (was %v)", next.Subject, first.Subject)
+	}
+	// The rotated token works again: a second expiry, a second refresh.
+	deadline = time.Now().Add(40 * time.Second)
+	for laptop.Docker("--context", "kept", "version").Code == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed 15 s certificate still works after 40 s")
+		}
+		time.Sleep(time.Second)
+	}
+	if r := laptop.TLS("renew", "kept"); !strings.Contains(r.Stdout, "kept: renewed") || strings.Contains(r.Stderr, "enter the code") {
+		t.Fatalf("a second refresh (the rotated token): %s", r)
+	}
 }

@@ -40,6 +40,7 @@ type adoption struct {
 	agent                   bool   // agent mode: no TLS files, the endpoint is the agent's socket
 	imported                bool
 	force                   bool
+	refreshToken            string // a sign-in's, kept with the key
 }
 
 // createContext stores the key and writes the context (contexts.Create
@@ -53,6 +54,7 @@ func (a *app) createContext(ad adoption) (*contexts.Context, error) {
 		Name: ad.name, Description: ad.description, Host: ad.host,
 		Identity: contexts.Identity{CA: ad.caCert, Cert: ad.cert, Key: ad.key},
 		KeyStore: kind, CAName: ad.caName, CAURL: ad.caURL, SignIn: ad.signIn, Imported: ad.imported, Force: ad.force,
+		RefreshToken: ad.refreshToken,
 	}
 	if ad.agent {
 		o.AgentSocket = agent.SocketPath(a.agentDir(), ad.name)
@@ -158,6 +160,8 @@ type issuedClient struct {
 	caCert, cert *x509.Certificate
 	key          crypto.Signer
 	caName       string
+	// refreshToken is the identity provider's, from a sign-in.
+	refreshToken string
 }
 
 // issueClient makes a key and gets it a client certificate, locally or from
@@ -189,13 +193,13 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 		if err != nil {
 			return nil, err
 		}
-		caCert, cert, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
+		caCert, cert, refresh, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
 			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
 		}, a.signInPrompt(s.remote.noBrowser))
 		if err != nil {
 			return nil, err
 		}
-		return &issuedClient{caCert: caCert, cert: cert, key: key}, nil
+		return &issuedClient{caCert: caCert, cert: cert, key: key, refreshToken: refresh}, nil
 	}
 	if err := s.remote.check(); err != nil {
 		return nil, err

@@ -64,7 +64,11 @@ with --oidc-issuer, the person signs in with the team's identity provider
 instead (the OAuth 2.0 device flow): enroll prints the provider's page and
 a code, waits while they sign in there, and sends the service only the
 CSR and the ID token. The provider names the certificate (its user claim)
-and its groups; the service decides its lifetime.
+and its groups; the service decides its lifetime. Where the provider
+offers offline_access, its refresh token is kept with the key, in the key
+store: while the certificate is valid it renews over mutual TLS; once it
+has expired, docker tls renew and the agent sign in again with the refresh
+token, and ask the person only when the provider no longer accepts it.
 
 With --engines instead of NAME and --host, enroll makes a context for each
 engine of the service's catalog (docker tls engine publish) where the
@@ -131,6 +135,7 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	c, err := a.createContext(adoption{
 		name: opts.name, host: host, description: opts.description, force: opts.force,
 		caCert: is.caCert, cert: is.cert, key: is.key, caURL: opts.remote.url, signIn: opts.remote.signIn(), agent: opts.agent,
+		refreshToken: is.refreshToken,
 	})
 	if err != nil {
 		return err

@@ -111,13 +111,13 @@ func (o remoteOptions) check() error {
 // returns the pinned CA and the certificate, both checked. warn receives
 // what the service says it changed of the request (a lifetime cut short),
 // for the user.
-func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq remoteca.IssueRequest, warn func(string), show func(signin.Code)) (*x509.Certificate, *x509.Certificate, error) {
+func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq remoteca.IssueRequest, warn func(string), show func(signin.Code)) (ca, cert *x509.Certificate, refreshToken string, err error) {
 	if err := o.check(); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if o.signIn() {
 		if rq.CommonName != "" {
-			return nil, nil, errors.New("--client-name: a sign-in is named by the identity provider (the user claim)")
+			return nil, nil, "", errors.New("--client-name: a sign-in is named by the identity provider (the user claim)")
 		}
 		return signInIssue(ctx, o, key, show)
 	}
@@ -128,49 +128,49 @@ func remoteIssue(ctx context.Context, o remoteOptions, key crypto.Signer, rq rem
 	}
 	secret, err := readSecretRef(ref, what)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if o.token != "" {
 		cred.Token = secret
 	} else if cred.AuthKey, err = authKeyBytes(secret); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if o.profile != "" {
 		if rq.Profile, err = pki.ParseProfile(o.profile); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
 	c := &remoteca.Client{URL: o.url, Lifetime: o.lifetime, Notes: warn}
 	auth, err := c.Authenticate(cred)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return c.Issue(ctx, auth, key, rq)
+	ca, cert, err = c.Issue(ctx, auth, key, rq)
+	return ca, cert, "", err
 }
 
 // signInIssue signs the person in with the identity provider the CA
 // service names (the CA pinned by --ca-fingerprint first) and trades the
 // ID token for a client certificate for key.
-func signInIssue(ctx context.Context, o remoteOptions, key crypto.Signer, show func(signin.Code)) (*x509.Certificate, *x509.Certificate, error) {
+func signInIssue(ctx context.Context, o remoteOptions, key crypto.Signer, show func(signin.Code)) (ca, cert *x509.Certificate, refreshToken string, err error) {
 	fp, err := remoteca.NormalizeFingerprint(o.fingerprint)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--ca-fingerprint: %w", err)
+		return nil, nil, "", fmt.Errorf("--ca-fingerprint: %w", err)
 	}
 	c := &remoteca.Client{URL: o.url, Fingerprint: fp, PinnedBy: "--ca-fingerprint"}
 	ca, provider, err := c.SignInInfo(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if provider == nil {
-		return nil, nil, fmt.Errorf("the CA service at %s takes no sign-ins: enroll with a token (--token, from docker tls ca token)", o.url)
+		return nil, nil, "", fmt.Errorf("the CA service at %s takes no sign-ins: enroll with a token (--token, from docker tls ca token)", o.url)
 	}
 	res, err := signin.Device(ctx, provider.Issuer, provider.ClientID, &http.Client{Timeout: 30 * time.Second}, show)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	cert, err := c.SignIn(ctx, ca, res.IDToken, key)
-	if err != nil {
-		return nil, nil, err
+	if cert, err = c.SignIn(ctx, ca, res.IDToken, key); err != nil {
+		return nil, nil, "", err
 	}
-	return ca, cert, nil
+	return ca, cert, res.RefreshToken, nil
 }

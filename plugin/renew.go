@@ -154,10 +154,10 @@ func (a *app) renewer(ctx context.Context, opts renewOptions) *renewal.Renewer {
 		},
 	}
 	if opts.signInAgain {
-		r.SignIn = func(ctx context.Context, c *contexts.Context, key crypto.Signer) (*x509.Certificate, error) {
+		r.SignIn = func(ctx context.Context, c *contexts.Context, key crypto.Signer) (*x509.Certificate, string, error) {
 			fmt.Fprintf(a.cli.Err(), "%s: the certificate expired; sign in again with the team's identity provider\n", c.Name)
-			_, cert, err := signInIssue(ctx, remoteOptions{url: c.TLS.CAURL, fingerprint: c.TLS.CAFingerprint}, key, a.signInPrompt(false))
-			return cert, err
+			_, cert, refresh, err := signInIssue(ctx, remoteOptions{url: c.TLS.CAURL, fingerprint: c.TLS.CAFingerprint}, key, a.signInPrompt(false))
+			return cert, refresh, err
 		}
 	}
 	return r

@@ -26,6 +26,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
+	"github.com/docker-tls/docker-tls/signin"
 )
 
 // ErrImported is a context whose certificate was imported: docker-tls does
@@ -87,9 +89,13 @@ type Renewer struct {
 	Renewed func(*contexts.Context)
 	// SignIn, when set, signs the person in again for a context that came
 	// from a sign-in and whose certificate expired, and returns a
-	// certificate for key. nil where no one can be asked (the agent,
-	// renew --all): the ExpiredError then says a new sign-in is needed.
-	SignIn func(ctx context.Context, c *contexts.Context, key crypto.Signer) (*x509.Certificate, error)
+	// certificate for key and the provider's refresh token, if any. nil
+	// where no one can be asked (the agent, renew --all): the
+	// ExpiredError then says a new sign-in is needed.
+	SignIn func(ctx context.Context, c *contexts.Context, key crypto.Signer) (*x509.Certificate, string, error)
+	// HTTPClient carries a refresh at the identity provider; a client
+	// with a 30 s timeout if nil.
+	HTTPClient *http.Client
 }
 
 // Options are a renewal's choices.
@@ -158,18 +164,16 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 	// bundle, or the one the CA service answers with (during a rotation:
 	// the old and the new CA), which the context then trusts.
 	var newTrust []byte
+	// refreshed is the refresh token to keep after a new sign-in.
+	var refreshed string
 	switch {
 	case c.TLS.CAURL != "":
 		var bundle []*x509.Certificate
 		cert, bundle, err = fromService(ctx, c, trust, old, oldKey, key)
 		var expired *ExpiredError
 		if errors.As(err, &expired) && c.TLS.SignIn {
-			if r.SignIn == nil {
-				expired.SignIn = true
-				return nil, expired
-			}
 			// The CA is the one the context trusts: the sign-in pins it.
-			cert, err = r.SignIn(ctx, c, key)
+			cert, refreshed, err = r.signInAgain(ctx, c, key, expired)
 			bundle = trust
 		}
 		if err != nil {
@@ -199,13 +203,70 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 			return nil, err
 		}
 	}
-	if _, err := r.Contexts.Renew(c, cert, key, o.Rekey); err != nil {
+	renewed, err := r.Contexts.Renew(c, cert, key, o.Rekey)
+	if err != nil {
 		return nil, err
+	}
+	if refreshed != "" && refreshed != r.Contexts.RefreshToken(renewed) {
+		// The certificate is in; a token not kept costs only a person's
+		// sign-in next time, so this does not fail the renewal.
+		_ = r.Contexts.KeepRefreshToken(renewed, key, refreshed)
 	}
 	if r.Renewed != nil {
 		r.Renewed(c)
 	}
 	return cert, nil
+}
+
+// signInAgain gets an expired sign-in's context a certificate for key by
+// a new sign-in: first without the person, with the refresh token kept
+// with its key, then by asking the person (SignIn). It returns the
+// refresh token to keep. With neither, expired says a sign-in is needed,
+// and why the refresh token did not do.
+func (r *Renewer) signInAgain(ctx context.Context, c *contexts.Context, key crypto.Signer, expired *ExpiredError) (*x509.Certificate, string, error) {
+	if tok := r.Contexts.RefreshToken(c); tok != "" {
+		cert, next, err := r.refresh(ctx, c, key, tok)
+		if err == nil {
+			return cert, next, nil
+		}
+		expired.Refusal = err.Error()
+	}
+	if r.SignIn == nil {
+		expired.SignIn = true
+		return nil, "", expired
+	}
+	return r.SignIn(ctx, c, key)
+}
+
+// refresh trades the refresh token of c's sign-in for a new ID token at
+// the identity provider the CA service names (the service pinned by the
+// CA the context trusts), and that for a certificate for key.
+func (r *Renewer) refresh(ctx context.Context, c *contexts.Context, key crypto.Signer, token string) (*x509.Certificate, string, error) {
+	fp, err := remoteca.NormalizeFingerprint(c.TLS.CAFingerprint)
+	if err != nil {
+		return nil, "", err
+	}
+	client := &remoteca.Client{URL: c.TLS.CAURL, Fingerprint: fp, PinnedBy: "the context's CA"}
+	ca, provider, err := client.SignInInfo(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if provider == nil {
+		return nil, "", fmt.Errorf("the CA service at %s no longer takes sign-ins", c.TLS.CAURL)
+	}
+	hc := r.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	res, err := signin.Refresh(ctx, provider.Issuer, provider.ClientID, hc, token)
+	if err != nil {
+		return nil, "", err
+	}
+	cert, err := client.SignIn(ctx, ca, res.IDToken, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return cert, res.RefreshToken, nil
 }
 
 // fromService renews an enrolled context's certificate at its CA service,

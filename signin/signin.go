@@ -9,10 +9,12 @@
 package signin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -49,7 +51,7 @@ func Device(ctx context.Context, issuer, clientID string, hc *http.Client, show 
 	if ep.DeviceAuthURL == "" {
 		return nil, fmt.Errorf("the identity provider %s offers no device sign-in (no device_authorization_endpoint in its discovery document)", issuer)
 	}
-	cfg := &oauth2.Config{ClientID: clientID, Endpoint: ep, Scopes: Scopes}
+	cfg := &oauth2.Config{ClientID: clientID, Endpoint: ep, Scopes: scopesOf(p)}
 	da, err := cfg.DeviceAuth(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start the sign-in at %s: %w", issuer, err)
@@ -74,4 +76,43 @@ func Device(ctx context.Context, issuer, clientID string, hc *http.Client, show 
 		return nil, fmt.Errorf("the identity provider %s gave no ID token: its client %s must allow the openid scope", issuer, clientID)
 	}
 	return &Result{IDToken: id, RefreshToken: tok.RefreshToken}, nil
+}
+
+// scopesOf are the scopes asked of p: Scopes, and offline_access where
+// the provider says it supports it (a refresh token, so that a laptop can
+// sign in again without the person; providers that do not know the scope
+// may refuse the whole request, so it is not asked blindly).
+func scopesOf(p *oidc.Provider) []string {
+	var d struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := p.Claims(&d); err == nil && slices.Contains(d.Scopes, oidc.ScopeOfflineAccess) {
+		return append(slices.Clone(Scopes), oidc.ScopeOfflineAccess)
+	}
+	return Scopes
+}
+
+// Refresh trades a refresh token of an earlier sign-in for a new ID token
+// at the provider at issuer, without the person. The provider may rotate
+// the refresh token: Result carries the one to keep.
+func Refresh(ctx context.Context, issuer, clientID string, hc *http.Client, refreshToken string) (*Result, error) {
+	ctx = oidc.ClientContext(ctx, hc)
+	p, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		return nil, fmt.Errorf("the identity provider %s: %w", issuer, err)
+	}
+	cfg := &oauth2.Config{ClientID: clientID, Endpoint: p.Endpoint()}
+	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode != "" {
+			return nil, fmt.Errorf("the identity provider no longer accepts the sign-in's refresh token (%s)", re.ErrorCode)
+		}
+		return nil, fmt.Errorf("refresh the sign-in at %s: %w", issuer, err)
+	}
+	id, _ := tok.Extra("id_token").(string)
+	if id == "" {
+		return nil, fmt.Errorf("the identity provider %s gave no ID token for the refresh token", issuer)
+	}
+	return &Result{IDToken: id, RefreshToken: cmp.Or(tok.RefreshToken, refreshToken)}, nil
 }

@@ -80,3 +80,41 @@ func TestDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestRefresh: a refresh token becomes a new ID token without the person;
+// a provider that rotates the token hands back the one to keep, one that
+// does not keeps the old; a refused token says so without echoing it.
+func TestRefresh(t *testing.T) {
+	tests := []struct {
+		name      string
+		token     func(int) (int, map[string]any)
+		wantID    string
+		wantKeep  string
+		wantError string
+	}{
+		{"rotated", func(int) (int, map[string]any) {
+			return 200, map[string]any{"access_token": "at", "token_type": "Bearer", "id_token": "new.id.token", "refresh_token": "rt-2"}
+		}, "new.id.token", "rt-2", ""},
+		{"not rotated", func(int) (int, map[string]any) {
+			return 200, map[string]any{"access_token": "at", "token_type": "Bearer", "id_token": "new.id.token"}
+		}, "new.id.token", "rt-1", ""},
+		{"refused", func(int) (int, map[string]any) { return 400, map[string]any{"error": "invalid_grant"} }, "", "", "no longer accepts the sign-in's refresh token (invalid_grant)"},
+		{"no ID token", func(int) (int, map[string]any) {
+			return 200, map[string]any{"access_token": "at", "token_type": "Bearer"}
+		}, "", "", "gave no ID token for the refresh token"},
+	}
+	for _, tc := range tests {
+		issuer := fakeProvider(t, true, tc.token)
+		res, err := Refresh(context.Background(), issuer, "docker-tls", http.DefaultClient, "rt-1")
+		switch {
+		case tc.wantError != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantError) || strings.Contains(err.Error(), "rt-1") {
+				t.Errorf("%s: %v, want %q", tc.name, err, tc.wantError)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case res.IDToken != tc.wantID || res.RefreshToken != tc.wantKeep:
+			t.Errorf("%s: %+v", tc.name, res)
+		}
+	}
+}

@@ -1,8 +1,9 @@
 // Command oidcop is the OpenID provider the e2e suite signs in against:
 // zitadel/oidc's own provider (pkg/op) with its example storage and login
 // pages, run on loopback. What this file adds is only what the example
-// lacks: a public device client (no secret, as RFC 8628 allows) whose ID
-// tokens carry the user's email, and a groups claim. The protocol code is
+// lacks: public device clients (no secret, as RFC 8628 allows) whose ID
+// tokens carry the user's email, one of them with refresh tokens, and a
+// groups claim. The protocol code is
 // zitadel's. It is a test tool, a module of its own so that the product
 // does not depend on it.
 package main
@@ -24,8 +25,13 @@ import (
 	"golang.org/x/text/language"
 )
 
-// ClientID is the public device client docker-tls signs in as.
-const ClientID = "docker-tls"
+// The public device clients docker-tls signs in as: ClientID may also
+// refresh (offline_access gives a refresh token), OnceClientID may not, so
+// that a laptop signed in with it needs the person again.
+const (
+	ClientID     = "docker-tls"
+	OnceClientID = "docker-tls-once"
+)
 
 // users are the team: a password each (the e2e suite types it into the
 // provider's login page), and groups.
@@ -52,8 +58,18 @@ func (u userStore) GetUserByUsername(name string) *storage.User {
 func (userStore) ExampleClientID() string { return ClientID }
 
 // publicDevice is the example's device client made public, with the
-// user's claims in the ID token.
-type publicDevice struct{ op.Client }
+// user's claims in the ID token, and the refresh token grant if refresh.
+type publicDevice struct {
+	op.Client
+	refresh bool
+}
+
+func (p publicDevice) GrantTypes() []oidc.GrantType {
+	if p.refresh {
+		return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+	}
+	return []oidc.GrantType{oidc.GrantTypeDeviceCode}
+}
 
 func (publicDevice) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodNone }
 func (publicDevice) ApplicationType() op.ApplicationType  { return op.ApplicationTypeNative }
@@ -66,18 +82,38 @@ type teamStorage struct {
 
 func (s *teamStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := s.Storage.GetClientByClientID(ctx, id)
-	if err != nil || id != ClientID {
+	if err != nil || (id != ClientID && id != OnceClientID) {
 		return c, err
 	}
-	return publicDevice{c}, nil
+	return publicDevice{Client: c, refresh: id == ClientID}, nil
 }
 
 func (s *teamStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	if id == ClientID {
+	if id == ClientID || id == OnceClientID {
 		return nil // public: no secret to check
 	}
 	return s.Storage.AuthorizeClientIDSecret(ctx, id, secret)
 }
+
+// TokenRequestByRefreshToken mends a gap of the example storage: it
+// records no client on refresh tokens the device flow made (its
+// getInfoFromRequest knows only the code and refresh requests), so the
+// provider would refuse each refresh (invalid_grant: another client).
+// The token's audience is its client.
+func (s *teamStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	r, err := s.Storage.TokenRequestByRefreshToken(ctx, token)
+	if err != nil || r.GetClientID() != "" || len(r.GetAudience()) == 0 {
+		return r, err
+	}
+	return deviceRefresh{RefreshTokenRequest: r, client: r.GetAudience()[0]}, nil
+}
+
+type deviceRefresh struct {
+	op.RefreshTokenRequest
+	client string
+}
+
+func (d deviceRefresh) GetClientID() string { return d.client }
 
 // SetUserinfoFromRequest is where the ID token's user claims are made:
 // the example's, and the groups.
@@ -107,7 +143,7 @@ func main() {
 		us[u.email] = &storage.User{ID: u.email, Username: u.email, Password: u.password, Email: u.email, EmailVerified: true, PreferredLanguage: language.English}
 		groups[u.email] = u.groups
 	}
-	st := &teamStorage{Storage: storage.NewStorageWithClients(us, map[string]*storage.Client{ClientID: storage.DeviceClient(ClientID, "")}), groups: groups}
+	st := &teamStorage{Storage: storage.NewStorageWithClients(us, map[string]*storage.Client{ClientID: storage.DeviceClient(ClientID, ""), OnceClientID: storage.DeviceClient(OnceClientID, "")}), groups: groups}
 	router := exampleop.SetupServer(issuer, st, slog.New(slog.NewTextHandler(os.Stderr, nil)), false)
 	// The e2e suite waits for this line.
 	fmt.Printf("issuer %s\n", issuer)
