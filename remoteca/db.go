@@ -40,6 +40,9 @@ var (
 	// ErrAlreadyRenewed: a certificate renews once; a retry with the same
 	// key gets the same answer, another key is refused.
 	ErrAlreadyRenewed = errors.New("this certificate was already renewed with another key")
+	// ErrSignInUsed: an ID token gets one certificate; a retry with the
+	// same key gets it again, another key is refused.
+	ErrSignInUsed = errors.New("this sign-in was already used for a certificate of another key: sign in again")
 )
 
 type dialect int
@@ -242,6 +245,8 @@ var schema = []string{
 	// One renewal per certificate, even from two replicas at once.
 	`CREATE UNIQUE INDEX IF NOT EXISTS issued_renews ON issued(renews) WHERE renews <> ''`,
 	`CREATE INDEX IF NOT EXISTS issued_cn ON issued(cn)`,
+	// One certificate per sign-in (ID token), even from two replicas at once.
+	`CREATE UNIQUE INDEX IF NOT EXISTS issued_signin ON issued(token_hash) WHERE token_id = 'oidc' AND token_hash <> ''`,
 	`CREATE TABLE IF NOT EXISTS revoked_names (
 	cn     TEXT PRIMARY KEY,
 	at     BIGINT NOT NULL,
@@ -628,24 +633,58 @@ func (d *DB) Record(ctx context.Context, rec *Issued) error {
 	return d.wrap(tx.Commit())
 }
 
-// RecordSignIn records a certificate issued to a signed-in identity, in
-// one transaction with the check that the name is not revoked: a revoked
-// name gets nothing, however it signs in.
-func (d *DB) RecordSignIn(ctx context.Context, rec *Issued) error {
+// SignIn signs (sign) and records a certificate for a signed-in identity,
+// in one transaction with the checks: a revoked name gets nothing, however
+// it signs in; an ID token gets one certificate: the same token with the
+// same key (a retry whose answer was lost) gets it again, with another key
+// it is refused (ErrSignInUsed), so a token that leaked after use is
+// worth nothing.
+func (d *DB) SignIn(ctx context.Context, s SignInRecord, sign func() (*x509.Certificate, error)) (cert *x509.Certificate, rec *Issued, replay bool, err error) {
 	tx, done, err := d.begin(ctx)
 	if err != nil {
-		return d.wrap(err)
+		return nil, nil, false, d.wrap(err)
 	}
 	defer done()
-	if revoked, err := d.nameRevoked(ctx, tx, rec.CN); err != nil {
-		return err
+	hash := hashSecret(s.IDToken)
+	prev, err := scanIssued(tx.QueryRowContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued WHERE token_id = 'oidc' AND token_hash = ? LIMIT 1`+d.forUpdate()), hash))
+	switch {
+	case err == nil && prev.PublicKey == s.PublicKey && prev.RevokedAt.IsZero() && prev.PEM != "":
+		c, err := pki.ParseCertificate([]byte(prev.PEM))
+		if err != nil {
+			return nil, nil, false, d.wrap(err)
+		}
+		return c, prev, true, nil
+	case err == nil:
+		return nil, nil, false, ErrSignInUsed
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, nil, false, d.wrap(err)
+	}
+	if revoked, err := d.nameRevoked(ctx, tx, s.CN); err != nil {
+		return nil, nil, false, err
 	} else if revoked {
-		return ErrIdentityRevoked
+		return nil, nil, false, ErrIdentityRevoked
 	}
+	if cert, err = sign(); err != nil {
+		return nil, nil, false, err
+	}
+	rec = newIssued(cert, s.Source, s.Now)
+	rec.Token, rec.tokenHash, rec.PublicKey = "oidc", hash, s.PublicKey
+	// A replica that recorded the same sign-in meanwhile makes this a
+	// unique violation: a 503, and the client's retry gets that answer.
 	if err := d.insertIssued(ctx, tx, rec); err != nil {
-		return d.wrap(err)
+		return nil, nil, false, d.wrap(err)
 	}
-	return d.wrap(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return nil, nil, false, d.wrap(err)
+	}
+	return cert, rec, false, nil
+}
+
+// SignInRecord is a sign-in to record: the raw ID token (kept only as a
+// hash), the PublicKeyID of the CSR's key, the user, source and time.
+type SignInRecord struct {
+	IDToken, PublicKey, CN, Source string
+	Now                            time.Time
 }
 
 // Renewal is one request to renew a client certificate whose holder

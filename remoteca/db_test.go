@@ -524,3 +524,62 @@ func TestDBStillOnCA(t *testing.T) {
 		})
 	}
 }
+
+// TestDBSignInOnceAcrossReplicas: one ID token sent at once to two
+// replicas with 8 different keys gets one certificate; the others are
+// refused as used (or, having lost the race on the index, told to try
+// again, which then refuses them); a retry with the winning key gets
+// the same certificate.
+func TestDBSignInOnceAcrossReplicas(t *testing.T) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			f := newDBFixture(t)
+			a, where := openDB(t, kind)
+			b := reopen(t, where)
+			keys := make([]crypto.Signer, 8)
+			for i := range keys {
+				keys[i] = mustKey(t)
+			}
+			signIn := func(d *DB, key crypto.Signer) (*x509.Certificate, bool, error) {
+				spki, _ := x509.MarshalPKIXPublicKey(key.Public())
+				cert, _, replay, err := d.SignIn(f.ctx, SignInRecord{IDToken: "the.id.token", PublicKey: PublicKeyID(spki), CN: "alice@example.com", Source: "test", Now: time.Now()},
+					func() (*x509.Certificate, error) {
+						return f.ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, CommonName: "alice@example.com", PublicKey: key.Public(), Lifetime: time.Hour})
+					})
+				return cert, replay, err
+			}
+			var ok atomic.Int32
+			winner := make(chan int, len(keys))
+			var wg sync.WaitGroup
+			for i := range keys {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _, err := signIn([]*DB{a, b}[i%2], keys[i])
+					switch {
+					case err == nil:
+						ok.Add(1)
+						winner <- i
+					case errors.Is(err, ErrSignInUsed), isUniqueViolation(err):
+					default:
+						t.Errorf("sign-in %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if ok.Load() != 1 {
+				t.Fatalf("%d certificates for one sign-in", ok.Load())
+			}
+			w := <-winner
+			if _, replay, err := signIn(b, keys[w]); err != nil || !replay {
+				t.Errorf("a retry with the winning key: replay=%v %v", replay, err)
+			}
+			if _, _, err := signIn(a, keys[(w+1)%len(keys)]); !errors.Is(err, ErrSignInUsed) {
+				t.Errorf("another key after the race: %v", err)
+			}
+			if issued, _ := b.Issued(f.ctx); len(issued) != 1 {
+				t.Errorf("%d certificates recorded, want 1", len(issued))
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package remoteca
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -172,18 +173,23 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	cert, err := a.signer().SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: who.User, Groups: who.Groups, Lifetime: life, Now: now})
+	cert, rec, replay, err := s.DB.SignIn(ctx, SignInRecord{IDToken: req.IDToken, PublicKey: PublicKeyID(csr.RawSubjectPublicKeyInfo), CN: who.User, Source: src, Now: now},
+		func() (*x509.Certificate, error) {
+			cert, err := a.signer().SignCSR(csr, pki.IssueRequest{Profile: pki.ClientProfile, CommonName: who.User, Groups: who.Groups, Lifetime: life, Now: now})
+			if err != nil {
+				return nil, refuse(http.StatusBadRequest, "%s", err.Error())
+			}
+			return cert, nil
+		})
 	if err != nil {
-		fail(refuse(http.StatusBadRequest, "%s", err.Error()))
-		return
-	}
-	rec := newIssued(cert, src, now)
-	rec.Token = "oidc"
-	if err := s.DB.RecordSignIn(ctx, rec); err != nil {
 		fail(err)
 		return
 	}
-	s.logf("signed-in serial=%s cn=%q groups=%q source=%s notAfter=%s", rec.Serial, rec.CN, strings.Join(who.Groups, ","), src, rec.NotAfter.Format(time.RFC3339))
+	event := "signed-in"
+	if replay {
+		event = "signed-in-again" // a retry: the same certificate
+	}
+	s.logf("%s serial=%s cn=%q groups=%q source=%s notAfter=%s", event, rec.Serial, rec.CN, strings.Join(who.Groups, ","), src, rec.NotAfter.Format(time.RFC3339))
 	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Bundle: a.bundle()}, "")
 }
 

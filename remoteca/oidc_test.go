@@ -97,6 +97,7 @@ func TestOIDCVerify(t *testing.T) {
 		{"one group as a string", map[string]any{"email": "bob@EXAMPLE.com", "groups": "ops"}, nil, "bob@EXAMPLE.com", "ops", ""},
 		{"no groups", map[string]any{"email": "carol@example.com"}, nil, "carol@example.com", "", ""},
 		{"another audience", map[string]any{"email": "a@example.com", "aud": "someone-else"}, nil, "", "", "does not verify"},
+		{"another issuer", map[string]any{"email": "a@example.com", "iss": "https://login.example.net"}, nil, "", "", "does not verify"},
 		{"expired", map[string]any{"email": "a@example.com", "exp": time.Now().Add(-time.Minute).Unix()}, nil, "", "", "the sign-in expired at"},
 		{"signed by another key", map[string]any{"email": "a@example.com"}, other, "", "", "does not verify"},
 		{"no user claim", map[string]any{"name": "A"}, nil, "", "", `no "email" claim`},
@@ -180,9 +181,18 @@ func TestSignIn(t *testing.T) {
 		t.Errorf("info does not say the service takes sign-ins: %+v", info.Result)
 	}
 
-	r := post(SignInRequest{CertificateRequest: csr, IDToken: p.token(t, map[string]any{"email": "alice@example.com", "groups": []string{"ops"}}, nil)})
+	aliceToken := p.token(t, map[string]any{"email": "alice@example.com", "groups": []string{"ops"}}, nil)
+	r := post(SignInRequest{CertificateRequest: csr, IDToken: aliceToken})
 	if r.code != 200 {
 		t.Fatalf("sign-in: %d %s", r.code, r.body)
+	}
+	// The same sign-in again: with the same key (a retry), the same
+	// certificate; with another key, refused.
+	if again := post(SignInRequest{CertificateRequest: csr, IDToken: aliceToken}); again.code != 200 || again.body != r.body {
+		t.Errorf("a retried sign-in: %d %s", again.code, again.body)
+	}
+	if other := post(SignInRequest{CertificateRequest: EncodeCSR(mustCSR(t)), IDToken: aliceToken}); other.code != 403 || !strings.Contains(other.body, "already used for a certificate of another key") {
+		t.Errorf("a sign-in used again with another key: %d %s", other.code, other.body)
 	}
 	var res struct{ Result SignResult }
 	if err := json.Unmarshal([]byte(r.body), &res); err != nil {
@@ -202,7 +212,7 @@ func TestSignIn(t *testing.T) {
 	if len(inv) != 1 || inv[0].CN != "alice@example.com" || inv[0].Token != "oidc" {
 		t.Errorf("inventory: %+v", inv)
 	}
-	if !strings.Contains(f.logBuf.String(), `signed-in serial=`) {
+	if !strings.Contains(f.logBuf.String(), `signed-in serial=`) || !strings.Contains(f.logBuf.String(), `signed-in-again serial=`) {
 		t.Errorf("log:\n%s", f.logBuf.String())
 	}
 	if _, err := f.srv.DB.RevokeName(ctx, "mallory@example.com", "left the team", time.Now()); err != nil {

@@ -256,7 +256,7 @@ func status(err error) (int, string) {
 	switch {
 	case errors.As(err, &r):
 		return r.code, r.msg
-	case errors.Is(err, ErrTokenMismatch), errors.Is(err, ErrIdentityRevoked), errors.Is(err, ErrCertRevoked), errors.Is(err, ErrAlreadyRenewed):
+	case errors.Is(err, ErrTokenMismatch), errors.Is(err, ErrIdentityRevoked), errors.Is(err, ErrCertRevoked), errors.Is(err, ErrAlreadyRenewed), errors.Is(err, ErrSignInUsed):
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, ErrNeedName):
 		return http.StatusBadRequest, err.Error()
