@@ -180,7 +180,17 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 	if code := signIn("kept", "alice@example.com", "alice-pw", refreshURL).Wait(30 * time.Second); code != 0 {
 		t.Fatal("enroll of a 15 s sign-in with a refresh token failed")
 	}
+	// While valid, in its last third, it renews over mutual TLS, as the
+	// agent does: no sign-in, no refresh.
+	signedIn := contextCert(t, laptop, "kept")
+	time.Sleep(time.Until(signedIn.NotAfter.Add(-4 * time.Second)))
+	if r := laptop.TLS("renew", "kept"); !strings.Contains(r.Stdout, "kept: renewed") {
+		t.Fatalf("renew of a valid sign-in: %s", r)
+	}
 	first := contextCert(t, laptop, "kept")
+	if first.SerialNumber.Cmp(signedIn.SerialNumber) == 0 || !strings.Contains(refreshServe.Output(), "renewed serial=") || strings.Count(refreshServe.Output(), "signed-in serial=") != 1 {
+		t.Errorf("a valid sign-in's renewal was not by mutual TLS:\n%s", refreshServe.Output())
+	}
 	deadline = time.Now().Add(40 * time.Second)
 	for laptop.Docker("--context", "kept", "version").Code == 0 {
 		if time.Now().After(deadline) {
@@ -196,7 +206,7 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		t.Errorf("the refresh asked for the person: %s", r)
 	}
 	requireOK(t, laptop.Docker("--context", "kept", "version", "--format", "{{.Server.Version}}"))
-	if next := contextCert(t, laptop, "kept"); next.SerialNumber.Cmp(first.SerialNumber) == 0 || next.Subject.CommonName != "alice@example.com" || !strings.Contains(refreshServe.Output(), `signed-in serial=`) {
+	if next := contextCert(t, laptop, "kept"); next.SerialNumber.Cmp(first.SerialNumber) == 0 || next.Subject.CommonName != "alice@example.com" || strings.Count(refreshServe.Output(), "signed-in serial=") != 2 {
 		t.Errorf("the renewal after a refresh: %v (was %v)", next.Subject, first.Subject)
 	}
 	// The rotated token works again: a second expiry, a second refresh.

@@ -32,6 +32,8 @@ func hint(configDir string, err error) error {
 		// The journal makes "nothing half written" true: the next command
 		// finishes or undoes whatever this one began.
 		return hinted{fmt.Errorf("no space left on the device holding %s: free some space and run the command again (nothing was half written)", configDir)}
+	case errors.As(err, &expired) && expired.SignIn && expired.Catalog != "":
+		return hinted{fmt.Errorf("%w: a new sign-in is needed: docker tls enroll --engines --ca-url %s --ca-fingerprint sha256:%s renews every context of that catalog (docker tls renew %s, this one)", err, expired.Catalog, expired.Fingerprint, expired.Context)}
 	case errors.As(err, &expired) && expired.SignIn:
 		return hinted{fmt.Errorf("%w: a new sign-in is needed: docker tls renew %s", err, expired.Context)}
 	case errors.As(err, &expired):

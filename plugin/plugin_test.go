@@ -102,6 +102,8 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("prod: %w", expired), "prod: the certificate expired on 2026-01-02, so it cannot authenticate a renewal: get a new token (docker tls ca token) and run docker tls enroll prod --force --ca-url https://ca:8888 --token …"},
 		{&renewal.ExpiredError{Context: "team", CAURL: "https://ca:8888", NotAfter: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Refusal: "the CA refused: the certificate expired 3h0m0s ago, and this service renews only valid certificates", SignIn: true},
 			"the certificate expired on 2026-01-02 and was not renewed (the CA refused: the certificate expired 3h0m0s ago, and this service renews only valid certificates): a new sign-in is needed: docker tls renew team"},
+		{&renewal.ExpiredError{Context: "team-build", CAURL: "https://ca:8888", NotAfter: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), SignIn: true, Catalog: "https://ca:8888", Fingerprint: "AB:CD"},
+			"the certificate expired on 2026-01-02, so it cannot authenticate a renewal: a new sign-in is needed: docker tls enroll --engines --ca-url https://ca:8888 --ca-fingerprint sha256:AB:CD renews every context of that catalog (docker tls renew team-build, this one)"},
 		{&renewal.CAChangedError{CA: "team"}, `the local CA "team" is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force`},
 		{renewal.ErrImported, "this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force"},
 	} {

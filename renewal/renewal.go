@@ -55,6 +55,10 @@ type ExpiredError struct {
 	// SignIn says the context came from a sign-in: a new one renews it
 	// (docker tls renew NAME), where the person can be asked.
 	SignIn bool
+	// Catalog is the CA service whose catalog of engines the context came
+	// from, and Fingerprint its CA's: one new sign-in there renews every
+	// context of the catalog (enroll --engines).
+	Catalog, Fingerprint string
 }
 
 func (e *ExpiredError) Error() string {
@@ -233,6 +237,7 @@ func (r *Renewer) signInAgain(ctx context.Context, c *contexts.Context, key cryp
 	}
 	if r.SignIn == nil {
 		expired.SignIn = true
+		expired.Catalog, expired.Fingerprint = c.TLS.Catalog, c.TLS.CAFingerprint
 		return nil, "", expired
 	}
 	return r.SignIn(ctx, c, key)
