@@ -121,31 +121,11 @@ a role with docker tls enroll --engines.`,
 }
 
 func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
-	maxLife, signInLife, err := parseMaxLifetimes(opts.maxLife)
+	cfg, err := a.checkCAServe(opts)
 	if err != nil {
 		return err
 	}
-	var oidc *remoteca.OIDC
-	if opts.oidc.Issuer != "" || opts.oidc.ClientID != "" {
-		oidc = &opts.oidc
-		oidc.MaxLifetime = signInLife
-		if err := oidc.Check(); err != nil {
-			return err
-		}
-	} else if signInLife != 0 {
-		return fmt.Errorf("--max-lifetime oidc=%s: sign-ins are off; give --oidc-issuer too", signInLife)
-	}
-	var admins []policy.Subject
-	for _, v := range opts.catalogAdmins {
-		sub, err := policy.ParseSubject(v)
-		if err != nil || sub == policy.Everyone {
-			return fmt.Errorf("--catalog-admin %q: give user:CN or group:NAME", v)
-		}
-		admins = append(admins, sub)
-	}
-	if opts.renewAfterExpiry < 0 || opts.renewAfterExpiry > 90*24*time.Hour {
-		return fmt.Errorf("--renew-after-expiry %s: give a duration from 0 (off) to 2160h (90 days)", opts.renewAfterExpiry)
-	}
+	maxLife, oidc, admins, keys := cfg.maxLife, cfg.oidc, cfg.admins, cfg.keys
 	stored, ca, pass, err := a.loadCAPassphrase(opts.ca, opts.passphrase)
 	if err != nil {
 		return err
@@ -165,19 +145,6 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	}
 	if host, _, err := net.SplitHostPort(opts.listen); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
 		fmt.Fprintf(a.cli.Err(), "warning: --listen %s accepts connections on every interface of this machine: give one address (--listen 192.0.2.10:2377) to serve only where the clients are\n", opts.listen)
-	}
-	keys := map[string][]byte{}
-	for i, ref := range opts.authKeys {
-		if !strings.HasPrefix(ref, "env:") && !strings.HasPrefix(ref, "file:") {
-			fmt.Fprintln(a.cli.Err(), "warning: --auth-key on the command line can be read by other users (ps) and stays in your shell history: use --auth-key file:PATH or --auth-key env:VAR")
-		}
-		v, err := readSecretRef(ref, "--auth-key")
-		if err != nil {
-			return err
-		}
-		if keys[fmt.Sprintf("key%d", i+1)], err = authKeyBytes(v); err != nil {
-			return err
-		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -266,4 +233,56 @@ func parseMaxLifetimes(specs []string) (map[pki.Profile]time.Duration, time.Dura
 		out[pr] = d
 	}
 	return out, signIn, nil
+}
+
+// caServeSettings are what ca serve's flags decide.
+type caServeSettings struct {
+	maxLife map[pki.Profile]time.Duration
+	oidc    *remoteca.OIDC
+	admins  []policy.Subject
+	keys    map[string][]byte
+}
+
+// checkCAServe checks ca serve's flags, before the CA or the database is
+// opened, and warns of secrets on the command line.
+func (a *app) checkCAServe(opts caServeOptions) (*caServeSettings, error) {
+	maxLife, signInLife, err := parseMaxLifetimes(opts.maxLife)
+	if err != nil {
+		return nil, err
+	}
+	var oidc *remoteca.OIDC
+	if opts.oidc.Issuer != "" || opts.oidc.ClientID != "" {
+		oidc = &opts.oidc
+		oidc.MaxLifetime = signInLife
+		if err := oidc.Check(); err != nil {
+			return nil, err
+		}
+	} else if signInLife != 0 {
+		return nil, fmt.Errorf("--max-lifetime oidc=%s: sign-ins are off; give --oidc-issuer too", signInLife)
+	}
+	var admins []policy.Subject
+	for _, v := range opts.catalogAdmins {
+		sub, err := policy.ParseSubject(v)
+		if err != nil || sub == policy.Everyone {
+			return nil, fmt.Errorf("--catalog-admin %q: give user:CN or group:NAME", v)
+		}
+		admins = append(admins, sub)
+	}
+	if opts.renewAfterExpiry < 0 || opts.renewAfterExpiry > 90*24*time.Hour {
+		return nil, fmt.Errorf("--renew-after-expiry %s: give a duration from 0 (off) to 2160h (90 days)", opts.renewAfterExpiry)
+	}
+	keys := map[string][]byte{}
+	for i, ref := range opts.authKeys {
+		if !strings.HasPrefix(ref, "env:") && !strings.HasPrefix(ref, "file:") {
+			fmt.Fprintln(a.cli.Err(), "warning: --auth-key on the command line can be read by other users (ps) and stays in your shell history: use --auth-key file:PATH or --auth-key env:VAR")
+		}
+		v, err := readSecretRef(ref, "--auth-key")
+		if err != nil {
+			return nil, err
+		}
+		if keys[fmt.Sprintf("key%d", i+1)], err = authKeyBytes(v); err != nil {
+			return nil, err
+		}
+	}
+	return &caServeSettings{maxLife: maxLife, oidc: oidc, admins: admins, keys: keys}, nil
 }

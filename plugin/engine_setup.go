@@ -138,11 +138,9 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if err != nil {
 		return err
 	}
-	name := opts.name
-	if name == "" {
-		if name, err = hostContextName(facts.Hostname); err != nil {
-			return err
-		}
+	name, err := engineName(opts.name, facts.Hostname)
+	if err != nil {
+		return err
 	}
 	sans, err := engine.SANs(s.HostName, facts, opts.sans)
 	if err != nil {
@@ -210,15 +208,21 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 	if pol == nil {
 		return nil
 	}
-	crls, err := a.engineCRLs(ctx, []*engine.Record{done}, opts.passphrase)
+	return a.setupEnginePolicy(ctx, done, pol, opts.passphrase)
+}
+
+// setupEnginePolicy puts the policy of engine setup --grant in force on
+// the engine just set up.
+func (a *app) setupEnginePolicy(ctx context.Context, done *engine.Record, pol *policyToSet, pass passphraseOptions) error {
+	crls, err := a.engineCRLs(ctx, []*engine.Record{done}, pass)
 	if err != nil {
-		return fmt.Errorf("the engine is set up, its policy is not: %w (docker tls engine policy set %s)", err, name)
+		return fmt.Errorf("the engine is set up, its policy is not: %w (docker tls engine policy set %s)", err, done.Name)
 	}
 	msg, err := a.setPolicy(ctx, done, pol.edit, pol.binary, crls[done.CA], enginePolicySetOptions{})
 	if err != nil {
-		return fmt.Errorf("the engine is set up, its policy is not: %w (docker tls engine policy set %s)", err, name)
+		return fmt.Errorf("the engine is set up, its policy is not: %w (docker tls engine policy set %s)", err, done.Name)
 	}
-	fmt.Fprintf(out, "%s: %s\n", name, msg)
+	fmt.Fprintf(a.cli.Out(), "%s: %s\n", done.Name, msg)
 	return nil
 }
 
@@ -426,4 +430,13 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// engineName is the name engine setup gives the engine and its context:
+// --name, or the host's own name.
+func engineName(given, hostname string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	return hostContextName(hostname)
 }
