@@ -282,6 +282,18 @@ func TestBadInputInProcess(t *testing.T) {
 		{`--user: the common name "a\nb" contains a control character`, []string{"engine", "audit", "e", "--user", "a\nb"}},
 		{"--grant: the policy gives the engine's context (user:alice, groups ops) no admin role", []string{"engine", "setup", "root@host", "--client-name", "alice", "--group", "ops", "--grant", "group:ops=operator"}},
 		{"--plugin-binary goes with --grant", []string{"engine", "setup", "root@host", "--plugin-binary", "/bin/true"}},
+		{`--catalog-admin "*": give user:CN or group:NAME`, []string{"ca", "serve", "--catalog-admin", "*"}},
+		{`--catalog-admin "ops": give user:CN or group:NAME`, []string{"ca", "serve", "--catalog-admin", "ops"}},
+		{"enroll needs the NAME of the context to make, or --engines", []string{"enroll", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{"enroll NAME needs --host tcp://HOST:2376", []string{"enroll", "team", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{"--prefix goes with --engines", []string{"enroll", "team", "--host", "tcp://h:2376", "--prefix", "t-", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{"--engines names each context after its engine: give no NAME", []string{"enroll", "team", "--engines", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{"--engines takes each engine's endpoint from the catalog: give no --host", []string{"enroll", "--engines", "--host", "tcp://h:2376", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{"--force does not go with --engines", []string{"enroll", "--engines", "--force", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{`--prefix "-x" cannot begin a context name`, []string{"enroll", "--engines", "--prefix", "-x", "--ca-url", "https://ca.example.com:2377", "--ca-fingerprint", "sha256:" + strings.Repeat("ab", 32)}},
+		{"name the engines to publish, or give --all", []string{"engine", "publish", "--ca-url", "https://ca.example.com:2377"}},
+		{`--ca-url "ftp://ca": give https://HOST:PORT`, []string{"engine", "publish", "--all", "--ca-url", "ftp://ca"}},
+		{`no engine "nosuch"`, []string{"engine", "publish", "nosuch", "--ca-url", "https://ca.example.com:2377"}},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			c.t = t
