@@ -51,6 +51,9 @@ func TestEngineCatalog(t *testing.T) {
 	if !strings.Contains(serve.Output(), `published engine="eng2"`) {
 		t.Errorf("the service did not log the publication:\n%s", serve.Output())
 	}
+	if ls := admin.MustTLS("ca", "catalog", "ls", "--format", "{{.Name}}|{{.Grants}}|{{.PublishedBy}}").Stdout; !strings.Contains(ls, "eng1|group:admins=admin group:dev=viewer|admin-1") || strings.Count(ls, "|admin-1") != 3 {
+		t.Errorf("ca catalog ls:\n%s", ls)
+	}
 
 	member := NewEnv(t)
 	codeRE := regexp.MustCompile(`enter the code ([A-Z0-9-]+)`)
@@ -116,4 +119,14 @@ func TestEngineCatalog(t *testing.T) {
 	if after := laptopState(t, member); after != before {
 		t.Errorf("a sign-in with no role changed the laptop:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+
+	// The CA's operator takes an engine out; the next run names the
+	// context it made for it, and leaves it.
+	requireFail(t, admin.TLS("ca", "catalog", "rm", "eng3", "nosuch"), `engine "nosuch" is not in the catalog of CA "default"`, "1 of 2 engines were not in the catalog")
+	p, code = enrollEngines("alice@example.com", "alice-pw", "--prefix", "team-")
+	if code != 0 || !strings.Contains(p.Output(), "2 of 2 engines have a context") || !strings.Contains(p.Output(), "warning: context team-eng3 came from this catalog, which no longer lists its engine for you: docker tls rm team-eng3 removes it") ||
+		!regexp.MustCompile(`team-eng1\s+eng1\s+viewer\s+tcp://\S+\s+updated \(new certificate\), verified`).MatchString(p.Output()) {
+		t.Errorf("a run after an engine left the catalog: exit %d\n%s", code, p.Output())
+	}
+	requireOK(t, member.TLS("inspect", "team-eng3"))
 }

@@ -132,24 +132,15 @@ func runCAToken(ctx context.Context, a *app, opts caTokenOptions) error {
 
 func newCATokensCommand(a *app) *cobra.Command {
 	cmd := groupCommand("tokens", "Manage enrollment tokens")
-	var opts caListFlags
-	var db dbOptions
-	ls := &cobra.Command{
-		Use:     "ls [--ca NAME]",
-		Aliases: []string{"list"},
-		Short:   "List a CA's enrollment tokens (never their secrets)",
-		Example: `  docker tls ca tokens ls --ca engine`,
-		Args:    cli.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, store, err := db.openCA(cmd.Context(), a, opts.ca)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			list, err := store.Tokens()
-			if err != nil {
-				return err
-			}
+	ls := caDBListing{
+		cmd: &cobra.Command{
+			Use:     "ls [--ca NAME]",
+			Short:   "List a CA's enrollment tokens (never their secrets)",
+			Example: `  docker tls ca tokens ls --ca engine`,
+		},
+		quietHelp: "Only show token ids",
+		rows: func(_ context.Context, db *remoteca.DB) ([]map[string]any, error) {
+			list, err := db.Tokens()
 			now := time.Now()
 			rows := make([]map[string]any, 0, len(list))
 			for _, t := range list {
@@ -165,13 +156,13 @@ func newCATokensCommand(a *app) *cobra.Command {
 				rows = append(rows, map[string]any{"ID": t.ID, "Profile": string(t.Profile), "CN": t.CN, "Groups": strings.Join(t.Groups, ","), "SANs": strings.Join(t.SANs, ","),
 					"Uses": fmt.Sprintf("%d/%d", t.Used, t.Uses), "Expires": t.Expires.Local().Format(time.RFC3339), "State": state})
 			}
-			return writeRows(a, opts.format, opts.quiet, "table {{.ID}}\t{{.Profile}}\t{{.CN}}\t{{.Groups}}\t{{.Uses}}\t{{.Expires}}\t{{.State}}", "{{.ID}}", rows,
-				map[string]string{"ID": "ID", "Profile": "PROFILE", "CN": "CN", "Groups": "GROUPS", "SANs": "SANS", "Uses": "USES", "Expires": "EXPIRES", "State": "STATE"})
+			return rows, err
 		},
+		table:   "table {{.ID}}\t{{.Profile}}\t{{.CN}}\t{{.Groups}}\t{{.Uses}}\t{{.Expires}}\t{{.State}}",
+		quiet:   "{{.ID}}",
+		headers: map[string]string{"ID": "ID", "Profile": "PROFILE", "CN": "CN", "Groups": "GROUPS", "SANs": "SANS", "Uses": "USES", "Expires": "EXPIRES", "State": "STATE"},
 	}
-	opts.install(ls, a, "Only show token ids")
-	db.install(ls.Flags())
-	cmd.AddCommand(ls)
+	cmd.AddCommand(ls.command(a))
 	return cmd
 }
 

@@ -1,7 +1,10 @@
 package plugin
 
 import (
+	"context"
 	"strings"
+
+	"github.com/docker/cli/cli"
 
 	flagsHelper "github.com/docker/cli/cli/flags"
 
@@ -9,6 +12,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/internal/output"
+	"github.com/docker-tls/docker-tls/remoteca"
 )
 
 // writeRows prints a listing whose items are map rows.
@@ -36,4 +40,39 @@ func (o *caListFlags) install(cmd *cobra.Command, a *app, quietHelp string) {
 	f.StringVar(&o.format, "format", "", flagsHelper.FormatHelp)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, quietHelp)
 	_ = cmd.RegisterFlagCompletionFunc("ca", completeCANames(a))
+}
+
+// caDBListing is an ls over a served CA's database (ca tokens ls, ca
+// issued ls, ca catalog ls): its help in cmd, its rows, and how they
+// print. The flags (--ca, --format, --quiet, --db) are the same for all.
+type caDBListing struct {
+	cmd       *cobra.Command
+	quietHelp string
+	rows      func(ctx context.Context, db *remoteca.DB) ([]map[string]any, error)
+	table     string
+	quiet     string
+	headers   map[string]string
+}
+
+func (l caDBListing) command(a *app) *cobra.Command {
+	var opts caListFlags
+	var db dbOptions
+	cmd := l.cmd
+	cmd.Aliases = []string{"list"}
+	cmd.Args = cli.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		_, store, err := db.openCA(cmd.Context(), a, opts.ca)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		rows, err := l.rows(cmd.Context(), store)
+		if err != nil {
+			return err
+		}
+		return writeRows(a, opts.format, opts.quiet, l.table, l.quiet, rows, l.headers)
+	}
+	opts.install(cmd, a, l.quietHelp)
+	db.install(cmd.Flags())
+	return cmd
 }
