@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -104,32 +103,24 @@ func describeIdentity(cert *x509.Certificate) string {
 // not depend on it, and it may only be down for now.
 func (a *app) verifyMade(ctx context.Context, results []catalog.Result, timeout time.Duration) map[string]string {
 	out := map[string]string{}
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, 8)
-	)
+	var targets []probe.Target
 	for _, r := range results {
 		if r.Outcome == catalog.Skipped {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			say := "verified"
-			if t, err := a.contextTarget(r.Context); err != nil {
-				say = "not verified: " + err.Error()
-			} else if rep := probe.Run(ctx, t, probe.Options{Timeout: timeout}); rep.Worst() == probe.Fail {
-				first := rep.First(probe.Fail)
-				say = fmt.Sprintf("verify failed (%s: %s)", first.ID, first.Message)
-			}
-			mu.Lock()
-			out[r.Context] = say
-			mu.Unlock()
-		}()
+		t, err := a.contextTarget(r.Context)
+		if err != nil {
+			out[r.Context] = "not verified: " + err.Error()
+			continue
+		}
+		targets = append(targets, t)
 	}
-	wg.Wait()
+	for i, rep := range probe.RunAll(ctx, targets, probe.Options{Timeout: timeout}, 8) {
+		out[targets[i].Name] = "verified"
+		if rep.Worst() == probe.Fail {
+			first := rep.First(probe.Fail)
+			out[targets[i].Name] = fmt.Sprintf("verify failed (%s: %s)", first.ID, first.Message)
+		}
+	}
 	return out
 }
