@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker-tls/docker-tls/keystore"
 )
 
 // opBinary builds the e2e suite's OpenID provider (e2e/oidcop: zitadel's
@@ -180,6 +182,30 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 	if code := signIn("kept", "alice@example.com", "alice-pw", refreshURL).Wait(30 * time.Second); code != 0 {
 		t.Fatal("enroll of a 15 s sign-in with a refresh token failed")
 	}
+	// The provider's refresh token is in the key's entry of the key store,
+	// nowhere else, and never in any output from here on.
+	refreshToken := func() string {
+		t.Helper()
+		f := strings.Fields(laptop.MustTLS("ls", "--format", `{{if eq .Name "kept"}}{{.KeyStore}} {{.KeyID}}{{end}}`).Stdout)
+		if len(f) != 2 {
+			t.Fatalf("ls of kept: %v", f)
+		}
+		ks, err := keystore.Stores{Dir: filepath.Join(laptop.ConfigDir, "tls", "keys")}.Open(f[0], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := ks.Token(f[1])
+		if err != nil || tok == "" {
+			t.Fatalf("no refresh token kept with the key of kept (%s): %v", f[0], err)
+		}
+		laptop.Secrets = append(laptop.Secrets, tok)
+		if strings.Contains(snapshot(t, filepath.Join(laptop.ConfigDir, "contexts")), tok) {
+			t.Fatal("the refresh token is in the context's files")
+		}
+		return tok
+	}
+	token1 := refreshToken()
+
 	// While valid, in its last third, it renews over mutual TLS, as the
 	// agent does: no sign-in, no refresh.
 	signedIn := contextCert(t, laptop, "kept")
@@ -208,6 +234,9 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 	requireOK(t, laptop.Docker("--context", "kept", "version", "--format", "{{.Server.Version}}"))
 	if next := contextCert(t, laptop, "kept"); next.SerialNumber.Cmp(first.SerialNumber) == 0 || next.Subject.CommonName != "alice@example.com" || strings.Count(refreshServe.Output(), "signed-in serial=") != 2 {
 		t.Errorf("the renewal after a refresh: %v (was %v)", next.Subject, first.Subject)
+	}
+	if token2 := refreshToken(); token2 == token1 {
+		t.Error("the provider rotated the refresh token, but the old one is kept")
 	}
 	// The rotated token works again: a second expiry, a second refresh.
 	deadline = time.Now().Add(40 * time.Second)
