@@ -145,23 +145,9 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 	if err != nil {
 		return nil, fmt.Errorf("cert.pem: %w", err)
 	}
-	ks, err := r.Keys.Open(c.TLS.KeyStore, nil)
+	oldKey, key, err := r.keysOf(c, o.Rekey)
 	if err != nil {
 		return nil, err
-	}
-	oldKey, err := ks.Get(c.TLS.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	key := oldKey
-	if o.Rekey {
-		kt, err := pki.KeyTypeOf(oldKey.Public())
-		if err != nil {
-			return nil, err
-		}
-		if key, err = pki.GenerateKey(kt); err != nil {
-			return nil, err
-		}
 	}
 	var cert *x509.Certificate
 	// trust is what the new certificate must chain to: the context's
@@ -173,14 +159,7 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 	switch {
 	case c.TLS.CAURL != "":
 		var bundle []*x509.Certificate
-		cert, bundle, err = fromService(ctx, c, trust, old, oldKey, key)
-		var expired *ExpiredError
-		if errors.As(err, &expired) && c.TLS.SignIn {
-			// The CA is the one the context trusts: the sign-in pins it.
-			cert, refreshed, err = r.signInAgain(ctx, c, key, expired)
-			bundle = trust
-		}
-		if err != nil {
+		if cert, bundle, refreshed, err = r.fromServiceOrSignIn(ctx, c, trust, old, oldKey, key); err != nil {
 			return nil, err
 		}
 		var pemBundle []byte
@@ -220,6 +199,41 @@ func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options)
 		r.Renewed(c)
 	}
 	return cert, nil
+}
+
+// keysOf returns the context's key and the key its new certificate is
+// for: the same one, or with rekey a new key of the same type.
+func (r *Renewer) keysOf(c *contexts.Context, rekey bool) (oldKey, key crypto.Signer, err error) {
+	ks, err := r.Keys.Open(c.TLS.KeyStore, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if oldKey, err = ks.Get(c.TLS.KeyID); err != nil {
+		return nil, nil, err
+	}
+	if !rekey {
+		return oldKey, oldKey, nil
+	}
+	kt, err := pki.KeyTypeOf(oldKey.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err = pki.GenerateKey(kt)
+	return oldKey, key, err
+}
+
+// fromServiceOrSignIn renews an enrolled context at its CA service; an
+// expired sign-in signs in again. It returns the certificate, the CAs
+// the service says to trust, and a refresh token to keep ("" if none).
+func (r *Renewer) fromServiceOrSignIn(ctx context.Context, c *contexts.Context, trust []*x509.Certificate, old *x509.Certificate, oldKey, key crypto.Signer) (*x509.Certificate, []*x509.Certificate, string, error) {
+	cert, bundle, err := fromService(ctx, c, trust, old, oldKey, key)
+	var expired *ExpiredError
+	if !errors.As(err, &expired) || !c.TLS.SignIn {
+		return cert, bundle, "", err
+	}
+	// The CA is the one the context trusts: the sign-in pins it.
+	cert, refreshed, err := r.signInAgain(ctx, c, key, expired)
+	return cert, trust, refreshed, err
 }
 
 // signInAgain gets an expired sign-in's context a certificate for key by
