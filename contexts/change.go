@@ -227,7 +227,13 @@ func (s *Store) run(op, name string, p plan, key crypto.Signer) error {
 		if err != nil {
 			return s.undo(e, p, err)
 		}
-		if err := ks.PutWithToken(p.New.ID, key, p.token, true); err != nil {
+		err = ks.PutWithToken(p.New.ID, key, p.token, true)
+		if errors.Is(err, keystore.ErrTokenTooLarge) {
+			// The token only spares the person a sign-in after expiry:
+			// the key without it still makes a working context.
+			err = ks.Put(p.New.ID, key, true)
+		}
+		if err != nil {
 			return s.undo(e, p, err)
 		}
 		if err := e.Advance(phaseKeyStored); err != nil {

@@ -145,7 +145,7 @@ func (k *Keyring) PutWithToken(id string, key crypto.Signer, token string, overw
 	if token != "" {
 		secret += tokenSeparator + base64.StdEncoding.EncodeToString([]byte(token))
 		if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {
-			return fmt.Errorf("key %s with the identity provider's refresh token does not fit in this OS keyring (%d bytes, limit %d): use --keystore file", id, len(secret), k.MaxSecret)
+			return fmt.Errorf("key %s with the identity provider's refresh token does not fit in this OS keyring (%d bytes, limit %d): %w", id, len(secret), k.MaxSecret, ErrTokenTooLarge)
 		}
 	}
 	if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {

@@ -257,3 +257,22 @@ func TestVanishedItemIsNotFound(t *testing.T) {
 		t.Errorf("no Secret Service: %v", err)
 	}
 }
+
+// TestKeyringTokenTooLarge: a key that fits but not with its refresh
+// token is refused as ErrTokenTooLarge, with nothing written, so that the
+// caller can keep the key alone.
+func TestKeyringTokenTooLarge(t *testing.T) {
+	k, _ := newTestKeyring(t)
+	k.MaxSecret = 2560 // Windows Credential Manager
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	err := k.PutWithToken("ctx-1", key, strings.Repeat("t", 3000), false)
+	if !errors.Is(err, ErrTokenTooLarge) {
+		t.Fatalf("a token too large: %v", err)
+	}
+	if _, err := k.Get("ctx-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("something was written: %v", err)
+	}
+	if err := k.PutWithToken("ctx-1", key, strings.Repeat("t", 1000), false); err != nil {
+		t.Fatalf("a token that fits: %v", err)
+	}
+}

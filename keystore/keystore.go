@@ -116,6 +116,11 @@ func (s Stores) Delete(r Ref) error {
 	return nil
 }
 
+// ErrTokenTooLarge is returned by PutWithToken when the key fits in the
+// store but not with the token (Windows' Credential Manager takes 2,560
+// bytes an entry): the caller may keep the key alone.
+var ErrTokenTooLarge = errors.New("the refresh token does not fit beside the key")
+
 // ErrExists is returned by Put when the id is taken and overwriting was not asked for.
 var ErrExists = errors.New("a key with this id already exists in the key store")
 
