@@ -151,11 +151,32 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	d := &DB{db: db, kind: sqliteDB, Where: path}
-	if err := d.createSchema(ctx); err != nil {
+	if err := retryBusy(ctx, func() error { return d.createSchema(ctx) }); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// retryBusy runs f again while SQLite answers SQLITE_BUSY at once, for up
+// to 10 s. The busy timeout covers waiting for another writer, not every
+// lock: a connection opening a new database while another process turns
+// on its WAL mode is told "database is locked" without waiting (seen with
+// 20 processes issuing from one CA at once).
+func retryBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
+		err := f()
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {

@@ -39,7 +39,9 @@ func (l Location) Open(ctx context.Context, ca, caDir string) (*DB, error) {
 		return nil, fmt.Errorf("the service database of CA %q: %w", ca, err)
 	}
 	if l.URL == "" {
-		if err := db.Migrate(ctx, filepath.Join(caDir, "tokens.json"), filepath.Join(caDir, "issued.jsonl")); err != nil {
+		if err := retryBusy(ctx, func() error {
+			return db.Migrate(ctx, filepath.Join(caDir, "tokens.json"), filepath.Join(caDir, "issued.jsonl"))
+		}); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("the service database of CA %q: %w", ca, err)
 		}
