@@ -689,3 +689,17 @@ func StartPostgres(t testing.TB, dbName string) string {
 	}
 	return url
 }
+
+// waitExpired waits, a second at a time and at most within, until the
+// docker CLI can no longer reach the engine through context name: its
+// certificate has expired.
+func (e *Env) waitExpired(name string, within time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for e.Docker("--context", name, "version").Code == 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the certificate of %s still works after %s", name, within)
+		}
+		time.Sleep(time.Second)
+	}
+}

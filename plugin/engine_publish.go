@@ -67,7 +67,7 @@ func runEnginePublish(ctx context.Context, a *app, opts enginePublishOptions) er
 	if err := checkParallel(opts.parallel); err != nil {
 		return err
 	}
-	if err := checkServiceURL(opts.caURL); err != nil {
+	if err := (&remoteca.Client{URL: opts.caURL}).CheckURL(); err != nil {
 		return err
 	}
 	recs, err := a.engineRecords(opts.names, opts.all)
@@ -139,10 +139,4 @@ func (a *app) catalogIdentity(name string, rec *engine.Record) ([]*x509.Certific
 		return nil, nil, tls.Certificate{}, fmt.Errorf("context %q does not trust engine %s's CA (%s): give --as a context of that CA", name, rec.Name, rec.CAFingerprint)
 	}
 	return trust, trust[i], tls.Certificate{Certificate: [][]byte{t.Cert.Raw}, PrivateKey: t.Key, Leaf: t.Cert}, nil
-}
-
-// checkServiceURL checks a CA service's URL (or a list of replicas)
-// before anything is sent.
-func checkServiceURL(raw string) error {
-	return (&remoteca.Client{URL: raw}).CheckURL()
 }
