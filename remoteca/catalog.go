@@ -76,7 +76,7 @@ func (e *CatalogEngine) CACert() (*x509.Certificate, error) {
 // name a Docker context, an endpoint that is not tcp://HOST:PORT, a CA
 // that does not parse, or a policy that cannot be applied.
 func (e *CatalogEngine) Check() error {
-	if err := store.ValidateContextName(e.Name); err != nil || strings.Contains(e.Name, "/") {
+	if err := store.ValidateContextName(e.Name); err != nil {
 		return fmt.Errorf("engine name %q: names are letters, digits and '_', '.', '+', '-', starting with a letter or digit", e.Name)
 	}
 	if err := CheckEngineHost(e.Host); err != nil {
