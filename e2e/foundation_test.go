@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestPluginDiscovery: installed in DOCKER_CONFIG/cli-plugins, docker lists
@@ -164,4 +168,60 @@ func rejectedByTLS(stderr string) bool {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestKeyringDaemonRestart: when the Secret Service daemon of the test
+// session dies, the bus starts it again on the next call, unlocked with
+// the session's test password (scripts/with-keyring.sh), and the keys
+// already stored are still there. Without this one dead daemon fails
+// every keyring test that runs after it. Not parallel: the keyring is
+// shared, and no other test's call is in flight while this one kills it.
+func TestKeyringDaemonRestart(t *testing.T) {
+	RequireKeyring(t)
+	need(t, "dbus-send")
+	e := NewEnv(t)
+	requireOK(t, e.TLS("ca", "init"))
+	before := secretServicePID(t, e)
+	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the Secret Service daemon (pid %d): %v", before, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(before, 0) == nil && !isZombie(before) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Secret Service daemon (pid %d) still runs 10s after SIGKILL", before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Signing reads the CA key, stored before the kill, from the keyring.
+	requireOK(t, e.TLS("client", "issue", "alice", "--out", e.Path("alice")))
+	if after := secretServicePID(t, e); after == before {
+		t.Fatalf("the Secret Service still has pid %d after it was killed", after)
+	}
+}
+
+// secretServicePID asks the session bus which process owns
+// org.freedesktop.secrets.
+func secretServicePID(t *testing.T, e *Env) int {
+	t.Helper()
+	r := e.Run(nil, "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+		"org.freedesktop.DBus.GetConnectionUnixProcessID", "string:org.freedesktop.secrets")
+	requireOK(t, r)
+	f := strings.Fields(r.Stdout)
+	pid, err := strconv.Atoi(f[len(f)-1])
+	if err != nil || pid <= 1 {
+		t.Fatalf("no pid in the bus's answer: %s", r)
+	}
+	return pid
+}
+
+// isZombie says whether pid has exited but was not reaped yet (the daemon
+// with-keyring.sh started is no child of this test, so it may linger so).
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }

@@ -18,8 +18,22 @@ fi
 
 tmp=$(mktemp -d /tmp/docker-tls-keyring.XXXX)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/run" "$tmp/data" "$tmp/home"
+mkdir -p "$tmp/run" "$tmp/data/dbus-1/services" "$tmp/home"
 chmod 700 "$tmp/run"
+
+# Should the daemon go away mid-run, the bus starts it again on the next
+# call (D-Bus activation). The system's service file would start it with
+# the login collection locked, and every keyring call after that fails
+# ("failed to unlock correct collection login"). This session's own file,
+# found first because it sits under XDG_DATA_HOME, starts it unlocked with
+# the same test password, so the tests carry on with the same keyring.
+cat > "$tmp/keyring-daemon" <<'EOF'
+#!/bin/sh
+printf "%s" "docker-tls-test" | exec gnome-keyring-daemon --foreground --components=secrets --unlock
+EOF
+chmod 700 "$tmp/keyring-daemon"
+printf '[D-BUS Service]\nName=org.freedesktop.secrets\nExec=%s\n' "$tmp/keyring-daemon" \
+  > "$tmp/data/dbus-1/services/org.freedesktop.secrets.service"
 
 # Inside the session: start and unlock the keyring, wait until its D-Bus
 # name is owned (without this wait most runs fail), then run the command.
