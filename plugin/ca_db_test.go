@@ -1,10 +1,15 @@
 package plugin
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/docker-tls/docker-tls/remoteca"
 )
 
 // TestDBPasswordNeverShown: whatever form a --db address takes (a URL,
@@ -56,5 +61,65 @@ func TestDBPasswordNeverShown(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCACatalog: ca catalog ls shows what engine publish put in a CA's
+// catalog (table, JSON, names only), and ca catalog rm takes engines out on
+// the CA's own host, naming those that were not there.
+func TestCACatalog(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init", "team")
+	ctx := context.Background()
+	db, err := remoteca.Location{Dir: filepath.Join(c.dir, "tls", "services")}.Open(ctx, "team", filepath.Join(c.dir, "tls", "ca", "team"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	grants := mustPolicy(t, "group:ops=operator", "*=viewer")
+	for _, e := range []remoteca.CatalogEngine{
+		{Name: "build-1", Host: "tcp://10.0.0.1:2376", CA: "PEM", Policy: &grants, PublishedBy: "admin-1", Published: published},
+		{Name: "build-2", Host: "tcp://10.0.0.2:2376", CA: "PEM", PublishedBy: "admin-1", Published: published},
+	} {
+		if _, err := db.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	out := c.must("ca", "catalog", "ls", "--ca", "team")
+	for _, want := range []string{"ENGINE", "GRANTS", "build-1", "tcp://10.0.0.1:2376", "group:ops=operator *=viewer", "build-2", "no policy: any certificate is admin", "admin-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ca catalog ls lacks %q:\n%s", want, out)
+		}
+	}
+	if got := c.must("ca", "catalog", "ls", "--ca", "team", "--quiet"); got != "build-1\nbuild-2\n" {
+		t.Errorf("ca catalog ls --quiet: %q", got)
+	}
+	var rows []map[string]string
+	for _, line := range strings.Split(strings.TrimSpace(c.must("ca", "catalog", "ls", "--ca", "team", "--format", "json")), "\n") {
+		var r map[string]string
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("ca catalog ls --format json: %v: %q", err, line)
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) != 2 || rows[0]["Name"] != "build-1" || rows[0]["Grants"] != "group:ops=operator *=viewer" || rows[1]["Host"] != "tcp://10.0.0.2:2376" {
+		t.Errorf("ca catalog ls --format json: %v", rows)
+	}
+
+	// A name not there is named, and the others are still removed.
+	if err := c.run("ca", "catalog", "rm", "nosuch", "build-2", "--ca", "team"); err == nil || err.Error() != "1 of 2 engines were not in the catalog: docker tls ca catalog ls --ca team lists it" {
+		t.Errorf("ca catalog rm nosuch build-2: %v", err)
+	}
+	if !strings.Contains(c.Stderr, `engine "nosuch" is not in the catalog of CA "team"`) || !strings.Contains(c.Stdout, "build-2: removed from the catalog") {
+		t.Errorf("ca catalog rm said:\nstdout: %s\nstderr: %s", c.Stdout, c.Stderr)
+	}
+	if got := c.must("ca", "catalog", "ls", "--ca", "team", "--quiet"); got != "build-1\n" {
+		t.Errorf("after rm: %q", got)
+	}
+	c.must("ca", "catalog", "rm", "build-1", "--ca", "team")
+	if got := c.must("ca", "catalog", "ls", "--ca", "team", "--quiet"); got != "" {
+		t.Errorf("after removing all: %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -408,19 +409,23 @@ func runEnginePolicyShow(ctx context.Context, a *app, opts enginePolicyShowOptio
 	if f.Status != nil && json.Unmarshal(f.Status, &st) == nil && st.CRLs != nil {
 		v.CRLs = st.CRLs
 	}
-	switch opts.format {
+	return printPolicy(a.cli.Out(), v, opts.format, time.Now())
+}
+
+// printPolicy prints what policy show read, as format says.
+func printPolicy(out io.Writer, v policyView, format string, now time.Time) error {
+	switch format {
 	case formatter.JSONFormatKey:
-		return output.JSON(a.cli.Out(), v)
+		return output.JSON(out, v)
 	case "":
 	default:
-		return output.Template(a.cli.Out(), opts.format, []policyView{v})
+		return output.Template(out, format, []policyView{v})
 	}
-	out := a.cli.Out()
 	local := "allowed"
 	if v.LocalDeny {
 		local = "refused"
 	}
-	fmt.Fprintf(out, "Engine:       %s\nState:        %s\nLocal calls:  %s\nPlugin:       %s\nRevocations:  %s\n\n", v.Engine, v.State, local, v.Plugin, crlSummary(v.CRLs, v.CRLURL, v.CRLEvery, time.Now()))
+	fmt.Fprintf(out, "Engine:       %s\nState:        %s\nLocal calls:  %s\nPlugin:       %s\nRevocations:  %s\n\n", v.Engine, v.State, local, v.Plugin, crlSummary(v.CRLs, v.CRLURL, v.CRLEvery, now))
 	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "SUBJECT\tROLE")
 	for _, g := range v.Grants {
