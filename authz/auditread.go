@@ -33,30 +33,14 @@ func ReadAudit(ctx context.Context, path string, f AuditFilter, follow bool, out
 	if err := copyAudit(path+".1", f, out); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	file, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) && follow {
-		file, err = waitFor(ctx, path)
-	}
-	if errors.Is(err, fs.ErrNotExist) || ctx.Err() != nil {
-		return nil
-	}
-	if err != nil {
+	file, err := openAudit(ctx, path, follow)
+	if file == nil || err != nil {
 		return err
 	}
-	defer func() { file.Close() }()
-	r := bufio.NewReader(file)
-	var partial []byte
+	t := &auditTail{path: path, f: f, out: out, file: file, r: bufio.NewReader(file)}
+	defer func() { t.file.Close() }()
 	for {
-		line, err := r.ReadBytes('\n')
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			if err := emit(append(partial, line...), f, out); err != nil {
-				return err
-			}
-			partial = partial[:0]
-			continue
-		}
-		partial = append(partial, line...)
-		if err != nil && !errors.Is(err, io.EOF) {
+		if err := t.drain(); err != nil {
 			return err
 		}
 		if !follow {
@@ -67,23 +51,83 @@ func ReadAudit(ctx context.Context, path string, f AuditFilter, follow bool, out
 			return nil
 		case <-time.After(250 * time.Millisecond):
 		}
-		// Rotated: the file read so far is PATH.1 now; once it is read to
-		// its end (above), go on with the new PATH.
-		if moved, err := rotated(file, path); err == nil && moved {
-			if rest, err := io.ReadAll(r); err == nil && len(rest) > 0 {
-				partial = append(partial, rest...)
-				if err := emitAll(partial, f, out); err != nil {
-					return err
-				}
-			}
-			partial = partial[:0]
-			file.Close()
-			if file, err = waitFor(ctx, path); err != nil {
-				return nil
-			}
-			r.Reset(file)
+		if more, err := t.followRotation(ctx); !more || err != nil {
+			return err
 		}
 	}
+}
+
+// openAudit opens the trail at path, with follow waiting for it to
+// appear. No file and no error: there is nothing to read (no trail, or ctx
+// ended while waiting).
+func openAudit(ctx context.Context, path string, follow bool) (*os.File, error) {
+	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) && follow {
+		file, err = waitFor(ctx, path)
+	}
+	if errors.Is(err, fs.ErrNotExist) || ctx.Err() != nil {
+		if file != nil {
+			file.Close()
+		}
+		return nil, nil
+	}
+	return file, err
+}
+
+// auditTail reads one trail file as it grows, and the next after a
+// rotation.
+type auditTail struct {
+	path string
+	f    AuditFilter
+	out  io.Writer
+	file *os.File
+	r    *bufio.Reader
+	// partial is a line read without its end yet: a write in progress.
+	partial []byte
+}
+
+// drain emits every complete line up to the file's end, keeping a line
+// cut short for the next call.
+func (t *auditTail) drain() error {
+	for {
+		line, err := t.r.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			if err := emit(append(t.partial, line...), t.f, t.out); err != nil {
+				return err
+			}
+			t.partial = t.partial[:0]
+			continue
+		}
+		t.partial = append(t.partial, line...)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return nil
+	}
+}
+
+// followRotation goes on with the new PATH once the file read so far was
+// rotated to PATH.1 and read to its end. It returns false when there is no
+// new file to go on with (ctx ended while waiting for it).
+func (t *auditTail) followRotation(ctx context.Context) (bool, error) {
+	if moved, err := rotated(t.file, t.path); err != nil || !moved {
+		return true, nil
+	}
+	if rest, err := io.ReadAll(t.r); err == nil && len(rest) > 0 {
+		t.partial = append(t.partial, rest...)
+		if err := emitAll(t.partial, t.f, t.out); err != nil {
+			return false, err
+		}
+	}
+	t.partial = t.partial[:0]
+	t.file.Close()
+	file, err := waitFor(ctx, t.path)
+	if err != nil {
+		return false, nil
+	}
+	t.file = file
+	t.r.Reset(file)
+	return true, nil
 }
 
 func copyAudit(path string, f AuditFilter, out io.Writer) error {

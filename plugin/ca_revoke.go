@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -82,27 +83,8 @@ whatever else checks one.`,
 }
 
 func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
-	given := 0
-	for _, v := range []string{opts.arg, opts.cn, opts.serial, opts.token} {
-		if v != "" {
-			given++
-		}
-	}
-	if given != 1 {
-		return errors.New("say what to revoke: one CN or SERIAL, or one of --cn, --serial, --token")
-	}
-	// A name no certificate could carry is refused before the database is
-	// opened (a control character would also forge lines in listings).
-	for _, v := range []struct{ flag, val string }{{"--cn", opts.cn}, {"CN", opts.arg}} {
-		if v.val == "" {
-			continue
-		}
-		if strings.TrimSpace(v.val) != v.val {
-			return fmt.Errorf("%s %q has spaces at its start or end: give the name alone", v.flag, v.val)
-		}
-		if err := pki.CheckName("common name", v.val); err != nil {
-			return fmt.Errorf("%s: %w", v.flag, err)
-		}
+	if err := checkRevokeArgs(opts); err != nil {
+		return err
 	}
 	stored, db, err := opts.db.openCA(ctx, a, opts.ca)
 	if err != nil {
@@ -110,22 +92,8 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 	}
 	defer db.Close()
 	if opts.arg != "" {
-		byCN, bySerial, err := db.FindIssued(ctx, opts.arg)
-		if err != nil {
+		if opts.cn, opts.serial, err = resolveRevokeArg(ctx, db, stored.Name, opts.arg); err != nil {
 			return err
-		}
-		switch {
-		case byCN > 0 && bySerial:
-			return fmt.Errorf("%q is both a CN and the start of a serial: say which with --cn or --serial", opts.arg)
-		case byCN > 0:
-			opts.cn = opts.arg
-		case bySerial:
-			opts.serial = opts.arg
-		default:
-			if hex := strings.ToLower(strings.ReplaceAll(opts.arg, ":", "")); len(hex) < 8 && strings.Trim(hex, "0123456789abcdef") == "" {
-				return fmt.Errorf("CA %q issued nothing to %q, and as a serial it is too short: give 8 or more hex digits of it (docker tls ca issued ls)", stored.Name, opts.arg)
-			}
-			return fmt.Errorf("CA %q issued nothing to or with %q (docker tls ca issued ls); to bar a name before it enrolls, use --cn", stored.Name, opts.arg)
 		}
 	}
 	now := time.Now()
@@ -141,7 +109,71 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 	if err != nil {
 		return err
 	}
-	out := a.cli.Out()
+	printRevocation(a.cli.Out(), rev, opts)
+	reached := 0
+	if !opts.noPush {
+		if reached, err = a.pushCRL(ctx, stored, db, opts.passphrase); err != nil {
+			return err
+		}
+	}
+	if last := lastExpiry(rev.Certificates); reached == 0 && last.After(now) {
+		fmt.Fprintf(a.cli.Err(), "Note: no engine was sent the revocation list from here; an engine accepts these certificates until they expire (the last on %s) unless it has a policy that gets the list (docker tls engine policy set ENGINE --crl-url, or ca revoke where the engine was set up).\n",
+			last.Local().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkRevokeArgs refuses, before the database is opened, anything but one
+// thing to revoke, and a name no certificate could carry (a control
+// character would also forge lines in listings).
+func checkRevokeArgs(opts caRevokeOptions) error {
+	given := 0
+	for _, v := range []string{opts.arg, opts.cn, opts.serial, opts.token} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return errors.New("say what to revoke: one CN or SERIAL, or one of --cn, --serial, --token")
+	}
+	for _, v := range []struct{ flag, val string }{{"--cn", opts.cn}, {"CN", opts.arg}} {
+		if v.val == "" {
+			continue
+		}
+		if strings.TrimSpace(v.val) != v.val {
+			return fmt.Errorf("%s %q has spaces at its start or end: give the name alone", v.flag, v.val)
+		}
+		if err := pki.CheckName("common name", v.val); err != nil {
+			return fmt.Errorf("%s: %w", v.flag, err)
+		}
+	}
+	return nil
+}
+
+// resolveRevokeArg says whether the argument of ca revoke is a CN the CA
+// issued to or the start of a serial it issued, refusing what is both or
+// neither.
+func resolveRevokeArg(ctx context.Context, db *remoteca.DB, caName, arg string) (cn, serial string, err error) {
+	byCN, bySerial, err := db.FindIssued(ctx, arg)
+	if err != nil {
+		return "", "", err
+	}
+	switch {
+	case byCN > 0 && bySerial:
+		return "", "", fmt.Errorf("%q is both a CN and the start of a serial: say which with --cn or --serial", arg)
+	case byCN > 0:
+		return arg, "", nil
+	case bySerial:
+		return "", arg, nil
+	}
+	if hex := strings.ToLower(strings.ReplaceAll(arg, ":", "")); len(hex) < 8 && strings.Trim(hex, "0123456789abcdef") == "" {
+		return "", "", fmt.Errorf("CA %q issued nothing to %q, and as a serial it is too short: give 8 or more hex digits of it (docker tls ca issued ls)", caName, arg)
+	}
+	return "", "", fmt.Errorf("CA %q issued nothing to or with %q (docker tls ca issued ls); to bar a name before it enrolls, use --cn", caName, arg)
+}
+
+// printRevocation says what a revocation covered.
+func printRevocation(out io.Writer, rev *remoteca.Revocation, opts caRevokeOptions) {
 	switch {
 	case rev.Name != "":
 		fmt.Fprintf(out, "Revoked identity %q: %d certificate(s), %d token(s); it can neither enroll nor renew\n", rev.Name, len(rev.Certificates), rev.Tokens)
@@ -152,23 +184,17 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 	default:
 		fmt.Fprintf(out, "Revoked certificate %s (CN %q): it cannot renew\n", rev.Certificates[0].Serial, rev.Certificates[0].CN)
 	}
+}
+
+// lastExpiry is when the last of the certificates expires.
+func lastExpiry(certs []*remoteca.Issued) time.Time {
 	var last time.Time
-	for _, c := range rev.Certificates {
+	for _, c := range certs {
 		if c.NotAfter.After(last) {
 			last = c.NotAfter
 		}
 	}
-	reached := 0
-	if !opts.noPush {
-		if reached, err = a.pushCRL(ctx, stored, db, opts.passphrase); err != nil {
-			return err
-		}
-	}
-	if reached == 0 && last.After(now) {
-		fmt.Fprintf(a.cli.Err(), "Note: no engine was sent the revocation list from here; an engine accepts these certificates until they expire (the last on %s) unless it has a policy that gets the list (docker tls engine policy set ENGINE --crl-url, or ca revoke where the engine was set up).\n",
-			last.Local().Format(time.RFC3339))
-	}
-	return nil
+	return last
 }
 
 // pushCRL sends the CA's revocation list to every engine of the CA this

@@ -265,18 +265,8 @@ func runContextCreate(a *app, opts contextCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	adopting := opts.certFile != "" || opts.keyFile != ""
-	switch {
-	case opts.issue && adopting:
-		return errors.New("give either --issue or --cert and --key, not both")
-	case !opts.issue && !adopting:
-		return errors.New("give --issue to make a client certificate from the local CA, or --cert and --key to adopt one")
-	case adopting && (opts.certFile == "" || opts.keyFile == ""):
-		return errors.New("--cert and --key go together")
-	case opts.issue && opts.caFile != "":
-		return errors.New("--ca-file is for adopting with --cert/--key; --issue uses a local CA (--ca NAME)")
-	case adopting && len(opts.groups) > 0:
-		return errors.New("--group goes with --issue: an adopted certificate keeps the groups it was issued with")
+	if err := checkContextSource(opts); err != nil {
+		return err
 	}
 	ad := adoption{name: opts.name, host: host, description: opts.description, force: opts.force, agent: opts.agent}
 	if opts.agent {
@@ -290,28 +280,53 @@ func runContextCreate(a *app, opts contextCreateOptions) error {
 			return err
 		}
 		ad.caCert, ad.cert, ad.key, ad.caName, ad.caURL = is.caCert, is.cert, is.key, is.caName, opts.remote.url
-	} else {
-		if opts.remote.set() {
-			return errors.New("--ca-url issues a new certificate: use it with --issue, not with --cert/--key")
-		}
-		files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
-		if files.ca == "" {
-			stored, err := a.cas().Get(opts.ca)
-			if err != nil {
-				return fmt.Errorf("%w (or give the CA certificate with --ca-file)", err)
-			}
-			files.caCert, ad.caName = stored.Cert, stored.Name
-		}
-		if err := a.loadClientFiles(&files, opts.passphrase); err != nil {
-			return err
-		}
-		ad.caCert, ad.cert, ad.key, ad.imported = files.caCert, files.leaf, files.signer, true
+	} else if err := a.adoptClientFiles(&ad, opts); err != nil {
+		return err
 	}
 	c, err := a.createContext(ad)
 	if err != nil {
 		return err
 	}
 	a.printCreated(c)
+	return nil
+}
+
+// checkContextSource refuses flags that do not say, or say twice, where
+// the context's certificate comes from: --issue, or --cert and --key.
+func checkContextSource(opts contextCreateOptions) error {
+	adopting := opts.certFile != "" || opts.keyFile != ""
+	switch {
+	case opts.issue && adopting:
+		return errors.New("give either --issue or --cert and --key, not both")
+	case !opts.issue && !adopting:
+		return errors.New("give --issue to make a client certificate from the local CA, or --cert and --key to adopt one")
+	case adopting && (opts.certFile == "" || opts.keyFile == ""):
+		return errors.New("--cert and --key go together")
+	case opts.issue && opts.caFile != "":
+		return errors.New("--ca-file is for adopting with --cert/--key; --issue uses a local CA (--ca NAME)")
+	case adopting && len(opts.groups) > 0:
+		return errors.New("--group goes with --issue: an adopted certificate keeps the groups it was issued with")
+	case adopting && opts.remote.set():
+		return errors.New("--ca-url issues a new certificate: use it with --issue, not with --cert/--key")
+	}
+	return nil
+}
+
+// adoptClientFiles reads the identity --cert and --key give, and the CA
+// of --ca-file or of the local CA --ca names, into ad.
+func (a *app) adoptClientFiles(ad *adoption, opts contextCreateOptions) error {
+	files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
+	if files.ca == "" {
+		stored, err := a.cas().Get(opts.ca)
+		if err != nil {
+			return fmt.Errorf("%w (or give the CA certificate with --ca-file)", err)
+		}
+		files.caCert, ad.caName = stored.Cert, stored.Name
+	}
+	if err := a.loadClientFiles(&files, opts.passphrase); err != nil {
+		return err
+	}
+	ad.caCert, ad.cert, ad.key, ad.imported = files.caCert, files.leaf, files.signer, true
 	return nil
 }
 
