@@ -129,41 +129,12 @@ var ErrRunning = errors.New("an agent is already running for this DOCKER_CONFIG 
 // Run serves until ctx ends or a stop request arrives, then removes its
 // sockets. A directory left by a killed agent is cleaned up first.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = 10 * time.Second
-	}
-	if cfg.Log == nil {
-		cfg.Log = log.New(io.Discard, "", 0)
-	}
-	if cfg.FullRescan == 0 {
-		cfg.FullRescan = time.Minute
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return fmt.Errorf("agent directory: %w", err)
-	}
-	if err := os.Chmod(cfg.Dir, 0o700); err != nil {
-		return err
-	}
-	if c, err := net.DialTimeout("unix", ControlPath(cfg.Dir), time.Second); err == nil {
-		c.Close()
-		return ErrRunning
-	}
-	// One agent per directory, for its whole life: a lock the OS drops
-	// when the process dies, so two agents starting at once cannot remove
-	// each other's sockets.
-	release, err := fsutil.Lock(filepath.Join(cfg.Dir, "agent.lock"), 0)
-	if errors.Is(err, fsutil.ErrLockHeld) {
-		return ErrRunning
-	}
+	cfg = cfg.withDefaults()
+	release, err := claimDir(cfg.Dir)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Whatever is left is from an agent that died: remove its sockets.
-	stale, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.sock"))
-	for _, s := range stale {
-		_ = os.Remove(s)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &Agent{cfg: cfg, eps: map[string]*served{}, keys: map[string]*heldKey{}, loading: map[string]*keyLoad{}, started: time.Now(), now: time.Now, stop: cancel,
@@ -184,25 +155,78 @@ func Run(ctx context.Context, cfg Config) error {
 	go a.serveControl(ctx, ctl)
 	cfg.Log.Printf("agent started, pid %d, %d context(s), sockets in %s", os.Getpid(), len(a.eps), cfg.Dir)
 	a.refreshDue()
+	a.loop(ctx)
+	ctl.Close()
+	a.closeEndpoints()
+	cfg.Log.Printf("agent stopped")
+	return nil
+}
+
+// withDefaults is cfg with its zero durations and log filled in.
+func (cfg Config) withDefaults() Config {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	if cfg.FullRescan == 0 {
+		cfg.FullRescan = time.Minute
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 5 * time.Minute
+	}
+	return cfg
+}
+
+// claimDir makes the agent's directory its own: private, served by no
+// other agent, and rid of the sockets a killed one left. release gives it
+// up.
+func claimDir(dir string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", ControlPath(dir), time.Second); err == nil {
+		c.Close()
+		return nil, ErrRunning
+	}
+	// One agent per directory, for its whole life: a lock the OS drops
+	// when the process dies, so two agents starting at once cannot remove
+	// each other's sockets.
+	release, err = fsutil.Lock(filepath.Join(dir, "agent.lock"), 0)
+	if errors.Is(err, fsutil.ErrLockHeld) {
+		return nil, ErrRunning
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Whatever is left is from an agent that died: remove its sockets.
+	stale, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	for _, s := range stale {
+		_ = os.Remove(s)
+	}
+	return release, nil
+}
+
+// loop does the agent's periodic work until ctx ends: rescans of the
+// contexts, renewals, and rotation checks.
+func (a *Agent) loop(ctx context.Context) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	// Renewals are checked every second (an in-memory comparison), so
 	// that a certificate of a few minutes is renewed on time.
 	renewTick := time.NewTicker(time.Second)
 	defer renewTick.Stop()
-	if cfg.CheckEvery <= 0 {
-		cfg.CheckEvery = 5 * time.Minute
-	}
-	checkTick := time.NewTicker(cfg.CheckEvery)
+	checkTick := time.NewTicker(a.cfg.CheckEvery)
 	defer checkTick.Stop()
 	var checking atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
-			ctl.Close()
-			a.closeEndpoints()
-			cfg.Log.Printf("agent stopped")
-			return nil
+			return
 		case <-tick.C:
 			if a.rescan(ctx) {
 				a.refreshDue()
@@ -211,8 +235,8 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-renewTick.C:
 			a.renewDue(ctx)
 		case <-checkTick.C:
-			if cfg.RotationCheck != nil && checking.CompareAndSwap(false, true) {
-				go func() { defer checking.Store(false); a.renewNow(cfg.RotationCheck(ctx)) }()
+			if a.cfg.RotationCheck != nil && checking.CompareAndSwap(false, true) {
+				go func() { defer checking.Store(false); a.renewNow(a.cfg.RotationCheck(ctx)) }()
 			}
 		}
 	}

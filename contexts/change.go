@@ -141,16 +141,7 @@ type CreateOptions struct {
 // committed, and its key is deleted only after that. replaced is the
 // context that was there before, if any could be read.
 func (s *Store) Create(o CreateOptions) (c, replaced *Context, err error) {
-	if err := ValidateName(o.Name); err != nil {
-		return nil, nil, err
-	}
-	if o.Key == nil || o.Cert == nil || o.CA == nil {
-		return nil, nil, errors.New("a context needs a CA, a client certificate and its key")
-	}
-	if err := pki.CheckKeyMatch(o.Cert, o.Key); err != nil {
-		return nil, nil, err
-	}
-	if err := keystore.CheckKind(o.KeyStore); err != nil {
+	if err := o.check(); err != nil {
 		return nil, nil, err
 	}
 	release, err := s.j.Lock()
@@ -158,19 +149,9 @@ func (s *Store) Create(o CreateOptions) (c, replaced *Context, err error) {
 		return nil, nil, err
 	}
 	defer release()
-	old, err := s.Get(o.Name)
-	var broken bool
-	switch {
-	case err == nil && !o.Force:
-		return nil, nil, fmt.Errorf("context %q %w: use --force to replace it", o.Name, ErrExists)
-	case err != nil && errors.Is(err, ErrNotFound):
-		old = nil
-	case o.FromCatalogOnly && (err != nil || !old.Managed() || old.TLS.Catalog != o.Catalog):
-		return nil, nil, fmt.Errorf("context %q: %w", o.Name, ErrNotFromCatalog)
-	case err != nil && !o.Force:
-		return nil, nil, fmt.Errorf("%w; docker tls rm --force %s removes it, or --force replaces it", err, o.Name)
-	case err != nil:
-		old, broken = nil, true
+	old, broken, err := s.replacing(o)
+	if err != nil {
+		return nil, nil, err
 	}
 	p := createPlan(o, old)
 	if err := s.run("create", o.Name, p, o.Key); err != nil {
@@ -182,6 +163,40 @@ func (s *Store) Create(o CreateOptions) (c, replaced *Context, err error) {
 	}
 	c, err = s.Get(o.Name)
 	return c, old, err
+}
+
+// check refuses, before the lock, what can make no context.
+func (o CreateOptions) check() error {
+	if err := ValidateName(o.Name); err != nil {
+		return err
+	}
+	if o.Key == nil || o.Cert == nil || o.CA == nil {
+		return errors.New("a context needs a CA, a client certificate and its key")
+	}
+	if err := pki.CheckKeyMatch(o.Cert, o.Key); err != nil {
+		return err
+	}
+	return keystore.CheckKind(o.KeyStore)
+}
+
+// replacing reads, under the lock, the context Create would replace and
+// whether Create may: old is nil when there is none, or when the one
+// there is broken and Force replaces it.
+func (s *Store) replacing(o CreateOptions) (old *Context, broken bool, err error) {
+	old, err = s.Get(o.Name)
+	switch {
+	case err == nil && !o.Force:
+		return nil, false, fmt.Errorf("context %q %w: use --force to replace it", o.Name, ErrExists)
+	case err != nil && errors.Is(err, ErrNotFound):
+		return nil, false, nil
+	case o.FromCatalogOnly && (err != nil || !old.Managed() || old.TLS.Catalog != o.Catalog):
+		return nil, false, fmt.Errorf("context %q: %w", o.Name, ErrNotFromCatalog)
+	case err != nil && !o.Force:
+		return nil, false, fmt.Errorf("%w; docker tls rm --force %s removes it, or --force replaces it", err, o.Name)
+	case err != nil:
+		return nil, true, nil
+	}
+	return old, false, nil
 }
 
 // createPlan is the plan of Create: o's context replacing old (nil if none

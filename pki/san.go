@@ -149,31 +149,34 @@ func checkDNSName(name string) error {
 	}
 	labels := strings.Split(n, ".")
 	for i, l := range labels {
-		if l == "*" {
-			if i != 0 {
-				return fmt.Errorf("DNS name %q: a wildcard may only be the leftmost label", name)
-			}
-			if len(labels) < 3 {
-				return fmt.Errorf("DNS name %q: a wildcard needs at least two labels after it (*.example.com)", name)
-			}
-			continue
+		if err := checkLabel(name, l, i, len(labels)); err != nil {
+			return err
 		}
-		if l == "" {
-			return fmt.Errorf("DNS name %q has an empty label", name)
-		}
-		if len(l) > 63 {
-			return fmt.Errorf("DNS name %q has a label longer than 63 characters", name)
-		}
-		if strings.Contains(l, "*") {
-			return fmt.Errorf("DNS name %q: '*' must be a whole label (*.example.com)", name)
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return fmt.Errorf("DNS name %q: a label may not start or end with '-'", name)
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Errorf("DNS name %q contains %q: only letters, digits, '-' and '.' are allowed", name, r)
-			}
+	}
+	return nil
+}
+
+// checkLabel checks label i of the n labels of the DNS name.
+func checkLabel(name, l string, i, n int) error {
+	switch {
+	case l == "*" && i != 0:
+		return fmt.Errorf("DNS name %q: a wildcard may only be the leftmost label", name)
+	case l == "*" && n < 3:
+		return fmt.Errorf("DNS name %q: a wildcard needs at least two labels after it (*.example.com)", name)
+	case l == "*":
+		return nil
+	case l == "":
+		return fmt.Errorf("DNS name %q has an empty label", name)
+	case len(l) > 63:
+		return fmt.Errorf("DNS name %q has a label longer than 63 characters", name)
+	case strings.Contains(l, "*"):
+		return fmt.Errorf("DNS name %q: '*' must be a whole label (*.example.com)", name)
+	case l[0] == '-' || l[len(l)-1] == '-':
+		return fmt.Errorf("DNS name %q: a label may not start or end with '-'", name)
+	}
+	for _, r := range l {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("DNS name %q contains %q: only letters, digits, '-' and '.' are allowed", name, r)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
@@ -68,32 +69,9 @@ $DOCKER_CONFIG/tls/keys, encrypted when a passphrase is given with
 }
 
 func runCAInit(a *app, opts caInitOptions) error {
-	if err := castore.CheckName(opts.name); err != nil {
-		return err
-	}
-	kt, err := pki.ParseKeyType(opts.keyType)
+	kt, life, pass, err := a.checkCAInit(opts)
 	if err != nil {
 		return err
-	}
-	life, err := lifetime(opts.days)
-	if err != nil {
-		return err
-	}
-	pass, err := opts.passphrase.read()
-	if err != nil {
-		return err
-	}
-	var exportFiles []string
-	if opts.export != "" {
-		exportFiles = []string{filepath.Join(opts.export, "ca.pem"), filepath.Join(opts.export, "ca-key.pem")}
-		if err := fsutil.CheckAbsent(exportFiles...); err != nil && !opts.force {
-			return fmt.Errorf("--export: %w: use --force or another directory", err)
-		}
-		if pass == nil {
-			if pass, err = a.promptNew("the exported CA key"); err != nil {
-				return err
-			}
-		}
 	}
 	kind, err := a.defaultKeystore()
 	if err != nil {
@@ -132,15 +110,46 @@ func runCAInit(a *app, opts caInitOptions) error {
 	fmt.Fprintf(out, "Created CA %q (%s, valid until %s), key in the %s key store\n", stored.Name, pki.DescribeKey(stored.Cert.PublicKey), stored.Cert.NotAfter.Format("2006-01-02"), stored.KeyStore)
 	fmt.Fprintf(out, "SHA-256 fingerprint: %s\n", pki.Fingerprint(stored.Cert))
 	fmt.Fprintf(out, "Certificate: %s\n", stored.CertPath)
-	if opts.export != "" {
-		err := writeOut(opts.export, []certdir.File{
-			{Name: certdir.CAFile, Data: pki.EncodeCertificate(stored.Cert), Perm: fsutil.PublicFile},
-			{Name: "ca-key.pem", Data: exportKey, Perm: fsutil.PrivateFile},
-		}, opts.force, "--export")
-		if err != nil {
-			return fmt.Errorf("CA %q was created, but the export failed: %w", stored.Name, err)
-		}
-		fmt.Fprintf(out, "Exported ca.pem and the encrypted ca-key.pem to %s\n", opts.export)
+	if opts.export == "" {
+		return nil
 	}
+	err = writeOut(opts.export, []certdir.File{
+		{Name: certdir.CAFile, Data: pki.EncodeCertificate(stored.Cert), Perm: fsutil.PublicFile},
+		{Name: "ca-key.pem", Data: exportKey, Perm: fsutil.PrivateFile},
+	}, opts.force, "--export")
+	if err != nil {
+		return fmt.Errorf("CA %q was created, but the export failed: %w", stored.Name, err)
+	}
+	fmt.Fprintf(out, "Exported ca.pem and the encrypted ca-key.pem to %s\n", opts.export)
 	return nil
+}
+
+// checkCAInit reads ca init's flags, and the passphrase (asking for one
+// when --export needs it), refusing bad ones before anything is made.
+func (a *app) checkCAInit(opts caInitOptions) (kt pki.KeyType, life time.Duration, pass []byte, err error) {
+	if err := castore.CheckName(opts.name); err != nil {
+		return "", 0, nil, err
+	}
+	if kt, err = pki.ParseKeyType(opts.keyType); err != nil {
+		return "", 0, nil, err
+	}
+	if life, err = lifetime(opts.days); err != nil {
+		return "", 0, nil, err
+	}
+	if pass, err = opts.passphrase.read(); err != nil {
+		return "", 0, nil, err
+	}
+	if opts.export == "" {
+		return kt, life, pass, nil
+	}
+	exportFiles := []string{filepath.Join(opts.export, "ca.pem"), filepath.Join(opts.export, "ca-key.pem")}
+	if err := fsutil.CheckAbsent(exportFiles...); err != nil && !opts.force {
+		return "", 0, nil, fmt.Errorf("--export: %w: use --force or another directory", err)
+	}
+	if pass == nil {
+		if pass, err = a.promptNew("the exported CA key"); err != nil {
+			return "", 0, nil, err
+		}
+	}
+	return kt, life, pass, nil
 }

@@ -512,9 +512,15 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	} else if r.Count(Fail) == 0 {
 		v, verr = cli.ServerVersion(actx, client.ServerVersionOptions{})
 	}
-	anonymousOK := hs.requested && <-anon
+	addClientAuth(r, hs.requested, hs.requested && <-anon)
+	addAPI(r, v, verr, ping.APIVersion)
+}
+
+// addClientAuth reports whether the daemon requires a client certificate:
+// it asked for one (requested), and refused a client without one.
+func addClientAuth(r *Report, requested, anonymousOK bool) {
 	switch {
-	case !hs.requested:
+	case !requested:
 		r.add("client-auth", Warn, clientAuthFix,
 			"the daemon did not ask for a client certificate: it runs --tls without --tlsverify, so anyone who reaches the port can use the API")
 	case anonymousOK:
@@ -523,6 +529,10 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	default:
 		r.add("client-auth", OK, "", "the daemon refuses clients without a certificate (--tlsverify)")
 	}
+}
+
+// addAPI reports the engine, as /version (or the headers) told it.
+func addAPI(r *Report, v client.ServerVersionResult, verr error, pingAPI string) {
 	switch {
 	case r.Count(Fail) > 0:
 		r.add("api", Skip, "", "Docker API not reported: fix the failures above first (the docker CLI would refuse this connection)")
@@ -531,7 +541,7 @@ func checkAPI(ctx context.Context, r *Report, t Target, hs *handshakeResult, hos
 	default:
 		r.Engine = &Engine{Version: v.Version, APIVersion: v.APIVersion, OS: v.Os, Arch: v.Arch}
 		if r.Engine.APIVersion == "" {
-			r.Engine.APIVersion = ping.APIVersion
+			r.Engine.APIVersion = pingAPI
 		}
 		platform := v.Os
 		if v.Arch != "" {

@@ -74,32 +74,14 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, errors.New("running as root, PostgreSQL needs the postgres user (apt-get install postgresql)")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	cred, err := postgresUser()
+	if err != nil {
+		return nil, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := makeDir(dir, cred); err != nil {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	if cred != nil {
-		// The parents are the caller's temp dirs: the postgres user must be
-		// able to reach its own directory through them.
-		for p := dir; p != "/" && p != "."; p = filepath.Dir(p) {
-			if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
-				_ = os.Chmod(p, st.Mode().Perm()|0o001)
-			}
-		}
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, err
-		}
-	}
 	run := func(name string, args ...string) *exec.Cmd {
 		c := exec.Command(name, args...)
 		c.Dir = dir
@@ -125,17 +107,57 @@ func Start(dir string) (*Server, error) {
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	s.URL = (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/postgres",
 		RawQuery: url.Values{"host": {dir}, "port": {"5432"}, "sslmode": {"disable"}}.Encode()}).String()
-	sock := filepath.Join(dir, ".s.PGSQL.5432")
-	deadline := time.Now().Add(30 * time.Second)
+	if err := s.waitReady(time.Now().Add(30 * time.Second)); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// postgresUser is whom the server runs as: the postgres user when this
+// runs as root (PostgreSQL refuses to), else this user (nil).
+func postgresUser() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, errors.New("running as root, PostgreSQL needs the postgres user (apt-get install postgresql)")
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// makeDir makes the cluster's directory, owned by cred's user.
+func makeDir(dir string, cred *syscall.Credential) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if cred == nil {
+		return nil
+	}
+	// The parents are the caller's temp dirs: the postgres user must be
+	// able to reach its own directory through them.
+	for p := dir; p != "/" && p != "."; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
+			_ = os.Chmod(p, st.Mode().Perm()|0o001)
+		}
+	}
+	return os.Chown(dir, int(cred.Uid), int(cred.Gid))
+}
+
+// waitReady waits until the server takes connections, up to deadline.
+func (s *Server) waitReady(deadline time.Time) error {
+	sock := filepath.Join(s.Dir, ".s.PGSQL.5432")
 	for !exists(sock) {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("postgres exited:\n%s", s.log.String())
+			return fmt.Errorf("postgres exited:\n%s", s.log.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("postgres did not start in 30 s:\n%s", s.log.String())
+			return fmt.Errorf("postgres did not start in 30 s:\n%s", s.log.String())
 		}
 	}
 	// The socket appears a moment before connections are accepted.
@@ -146,11 +168,10 @@ func Start(dir string) (*Server, error) {
 			db.Close()
 		}
 		if err == nil {
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("postgres does not answer: %v\n%s", err, s.log.String())
+			return fmt.Errorf("postgres does not answer: %v\n%s", err, s.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
