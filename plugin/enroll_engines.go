@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,19 +20,7 @@ import (
 // runEnrollEngines is enroll --engines: one certificate from the CA
 // service, then a context for each catalog engine where it has a role.
 func runEnrollEngines(ctx context.Context, a *app, opts enrollOptions) error {
-	switch {
-	case opts.name != "":
-		return errors.New("--engines names each context after its engine: give no NAME (--prefix puts something before each name)")
-	case opts.host != "":
-		return errors.New("--engines takes each engine's endpoint from the catalog: give no --host")
-	case opts.force:
-		return errors.New("--force does not go with --engines: it updates the contexts it made from this catalog without it, and never replaces another")
-	case opts.agent:
-		return errors.New("--agent does not go with --engines: enroll an engine by NAME with --agent")
-	case opts.description != "":
-		return errors.New("--description does not go with --engines: each context says which catalog it came from")
-	}
-	if err := catalog.CheckPrefix(opts.prefix); err != nil {
+	if err := checkEnrollEngines(opts); err != nil {
 		return err
 	}
 	kind, err := a.enrollPreflight(opts.remote)
@@ -62,8 +51,40 @@ func runEnrollEngines(ctx context.Context, a *app, opts enrollOptions) error {
 			made++
 		}
 	}
-	checks := a.verifyMade(ctx, results, opts.timeout)
-	tw := tabwriter.NewWriter(a.cli.Out(), 0, 4, 3, ' ', 0)
+	if err := printSynced(a.cli.Out(), results, a.verifyMade(ctx, results, opts.timeout)); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.cli.Out(), "Signed in as %s until %s; %d of %d engines have a context\n", who, is.cert.NotAfter.Local().Format("2006-01-02 15:04"), made, len(results))
+	for _, name := range gone {
+		fmt.Fprintf(a.cli.Err(), "warning: context %s came from this catalog, which no longer lists its engine for you: docker tls rm %s removes it\n", name, name)
+	}
+	if made == 0 {
+		return errors.New("no context was made: every engine's name clashes with a context that did not come from this catalog; give --prefix to name them apart")
+	}
+	return nil
+}
+
+// checkEnrollEngines refuses what does not go with enroll --engines.
+func checkEnrollEngines(opts enrollOptions) error {
+	switch {
+	case opts.name != "":
+		return errors.New("--engines names each context after its engine: give no NAME (--prefix puts something before each name)")
+	case opts.host != "":
+		return errors.New("--engines takes each engine's endpoint from the catalog: give no --host")
+	case opts.force:
+		return errors.New("--force does not go with --engines: it updates the contexts it made from this catalog without it, and never replaces another")
+	case opts.agent:
+		return errors.New("--agent does not go with --engines: enroll an engine by NAME with --agent")
+	case opts.description != "":
+		return errors.New("--description does not go with --engines: each context says which catalog it came from")
+	}
+	return catalog.CheckPrefix(opts.prefix)
+}
+
+// printSynced is the table of what enroll --engines did for each engine,
+// with what verify said of each context made.
+func printSynced(out io.Writer, results []catalog.Result, checks map[string]string) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTEXT\tENGINE\tROLE\tHOST\tRESULT")
 	for _, r := range results {
 		res := r.Outcome
@@ -75,17 +96,7 @@ func runEnrollEngines(ctx context.Context, a *app, opts enrollOptions) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Context, r.Engine, r.Role, r.Host, res)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.cli.Out(), "Signed in as %s until %s; %d of %d engines have a context\n", who, is.cert.NotAfter.Local().Format("2006-01-02 15:04"), made, len(results))
-	for _, name := range gone {
-		fmt.Fprintf(a.cli.Err(), "warning: context %s came from this catalog, which no longer lists its engine for you: docker tls rm %s removes it\n", name, name)
-	}
-	if made == 0 {
-		return errors.New("no context was made: every engine's name clashes with a context that did not come from this catalog; give --prefix to name them apart")
-	}
-	return nil
+	return tw.Flush()
 }
 
 // describeIdentity is a certificate's user and groups, as a person reads

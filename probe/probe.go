@@ -268,22 +268,41 @@ func checkEndpoint(r *Report, host string) (hostname, port string, ok bool) {
 
 // checkLocal checks the CA, the client certificate and the key, offline.
 func checkLocal(r *Report, t Target, now time.Time) {
-	issueFix := "docker tls context create " + t.Name + " --host " + t.Host + " --issue --force"
-	if t.CAName != "" {
-		issueFix += " --ca " + t.CAName
+	issueFix := t.issueFix()
+	if t.RenewalProblem != "" {
+		r.add("renewal", Warn, "docker tls renew "+t.Name+" (or see docker tls agent status)", "%s", t.RenewalProblem)
 	}
+	checkCA(r, t, now)
+	c := t.Cert
+	if c == nil {
+		r.add("client-cert", Fail, issueFix, "no client certificate: dockerd --tlsverify refuses every client without one")
+	} else {
+		checkClientCert(r, t, c, now, issueFix)
+	}
+	checkClientKey(r, t, issueFix)
+}
+
+// issueFix is how the user gets the context a new certificate, as the
+// context was made.
+func (t Target) issueFix() string {
 	switch {
 	case t.SignIn:
-		issueFix = "docker tls renew " + t.Name + " (it signs you in again with the team's identity provider)"
+		return "docker tls renew " + t.Name + " (it signs you in again with the team's identity provider)"
 	case t.CAURL != "":
 		// Renewal authenticates with the current certificate: once it has
 		// expired, only a service run with --renew-after-expiry renews it
 		// (for a while); otherwise a new token enrolls again.
-		issueFix = "docker tls renew " + t.Name + " (a CA service run with --renew-after-expiry renews it for a while after its end); otherwise ask the CA's operator for a token (docker tls ca token), then docker tls enroll " + t.Name + " --force --ca-url " + t.CAURL + " --token file:TOKEN --host " + t.Host
+		return "docker tls renew " + t.Name + " (a CA service run with --renew-after-expiry renews it for a while after its end); otherwise ask the CA's operator for a token (docker tls ca token), then docker tls enroll " + t.Name + " --force --ca-url " + t.CAURL + " --token file:TOKEN --host " + t.Host
 	}
-	if t.RenewalProblem != "" {
-		r.add("renewal", Warn, "docker tls renew "+t.Name+" (or see docker tls agent status)", "%s", t.RenewalProblem)
+	fix := "docker tls context create " + t.Name + " --host " + t.Host + " --issue --force"
+	if t.CAName != "" {
+		fix += " --ca " + t.CAName
 	}
+	return fix
+}
+
+// checkCA checks the CA certificate the server is verified with.
+func checkCA(r *Report, t Target, now time.Time) {
 	switch {
 	case t.CA == nil:
 		r.add("ca", Fail, "give the CA that signed the engine's certificate (--ca FILE)", "no CA certificate to check the server against")
@@ -300,31 +319,33 @@ func checkLocal(r *Report, t Target, now time.Time) {
 		}
 		r.add("ca", OK, "", "CA %q, valid until %s%s", t.CA.Subject.CommonName, day(t.CA.NotAfter), more)
 	}
+}
 
+// checkClientKey checks the client key: there, matching the certificate,
+// usable by the docker CLI.
+func checkClientKey(r *Report, t Target, issueFix string) {
 	c := t.Cert
-	if c == nil {
-		r.add("client-cert", Fail, issueFix, "no client certificate: dockerd --tlsverify refuses every client without one")
-	} else {
-		checkClientCert(r, t, c, now, issueFix)
-	}
-
 	switch {
 	case t.Key == nil && t.KeyProblem != "":
 		r.add("client-key", Fail, "", "%s", t.KeyProblem)
 	case t.Key == nil:
 		r.add("client-key", Fail, issueFix, "no client key")
-	case c != nil:
-		type equaler interface{ Equal(crypto.PublicKey) bool }
-		if pub, ok := t.Key.Public().(equaler); !ok || !pub.Equal(c.PublicKey) {
-			r.add("client-key", Fail, issueFix, "the client key does not match the client certificate %q: they are from different issues", c.Subject.CommonName)
-		} else if t.KeyFileProblem != "" {
-			r.add("client-key", Fail, t.KeyFileFix, "%s", t.KeyFileProblem)
-		} else if t.Locked {
-			r.add("client-key", Warn, "docker tls unlock "+t.Name, "the key is in the key store, but the context is locked: the docker CLI cannot use it until it is unlocked")
-		} else {
-			r.add("client-key", OK, "", "the key matches the certificate")
-		}
+	case c == nil:
+	case !keyMatches(t.Key.Public(), c.PublicKey):
+		r.add("client-key", Fail, issueFix, "the client key does not match the client certificate %q: they are from different issues", c.Subject.CommonName)
+	case t.KeyFileProblem != "":
+		r.add("client-key", Fail, t.KeyFileFix, "%s", t.KeyFileProblem)
+	case t.Locked:
+		r.add("client-key", Warn, "docker tls unlock "+t.Name, "the key is in the key store, but the context is locked: the docker CLI cannot use it until it is unlocked")
+	default:
+		r.add("client-key", OK, "", "the key matches the certificate")
 	}
+}
+
+// keyMatches says whether two public keys are the same key.
+func keyMatches(a, b crypto.PublicKey) bool {
+	pub, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(b)
 }
 
 func checkClientCert(r *Report, t Target, c *x509.Certificate, now time.Time, issueFix string) {

@@ -588,17 +588,8 @@ func (d *DB) Enroll(ctx context.Context, e Enrollment, sign func(*Token) (*x509.
 		return nil, nil, false, d.wrap(err)
 	}
 	if !t.Revoked && e.Now.Before(t.Expires) && e.PublicKey != "" {
-		prev, err := scanIssued(tx.QueryRowContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued
-			WHERE token_hash = ? AND pubkey = ? AND revoked_at = 0 AND cert <> '' LIMIT 1`), hash, e.PublicKey))
-		switch {
-		case err == nil:
-			c, perr := pki.ParseCertificate([]byte(prev.PEM))
-			if perr != nil {
-				return nil, nil, false, d.wrap(perr)
-			}
-			return c, prev, true, nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, nil, false, d.wrap(err)
+		if c, prev, err := d.enrolled(ctx, tx, hash, e.PublicKey); c != nil || err != nil {
+			return c, prev, c != nil, err
 		}
 	}
 	if err := t.consumable(e.Req, e.Now); err != nil {
@@ -633,6 +624,24 @@ func (d *DB) Enroll(ctx context.Context, e Enrollment, sign func(*Token) (*x509.
 		return nil, nil, false, d.wrap(err)
 	}
 	return cert, rec, false, nil
+}
+
+// enrolled is the certificate the token (by hash) got for the key before,
+// if any and not revoked: what a retry gets again.
+func (d *DB) enrolled(ctx context.Context, tx *sql.Tx, hash, pubkey string) (*x509.Certificate, *Issued, error) {
+	prev, err := scanIssued(tx.QueryRowContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued
+		WHERE token_hash = ? AND pubkey = ? AND revoked_at = 0 AND cert <> '' LIMIT 1`), hash, pubkey))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	c, err := pki.ParseCertificate([]byte(prev.PEM))
+	if err != nil {
+		return nil, nil, d.wrap(err)
+	}
+	return c, prev, nil
 }
 
 // RecordCertificate adds a certificate the CA issued on the laptop (no

@@ -123,6 +123,21 @@ func CheckTokenOptions(o *TokenOptions, n int) error {
 	if o.Profile != pki.ClientProfile && o.Profile != pki.ServerProfile {
 		return fmt.Errorf("unknown profile %q: use client or server", o.Profile)
 	}
+	if err := o.checkSubject(); err != nil {
+		return err
+	}
+	if o.TTL <= 0 || o.TTL > 30*24*time.Hour {
+		return fmt.Errorf("--ttl %s: give a duration from 1s to 720h", o.TTL)
+	}
+	if o.Uses < 1 || o.Uses > 10000 {
+		return fmt.Errorf("--uses %d: give 1 to 10000", o.Uses)
+	}
+	return nil
+}
+
+// checkSubject checks what the certificates will name (CN, groups, SANs)
+// against the profile, and sorts and canonicalizes them.
+func (o *TokenOptions) checkSubject() error {
 	if o.CN != "" {
 		if strings.TrimSpace(o.CN) != o.CN {
 			return fmt.Errorf("--cn %q has spaces at its start or end: give the name alone", o.CN)
@@ -149,12 +164,6 @@ func CheckTokenOptions(o *TokenOptions, n int) error {
 			return err
 		}
 		o.SANs = sans.Strings()
-	}
-	if o.TTL <= 0 || o.TTL > 30*24*time.Hour {
-		return fmt.Errorf("--ttl %s: give a duration from 1s to 720h", o.TTL)
-	}
-	if o.Uses < 1 || o.Uses > 10000 {
-		return fmt.Errorf("--uses %d: give 1 to 10000", o.Uses)
 	}
 	return nil
 }
