@@ -90,33 +90,19 @@ func runList(a *app, opts lsOptions) error {
 		v := contextView{Name: c.Name, Description: c.Description, Host: c.RemoteHost(), Current: c.Name == current, Managed: c.Managed()}
 		switch {
 		case c.Managed():
-			v.Client, v.Groups, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Groups, c.TLS.Issuer, c.TLS.NotAfter
-			v.KeyStore, v.KeyID, v.Locked, v.CA, v.SignIn = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA, c.TLS.SignIn
-			v.CAURL, v.Catalog, v.Imported = c.TLS.CAURL, c.TLS.Catalog, c.TLS.Imported
+			v.managed(c)
 			if c.AgentMode() {
-				v.Agent = "stopped"
 				if agentUp == nil {
 					up := agent.Running(a.agentDir())
 					agentUp = &up
 				}
+				v.Agent = "stopped"
 				if *agentUp {
 					v.Agent = "running"
 				}
 			}
 		case c.HasFile(contexts.CertFile):
-			// A context made by docker context create: read its certificate.
-			v.KeyStore = "context"
-			data, err := store.ReadFile(c.Name, contexts.CertFile)
-			if err == nil {
-				if parsed, perr := pki.ParseCertificate(data); perr == nil {
-					v.Client, v.Groups, v.Issuer, v.NotAfter = parsed.Subject.String(), pki.GroupsOf(parsed), parsed.Issuer.String(), parsed.NotAfter
-				} else {
-					v.Error = perr.Error()
-				}
-			} else {
-				v.Error = err.Error()
-			}
-			v.Locked = !c.HasFile(contexts.KeyFile)
+			v.madeByDocker(store, c)
 		case !opts.all:
 			continue
 		}
@@ -150,6 +136,31 @@ func runList(a *app, opts lsOptions) error {
 		}
 	}
 	return nil
+}
+
+// managed fills in what docker tls recorded of a context it made.
+func (v *contextView) managed(c *contexts.Context) {
+	v.Client, v.Groups, v.Issuer, v.NotAfter = c.TLS.Subject, c.TLS.Groups, c.TLS.Issuer, c.TLS.NotAfter
+	v.KeyStore, v.KeyID, v.Locked, v.CA, v.SignIn = c.TLS.KeyStore, c.TLS.KeyID, c.Locked(), c.TLS.CA, c.TLS.SignIn
+	v.CAURL, v.Catalog, v.Imported = c.TLS.CAURL, c.TLS.Catalog, c.TLS.Imported
+}
+
+// madeByDocker fills in a context made by docker context create, from
+// its certificate.
+func (v *contextView) madeByDocker(store *contexts.Store, c *contexts.Context) {
+	v.KeyStore = "context"
+	v.Locked = !c.HasFile(contexts.KeyFile)
+	data, err := store.ReadFile(c.Name, contexts.CertFile)
+	if err != nil {
+		v.Error = err.Error()
+		return
+	}
+	parsed, err := pki.ParseCertificate(data)
+	if err != nil {
+		v.Error = err.Error()
+		return
+	}
+	v.Client, v.Groups, v.Issuer, v.NotAfter = parsed.Subject.String(), pki.GroupsOf(parsed), parsed.Issuer.String(), parsed.NotAfter
 }
 
 type contextListContext struct {

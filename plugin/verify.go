@@ -143,9 +143,26 @@ func (a *app) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 	if err := namesOrAll(names, opts.all, false, "context", "verify"); err != nil {
 		return nil, err
 	}
-	store := a.contexts()
-	if opts.all {
-		list, _, err := store.List()
+	names, err := a.verifyNames(names, opts.all)
+	if err != nil {
+		return nil, err
+	}
+	targets := make([]probe.Target, 0, len(names))
+	for _, n := range names {
+		t, err := a.contextTarget(n)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// verifyNames are the contexts verify checks: those named, every one with
+// TLS certificates (all), or the current one.
+func (a *app) verifyNames(names []string, all bool) ([]string, error) {
+	if all {
+		list, _, err := a.contexts().List()
 		if err != nil {
 			return nil, err
 		}
@@ -158,22 +175,14 @@ func (a *app) verifyTargets(opts verifyOptions, names []string) ([]probe.Target,
 			return nil, errors.New("no context uses TLS certificates: create one with docker tls context create")
 		}
 	}
-	if len(names) == 0 {
-		cur := a.cli.CurrentContext()
-		if cur == "" || cur == "default" {
-			return nil, errors.New(`the current context is "default", which docker tls does not manage: name a context, use --all, or --host with --ca`)
-		}
-		names = []string{cur}
+	if len(names) > 0 {
+		return names, nil
 	}
-	targets := make([]probe.Target, 0, len(names))
-	for _, n := range names {
-		t, err := a.contextTarget(n)
-		if err != nil {
-			return nil, err
-		}
-		targets = append(targets, t)
+	cur := a.cli.CurrentContext()
+	if cur == "" || cur == "default" {
+		return nil, errors.New(`the current context is "default", which docker tls does not manage: name a context, use --all, or --host with --ca`)
 	}
-	return targets, nil
+	return []string{cur}, nil
 }
 
 // contextTargets reads contexts as verify checks them.

@@ -128,22 +128,30 @@ func (r *Renewer) Renew(ctx context.Context, c *contexts.Context, o Options) (*x
 	}
 }
 
-func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options) (*x509.Certificate, error) {
+// current reads what the context trusts (one CA, or the bundle of a
+// context that followed a rotation), as PEM and parsed, and its
+// certificate.
+func (r *Renewer) current(c *contexts.Context) (caPEM []byte, trust []*x509.Certificate, cert *x509.Certificate, err error) {
 	caPEM, certPEM, err := r.Contexts.PEMs(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	// One CA, or the bundle of a context that followed a rotation.
-	trust, err := pki.ParseCertificates(caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("ca.pem: %w", err)
+	if trust, err = pki.ParseCertificates(caPEM); err != nil {
+		return nil, nil, nil, fmt.Errorf("ca.pem: %w", err)
 	}
 	if len(trust) == 0 {
-		return nil, errors.New("ca.pem holds no certificate")
+		return nil, nil, nil, errors.New("ca.pem holds no certificate")
 	}
-	old, err := pki.ParseCertificate(certPEM)
+	if cert, err = pki.ParseCertificate(certPEM); err != nil {
+		return nil, nil, nil, fmt.Errorf("cert.pem: %w", err)
+	}
+	return caPEM, trust, cert, nil
+}
+
+func (r *Renewer) renewOnce(ctx context.Context, c *contexts.Context, o Options) (*x509.Certificate, error) {
+	caPEM, trust, old, err := r.current(c)
 	if err != nil {
-		return nil, fmt.Errorf("cert.pem: %w", err)
+		return nil, err
 	}
 	oldKey, key, err := r.keysOf(c, o.Rekey)
 	if err != nil {
