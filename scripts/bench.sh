@@ -112,6 +112,9 @@ printf '%-45s %6s (target: at most 1.25)\n' "metadata: docker-tls / floor" "$(ra
 ls_ms=$(sed -n 1p "$tmp/help.txt" | cut -f1) help_ms=$(sed -n 2p "$tmp/help.txt" | cut -f1)
 printf '%-45s %6s ms\n' "docker context ls" "$ls_ms" "docker tls --help" "$help_ms"
 printf '%-45s %6s (target: at most 2.0)\n' "--help / docker context ls" "$(ratio "$help_ms" "$ls_ms")"
+# The same if both execs (metadata, then the command) started as fast as
+# the floor: what is left is the docker CLI's way of running a plugin.
+printf '%-45s %6s\n' "  the same with both execs at the floor" "$(awk -v h="$help_ms" -v m="$meta_ms" -v f="$floor_ms" -v l="$ls_ms" 'BEGIN { printf "%.2f", (h - 2 * (m - f)) / l }')"
 # A full set: CA, server certificate, context (scripts/fullset.sh), beside
 # the articles' openssl workflow as written (RSA 4096), and the same steps
 # with docker-tls's EC keys.
@@ -190,6 +193,13 @@ docker tls context create real --host "tcp://127.0.0.1:$port" --issue >/dev/null
 v_ms=$(sed -n 1p "$tmp/verify.txt" | cut -f1) f_ms=$(sed -n 2p "$tmp/verify.txt" | cut -f1)
 printf '%-45s %6s ms (median)\n' "docker --context real version" "$v_ms" "docker tls verify real" "$f_ms"
 printf '%-45s %6s (target: at most 1.3)\n' "ratio" "$(awk -v a="$f_ms" -v b="$v_ms" 'BEGIN { printf "%.2f", a / b }')"
+# Where the time goes: the plugin's verify exec alone beside its metadata
+# exec (the difference is verify's own work: files, handshakes, API), and
+# the ratio if both execs started as fast as the floor.
+"$tmp/proctime" -n "${RUNS_START:-60}" "$real/cli-plugins/docker-tls docker-cli-plugin-metadata" "$real/cli-plugins/docker-tls verify real" >"$tmp/vexec.txt"
+mx_ms=$(sed -n 1p "$tmp/vexec.txt" | cut -f1) vx_ms=$(sed -n 2p "$tmp/vexec.txt" | cut -f1)
+printf '%-45s %6s ms\n' "  verify's own work (verify exec - metadata)" "$(awk -v a="$vx_ms" -v b="$mx_ms" 'BEGIN { printf "%.1f", a - b }')"
+printf '%-45s %6s\n' "  the ratio with both execs at the floor" "$(awk -v x="$f_ms" -v m="$meta_ms" -v f="$floor_ms" -v v="$v_ms" 'BEGIN { printf "%.2f", (x - 2 * (m - f)) / v }')"
 
 echo
 echo "== agent mode beside a direct TLS context, same dockerd =="
