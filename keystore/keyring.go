@@ -138,31 +138,17 @@ func (k *Keyring) PutWithToken(id string, key crypto.Signer, token string, overw
 	if err := CheckID(id); err != nil {
 		return err
 	}
-	secret, err := encodeKeyringSecret(key)
+	secret, err := k.entry(id, key, token)
 	if err != nil {
 		return err
-	}
-	if token != "" {
-		secret += tokenSeparator + base64.StdEncoding.EncodeToString([]byte(token))
-		if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {
-			return fmt.Errorf("key %s with the identity provider's refresh token does not fit in this OS keyring (%d bytes, limit %d): %w", id, len(secret), k.MaxSecret, ErrTokenTooLarge)
-		}
-	}
-	if k.MaxSecret > 0 && len(secret)+len(Service)+len(id) > k.MaxSecret {
-		return fmt.Errorf("key %s (%s) does not fit in this OS keyring (%d bytes, limit %d): use --key-type ecdsa-p256 or --keystore file",
-			id, pki.DescribeKey(key.Public()), len(secret), k.MaxSecret)
 	}
 	// The index names the id before the entry exists: a process killed in
 	// between leaves an index entry without a secret (which prune drops),
 	// never a secret that no command can see.
 	return k.withIndex(func(ids []string) ([]string, error) {
 		if !overwrite {
-			err := k.call(func() error { _, err := k.Backend.Get(Service, id); return err })
-			switch {
-			case err == nil:
-				return nil, fmt.Errorf("key %s: %w", id, ErrExists)
-			case !errors.Is(err, gokeyring.ErrNotFound):
-				return nil, k.wrap("store", id, err)
+			if err := k.absent(id); err != nil {
+				return nil, err
 			}
 		}
 		listed := slices.Contains(ids, id)
@@ -180,6 +166,38 @@ func (k *Keyring) PutWithToken(id string, key crypto.Signer, token string, overw
 		}
 		return append(ids, id), nil
 	})
+}
+
+// entry is the keyring secret for key and token, if it fits.
+func (k *Keyring) entry(id string, key crypto.Signer, token string) (string, error) {
+	secret, err := encodeKeyringSecret(key)
+	if err != nil {
+		return "", err
+	}
+	fits := func() bool { return k.MaxSecret <= 0 || len(secret)+len(Service)+len(id) <= k.MaxSecret }
+	if token != "" {
+		secret += tokenSeparator + base64.StdEncoding.EncodeToString([]byte(token))
+		if !fits() {
+			return "", fmt.Errorf("key %s with the identity provider's refresh token does not fit in this OS keyring (%d bytes, limit %d): %w", id, len(secret), k.MaxSecret, ErrTokenTooLarge)
+		}
+	}
+	if !fits() {
+		return "", fmt.Errorf("key %s (%s) does not fit in this OS keyring (%d bytes, limit %d): use --key-type ecdsa-p256 or --keystore file",
+			id, pki.DescribeKey(key.Public()), len(secret), k.MaxSecret)
+	}
+	return secret, nil
+}
+
+// absent says the keyring has no entry id (ErrExists if it has).
+func (k *Keyring) absent(id string) error {
+	err := k.call(func() error { _, err := k.Backend.Get(Service, id); return err })
+	switch {
+	case err == nil:
+		return fmt.Errorf("key %s: %w", id, ErrExists)
+	case !errors.Is(err, gokeyring.ErrNotFound):
+		return k.wrap("store", id, err)
+	}
+	return nil
 }
 
 // tokenSeparator ends the key in an entry that also holds a refresh

@@ -141,23 +141,7 @@ func ParsePrivateKey(data, passphrase []byte) (crypto.Signer, error) {
 			}
 			return parseEncryptedPKCS8(block.Bytes, passphrase)
 		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
-			der := block.Bytes
-			//lint:ignore SA1019 legacy PEM encryption is what the articles' openssl 1.x commands produce; reading it is required
-			if x509.IsEncryptedPEMBlock(block) {
-				if len(passphrase) == 0 {
-					return nil, ErrPassphraseRequired
-				}
-				//lint:ignore SA1019 reading the legacy format, see above; docker-tls never writes it
-				plain, err := x509.DecryptPEMBlock(block, passphrase)
-				if err != nil {
-					if errors.Is(err, x509.IncorrectPasswordError) {
-						return nil, ErrWrongPassphrase
-					}
-					return nil, fmt.Errorf("decrypt legacy PEM key: %w", err)
-				}
-				der = plain
-			}
-			return parsePlainKeyDER(der)
+			return parseKeyBlock(block, passphrase)
 		case "OPENSSH PRIVATE KEY":
 			return nil, errors.New("this is an OpenSSH key; convert it with: ssh-keygen -p -m PKCS8 -f FILE")
 		case "CERTIFICATE":
@@ -170,7 +154,33 @@ func ParsePrivateKey(data, passphrase []byte) (crypto.Signer, error) {
 	if looksPEM(data) {
 		return nil, errors.New("no private key PEM block found (the PEM is malformed or holds something else)")
 	}
-	// Raw DER: try the plain encodings, then encrypted PKCS#8.
+	return parseKeyDER(data, passphrase)
+}
+
+// parseKeyBlock reads a plain PEM key block, or one encrypted the legacy
+// way (Proc-Type: 4,ENCRYPTED).
+func parseKeyBlock(block *pem.Block, passphrase []byte) (crypto.Signer, error) {
+	//lint:ignore SA1019 legacy PEM encryption is what the articles' openssl 1.x commands produce; reading it is required
+	if !x509.IsEncryptedPEMBlock(block) {
+		return parsePlainKeyDER(block.Bytes)
+	}
+	if len(passphrase) == 0 {
+		return nil, ErrPassphraseRequired
+	}
+	//lint:ignore SA1019 reading the legacy format, see above; docker-tls never writes it
+	plain, err := x509.DecryptPEMBlock(block, passphrase)
+	if errors.Is(err, x509.IncorrectPasswordError) {
+		return nil, ErrWrongPassphrase
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decrypt legacy PEM key: %w", err)
+	}
+	return parsePlainKeyDER(plain)
+}
+
+// parseKeyDER reads a raw DER key: the plain encodings, then encrypted
+// PKCS#8.
+func parseKeyDER(data, passphrase []byte) (crypto.Signer, error) {
 	if k, err := parsePlainKeyDER(data); err == nil {
 		return k, nil
 	}

@@ -84,28 +84,9 @@ func ParseSANs(values []string) (SANs, []SANWarning, error) {
 
 // parseSAN returns the canonical name and whether it is an IP address.
 func parseSAN(raw string) (string, bool, error) {
-	item := strings.TrimSpace(raw)
-	if item == "" {
-		return "", false, fmt.Errorf("empty SAN in %q: remove the extra comma", raw)
-	}
-	if strings.ContainsAny(item, " \t") {
-		return "", false, fmt.Errorf("SAN %q contains a space: separate names with commas or repeat --san", item)
-	}
-	if strings.Contains(item, ";") {
-		return "", false, fmt.Errorf("SAN %q contains ';': separate names with commas, e.g. DNS:a.example.com,IP:192.168.0.1", item)
-	}
-	if i := strings.Index(item, "="); i >= 0 {
-		return "", false, fmt.Errorf("SAN %q uses '=': write %s:%s (openssl's form is TYPE:VALUE)", item, strings.ToUpper(item[:i]), item[i+1:])
-	}
-	kind := ""
-	if i := strings.Index(item, ":"); i >= 0 {
-		prefix := strings.ToUpper(item[:i])
-		if prefix == "DNS" || prefix == "IP" {
-			kind, item = prefix, item[i+1:]
-			if item == "" {
-				return "", false, fmt.Errorf("SAN %q has no value after %s", raw, prefix+":")
-			}
-		}
+	kind, item, err := splitSAN(raw)
+	if err != nil {
+		return "", false, err
 	}
 	// An IPv6 literal may come bracketed, as in a URL.
 	if strings.HasPrefix(item, "[") && strings.HasSuffix(item, "]") {
@@ -127,6 +108,31 @@ func parseSAN(raw string) (string, bool, error) {
 		return "", false, err
 	}
 	return strings.ToLower(strings.TrimSuffix(item, ".")), false, nil
+}
+
+// splitSAN reads one SAN as written: kind is DNS or IP when it has that
+// prefix (openssl's TYPE:VALUE), else empty.
+func splitSAN(raw string) (kind, item string, err error) {
+	item = strings.TrimSpace(raw)
+	switch {
+	case item == "":
+		return "", "", fmt.Errorf("empty SAN in %q: remove the extra comma", raw)
+	case strings.ContainsAny(item, " \t"):
+		return "", "", fmt.Errorf("SAN %q contains a space: separate names with commas or repeat --san", item)
+	case strings.Contains(item, ";"):
+		return "", "", fmt.Errorf("SAN %q contains ';': separate names with commas, e.g. DNS:a.example.com,IP:192.168.0.1", item)
+	}
+	if i := strings.Index(item, "="); i >= 0 {
+		return "", "", fmt.Errorf("SAN %q uses '=': write %s:%s (openssl's form is TYPE:VALUE)", item, strings.ToUpper(item[:i]), item[i+1:])
+	}
+	prefix, value, ok := strings.Cut(item, ":")
+	if prefix = strings.ToUpper(prefix); !ok || (prefix != "DNS" && prefix != "IP") {
+		return "", item, nil
+	}
+	if value == "" {
+		return "", "", fmt.Errorf("SAN %q has no value after %s", raw, prefix+":")
+	}
+	return prefix, value, nil
 }
 
 // looksNumeric catches things like 999.1.1.1 or 1.2.3 that are meant as IPv4

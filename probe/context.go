@@ -39,20 +39,7 @@ func (s Contexts) Target(name string) (Target, error) {
 // carries it to the check that reports it.
 func (s Contexts) TargetOf(c *contexts.Context) Target {
 	t := Target{Name: c.Name, Host: c.Host}
-	if c.AgentMode() {
-		// Check the engine directly with the same material, and the
-		// agent's own socket.
-		t.Host, t.AgentSocket = c.TLS.Remote, strings.TrimPrefix(c.Host, "unix://")
-		t.CA, t.MoreCAs = CABundle([]byte(c.TLS.CAPEM))
-		t.Cert, _ = pki.ParseCertificate([]byte(c.TLS.CertPEM))
-	} else {
-		if data, err := s.Store.ReadFile(c.Name, contexts.CAFile); err == nil {
-			t.CA, t.MoreCAs = CABundle(data)
-		}
-		if data, err := s.Store.ReadFile(c.Name, contexts.CertFile); err == nil {
-			t.Cert, _ = pki.ParseCertificate(data)
-		}
-	}
+	s.readCerts(c, &t)
 	var storeErr error
 	if c.Managed() {
 		t.CAName, t.CAURL, t.SignIn, t.Locked = c.TLS.CA, c.TLS.CAURL, c.TLS.SignIn, c.Locked()
@@ -71,16 +58,40 @@ func (s Contexts) TargetOf(c *contexts.Context) Target {
 		compareKeyFile(c, &t, fileKey)
 	}
 	if t.Key == nil && t.KeyProblem == "" {
-		switch {
-		case storeErr != nil && c.Locked():
-			t.KeyProblem = fmt.Sprintf("the context is locked and its key is not in the key store (%v)", storeErr)
-		case storeErr != nil:
-			t.KeyProblem = fmt.Sprintf("the key is not in the key store (%v) and the context has no key.pem", storeErr)
-		default:
-			t.KeyProblem = "the context has no key.pem"
-		}
+		t.KeyProblem = noKey(c, storeErr)
 	}
 	return t
+}
+
+// readCerts reads the CA bundle and the client certificate: from the
+// context's files, or for an agent-mode context from its metadata (the
+// engine is then checked directly with the same material, and the agent's
+// own socket besides).
+func (s Contexts) readCerts(c *contexts.Context, t *Target) {
+	if c.AgentMode() {
+		t.Host, t.AgentSocket = c.TLS.Remote, strings.TrimPrefix(c.Host, "unix://")
+		t.CA, t.MoreCAs = CABundle([]byte(c.TLS.CAPEM))
+		t.Cert, _ = pki.ParseCertificate([]byte(c.TLS.CertPEM))
+		return
+	}
+	if data, err := s.Store.ReadFile(c.Name, contexts.CAFile); err == nil {
+		t.CA, t.MoreCAs = CABundle(data)
+	}
+	if data, err := s.Store.ReadFile(c.Name, contexts.CertFile); err == nil {
+		t.Cert, _ = pki.ParseCertificate(data)
+	}
+}
+
+// noKey says why a context has no key to check, storeErr being what the
+// key store said.
+func noKey(c *contexts.Context, storeErr error) string {
+	switch {
+	case storeErr != nil && c.Locked():
+		return fmt.Sprintf("the context is locked and its key is not in the key store (%v)", storeErr)
+	case storeErr != nil:
+		return fmt.Sprintf("the key is not in the key store (%v) and the context has no key.pem", storeErr)
+	}
+	return "the context has no key.pem"
 }
 
 const unreadableKeyFile = "the context's key.pem cannot be read: "

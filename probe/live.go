@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -227,31 +228,8 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 	leaf := hs.state.PeerCertificates[0]
 	r.ServerSerial = fmt.Sprintf("%x", leaf.SerialNumber)
 	reissue := serverIssueFix(leaf, hostname, t.CAName)
-
-	// Chain, against the context's CA only (never the system roots).
 	if t.CA != nil {
-		roots := t.roots()
-		inter := x509.NewCertPool()
-		for _, c := range hs.state.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		at := now
-		if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-			at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2) // expiry gets its own message
-		}
-		chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		if err != nil {
-			which := fmt.Sprintf("the context's CA %q (%s)", t.CA.Subject.CommonName, short(pki.Fingerprint(t.CA)))
-			if len(t.MoreCAs) > 0 {
-				which = fmt.Sprintf("any of the %d CAs in the context's ca.pem (%q, …)", len(t.MoreCAs)+1, t.CA.Subject.CommonName)
-			}
-			r.add("server-chain", Fail, "use the engine's CA in the context (docker tls import/context create --ca-file), or re-issue the engine's certificate from this CA: "+reissue,
-				"the server's certificate (%s) was issued by %q, not by %s",
-				short(pki.Fingerprint(leaf)), leaf.Issuer.CommonName, which)
-		} else {
-			root := chains[0][len(chains[0])-1]
-			r.add("server-chain", OK, "", "the server's certificate chains to %q", root.Subject.CommonName)
-		}
+		checkServerChain(r, t, hs.state.PeerCertificates, reissue, now)
 	}
 
 	// Names: Go (and so the docker CLI) checks only the SANs.
@@ -267,18 +245,48 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 		r.add("server-name", OK, "", "the server's certificate names %s", hostname)
 	}
 
-	hasServerAuth := len(leaf.ExtKeyUsage) == 0
-	for _, u := range leaf.ExtKeyUsage {
-		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
-			hasServerAuth = true
-		}
-	}
-	if hasServerAuth {
+	if len(leaf.ExtKeyUsage) == 0 || slices.ContainsFunc(leaf.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
+		return u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny
+	}) {
 		r.add("server-eku", OK, "", "serverAuth")
 	} else {
 		r.add("server-eku", Fail, reissue, "the server's certificate lacks extended key usage serverAuth (it is a %s certificate)", ekuList(leaf))
 	}
+	checkServerExpiry(r, leaf, reissue, now)
+	if hs.state.HandshakeComplete {
+		r.add("protocol", Info, "", "%s, %s", tls.VersionName(hs.state.Version), tls.CipherSuiteName(hs.state.CipherSuite))
+	}
+}
 
+// checkServerChain checks the server's chain against the context's CAs
+// only (never the system roots).
+func checkServerChain(r *Report, t Target, peer []*x509.Certificate, reissue string, now time.Time) {
+	leaf := peer[0]
+	inter := x509.NewCertPool()
+	for _, c := range peer[1:] {
+		inter.AddCert(c)
+	}
+	at := now
+	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+		at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2) // expiry gets its own message
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: t.roots(), Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err == nil {
+		root := chains[0][len(chains[0])-1]
+		r.add("server-chain", OK, "", "the server's certificate chains to %q", root.Subject.CommonName)
+		return
+	}
+	which := fmt.Sprintf("the context's CA %q (%s)", t.CA.Subject.CommonName, short(pki.Fingerprint(t.CA)))
+	if len(t.MoreCAs) > 0 {
+		which = fmt.Sprintf("any of the %d CAs in the context's ca.pem (%q, …)", len(t.MoreCAs)+1, t.CA.Subject.CommonName)
+	}
+	r.add("server-chain", Fail, "use the engine's CA in the context (docker tls import/context create --ca-file), or re-issue the engine's certificate from this CA: "+reissue,
+		"the server's certificate (%s) was issued by %q, not by %s",
+		short(pki.Fingerprint(leaf)), leaf.Issuer.CommonName, which)
+}
+
+// checkServerExpiry checks the server certificate's validity period.
+func checkServerExpiry(r *Report, leaf *x509.Certificate, reissue string, now time.Time) {
 	switch left := leaf.NotAfter.Sub(now); {
 	case now.After(leaf.NotAfter):
 		r.add("server-expiry", Fail, reissue+" (then restart dockerd with it)", "the server's certificate expired on %s", day(leaf.NotAfter))
@@ -288,10 +296,6 @@ func checkServer(r *Report, t Target, hs *handshakeResult, hostname string, now 
 		r.add("server-expiry", Warn, reissue+" (then restart dockerd with it)", "the server's certificate expires in %d days (%s)", int(left.Hours()/24), day(leaf.NotAfter))
 	default:
 		r.add("server-expiry", OK, "", "valid until %s", day(leaf.NotAfter))
-	}
-
-	if hs.state.HandshakeComplete {
-		r.add("protocol", Info, "", "%s, %s", tls.VersionName(hs.state.Version), tls.CipherSuiteName(hs.state.CipherSuite))
 	}
 }
 
@@ -367,24 +371,8 @@ func short(fp string) string {
 // addClientRejected turns a TLS alert after we presented our certificate
 // into the reason, using what the daemon said it trusts.
 func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
-	msg := err.Error()
-	var alert string
-	switch {
-	case strings.Contains(msg, "remote error: tls:"):
-		alert = msg[strings.Index(msg, "remote error: tls:")+len("remote error: tls: "):]
-	case hs.presented && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
-		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "EOF")):
-		// The alert can lose the race with our first write; the reset
-		// that follows it means the same.
-		alert = "the daemon closed the connection"
-	case isTimeout(err):
-		r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
-		return
-	case strings.Contains(msg, "failed to verify certificate"):
-		r.add("client-accepted", Skip, "", "not known: the engine's certificate does not verify (see above), so nothing more was sent")
-		return
-	default:
-		r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
+	alert, ok := rejection(r, hs, err)
+	if !ok {
 		return
 	}
 	trusts := trustedNames(hs.trusted)
@@ -404,6 +392,29 @@ func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
 		r.add("client-accepted", Fail, fix, "the daemon rejected your client certificate %q issued by %q (%s); it trusts %s",
 			c.Subject.CommonName, c.Issuer.CommonName, alert, trusts)
 	}
+}
+
+// rejection reads the daemon's refusal of our certificate from err: the
+// TLS alert, or the reset that follows it. ok is false when err is not a
+// refusal; it is then reported as what it is.
+func rejection(r *Report, hs *handshakeResult, err error) (alert string, ok bool) {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "remote error: tls:"):
+		return msg[strings.Index(msg, "remote error: tls:")+len("remote error: tls: "):], true
+	case hs.presented && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "EOF")):
+		// The alert can lose the race with our first write; the reset
+		// that follows it means the same.
+		return "the daemon closed the connection", true
+	case isTimeout(err):
+		r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
+	case strings.Contains(msg, "failed to verify certificate"):
+		r.add("client-accepted", Skip, "", "not known: the engine's certificate does not verify (see above), so nothing more was sent")
+	default:
+		r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
+	}
+	return "", false
 }
 
 func trustsIssuer(trusted [][]byte, c *x509.Certificate) bool {

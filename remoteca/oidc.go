@@ -91,21 +91,41 @@ func (o *OIDC) Verify(ctx context.Context, raw string) (*SignedIn, error) {
 	if err := tok.Claims(&claims); err != nil {
 		return nil, refuse(http.StatusBadRequest, "the ID token's claims do not read: %v", err)
 	}
+	user, err := o.user(claims)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := o.groups(claims)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedIn{User: user, Groups: groups}, nil
+}
+
+// user is the user claim: present, a verified email when it is one, of an
+// allowed domain.
+func (o *OIDC) user(claims map[string]any) (string, error) {
 	user, _ := claims[o.userClaim()].(string)
 	if user == "" {
-		return nil, refuse(http.StatusForbidden, "the ID token has no %q claim to name the user: the provider must put it in the ID token", o.userClaim())
+		return "", refuse(http.StatusForbidden, "the ID token has no %q claim to name the user: the provider must put it in the ID token", o.userClaim())
 	}
 	if o.userClaim() == "email" {
 		if v, ok := claims["email_verified"].(bool); ok && !v {
-			return nil, refuse(http.StatusForbidden, "the provider has not verified the email %s", user)
+			return "", refuse(http.StatusForbidden, "the provider has not verified the email %s", user)
 		}
 	}
 	if len(o.AllowedDomains) > 0 {
 		_, domain, ok := strings.Cut(user, "@")
 		if !ok || !slices.ContainsFunc(o.AllowedDomains, func(d string) bool { return strings.EqualFold(d, domain) }) {
-			return nil, refuse(http.StatusForbidden, "%s is not of a domain this service signs in (%s)", user, strings.Join(o.AllowedDomains, ", "))
+			return "", refuse(http.StatusForbidden, "%s is not of a domain this service signs in (%s)", user, strings.Join(o.AllowedDomains, ", "))
 		}
 	}
+	return user, nil
+}
+
+// groups is the groups claim, absent, one name or a list of names, each a
+// name a certificate can carry.
+func (o *OIDC) groups(claims map[string]any) ([]string, error) {
 	var groups []string
 	switch v := claims[o.groupsClaim()].(type) {
 	case nil:
@@ -125,7 +145,7 @@ func (o *OIDC) Verify(ctx context.Context, raw string) (*SignedIn, error) {
 	if err := pki.CheckGroups(groups); err != nil {
 		return nil, refuse(http.StatusForbidden, "the %q claim: %v", o.groupsClaim(), err)
 	}
-	return &SignedIn{User: user, Groups: groups}, nil
+	return groups, nil
 }
 
 // handleSignIn issues a client certificate to a signed-in user: the CN is

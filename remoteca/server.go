@@ -13,6 +13,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -352,11 +353,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "renewal CSR: "+err.Error())
 		return
 	}
-	isClient := false
-	for _, u := range old.ExtKeyUsage {
-		isClient = isClient || u == x509.ExtKeyUsageClientAuth
-	}
-	if !isClient {
+	if !slices.Contains(old.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
 		fail(http.StatusForbidden, "only client certificates renew here")
 		return
 	}
@@ -386,9 +383,16 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		fail(code, msg)
 		return
 	}
+	s.logf("%s serial=%s cn=%q renews=%s source=%s notAfter=%s", renewalEvent(replay, expired, rotating), rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
+	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Bundle: a.bundle()}, "")
+}
+
+// renewalEvent names a renewal in the log: a retry given the same
+// certificate again, one after expiry, one onto the new CA of a rotation.
+func renewalEvent(replay, expired, rotating bool) string {
 	event := "renewed"
 	if replay {
-		event = "renewed-again" // a retry: the same certificate
+		event = "renewed-again"
 	}
 	if expired {
 		event += "-after-expiry"
@@ -396,8 +400,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	if rotating {
 		event += "-to-new-ca"
 	}
-	s.logf("%s serial=%s cn=%q renews=%s source=%s notAfter=%s", event, rec.Serial, rec.CN, rec.Renews, src, rec.NotAfter.Format(time.RFC3339))
-	writeJSON(w, http.StatusOK, SignResult{Certificate: string(pki.EncodeCertificate(cert)), Bundle: a.bundle()}, "")
+	return event
 }
 
 // renewalCert is the certificate a renewal presents, checked: it chains

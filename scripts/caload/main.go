@@ -64,34 +64,9 @@ func run(url, caFile, tokensFile, authKeyFile string, clients, n int) error {
 	if err != nil {
 		return err
 	}
-	var tokens []string
-	var key []byte
-	switch {
-	case tokensFile != "":
-		data, err := os.ReadFile(tokensFile)
-		if err != nil {
-			return err
-		}
-		var minted []struct{ Token string }
-		if err := json.Unmarshal(data, &minted); err != nil {
-			return fmt.Errorf("%s: %w", tokensFile, err)
-		}
-		for _, m := range minted {
-			tokens = append(tokens, m.Token)
-		}
-		if len(tokens) < n {
-			return fmt.Errorf("%d tokens for %d enrollments", len(tokens), n)
-		}
-	case authKeyFile != "":
-		data, err := os.ReadFile(authKeyFile)
-		if err != nil {
-			return err
-		}
-		if key, err = hex.DecodeString(strings.TrimSpace(string(data))); err != nil {
-			return fmt.Errorf("-auth-key-file: %w", err)
-		}
-	default:
-		return errors.New("give -tokens (docker-tls) or -auth-key-file (cfssl)")
+	tokens, key, err := credentials(tokensFile, authKeyFile, n)
+	if err != nil {
+		return err
 	}
 	work := make(chan int, n)
 	for i := range n {
@@ -145,6 +120,39 @@ func run(url, caFile, tokensFile, authKeyFile string, clients, n int) error {
 		fmt.Fprintln(os.Stderr, "caload: first error:", errs[0])
 	}
 	return nil
+}
+
+// credentials reads what the enrollments authenticate with: n tokens
+// minted by docker tls ca token, or cfssl's auth key.
+func credentials(tokensFile, authKeyFile string, n int) (tokens []string, key []byte, err error) {
+	switch {
+	case tokensFile != "":
+		data, err := os.ReadFile(tokensFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		var minted []struct{ Token string }
+		if err := json.Unmarshal(data, &minted); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", tokensFile, err)
+		}
+		for _, m := range minted {
+			tokens = append(tokens, m.Token)
+		}
+		if len(tokens) < n {
+			return nil, nil, fmt.Errorf("%d tokens for %d enrollments", len(tokens), n)
+		}
+		return tokens, nil, nil
+	case authKeyFile != "":
+		data, err := os.ReadFile(authKeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if key, err = hex.DecodeString(strings.TrimSpace(string(data))); err != nil {
+			return nil, nil, fmt.Errorf("-auth-key-file: %w", err)
+		}
+		return nil, key, nil
+	}
+	return nil, nil, errors.New("give -tokens (docker-tls) or -auth-key-file (cfssl)")
 }
 
 // enroll makes a key and CSR and has the service sign it: with a token
