@@ -203,6 +203,35 @@ func (a *app) startAgentBackground(dir string, opts agentOptions) error {
 	return nil
 }
 
+// printAgentStatus prints what agent status answered, as format says.
+func printAgentStatus(out io.Writer, st *agent.Status, format string) error {
+	if format == "json" {
+		return output.JSON(out, st)
+	}
+	if format != "" {
+		return output.Template(out, format, []*agent.Status{st})
+	}
+	fmt.Fprintf(out, "Agent running, pid %d, since %s, %d open connection(s), %d in all\n", st.PID, st.Started.Format(time.RFC3339), st.Connections, st.Total)
+	for _, c := range st.Contexts {
+		state := "key not loaded"
+		if c.KeyLoaded {
+			state = "key in memory"
+		}
+		fmt.Fprintf(out, "  %-20s %-32s %s  (%s)\n", c.Name, c.Remote, state, c.Socket)
+	}
+	if len(st.Renewals) > 0 {
+		fmt.Fprintln(out, "Automatic renewals (from the CA service each context enrolled with):")
+	}
+	for _, r := range st.Renewals {
+		line := fmt.Sprintf("  %-20s expires %s, renews from %s", r.Name, r.NotAfter.Local().Format(time.RFC3339), r.Due.Local().Format(time.RFC3339))
+		if r.LastError != "" {
+			line += fmt.Sprintf("; FAILING (%d attempt(s), next %s): %s", r.Failures, r.NextTry.Local().Format(time.RFC3339), r.LastError)
+		}
+		fmt.Fprintln(out, line)
+	}
+	return nil
+}
+
 func agentControlCommand(a *app, op, short string) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -222,30 +251,7 @@ func agentControlCommand(a *app, op, short string) *cobra.Command {
 			out := a.cli.Out()
 			switch op {
 			case "status":
-				if format == "json" {
-					return output.JSON(out, st)
-				}
-				if format != "" {
-					return output.Template(out, format, []*agent.Status{st})
-				}
-				fmt.Fprintf(out, "Agent running, pid %d, since %s, %d open connection(s), %d in all\n", st.PID, st.Started.Format(time.RFC3339), st.Connections, st.Total)
-				for _, c := range st.Contexts {
-					state := "key not loaded"
-					if c.KeyLoaded {
-						state = "key in memory"
-					}
-					fmt.Fprintf(out, "  %-20s %-32s %s  (%s)\n", c.Name, c.Remote, state, c.Socket)
-				}
-				if len(st.Renewals) > 0 {
-					fmt.Fprintln(out, "Automatic renewals (from the CA service each context enrolled with):")
-				}
-				for _, r := range st.Renewals {
-					line := fmt.Sprintf("  %-20s expires %s, renews from %s", r.Name, r.NotAfter.Local().Format(time.RFC3339), r.Due.Local().Format(time.RFC3339))
-					if r.LastError != "" {
-						line += fmt.Sprintf("; FAILING (%d attempt(s), next %s): %s", r.Failures, r.NextTry.Local().Format(time.RFC3339), r.LastError)
-					}
-					fmt.Fprintln(out, line)
-				}
+				return printAgentStatus(out, st, format)
 			case "stop":
 				fmt.Fprintln(out, "Agent stopping")
 			case "lock":

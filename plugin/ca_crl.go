@@ -59,18 +59,8 @@ Check a certificate against it with openssl:
 }
 
 func runCACRL(cmd *cobra.Command, a *app, opts caCRLOptions) error {
-	switch {
-	case opts.format != "pem" && opts.format != "der":
-		return fmt.Errorf("--format %q: use pem or der", opts.format)
-	case opts.format == "der" && opts.out == "":
-		return errors.New("--format der writes binary: give --out FILE")
-	case opts.out == "" && opts.force:
-		return errors.New("--force goes with --out")
-	}
-	if opts.out != "" && !opts.force {
-		if err := fsutil.CheckAbsent(opts.out); err != nil {
-			return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
-		}
+	if err := checkCACRL(opts); err != nil {
+		return err
 	}
 	stored, ca, err := a.loadCA(opts.name, opts.passphrase)
 	if err != nil {
@@ -102,5 +92,24 @@ func runCACRL(cmd *cobra.Command, a *app, opts caCRLOptions) error {
 	}
 	fmt.Fprintf(a.cli.Err(), "Wrote the CRL of CA %q to %s: number %v, %d revoked, next update %s\n",
 		stored.Name, opts.out, crl.Number, len(crl.RevokedCertificateEntries), crl.NextUpdate.Local().Format(time.RFC3339))
+	return nil
+}
+
+// checkCACRL refuses flags that do not go together, and an --out that is
+// there without --force, before the CA is opened.
+func checkCACRL(opts caCRLOptions) error {
+	switch {
+	case opts.format != "pem" && opts.format != "der":
+		return fmt.Errorf("--format %q: use pem or der", opts.format)
+	case opts.format == "der" && opts.out == "":
+		return errors.New("--format der writes binary: give --out FILE")
+	case opts.out == "" && opts.force:
+		return errors.New("--force goes with --out")
+	case opts.out == "" || opts.force:
+		return nil
+	}
+	if err := fsutil.CheckAbsent(opts.out); err != nil {
+		return fmt.Errorf("%w: use --force to overwrite, or choose another --out", err)
+	}
 	return nil
 }

@@ -221,25 +221,34 @@ func (a *app) pushCRL(ctx context.Context, stored *castore.CA, db *remoteca.DB, 
 	}
 	var took atomic.Int32
 	failed := a.eachEngine(ctx, recs, 8, func(ctx context.Context, rec *engine.Record) (string, error) {
-		s, err := a.dialEngine(ctx, rec)
-		if err != nil {
-			return "", err
+		msg, enforced, err := a.sendCRL(ctx, rec, crl)
+		if enforced {
+			took.Add(1)
 		}
-		defer s.Close()
-		_, err = engine.PushCRL(ctx, s, crl)
-		if errors.Is(err, engine.ErrNoPolicy) {
-			return "no policy, so dockerd checks no revocation list: the revoked certificates still open it until they expire (docker tls engine policy set " + rec.Name + ")", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		took.Add(1)
-		return "refuses the revoked certificates now", nil
+		return msg, err
 	})
 	if len(failed) > 0 {
 		return 0, fmt.Errorf("the revocation is recorded, and %d of %d engines did not get the new revocation list: run the same docker tls ca revoke again once they are reachable", len(failed), len(recs))
 	}
 	return int(took.Load()), nil
+}
+
+// sendCRL gives one engine's plugin the revocation list; enforced says
+// the engine has a policy, and so refuses the revoked certificates now.
+func (a *app) sendCRL(ctx context.Context, rec *engine.Record, crl []byte) (msg string, enforced bool, err error) {
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return "", false, err
+	}
+	defer s.Close()
+	_, err = engine.PushCRL(ctx, s, crl)
+	if errors.Is(err, engine.ErrNoPolicy) {
+		return "no policy, so dockerd checks no revocation list: the revoked certificates still open it until they expire (docker tls engine policy set " + rec.Name + ")", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return "refuses the revoked certificates now", true, nil
 }
 
 // currentCRL is the CA's revocation list (PEM), signed again when due.

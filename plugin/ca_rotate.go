@@ -122,10 +122,6 @@ func runCARotate(ctx context.Context, a *app, opts caRotateOptions) error {
 		return err
 	}
 	if opts.status {
-		if st == nil {
-			fmt.Fprintf(a.cli.Out(), "No rotation of CA %q in progress\n", opts.name)
-			return nil
-		}
 		return printRotation(ctx, a, st, opts)
 	}
 	// Every refusal comes before anything is written, the lock file and
@@ -250,7 +246,18 @@ func checkRotateFlags(opts caRotateOptions) error {
 	case opts.finishNow && (opts.abort || opts.status):
 		return errors.New("--finish-now goes with a rotation or --continue, not --abort or --status")
 	}
-	for _, cn := range opts.exclude {
+	if err := checkExcluded(opts.exclude); err != nil {
+		return err
+	}
+	if err := checkParallel(opts.parallel); err != nil {
+		return err
+	}
+	return checkWait(opts.wait)
+}
+
+// checkExcluded refuses an --exclude no certificate could carry.
+func checkExcluded(cns []string) error {
+	for _, cn := range cns {
 		if strings.TrimSpace(cn) == "" {
 			return errors.New("--exclude needs a CN: docker tls ca issued ls lists who enrolled")
 		}
@@ -258,10 +265,7 @@ func checkRotateFlags(opts caRotateOptions) error {
 			return fmt.Errorf("--exclude: %w", err)
 		}
 	}
-	if err := checkParallel(opts.parallel); err != nil {
-		return err
-	}
-	return checkWait(opts.wait)
+	return nil
 }
 
 // rotationAllows says whether the record st (nil: none) lets this run
@@ -413,6 +417,10 @@ func (a *app) abortRotation(ctx context.Context, job *rotation.Job, st *rotation
 
 func printRotation(ctx context.Context, a *app, st *rotation.State, opts caRotateOptions) error {
 	out := a.cli.Out()
+	if st == nil {
+		fmt.Fprintf(out, "No rotation of CA %q in progress\n", opts.name)
+		return nil
+	}
 	var laptops []*remoteca.Issued
 	if !rotation.RetireBegun(st) {
 		stored, err := a.cas().Get(st.CA)

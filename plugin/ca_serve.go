@@ -136,13 +136,7 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 			return err
 		}
 	}
-	names := opts.sans
-	if len(names) == 0 {
-		names = []string{"localhost", "127.0.0.1", "::1"}
-		if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
-			names = append(names, h)
-		}
-	}
+	names := servingNames(opts.sans)
 	if host, _, err := net.SplitHostPort(opts.listen); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
 		fmt.Fprintf(a.cli.Err(), "warning: --listen %s accepts connections on every interface of this machine: give one address (--listen 192.0.2.10:2377) to serve only where the clients are\n", opts.listen)
 	}
@@ -173,19 +167,33 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.listen, err)
 	}
-	fmt.Fprintf(a.cli.Err(), "Serving CA %q (SHA-256 %s) on https://%s for %s\n", stored.Name, pki.Fingerprint(stored.Cert), l.Addr(), strings.Join(names, ", "))
-	fmt.Fprintf(a.cli.Err(), "State in %s\n", db.Where)
-	fmt.Fprintf(a.cli.Err(), "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
+	w := a.cli.Err()
+	fmt.Fprintf(w, "Serving CA %q (SHA-256 %s) on https://%s for %s\n", stored.Name, pki.Fingerprint(stored.Cert), l.Addr(), strings.Join(names, ", "))
+	fmt.Fprintf(w, "State in %s\n", db.Where)
+	fmt.Fprintf(w, "Mint a token per client: docker tls ca token --ca %s --cn NAME\n", stored.Name)
 	if oidc != nil {
-		fmt.Fprintf(a.cli.Err(), "Sign-in: ID tokens of %s for client %s get %s client certificates\n", oidc.Issuer, oidc.ClientID, oidc.Lifetime())
+		fmt.Fprintf(w, "Sign-in: ID tokens of %s for client %s get %s client certificates\n", oidc.Issuer, oidc.ClientID, oidc.Lifetime())
 	}
 	if len(admins) > 0 {
-		fmt.Fprintf(a.cli.Err(), "Catalog: engines published by %s\n", strings.Join(opts.catalogAdmins, ", "))
+		fmt.Fprintf(w, "Catalog: engines published by %s\n", strings.Join(opts.catalogAdmins, ", "))
 	}
 	go a.followRotation(ctx, srv, stored, pass)
 	err = srv.Serve(ctx, l, cert)
 	fmt.Fprintln(a.cli.Err(), "Stopped")
 	return err
+}
+
+// servingNames are the names the service's certificate carries: --san,
+// or this machine's loopback names and host name.
+func servingNames(sans []string) []string {
+	if len(sans) > 0 {
+		return sans
+	}
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		names = append(names, h)
+	}
+	return names
 }
 
 // followRotation switches the service to the CA's new one when a

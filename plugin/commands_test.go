@@ -412,3 +412,50 @@ func TestAgentInstallEngineListAndCAImport(t *testing.T) {
 		t.Errorf("a client certificate from the imported CA: %v", err)
 	}
 }
+
+// TestKeysPrune: keys prune removes a key no CA or context owns and a
+// temp file a killed write left, and --dry-run only names them.
+func TestKeysPrune(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init", "--keystore", "file")
+	keys := filepath.Join(c.dir, "tls", "keys")
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, err := pki.EncodePrivateKey(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(keys, "ctx-gone-0123456789ab.pem")
+	stray := filepath.Join(keys, ".ctx-gone-0123456789ab.pem.tmp-42")
+	for _, f := range []string{orphan, stray} {
+		if err := os.WriteFile(f, pemKey, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.must("keys", "prune", "--dry-run")
+	for _, want := range []string{"would remove: orphan key ctx-gone-0123456789ab (file key store)", "would remove: " + stray} {
+		if !strings.Contains(c.Stdout, want) {
+			t.Errorf("keys prune --dry-run lacks %q:\n%s", want, c.Stdout)
+		}
+	}
+	for _, f := range []string{orphan, stray} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("--dry-run removed %s: %v", f, err)
+		}
+	}
+	c.must("keys", "prune")
+	if !strings.Contains(c.Stdout, "removed: orphan key ctx-gone-0123456789ab") || !strings.Contains(c.Stdout, "removed: "+stray) {
+		t.Errorf("keys prune:\n%s", c.Stdout)
+	}
+	for _, f := range []string{orphan, stray} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after keys prune: %v", f, err)
+		}
+	}
+	if out := strings.TrimSpace(c.must("keys", "prune")); out != "Nothing to prune" {
+		t.Errorf("a second prune: %q", out)
+	}
+	c.must("ca", "ls")
+}

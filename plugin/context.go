@@ -164,6 +164,31 @@ type issuedClient struct {
 	refreshToken string
 }
 
+// issueRemoteClient makes a key and has the CA service of s.remote sign
+// it a client certificate named cn.
+func (a *app) issueRemoteClient(ctx context.Context, s clientSpec, kt pki.KeyType, cn string) (*issuedClient, error) {
+	if s.days != 0 {
+		return nil, errors.New("--days: with --ca-url the remote CA decides the lifetime")
+	}
+	if len(s.groups) > 0 {
+		return nil, errors.New("--group: with --ca-url the CA service decides the groups, from the token (docker tls ca token --group)")
+	}
+	if err := s.remote.check(); err != nil {
+		return nil, err
+	}
+	key, err := pki.GenerateKey(kt)
+	if err != nil {
+		return nil, err
+	}
+	caCert, cert, refresh, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
+		fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
+	}, a.signInPrompt(s.remote.noBrowser))
+	if err != nil {
+		return nil, err
+	}
+	return &issuedClient{caCert: caCert, cert: cert, key: key, refreshToken: refresh}, nil
+}
+
 // issueClient makes a key and gets it a client certificate, locally or from
 // the remote CA, checking everything before anything is stored.
 func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, error) {
@@ -180,26 +205,7 @@ func (a *app) issueClient(ctx context.Context, s clientSpec) (*issuedClient, err
 	}
 	cn := strings.TrimSpace(s.name)
 	if s.remote.set() {
-		if s.days != 0 {
-			return nil, errors.New("--days: with --ca-url the remote CA decides the lifetime")
-		}
-		if len(s.groups) > 0 {
-			return nil, errors.New("--group: with --ca-url the CA service decides the groups, from the token (docker tls ca token --group)")
-		}
-		if err := s.remote.check(); err != nil {
-			return nil, err
-		}
-		key, err := pki.GenerateKey(kt)
-		if err != nil {
-			return nil, err
-		}
-		caCert, cert, refresh, err := remoteIssue(ctx, s.remote, key, remoteca.IssueRequest{CommonName: cn, DefaultName: defaultClientName(), Profile: pki.ClientProfile}, func(note string) {
-			fmt.Fprintln(a.cli.Err(), "warning: the CA service:", note)
-		}, a.signInPrompt(s.remote.noBrowser))
-		if err != nil {
-			return nil, err
-		}
-		return &issuedClient{caCert: caCert, cert: cert, key: key, refreshToken: refresh}, nil
+		return a.issueRemoteClient(ctx, s, kt, cn)
 	}
 	if err := s.remote.check(); err != nil {
 		return nil, err

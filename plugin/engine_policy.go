@@ -111,28 +111,9 @@ stays in force.`,
 
 func parsePolicyEdit(opts enginePolicySetOptions) (authz.Edit, error) {
 	var e authz.Edit
-	seen := map[policy.Subject]string{}
-	for _, g := range opts.grants {
-		pg, err := policy.ParseGrant(g)
-		if err != nil {
-			return e, err
-		}
-		if prev, ok := seen[pg.Subject]; ok {
-			return e, fmt.Errorf("--grant %s and %s name the same subject: give one", prev, g)
-		}
-		seen[pg.Subject] = "--grant " + g
-		e.Grants = append(e.Grants, pg)
-	}
-	for _, r := range opts.revokes {
-		s, err := policy.ParseSubject(r)
-		if err != nil {
-			return e, fmt.Errorf("--revoke-grant %q: %w", r, err)
-		}
-		if prev, ok := seen[s]; ok {
-			return e, fmt.Errorf("%s and --revoke-grant %s name the same subject: give one", prev, r)
-		}
-		seen[s] = "--revoke-grant " + r
-		e.Revokes = append(e.Revokes, s)
+	var err error
+	if e.Grants, e.Revokes, err = parseGrantChanges(opts.grants, opts.revokes); err != nil {
+		return e, err
 	}
 	switch opts.local {
 	case "", "allow", "deny":
@@ -154,11 +135,39 @@ func parsePolicyEdit(opts enginePolicySetOptions) (authz.Edit, error) {
 	return e, nil
 }
 
-func runEnginePolicySet(ctx context.Context, a *app, opts enginePolicySetOptions) error {
-	if err := namesOrAll(opts.names, opts.all, true, "engine", "set a policy on"); err != nil {
-		return err
+// parseGrantChanges reads --grant and --revoke-grant, each subject named
+// once.
+func parseGrantChanges(grants, revokes []string) ([]policy.Grant, []policy.Subject, error) {
+	var gs []policy.Grant
+	var rs []policy.Subject
+	seen := map[policy.Subject]string{}
+	for _, g := range grants {
+		pg, err := policy.ParseGrant(g)
+		if err != nil {
+			return nil, nil, err
+		}
+		if prev, ok := seen[pg.Subject]; ok {
+			return nil, nil, fmt.Errorf("--grant %s and %s name the same subject: give one", prev, g)
+		}
+		seen[pg.Subject] = "--grant " + g
+		gs = append(gs, pg)
 	}
-	if err := checkParallel(opts.parallel); err != nil {
+	for _, r := range revokes {
+		s, err := policy.ParseSubject(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--revoke-grant %q: %w", r, err)
+		}
+		if prev, ok := seen[s]; ok {
+			return nil, nil, fmt.Errorf("%s and --revoke-grant %s name the same subject: give one", prev, r)
+		}
+		seen[s] = "--revoke-grant " + r
+		rs = append(rs, s)
+	}
+	return gs, rs, nil
+}
+
+func runEnginePolicySet(ctx context.Context, a *app, opts enginePolicySetOptions) error {
+	if err := checkEngineSelection(opts.names, opts.all, opts.parallel, "set a policy on"); err != nil {
 		return err
 	}
 	edit, err := parsePolicyEdit(opts)
@@ -483,33 +492,33 @@ Every certificate of the engine's CA is then admin again.`,
 }
 
 func runEnginePolicyOff(ctx context.Context, a *app, opts enginePolicyOffOptions) error {
-	if err := namesOrAll(opts.names, opts.all, true, "engine", "turn the policy off on"); err != nil {
-		return err
-	}
-	if err := checkParallel(opts.parallel); err != nil {
+	if err := checkEngineSelection(opts.names, opts.all, opts.parallel, "turn the policy off on"); err != nil {
 		return err
 	}
 	recs, err := a.engineRecords(opts.names, opts.all)
 	if err != nil {
 		return err
 	}
-	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
-		s, err := a.dialEngine(ctx, rec)
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		off, err := engine.PolicyOff(ctx, s, true)
-		if err != nil {
-			return "", err
-		}
-		if !off {
-			return "had no policy", nil
-		}
-		return "policy off: dockerd reloaded without the plugin, plugin removed (the audit trail stays in " + engine.AuditDir + ")", nil
-	})
+	failed := a.eachEngine(ctx, recs, opts.parallel, a.policyOff)
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d engines still have their policy", len(failed), len(recs))
 	}
 	return nil
+}
+
+// policyOff takes one engine's policy away, and says whether it had one.
+func (a *app) policyOff(ctx context.Context, rec *engine.Record) (string, error) {
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	off, err := engine.PolicyOff(ctx, s, true)
+	if err != nil {
+		return "", err
+	}
+	if !off {
+		return "had no policy", nil
+	}
+	return "policy off: dockerd reloaded without the plugin, plugin removed (the audit trail stays in " + engine.AuditDir + ")", nil
 }

@@ -61,10 +61,7 @@ the catalog; the contexts team members made stay theirs.`,
 }
 
 func runEnginePublish(ctx context.Context, a *app, opts enginePublishOptions) error {
-	if err := namesOrAll(opts.names, opts.all, true, "engine", "publish"); err != nil {
-		return err
-	}
-	if err := checkParallel(opts.parallel); err != nil {
+	if err := checkEngineSelection(opts.names, opts.all, opts.parallel, "publish"); err != nil {
 		return err
 	}
 	if err := (&remoteca.Client{URL: opts.caURL}).CheckURL(); err != nil {
@@ -76,50 +73,56 @@ func runEnginePublish(ctx context.Context, a *app, opts enginePublishOptions) er
 	}
 	client := &remoteca.Client{URL: opts.caURL}
 	failed := a.eachEngine(ctx, recs, opts.parallel, func(ctx context.Context, rec *engine.Record) (string, error) {
-		name := rec.Context
-		if opts.as != "" {
-			name = opts.as
-		}
-		trust, ca, id, err := a.catalogIdentity(name, rec)
-		if err != nil {
-			return "", err
-		}
-		if opts.remove {
-			if err := client.Unpublish(ctx, trust, id, rec.Name); err != nil {
-				return "", err
-			}
-			return "removed from the catalog of " + opts.caURL, nil
-		}
-		s, err := a.dialEngine(ctx, rec)
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		facts, err := engine.InspectPolicy(ctx, s)
-		if err != nil {
-			return "", err
-		}
-		pol, err := engine.PolicyInForce(facts)
-		if err != nil {
-			return "", err
-		}
-		replaced, err := client.Publish(ctx, trust, id, remoteca.CatalogEngine{Name: rec.Name, Host: rec.Host, CA: string(pki.EncodeCertificate(ca)), Policy: pol})
-		if err != nil {
-			return "", err
-		}
-		what := "published to"
-		if replaced {
-			what = "published again to"
-		}
-		if pol == nil {
-			return fmt.Sprintf("%s %s, with no policy: every certificate of its CA is an admin there (docker tls engine policy set %s --grant … to change that)", what, opts.caURL, rec.Name), nil
-		}
-		return fmt.Sprintf("%s %s with its policy (%d grants)", what, opts.caURL, len(pol.Grants)), nil
+		return a.publishEngine(ctx, client, rec, opts)
 	})
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d engines were not changed in the catalog", len(failed), len(recs))
 	}
 	return nil
+}
+
+// publishEngine publishes one engine with the policy in force on its host,
+// or takes it out of the catalog (--remove), and says which.
+func (a *app) publishEngine(ctx context.Context, client *remoteca.Client, rec *engine.Record, opts enginePublishOptions) (string, error) {
+	name := rec.Context
+	if opts.as != "" {
+		name = opts.as
+	}
+	trust, ca, id, err := a.catalogIdentity(name, rec)
+	if err != nil {
+		return "", err
+	}
+	if opts.remove {
+		if err := client.Unpublish(ctx, trust, id, rec.Name); err != nil {
+			return "", err
+		}
+		return "removed from the catalog of " + opts.caURL, nil
+	}
+	s, err := a.dialEngine(ctx, rec)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	facts, err := engine.InspectPolicy(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	pol, err := engine.PolicyInForce(facts)
+	if err != nil {
+		return "", err
+	}
+	replaced, err := client.Publish(ctx, trust, id, remoteca.CatalogEngine{Name: rec.Name, Host: rec.Host, CA: string(pki.EncodeCertificate(ca)), Policy: pol})
+	if err != nil {
+		return "", err
+	}
+	what := "published to"
+	if replaced {
+		what = "published again to"
+	}
+	if pol == nil {
+		return fmt.Sprintf("%s %s, with no policy: every certificate of its CA is an admin there (docker tls engine policy set %s --grant … to change that)", what, opts.caURL, rec.Name), nil
+	}
+	return fmt.Sprintf("%s %s with its policy (%d grants)", what, opts.caURL, len(pol.Grants)), nil
 }
 
 // catalogIdentity is what a catalog request of rec's engine is made with:

@@ -57,10 +57,7 @@ time are renewed.`,
 }
 
 func runEngineRenew(ctx context.Context, a *app, opts engineRenewOptions) error {
-	if err := namesOrAll(opts.names, opts.all, true, "engine", "renew"); err != nil {
-		return err
-	}
-	if err := checkParallel(opts.parallel); err != nil {
+	if err := checkEngineSelection(opts.names, opts.all, opts.parallel, "renew"); err != nil {
 		return err
 	}
 	if err := checkWait(opts.wait); err != nil {

@@ -10,6 +10,15 @@ import (
 
 // engineRecords are the engines named, or every engine with all (a damaged
 // record is reported on stderr beside the others, not instead of them).
+// checkEngineSelection refuses a choice of engines to verb that is not
+// names or --all, and a --parallel out of range.
+func checkEngineSelection(names []string, all bool, parallel int, verb string) error {
+	if err := namesOrAll(names, all, true, "engine", verb); err != nil {
+		return err
+	}
+	return checkParallel(parallel)
+}
+
 func (a *app) engineRecords(names []string, all bool) ([]*engine.Record, error) {
 	if all {
 		recs, bad, err := a.engines().List()

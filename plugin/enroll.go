@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-tls/docker-tls/agent"
+	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/probe"
 	"github.com/docker-tls/docker-tls/remoteca"
@@ -144,15 +145,10 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 		a.printCreated(c)
 		return nil
 	}
-	t, err := a.contextTarget(opts.name)
+	report, err := a.verifyEnrolled(ctx, c, opts.timeout)
 	if err != nil {
 		return err
 	}
-	agentDown := c.AgentMode() && !agent.Running(a.agentDir())
-	if agentDown {
-		t.AgentSocket = "" // check the engine itself; the agent comes later
-	}
-	report := probe.Run(ctx, t, probe.Options{Timeout: opts.timeout})
 	if report.Worst() == probe.Fail {
 		printReport(a.cli.Err(), report, false)
 		_, undoErr := a.contexts().Remove(opts.name)
@@ -169,6 +165,20 @@ func runEnroll(ctx context.Context, a *app, opts enrollOptions) error {
 	a.printCreated(c)
 	fmt.Fprintf(a.cli.Out(), "Verified: %d checks ok, %d warnings\n", report.Count(probe.OK), report.Count(probe.Warn))
 	return nil
+}
+
+// verifyEnrolled runs verify's checks on a context just made; an
+// agent-mode one whose agent is not running yet is checked against the
+// engine itself.
+func (a *app) verifyEnrolled(ctx context.Context, c *contexts.Context, timeout time.Duration) (*probe.Report, error) {
+	t, err := a.contextTarget(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if c.AgentMode() && !agent.Running(a.agentDir()) {
+		t.AgentSocket = ""
+	}
+	return probe.Run(ctx, t, probe.Options{Timeout: timeout}), nil
 }
 
 // enrollPreflight checks an enrollment's remote options and the key store

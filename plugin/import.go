@@ -63,14 +63,9 @@ func runImport(a *app, opts importOptions) error {
 	if err != nil {
 		return err
 	}
-	files := clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}
-	switch {
-	case opts.dir != "" && (opts.caFile != "" || opts.certFile != "" || opts.keyFile != ""):
-		return errors.New("give either --dir or --ca, --cert and --key, not both")
-	case opts.dir != "":
-		files = clientFiles{ca: filepath.Join(opts.dir, "ca.pem"), cert: filepath.Join(opts.dir, "cert.pem"), key: filepath.Join(opts.dir, "key.pem")}
-	case opts.caFile == "" || opts.certFile == "" || opts.keyFile == "":
-		return errors.New("give --dir DIR, or all of --ca, --cert and --key")
+	files, err := importFiles(opts)
+	if err != nil {
+		return err
 	}
 	if err := a.loadClientFiles(&files, opts.passphrase); err != nil {
 		return err
@@ -90,4 +85,19 @@ func runImport(a *app, opts importOptions) error {
 		fmt.Fprintf(a.cli.Out(), "Removed %s: the key now lives only in the %s key store (and the context's copy)\n", files.key, c.TLS.KeyStore)
 	}
 	return nil
+}
+
+// importFiles are the files import reads: those of --dir, or --ca, --cert
+// and --key.
+func importFiles(opts importOptions) (clientFiles, error) {
+	named := opts.caFile != "" || opts.certFile != "" || opts.keyFile != ""
+	switch {
+	case opts.dir != "" && named:
+		return clientFiles{}, errors.New("give either --dir or --ca, --cert and --key, not both")
+	case opts.dir != "":
+		return clientFiles{ca: filepath.Join(opts.dir, "ca.pem"), cert: filepath.Join(opts.dir, "cert.pem"), key: filepath.Join(opts.dir, "key.pem")}, nil
+	case opts.caFile == "" || opts.certFile == "" || opts.keyFile == "":
+		return clientFiles{}, errors.New("give --dir DIR, or all of --ca, --cert and --key")
+	}
+	return clientFiles{ca: opts.caFile, cert: opts.certFile, key: opts.keyFile}, nil
 }

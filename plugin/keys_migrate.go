@@ -59,15 +59,7 @@ func runKeysMigrate(a *app, opts keysMigrateOptions) error {
 		if k.Store == opts.to || k.Owner == "" || k.Status == keystore.KeyOwnerDamaged {
 			continue
 		}
-		// Each move re-reads its owner under the state lock: a key another
-		// command moved or replaced meanwhile is left as it now is.
-		var did bool
-		switch kind, name, _ := strings.Cut(k.Owner, "/"); kind {
-		case "ca":
-			did, err = a.cas().MoveKey(name, opts.to, pass)
-		case "context":
-			did, err = a.contexts().MoveKey(name, opts.to)
-		}
+		did, err := a.moveKey(k.Owner, opts.to, pass)
 		if errors.Is(err, syscall.ENOSPC) {
 			// Every later move would fail the same way.
 			return err
@@ -83,4 +75,18 @@ func runKeysMigrate(a *app, opts keysMigrateOptions) error {
 	}
 	fmt.Fprintf(a.cli.Out(), "Moved %d key(s) to the %s key store\n", moved, opts.to)
 	return errors.Join(errs...)
+}
+
+// moveKey moves the key of owner (ca/NAME or context/NAME) to the key
+// store to. The move re-reads its owner under the state lock: a key
+// another command moved or replaced meanwhile is left as it now is (did
+// is then false).
+func (a *app) moveKey(owner, to string, pass []byte) (did bool, err error) {
+	switch kind, name, _ := strings.Cut(owner, "/"); kind {
+	case "ca":
+		return a.cas().MoveKey(name, to, pass)
+	case "context":
+		return a.contexts().MoveKey(name, to)
+	}
+	return false, nil
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -53,39 +54,42 @@ func runKeysPrune(a *app, opts keysPruneOptions) error {
 	if err != nil {
 		return err
 	}
-	verb := "removed"
-	if opts.dryRun {
-		verb = "would remove"
-	}
-	n := 0
-	var errs []error
+	p := pruner{out: out, dryRun: opts.dryRun}
 	for _, v := range views {
-		if v.Status != keystore.KeyOrphan {
-			continue
+		if v.Status == keystore.KeyOrphan {
+			ref := keystore.Ref{Store: v.Store, ID: v.ID}
+			p.remove(fmt.Sprintf("orphan key %s (%s key store)", v.ID, v.Store), func() error { return a.keyStores().Delete(ref) })
 		}
-		if !opts.dryRun {
-			if err := a.keyStores().Delete(keystore.Ref{Store: v.Store, ID: v.ID}); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		n++
-		fmt.Fprintf(out, "%s: orphan key %s (%s key store)\n", verb, v.ID, v.Store)
 	}
 	for _, f := range a.strayFiles() {
-		if !opts.dryRun {
-			if err := os.RemoveAll(f); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		n++
-		fmt.Fprintf(out, "%s: %s\n", verb, f)
+		p.remove(f, func() error { return os.RemoveAll(f) })
 	}
-	if n == 0 {
+	if p.n == 0 {
 		fmt.Fprintln(out, "Nothing to prune")
 	}
-	return errors.Join(errs...)
+	return errors.Join(p.errs...)
+}
+
+// pruner removes what prune found, or with dryRun only says it would,
+// counting what it removed and keeping what failed.
+type pruner struct {
+	out    io.Writer
+	dryRun bool
+	n      int
+	errs   []error
+}
+
+func (p *pruner) remove(what string, del func() error) {
+	verb := "would remove"
+	if !p.dryRun {
+		if err := del(); err != nil {
+			p.errs = append(p.errs, err)
+			return
+		}
+		verb = "removed"
+	}
+	p.n++
+	fmt.Fprintf(p.out, "%s: %s\n", verb, what)
 }
 
 // repairKeyringIndex rebuilds a damaged keyring index from the CAs and

@@ -53,10 +53,16 @@ func (a *app) confirmKeyExport(what string) error {
 	if !a.cli.In().IsTerminal() {
 		return nil
 	}
-	fmt.Fprintf(a.cli.Err(), "This writes the private key to %s. Continue? [y/N] ", what)
-	line, _ := bufio.NewReader(a.cli.In()).ReadString('\n')
-	if answer := strings.ToLower(strings.TrimSpace(line)); answer != "y" && answer != "yes" {
+	if !a.askYes(fmt.Sprintf("This writes the private key to %s. Continue?", what)) {
 		return errors.New("not exported")
 	}
 	return nil
+}
+
+// askYes asks a yes/no question on stderr; only y or yes is a yes.
+func (a *app) askYes(question string) bool {
+	fmt.Fprintf(a.cli.Err(), "%s [y/N] ", question)
+	line, _ := bufio.NewReader(a.cli.In()).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
 }

@@ -76,31 +76,13 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 		return err
 	}
 	opts.signInAgain = !opts.all
-	store := a.contexts()
-	var targets []*contexts.Context
-	switch {
-	case opts.all:
-		list, _, err := store.List()
-		if err != nil {
-			return err
-		}
-		for _, c := range list {
-			if c.Managed() && time.Until(c.TLS.NotAfter) <= within {
-				targets = append(targets, c)
-			}
-		}
-		if len(targets) == 0 {
-			fmt.Fprintf(a.cli.Out(), "Nothing expires within %s\n", opts.within)
-			return nil
-		}
-	default:
-		for _, n := range names {
-			c, err := a.contexts().Managed(n)
-			if err != nil {
-				return err
-			}
-			targets = append(targets, c)
-		}
+	targets, err := a.renewTargets(names, opts.all, within)
+	if err != nil {
+		return err
+	}
+	if opts.all && len(targets) == 0 {
+		fmt.Fprintf(a.cli.Out(), "Nothing expires within %s\n", opts.within)
+		return nil
 	}
 	var errs []error
 	for _, c := range targets {
@@ -118,6 +100,32 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 		fmt.Fprintf(a.cli.Out(), "%s: renewed, serial %x, valid until %s\n", c.Name, cert.SerialNumber, cert.NotAfter.Format(time.RFC3339))
 	}
 	return errors.Join(errs...)
+}
+
+// renewTargets are the contexts to renew: those named, or with all every
+// context docker tls made that expires within.
+func (a *app) renewTargets(names []string, all bool, within time.Duration) ([]*contexts.Context, error) {
+	var targets []*contexts.Context
+	if all {
+		list, _, err := a.contexts().List()
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range list {
+			if c.Managed() && time.Until(c.TLS.NotAfter) <= within {
+				targets = append(targets, c)
+			}
+		}
+		return targets, nil
+	}
+	for _, n := range names {
+		c, err := a.contexts().Managed(n)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
+	}
+	return targets, nil
 }
 
 func renewSource(c *contexts.Context) string {

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,28 +38,14 @@ required. The current context is removed only with --force.`,
 }
 
 func runRemove(a *app, opts rmOptions, names []string) error {
-	for _, n := range names {
-		c, err := a.contexts().Get(n)
-		switch {
-		case errors.Is(err, contexts.ErrNotFound):
-			return err
-		case err != nil && !opts.force:
-			return fmt.Errorf("%w: docker tls rm --force %s removes it", err, n)
-		case err != nil:
-			continue // damaged: removed with --force
-		case !c.Managed():
-			return fmt.Errorf("context %q was not created by docker tls (no %s field); remove it with docker context rm", n, contexts.Field)
-		case c.Name == a.cli.CurrentContext() && !opts.force:
-			return fmt.Errorf("context %q is in use (docker context use): switch away first, or use --force", c.Name)
-		}
+	if err := a.checkRemove(opts, names); err != nil {
+		return err
 	}
 	if !opts.force {
 		if !a.cli.In().IsTerminal() {
 			return errors.New("removing deletes the client key for good: confirm with --force")
 		}
-		fmt.Fprintf(a.cli.Err(), "Remove %s and their keys from the key store? [y/N] ", strings.Join(names, ", "))
-		line, _ := bufio.NewReader(a.cli.In()).ReadString('\n')
-		if answer := strings.ToLower(strings.TrimSpace(line)); answer != "y" && answer != "yes" {
+		if !a.askYes(fmt.Sprintf("Remove %s and their keys from the key store?", strings.Join(names, ", "))) {
 			return errors.New("not removed")
 		}
 	}
@@ -77,4 +62,26 @@ func runRemove(a *app, opts rmOptions, names []string) error {
 		fmt.Fprintln(a.cli.Out(), n)
 	}
 	return errors.Join(errs...)
+}
+
+// checkRemove refuses, before anything is removed, a name that is not a
+// context docker tls made, or the current one, or a damaged one without
+// --force.
+func (a *app) checkRemove(opts rmOptions, names []string) error {
+	for _, n := range names {
+		c, err := a.contexts().Get(n)
+		switch {
+		case errors.Is(err, contexts.ErrNotFound):
+			return err
+		case err != nil && !opts.force:
+			return fmt.Errorf("%w: docker tls rm --force %s removes it", err, n)
+		case err != nil:
+			continue // damaged: removed with --force
+		case !c.Managed():
+			return fmt.Errorf("context %q was not created by docker tls (no %s field); remove it with docker context rm", n, contexts.Field)
+		case c.Name == a.cli.CurrentContext() && !opts.force:
+			return fmt.Errorf("context %q is in use (docker context use): switch away first, or use --force", c.Name)
+		}
+	}
+	return nil
 }

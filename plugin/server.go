@@ -185,10 +185,17 @@ func runServerRenew(ctx context.Context, a *app, opts serverRenewOptions) error 
 		fmt.Fprintln(out, "Without live-restore a restart stops running containers; --context NAME asks the engine whether it is on.")
 		return nil
 	}
-	t, err := a.contextTarget(opts.context)
+	return a.printLiveRestore(ctx, opts.context)
+}
+
+// printLiveRestore asks the engine of a context whether a restart of
+// dockerd keeps its containers running, and says so.
+func (a *app) printLiveRestore(ctx context.Context, context string) error {
+	t, err := a.contextTarget(context)
 	if err != nil {
 		return err
 	}
+	out := a.cli.Out()
 	on, err := probe.LiveRestore(ctx, t, 10*time.Second)
 	switch {
 	case err != nil:
