@@ -174,6 +174,23 @@ func (s *Store) Get(name string) (*Context, error) {
 	return s.fromMetadata(md)
 }
 
+// ExpiringWithin lists the contexts docker tls made whose certificate
+// expires within d from now (or has expired); contexts that do not read
+// are left out.
+func (s *Store) ExpiringWithin(d time.Duration) ([]*Context, error) {
+	list, _, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Context
+	for _, c := range list {
+		if c.Managed() && time.Until(c.TLS.NotAfter) <= d {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 // List reads every context in the store (not the virtual "default" one),
 // sorted by name. Contexts that cannot be read are returned in errs, keyed
 // by name, so one damaged meta.json never hides the others (docker/cli's

@@ -21,13 +21,14 @@ func TestIssueGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name    string
-		req     IssueRequest
-		want    []string
-		wantErr string
+		name     string
+		req      IssueRequest
+		want     []string
+		identity string
+		wantErr  string
 	}{
-		{name: "none", req: IssueRequest{Profile: ClientProfile, CommonName: "alice"}},
-		{name: "two", req: IssueRequest{Profile: ClientProfile, CommonName: "alice", Groups: []string{"ops", "dev team"}}, want: []string{"dev team", "ops"}},
+		{name: "none", req: IssueRequest{Profile: ClientProfile, CommonName: "alice"}, identity: "alice"},
+		{name: "two", req: IssueRequest{Profile: ClientProfile, CommonName: "alice", Groups: []string{"ops", "dev team"}}, want: []string{"dev team", "ops"}, identity: "alice (groups dev team,ops)"},
 		{name: "repeated", req: IssueRequest{Profile: ClientProfile, CommonName: "alice", Groups: []string{"ops", "ops"}}, wantErr: "given twice"},
 		{name: "empty", req: IssueRequest{Profile: ClientProfile, CommonName: "alice", Groups: []string{""}}, wantErr: "empty"},
 		{name: "padded", req: IssueRequest{Profile: ClientProfile, CommonName: "alice", Groups: []string{" ops"}}, wantErr: "spaces"},
@@ -50,6 +51,9 @@ func TestIssueGroups(t *testing.T) {
 			}
 			if got := GroupsOf(cert); !slices.Equal(got, tc.want) || cert.Subject.CommonName != "alice" {
 				t.Errorf("groups %v (CN %q), want %v", got, cert.Subject.CommonName, tc.want)
+			}
+			if got := Identity(cert); got != tc.identity {
+				t.Errorf("Identity = %q, want %q", got, tc.identity)
 			}
 		})
 	}

@@ -357,6 +357,15 @@ func GroupsOf(cert *x509.Certificate) []string {
 	return g
 }
 
+// Identity is a client certificate's user (CN) and groups, as a person
+// reads them: "alice (groups dev,ops)".
+func Identity(cert *x509.Certificate) string {
+	if g := GroupsOf(cert); len(g) > 0 {
+		return fmt.Sprintf("%s (groups %s)", cert.Subject.CommonName, strings.Join(g, ","))
+	}
+	return cert.Subject.CommonName
+}
+
 // NewSerial returns a random positive serial of 128 bits, as the CA/Browser
 // Forum asks (at least 64 bits of entropy) with room to spare.
 func NewSerial() (*big.Int, error) {

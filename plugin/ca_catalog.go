@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -50,11 +49,7 @@ func catalogGrants(e remoteca.CatalogEngine) string {
 	if e.Policy == nil {
 		return "no policy: any certificate is admin"
 	}
-	var g []string
-	for _, gr := range e.Policy.Grants {
-		g = append(g, fmt.Sprintf("%s=%s", gr.Subject, gr.Role))
-	}
-	return strings.Join(g, " ")
+	return e.Policy.String()
 }
 
 type caCatalogRemoveOptions struct {

@@ -116,7 +116,7 @@ func runCARevoke(ctx context.Context, a *app, opts caRevokeOptions) error {
 			return err
 		}
 	}
-	if last := lastExpiry(rev.Certificates); reached == 0 && last.After(now) {
+	if last := rev.LastExpiry(); reached == 0 && last.After(now) {
 		fmt.Fprintf(a.cli.Err(), "Note: no engine was sent the revocation list from here; an engine accepts these certificates until they expire (the last on %s) unless it has a policy that gets the list (docker tls engine policy set ENGINE --crl-url, or ca revoke where the engine was set up).\n",
 			last.Local().Format(time.RFC3339))
 	}
@@ -184,17 +184,6 @@ func printRevocation(out io.Writer, rev *remoteca.Revocation, opts caRevokeOptio
 	default:
 		fmt.Fprintf(out, "Revoked certificate %s (CN %q): it cannot renew\n", rev.Certificates[0].Serial, rev.Certificates[0].CN)
 	}
-}
-
-// lastExpiry is when the last of the certificates expires.
-func lastExpiry(certs []*remoteca.Issued) time.Time {
-	var last time.Time
-	for _, c := range certs {
-		if c.NotAfter.After(last) {
-			last = c.NotAfter
-		}
-	}
-	return last
 }
 
 // pushCRL sends the CA's revocation list to every engine of the CA this

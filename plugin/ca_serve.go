@@ -136,7 +136,10 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 			return err
 		}
 	}
-	names := servingNames(opts.sans)
+	names := opts.sans
+	if len(names) == 0 {
+		names = remoteca.DefaultNames()
+	}
 	if host, _, err := net.SplitHostPort(opts.listen); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
 		fmt.Fprintf(a.cli.Err(), "warning: --listen %s accepts connections on every interface of this machine: give one address (--listen 192.0.2.10:2377) to serve only where the clients are\n", opts.listen)
 	}
@@ -181,19 +184,6 @@ func runCAServe(ctx context.Context, a *app, opts caServeOptions) error {
 	err = srv.Serve(ctx, l, cert)
 	fmt.Fprintln(a.cli.Err(), "Stopped")
 	return err
-}
-
-// servingNames are the names the service's certificate carries: --san,
-// or this machine's loopback names and host name.
-func servingNames(sans []string) []string {
-	if len(sans) > 0 {
-		return sans
-	}
-	names := []string{"localhost", "127.0.0.1", "::1"}
-	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
-		names = append(names, h)
-	}
-	return names
 }
 
 // followRotation switches the service to the CA's new one when a

@@ -292,10 +292,6 @@ func (a *app) setPolicy(ctx context.Context, rec *engine.Record, edit authz.Edit
 }
 
 func policySummary(cfg *authz.Config) string {
-	var parts []string
-	for _, g := range cfg.Policy.Grants {
-		parts = append(parts, fmt.Sprintf("%s=%s", g.Subject, g.Role))
-	}
 	local := "local calls allowed"
 	if cfg.LocalDeny {
 		local = "local calls refused"
@@ -304,10 +300,10 @@ func policySummary(cfg *authz.Config) string {
 		every, _ := cfg.PullInterval()
 		local += fmt.Sprintf(", revocations pulled from %s every %s", cfg.CRLURL, every)
 	}
-	if len(parts) == 0 {
+	if len(cfg.Policy.Grants) == 0 {
 		return "no grants, " + local
 	}
-	return strings.Join(parts, " ") + ", " + local
+	return cfg.Policy.String() + ", " + local
 }
 
 // laptopIdentities are the identities this laptop holds for rec's engine.

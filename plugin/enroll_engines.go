@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -36,7 +35,7 @@ func runEnrollEngines(ctx context.Context, a *app, opts enrollOptions) error {
 	if err != nil {
 		return fmt.Errorf("the catalog: %w", err)
 	}
-	who := describeIdentity(is.cert)
+	who := pki.Identity(is.cert)
 	if len(engines) == 0 {
 		return fmt.Errorf("the catalog of %s gives %s no role on any engine, so no context was made: a catalog admin grants one (docker tls engine policy set ENGINE --grant user:%s=viewer, then docker tls engine publish ENGINE)", opts.remote.url, who, is.cert.Subject.CommonName)
 	}
@@ -97,15 +96,6 @@ func printSynced(out io.Writer, results []catalog.Result, checks map[string]stri
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Context, r.Engine, r.Role, r.Host, res)
 	}
 	return tw.Flush()
-}
-
-// describeIdentity is a certificate's user and groups, as a person reads
-// them.
-func describeIdentity(cert *x509.Certificate) string {
-	if g := pki.GroupsOf(cert); len(g) > 0 {
-		return fmt.Sprintf("%s (groups %s)", cert.Subject.CommonName, strings.Join(g, ","))
-	}
-	return cert.Subject.CommonName
 }
 
 // verifyMade runs docker tls verify's checks on the contexts made or

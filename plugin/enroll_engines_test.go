@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/docker-tls/docker-tls/catalog"
-	"github.com/docker-tls/docker-tls/internal/pkitest"
-	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/policy"
 )
 
@@ -41,25 +39,4 @@ func TestEnrollEnginesOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.golden("enroll-engines", out.String())
-
-	ca := pkitest.NewCA(t, "team CA", "")
-	for _, tt := range []struct {
-		groups []string
-		want   string
-	}{
-		{nil, "alice@example.com"},
-		{[]string{"dev", "ops"}, "alice@example.com (groups dev,ops)"},
-	} {
-		key, err := pki.GenerateKey(pki.ECDSAP256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaf, err := ca.Issue(pki.IssueRequest{Profile: pki.ClientProfile, PublicKey: key.Public(), CommonName: "alice@example.com", Groups: tt.groups})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := describeIdentity(leaf); got != tt.want {
-			t.Errorf("describeIdentity = %q, want %q", got, tt.want)
-		}
-	}
 }

@@ -105,19 +105,10 @@ func runRenew(ctx context.Context, a *app, opts renewOptions, names []string) er
 // renewTargets are the contexts to renew: those named, or with all every
 // context docker tls made that expires within.
 func (a *app) renewTargets(names []string, all bool, within time.Duration) ([]*contexts.Context, error) {
-	var targets []*contexts.Context
 	if all {
-		list, _, err := a.contexts().List()
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range list {
-			if c.Managed() && time.Until(c.TLS.NotAfter) <= within {
-				targets = append(targets, c)
-			}
-		}
-		return targets, nil
+		return a.contexts().ExpiringWithin(within)
 	}
+	var targets []*contexts.Context
 	for _, n := range names {
 		c, err := a.contexts().Managed(n)
 		if err != nil {

@@ -140,6 +140,18 @@ type Policy struct {
 	Grants []Grant `json:"grants"`
 }
 
+// String is the grant as --grant takes it: SUBJECT=ROLE.
+func (g Grant) String() string { return string(g.Subject) + "=" + g.Role.String() }
+
+// String is the grants as --grant takes them, separated by spaces.
+func (p Policy) String() string {
+	s := make([]string, len(p.Grants))
+	for i, g := range p.Grants {
+		s[i] = g.String()
+	}
+	return strings.Join(s, " ")
+}
+
 // Set adds or replaces the grant of g's subject.
 func (p *Policy) Set(g Grant) {
 	for i := range p.Grants {

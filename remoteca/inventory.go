@@ -162,6 +162,18 @@ type Revocation struct {
 	Tokens int
 }
 
+// LastExpiry is when the last of the revoked certificates expires: until
+// then an engine that checks no revocation list still accepts one.
+func (r *Revocation) LastExpiry() time.Time {
+	var last time.Time
+	for _, c := range r.Certificates {
+		if c.NotAfter.After(last) {
+			last = c.NotAfter
+		}
+	}
+	return last
+}
+
 // RevokeSerial revokes one issued certificate by its serial (hex, or a
 // unique prefix of at least 8 digits).
 func (d *DB) RevokeSerial(ctx context.Context, serial, reason string, now time.Time) (*Revocation, error) {

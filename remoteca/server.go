@@ -13,6 +13,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -139,6 +140,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(PublishPath, s.handlePublish)
 	mux.HandleFunc(UnpublishPath, s.handleUnpublish)
 	return mux
+}
+
+// DefaultNames are the names the service's certificate carries when none
+// are given: this machine's loopback names and its host name.
+func DefaultNames() []string {
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		names = append(names, h)
+	}
+	return names
 }
 
 // ServingCert issues the service's own TLS certificate from the CA, for
