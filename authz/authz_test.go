@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/authorization"
+	"github.com/docker/go-plugins-helpers/sdk"
 
 	"github.com/docker-tls/docker-tls/internal/pkitest"
 	"github.com/docker-tls/docker-tls/pki"
@@ -139,6 +140,22 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 				t.Errorf("allow %v, %q; want %v, %q", got.Allow, got.Msg, tc.allow, tc.message)
 			}
 		})
+	}
+
+	// Every answer passes (the decision was the request's), whatever it
+	// carries, in the helper's content type; and it is not audited.
+	resp := req("GET", "/v1.47/containers/json", "", nil, bob)
+	for _, raw := range [][]byte{resp, []byte(`{"ResponseBody": "not base64!"}`)} {
+		r, err := hc.Post("http://plugin/"+authorization.AuthZApiResponse, "application/json", bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		var out authorization.Response
+		if err := json.Unmarshal(body, &out); err != nil || !out.Allow || r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != sdk.DefaultContentTypeV1_1 {
+			t.Errorf("AuthZRes: %d %q %s: %+v %v", r.StatusCode, r.Header.Get("Content-Type"), body, out, err)
+		}
 	}
 
 	// The status names the file in force by its digest.
