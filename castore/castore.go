@@ -27,8 +27,16 @@ import (
 // DefaultName is the CA used when a command is given none.
 const DefaultName = "default"
 
-// ErrNotFound is returned for an unknown CA name.
+// ErrNotFound is returned for an unknown CA name, as a NotFoundError.
 var ErrNotFound = errors.New("no such CA")
+
+// NotFoundError names the CA that is not there.
+type NotFoundError struct{ Name string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("CA %q: %v", e.Name, ErrNotFound) }
+
+// Is makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // ErrExists is returned when creating a CA whose name is taken, without force.
 var ErrExists = errors.New("a CA with this name already exists")
@@ -158,7 +166,7 @@ func (s *Store) Create(name string, ca *pki.CA, opts CreateOptions) (*CA, error)
 	old, err := s.Get(name)
 	switch {
 	case err == nil && !opts.Force:
-		return nil, fmt.Errorf("CA %q: %w (use --force to replace it; its key will be deleted)", name, ErrExists)
+		return nil, fmt.Errorf("CA %q: %w", name, ErrExists)
 	case err != nil && !errors.Is(err, ErrNotFound) && !opts.Force:
 		return nil, err
 	case err != nil:
@@ -332,7 +340,7 @@ func (s *Store) Get(name string) (*CA, error) {
 	dir := filepath.Join(s.Dir, name)
 	metaJSON, err := os.ReadFile(filepath.Join(dir, "ca.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("CA %q: %w (create it with `docker tls ca init %s` or adopt one with `docker tls ca import`)", name, ErrNotFound, name)
+		return nil, &NotFoundError{Name: name}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read CA %s: %w", name, err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/renewal"
 )
@@ -23,6 +25,7 @@ func hint(configDir string, err error) error {
 		done    hinted
 		expired *renewal.ExpiredError
 		changed *renewal.CAChangedError
+		noCA    *castore.NotFoundError
 	)
 	switch {
 	case err == nil || errors.As(err, &done):
@@ -42,6 +45,12 @@ func hint(configDir string, err error) error {
 		return hinted{fmt.Errorf("%w: re-create the context with docker tls context create --force", err)}
 	case errors.Is(err, renewal.ErrImported):
 		return hinted{fmt.Errorf("%w: renew it where it was issued, then docker tls import --force", err)}
+	case errors.As(err, &noCA):
+		return hinted{fmt.Errorf("%w (create it with `docker tls ca init %s` or adopt one with `docker tls ca import`)", err, noCA.Name)}
+	case errors.Is(err, castore.ErrExists):
+		return hinted{fmt.Errorf("%w: use --force to replace it (its key will be deleted)", err)}
+	case errors.Is(err, contexts.ErrExists):
+		return hinted{fmt.Errorf("%w: use --force to replace it", err)}
 	}
 	return err
 }

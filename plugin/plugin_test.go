@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-tls/docker-tls/castore"
+	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/renewal"
 )
 
@@ -106,6 +108,10 @@ func TestHint(t *testing.T) {
 			"the certificate expired on 2026-01-02, so it cannot authenticate a renewal: a new sign-in is needed: docker tls enroll --engines --ca-url https://ca:8888 --ca-fingerprint sha256:AB:CD renews every context of that catalog (docker tls renew team-build, this one)"},
 		{&renewal.CAChangedError{CA: "team"}, `the local CA "team" is not the CA in the context any more (it was re-created?): re-create the context with docker tls context create --force`},
 		{renewal.ErrImported, "this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force"},
+		{fmt.Errorf("%w (or give the CA certificate with --ca-file)", &castore.NotFoundError{Name: "team"}),
+			"CA \"team\": no such CA (or give the CA certificate with --ca-file) (create it with `docker tls ca init team` or adopt one with `docker tls ca import`)"},
+		{fmt.Errorf("CA %q: %w", "team", castore.ErrExists), `CA "team": a CA with this name already exists: use --force to replace it (its key will be deleted)`},
+		{fmt.Errorf("context %q: %w", "prod", contexts.ErrExists), `context "prod": context already exists: use --force to replace it`},
 	} {
 		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {
