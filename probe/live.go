@@ -371,8 +371,9 @@ func short(fp string) string {
 // addClientRejected turns a TLS alert after we presented our certificate
 // into the reason, using what the daemon said it trusts.
 func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
-	alert, ok := rejection(r, hs, err)
+	alert, ok := rejection(err, hs.presented)
 	if !ok {
+		addFailedAfterHandshake(r, hs, err)
 		return
 	}
 	trusts := trustedNames(hs.trusted)
@@ -395,26 +396,33 @@ func addClientRejected(r *Report, t Target, hs *handshakeResult, err error) {
 }
 
 // rejection reads the daemon's refusal of our certificate from err: the
-// TLS alert, or the reset that follows it. ok is false when err is not a
-// refusal; it is then reported as what it is.
-func rejection(r *Report, hs *handshakeResult, err error) (alert string, ok bool) {
+// TLS alert, or the reset that follows it (presented: we sent one). ok is
+// false when err is not a refusal.
+func rejection(err error, presented bool) (alert string, ok bool) {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "remote error: tls:"):
 		return msg[strings.Index(msg, "remote error: tls:")+len("remote error: tls: "):], true
-	case hs.presented && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+	case presented && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
 		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "EOF")):
 		// The alert can lose the race with our first write; the reset
 		// that follows it means the same.
 		return "the daemon closed the connection", true
+	}
+	return "", false
+}
+
+// addFailedAfterHandshake reports a first request that failed for another
+// reason than a refusal of our certificate.
+func addFailedAfterHandshake(r *Report, hs *handshakeResult, err error) {
+	switch {
 	case isTimeout(err):
 		r.add("client-accepted", Fail, "", "the daemon did not answer /_ping within %s after the handshake", hs.timeout)
-	case strings.Contains(msg, "failed to verify certificate"):
+	case strings.Contains(err.Error(), "failed to verify certificate"):
 		r.add("client-accepted", Skip, "", "not known: the engine's certificate does not verify (see above), so nothing more was sent")
 	default:
 		r.add("client-accepted", Fail, "", "the connection failed after the handshake: %s", err)
 	}
-	return "", false
 }
 
 func trustsIssuer(trusted [][]byte, c *x509.Certificate) bool {
