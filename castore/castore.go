@@ -39,7 +39,8 @@ func (e *NotFoundError) Error() string { return fmt.Sprintf("CA %q: %v", e.Name,
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // ErrExists is returned when creating a CA whose name is taken, without force.
-var ErrExists = errors.New("a CA with this name already exists")
+// It reads `CA "NAME" already exists`.
+var ErrExists = errors.New("already exists")
 
 // Meta is what ca.json records about a CA.
 type Meta struct {
@@ -166,7 +167,7 @@ func (s *Store) Create(name string, ca *pki.CA, opts CreateOptions) (*CA, error)
 	old, err := s.Get(name)
 	switch {
 	case err == nil && !opts.Force:
-		return nil, fmt.Errorf("CA %q: %w", name, ErrExists)
+		return nil, fmt.Errorf("CA %q %w", name, ErrExists)
 	case err != nil && !errors.Is(err, ErrNotFound) && !opts.Force:
 		return nil, err
 	case err != nil:

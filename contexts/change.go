@@ -186,7 +186,7 @@ func (s *Store) replacing(o CreateOptions) (old *Context, broken bool, err error
 	old, err = s.Get(o.Name)
 	switch {
 	case err == nil && !o.Force:
-		return nil, false, fmt.Errorf("context %q: %w", o.Name, ErrExists)
+		return nil, false, fmt.Errorf("context %q %w", o.Name, ErrExists)
 	case err != nil && errors.Is(err, ErrNotFound):
 		return nil, false, nil
 	case o.FromCatalogOnly && (err != nil || !old.Managed() || old.TLS.Catalog != o.Catalog):

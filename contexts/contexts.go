@@ -43,8 +43,9 @@ const (
 // ErrNotFound is returned for an unknown context.
 var ErrNotFound = errors.New("no such context")
 
-// ErrExists is returned when a context exists and replacing it was not asked for.
-var ErrExists = errors.New("context already exists")
+// ErrExists is returned when a context exists and replacing it was not
+// asked for, as `context "NAME" already exists`.
+var ErrExists = errors.New("already exists")
 
 // ErrNotFromCatalog is a context that a catalog would replace but that
 // was not made from that catalog.

@@ -81,7 +81,7 @@ func runCAInit(a *app, opts caInitOptions) error {
 	if !opts.force {
 		// Refuse before the (possibly slow) key generation.
 		if _, err := store.Get(opts.name); err == nil {
-			return fmt.Errorf("CA %q already exists: use --force to replace it (its key will be deleted)", opts.name)
+			return fmt.Errorf("CA %q %w", opts.name, castore.ErrExists)
 		}
 	}
 	key, err := pki.GenerateKey(kt)

@@ -260,7 +260,7 @@ func (a *app) preflight(name, rawHost string, force bool) (string, error) {
 	}
 	if !force {
 		if _, err := a.contexts().Get(name); err == nil {
-			return "", fmt.Errorf("context %q already exists: use --force to replace it", name)
+			return "", fmt.Errorf("context %q %w", name, contexts.ErrExists)
 		}
 	}
 	return host, nil

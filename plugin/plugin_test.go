@@ -110,8 +110,8 @@ func TestHint(t *testing.T) {
 		{renewal.ErrImported, "this context's certificate was imported, so docker tls does not know its CA: renew it where it was issued, then docker tls import --force"},
 		{fmt.Errorf("%w (or give the CA certificate with --ca-file)", &castore.NotFoundError{Name: "team"}),
 			"CA \"team\": no such CA (or give the CA certificate with --ca-file) (create it with `docker tls ca init team` or adopt one with `docker tls ca import`)"},
-		{fmt.Errorf("CA %q: %w", "team", castore.ErrExists), `CA "team": a CA with this name already exists: use --force to replace it (its key will be deleted)`},
-		{fmt.Errorf("context %q: %w", "prod", contexts.ErrExists), `context "prod": context already exists: use --force to replace it`},
+		{fmt.Errorf("CA %q %w", "team", castore.ErrExists), `CA "team" already exists: use --force to replace it (its key will be deleted)`},
+		{fmt.Errorf("context %q %w", "prod", contexts.ErrExists), `context "prod" already exists: use --force to replace it`},
 	} {
 		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {
