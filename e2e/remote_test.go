@@ -344,7 +344,10 @@ func TestEnrollWithCfssl(t *testing.T) {
 // TestCAServeRefusesBadRequests sends what an attacker would to the real
 // `docker tls ca serve` process: an oversized body, malformed JSON, a CSR
 // whose signature does not verify, and 50 wrong tokens in a row from one
-// source, which end in 429. Nothing is issued.
+// source, which end in 429. Before them, 50 retries of a real token that
+// was spent, from the same source, block nothing: a fresh token enrolls
+// after them (an office behind one address). Only the two real tokens are
+// issued.
 func TestCAServeRefusesBadRequests(t *testing.T) {
 	need(t, "docker")
 	host := NewEnv(t)
@@ -369,9 +372,15 @@ func TestCAServeRefusesBadRequests(t *testing.T) {
 		body, _ := json.Marshal(map[string][]byte{"token": []byte(tok), "request": sr})
 		return body
 	}
-	tokFile := strings.TrimPrefix(mintToken(t, host, host, "--ca", "engine"), "file:")
-	tokData, _ := os.ReadFile(tokFile)
-	tok := strings.TrimSpace(string(tokData))
+	token := func() string {
+		t.Helper()
+		data, err := os.ReadFile(strings.TrimPrefix(mintToken(t, host, host, "--ca", "engine"), "file:"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	tok, spent, fresh := token(), token(), token()
 
 	if code, body := post(bytes.Repeat([]byte("A"), 70*1024)); code != 413 || !strings.Contains(body, "larger than") {
 		t.Fatalf("oversized: %d %s", code, body)
@@ -383,6 +392,20 @@ func TestCAServeRefusesBadRequests(t *testing.T) {
 	forged[len(forged)-2] ^= 0x55
 	if code, body := post(signReq(tok, forged)); code != 400 {
 		t.Fatalf("forged CSR: %d %s", code, body)
+	}
+	if code, body := post(signReq(spent, csr.Raw)); code != 200 {
+		t.Fatalf("a real token: %d %s", code, body)
+	}
+	other, _ := pki.GenerateKey(pki.ECDSAP256)
+	otherCSR, _ := pki.NewCSR(other, "x", pki.SANs{})
+	for i := range 50 {
+		// Another key: the same key would get its certificate again.
+		if code, body := post(signReq(spent, otherCSR.Raw)); code != 401 {
+			t.Fatalf("retry %d of a spent token: %d %s, want 401 (a retry is not a guess)", i+1, code, body)
+		}
+	}
+	if code, body := post(signReq(fresh, otherCSR.Raw)); code != 200 {
+		t.Fatalf("a fresh token after 50 retries of a spent one, from the same source: %d %s", code, body)
 	}
 	prefix := tok[:len("DTLS1-")+64+1]
 	var codes []int
@@ -397,8 +420,8 @@ func TestCAServeRefusesBadRequests(t *testing.T) {
 	if code, _ := post(signReq(tok, csr.Raw)); code != 429 {
 		t.Fatalf("blocked source got %d", code)
 	}
-	if inv := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "-q"); strings.TrimSpace(inv.Stdout) != "" {
-		t.Fatalf("something was issued:\n%s", inv.Stdout)
+	if inv := host.MustTLS("ca", "issued", "ls", "--ca", "engine", "-q"); len(strings.Fields(inv.Stdout)) != 2 {
+		t.Fatalf("the inventory should hold the two real tokens' certificates:\n%s", inv.Stdout)
 	}
 	if !strings.Contains(serve.Output(), "too-many-guesses") {
 		t.Fatalf("ca serve did not log the blocking:\n%s", serve.Output())

@@ -1,6 +1,14 @@
 package e2e
 
 import (
+	"cmp"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -8,12 +16,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/remoteca"
+	"github.com/docker-tls/docker-tls/signin"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // opBinary builds the e2e suite's OpenID provider (e2e/oidcop: zitadel's
@@ -35,13 +48,13 @@ var opBinary = sync.OnceValues(func() (string, error) {
 
 // startProvider runs the test OpenID provider on loopback and returns its
 // issuer URL.
-func startProvider(t *testing.T, e *Env) string {
+func startProvider(t *testing.T, e *Env, flags ...string) string {
 	t.Helper()
 	bin, err := opBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := e.Start(bin, "-listen", "127.0.0.1:0")
+	p := e.Start(bin, append([]string{"-listen", "127.0.0.1:0"}, flags...)...)
 	p.WaitFor("issuer http://")
 	return strings.Fields(strings.SplitN(p.Output(), "issuer ", 2)[1])[0]
 }
@@ -50,21 +63,29 @@ func startProvider(t *testing.T, e *Env) string {
 // device page, signs in with user and password and allows docker-tls.
 func approve(t *testing.T, issuer, code, user, password string) {
 	t.Helper()
+	if err := approveCode(issuer, code, user, password); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// approveCode is approve for any goroutine: it returns what failed.
+func approveCode(issuer, code, user, password string) error {
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	resp, err := hc.PostForm(issuer+"/device/login", url.Values{"user_code": {code}, "username": {user}, "password": {password}})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	resp.Body.Close()
 	resp, err = hc.PostForm(issuer+"/device/confirm", url.Values{"action": {"allowed"}})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the provider's confirm page answered %s", resp.Status)
+		return fmt.Errorf("the provider's confirm page answered %s", resp.Status)
 	}
+	return nil
 }
 
 // TestSignInWithIdentityProvider: a CA service run with --oidc-issuer
@@ -230,5 +251,180 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 	laptop.waitExpired("kept", 40*time.Second)
 	if r := laptop.TLS("renew", "kept"); !strings.Contains(r.Stdout, "kept: renewed") || strings.Contains(r.Stderr, "enter the code") {
 		t.Fatalf("a second refresh (the rotated token): %s", r)
+	}
+}
+
+// idToken signs user in at the provider at issuer as clientID, through the
+// product's own device flow, with the test as the person; it returns the
+// ID token the provider gave.
+func idToken(ctx context.Context, issuer, clientID, user, password string) (string, error) {
+	var approved error
+	res, err := signin.Device(ctx, issuer, clientID, &http.Client{Timeout: 10 * time.Second}, func(c signin.Code) {
+		approved = approveCode(issuer, c.UserCode, user, password)
+	})
+	if err = cmp.Or(approved, err); err != nil {
+		return "", fmt.Errorf("sign %s in at %s as %s: %w", user, issuer, clientID, err)
+	}
+	return res.IDToken, nil
+}
+
+// forgeIDToken signs raw's header and claims again with an RSA key the
+// provider never published, under the key ID of the provider's own key:
+// a token that names a real key of the JWKS but was not signed by it.
+func forgeIDToken(t *testing.T, raw string) string {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("the provider's ID token is not a compact JWS: %d parts", len(parts))
+	}
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Alg, Kid string }
+	if err := json.Unmarshal(header, &h); err != nil || !strings.HasPrefix(h.Alg, "RS") {
+		t.Fatalf("the provider's ID token header %s (%v): the forgery below signs with RSA", header, err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(h.Alg), Key: jose.JSONWebKey{Key: key, KeyID: h.Kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return forged
+}
+
+// idTokenExpiry reads the exp claim of raw (unverified: the test's own
+// token, to know how long to wait).
+func idTokenExpiry(t *testing.T, raw string) time.Time {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Exp int64 }
+	if err := json.Unmarshal(payload, &c); err != nil || c.Exp == 0 {
+		t.Fatalf("the ID token's exp claim: %s (%v)", payload, err)
+	}
+	return time.Unix(c.Exp, 0)
+}
+
+// TestSignInRefusals: the CA service issues nothing for an ID token the
+// real provider made for another application (audience), one from
+// another provider (issuer), one re-signed by a key outside the
+// provider's JWKS, one that has expired, and a valid one sent again with
+// another key; the same token with the same key gets the same certificate
+// back. Each refusal is one sentence, and the inventory holds one
+// certificate at the end. The tokens are the provider's own, got through
+// its device flow with the test as the person.
+func TestSignInRefusals(t *testing.T) {
+	need(t, "docker")
+	t.Parallel() // waits on the provider's polling interval, and for a token to expire
+	host := NewEnv(t)
+	host.MustTLS("ca", "init", "team")
+	const life = 15 * time.Second
+	issuer := startProvider(t, host, "-id-token-lifetime", life.String())
+	otherIssuer := startProvider(t, host)
+	url, serve := caServe(t, host, "team", "--oidc-issuer", issuer, "--oidc-client-id", "docker-tls", "--oidc-allowed-domain", "example.com")
+	serve.WaitFor("Sign-in: ID tokens of " + issuer)
+	fp, err := remoteca.NormalizeFingerprint(strings.TrimSpace(host.MustTLS("ca", "inspect", "team", "--format", "{{.Fingerprint}}").Stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Three sign-ins at once, each one polling interval of the provider.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	wanted := []struct{ issuer, client string }{{issuer, "docker-tls"}, {issuer, "another-app"}, {otherIssuer, "docker-tls"}}
+	tokens := make([]string, len(wanted))
+	errs := make([]error, len(wanted))
+	var wg sync.WaitGroup
+	for i, w := range wanted {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tokens[i], errs[i] = idToken(ctx, w.issuer, w.client, "alice@example.com", "alice-pw")
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	valid, otherApp, otherProvider := tokens[0], tokens[1], tokens[2]
+	forged := forgeIDToken(t, valid)
+	host.Secrets = append(host.Secrets, valid, otherApp, otherProvider, forged)
+
+	c := &remoteca.Client{URL: url, Fingerprint: fp, Timeout: 10 * time.Second, Attempts: 1}
+	ca, err := c.FetchCA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.SignIn(ctx, ca, valid, key)
+	if err != nil {
+		t.Fatalf("a valid sign-in: %v", err)
+	}
+	if first.Subject.CommonName != "alice@example.com" || !slices.Equal(slices.Sorted(slices.Values(first.Subject.Organization)), []string{"dev", "ops"}) {
+		t.Errorf("the signed-in certificate names %s", first.Subject)
+	}
+	again, err := c.SignIn(ctx, ca, valid, key)
+	if err != nil || again.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("the same ID token with the same key (a retry): %v, serial %x, want %x", err, again.SerialNumber, first.SerialNumber)
+	}
+	for _, tc := range []struct {
+		name, token string
+		key         crypto.Signer
+		want        string
+	}{
+		{"the same ID token with another key", valid, otherKey, "this sign-in was already used for a certificate of another key: sign in again"},
+		{"an ID token for another application", otherApp, otherKey, `expected audience "docker-tls"`},
+		// go-oidc checks the signature before the claims: another
+		// provider's token fails on its key, before its issuer.
+		{"an ID token of another provider", otherProvider, otherKey, "the ID token does not verify against " + issuer},
+		{"an ID token signed by a key outside the provider's JWKS", forged, otherKey, "the ID token does not verify against " + issuer + " for client docker-tls: failed to verify signature"},
+	} {
+		if _, err := c.SignIn(ctx, ca, tc.token, tc.key); err == nil || !strings.Contains(err.Error(), tc.want) || strings.Count(err.Error(), "\n") > 0 {
+			t.Errorf("%s: %v, want one line with %q", tc.name, err, tc.want)
+		}
+	}
+
+	// The valid token, once expired, is refused even with its own key.
+	exp := idTokenExpiry(t, valid)
+	if wait := time.Until(exp) + 1500*time.Millisecond; wait > 0 && wait < 2*life {
+		time.Sleep(wait)
+	} else if wait >= 2*life {
+		t.Fatalf("the provider's ID token expires at %s, not within %s (-id-token-lifetime)", exp, life)
+	}
+	if _, err := c.SignIn(ctx, ca, valid, key); err == nil || !strings.Contains(err.Error(), "the sign-in expired at") {
+		t.Errorf("an expired ID token: %v", err)
+	}
+
+	issued := strings.Fields(host.MustTLS("ca", "issued", "ls", "--ca", "team", "--format", "{{.Serial}} {{.CN}}").Stdout)
+	if want := []string{fmt.Sprintf("%x", first.SerialNumber), "alice@example.com"}; !slices.Equal(issued, want) {
+		t.Errorf("the inventory after the refusals holds %q, want only %q", issued, want)
+	}
+	if n := strings.Count(serve.Output(), "refused source="); n != 5 {
+		t.Errorf("the service logged %d refusals, want 5:\n%s", n, serve.Output())
 	}
 }

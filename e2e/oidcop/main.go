@@ -2,9 +2,9 @@
 // zitadel/oidc's own provider (pkg/op) with its example storage and login
 // pages, run on loopback. What this file adds is only what the example
 // lacks: public device clients (no secret, as RFC 8628 allows) whose ID
-// tokens carry the user's email, one of them with refresh tokens, and a
-// groups claim. The protocol code is
-// zitadel's. It is a test tool, a module of its own so that the product
+// tokens carry the user's email, one of them with refresh tokens, a
+// groups claim, and an ID token lifetime the test chooses (so that it can
+// watch one expire). The protocol code is zitadel's. It is a test tool, a module of its own so that the product
 // does not depend on it.
 package main
 
@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
@@ -25,13 +26,21 @@ import (
 	"golang.org/x/text/language"
 )
 
-// The public device clients docker-tls signs in as: ClientID may also
-// refresh (offline_access gives a refresh token), OnceClientID may not, so
-// that a laptop signed in with it needs the person again.
+// The public device clients: docker-tls signs in as ClientID, which may
+// also refresh (offline_access gives a refresh token), or OnceClientID,
+// which may not, so that a laptop signed in with it needs the person
+// again. OtherClientID is another application of the team, whose ID
+// tokens a CA service for docker-tls must refuse.
 const (
-	ClientID     = "docker-tls"
-	OnceClientID = "docker-tls-once"
+	ClientID      = "docker-tls"
+	OnceClientID  = "docker-tls-once"
+	OtherClientID = "another-app"
 )
+
+// public reports whether id is one of the public device clients above.
+func public(id string) bool {
+	return id == ClientID || id == OnceClientID || id == OtherClientID
+}
 
 // users are the team: a password each (the e2e suite types it into the
 // provider's login page), and groups.
@@ -62,7 +71,10 @@ func (userStore) ExampleClientID() string { return ClientID }
 type publicDevice struct {
 	op.Client
 	refresh bool
+	idLife  time.Duration
 }
+
+func (p publicDevice) IDTokenLifetime() time.Duration { return p.idLife }
 
 func (p publicDevice) GrantTypes() []oidc.GrantType {
 	if p.refresh {
@@ -78,18 +90,19 @@ func (publicDevice) IDTokenUserinfoClaimsAssertion() bool { return true }
 type teamStorage struct {
 	*storage.Storage
 	groups map[string][]string
+	idLife time.Duration
 }
 
 func (s *teamStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := s.Storage.GetClientByClientID(ctx, id)
-	if err != nil || (id != ClientID && id != OnceClientID) {
+	if err != nil || !public(id) {
 		return c, err
 	}
-	return publicDevice{Client: c, refresh: id == ClientID}, nil
+	return publicDevice{Client: c, refresh: id == ClientID, idLife: s.idLife}, nil
 }
 
 func (s *teamStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	if id == ClientID || id == OnceClientID {
+	if public(id) {
 		return nil // public: no secret to check
 	}
 	return s.Storage.AuthorizeClientIDSecret(ctx, id, secret)
@@ -129,6 +142,7 @@ func (s *teamStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
+	idLife := flag.Duration("id-token-lifetime", time.Hour, "how long the ID tokens of the public device clients are valid")
 	flag.Parse()
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -143,7 +157,11 @@ func main() {
 		us[u.email] = &storage.User{ID: u.email, Username: u.email, Password: u.password, Email: u.email, EmailVerified: true, PreferredLanguage: language.English}
 		groups[u.email] = u.groups
 	}
-	st := &teamStorage{Storage: storage.NewStorageWithClients(us, map[string]*storage.Client{ClientID: storage.DeviceClient(ClientID, ""), OnceClientID: storage.DeviceClient(OnceClientID, "")}), groups: groups}
+	clients := map[string]*storage.Client{}
+	for _, id := range []string{ClientID, OnceClientID, OtherClientID} {
+		clients[id] = storage.DeviceClient(id, "")
+	}
+	st := &teamStorage{Storage: storage.NewStorageWithClients(us, clients), groups: groups, idLife: *idLife}
 	router := exampleop.SetupServer(issuer, st, slog.New(slog.NewTextHandler(os.Stderr, nil)), false)
 	// The e2e suite waits for this line.
 	fmt.Printf("issuer %s\n", issuer)
