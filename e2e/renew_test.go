@@ -169,14 +169,23 @@ func TestGroupsInCertificates(t *testing.T) {
 // says the certificate expired and that docker tls renew may bring it
 // back, and renew does, for the same identity, with no token; the engine
 // takes the new certificate. Against a service without it, renew is
-// refused in one sentence that says why and how to enroll again.
+// refused in one sentence that says why and how to enroll again. So is a
+// certificate that expired longer ago than the service's window, and one
+// whose identity was revoked while it slept.
 func TestRenewAfterExpiry(t *testing.T) {
 	t.Parallel() // mostly waiting for certificates to expire
 	host, laptop, d, _ := remoteCAEngine(t)
 	graceURL, grace := caServe(t, host, "engine", "--renew-after-expiry", "1h")
 	strictURL, _ := caServe(t, host, "engine")
-	laptop.MustTLS("enroll", "slept", "--ca-url", graceURL, "--token", mintToken(t, host, laptop, "--ca", "engine", "--cn", "sleeper", "--group", "ops"), "--host", d.Host, "--lifetime", "15s")
-	laptop.MustTLS("enroll", "strict", "--ca-url", strictURL, "--token", mintToken(t, host, laptop, "--ca", "engine", "--cn", "strict"), "--host", d.Host, "--lifetime", "15s")
+	shortURL, _ := caServe(t, host, "engine", "--renew-after-expiry", "1s")
+	enroll := func(name, url, cn string, flags ...string) {
+		t.Helper()
+		laptop.MustTLS(append([]string{"enroll", name, "--ca-url", url, "--token", mintToken(t, host, laptop, append([]string{"--ca", "engine", "--cn", cn}, flags...)...), "--host", d.Host, "--lifetime", "15s"})...)
+	}
+	enroll("slept", graceURL, "sleeper", "--group", "ops")
+	enroll("strict", strictURL, "strict")
+	enroll("overslept", shortURL, "overslept")
+	enroll("gone", graceURL, "gone-laptop")
 	requireOK(t, laptop.Docker("--context", "slept", "version", "--format", "{{.Server.Version}}"))
 	laptop.waitExpired("slept", 40*time.Second)
 	if v := laptop.TLS("verify", "slept"); v.Code == 0 || !strings.Contains(v.Stdout, `the client certificate "sleeper" expired on`) || !strings.Contains(v.Stdout, "fix: docker tls renew slept (a CA service run with --renew-after-expiry") {
@@ -196,4 +205,17 @@ func TestRenewAfterExpiry(t *testing.T) {
 	// (and then rightly renew); wait until it has expired too.
 	laptop.waitExpired("strict", 30*time.Second)
 	requireFail(t, laptop.TLS("renew", "strict"), "expired on", "this service renews only valid certificates", "docker tls ca token", "docker tls enroll strict --force")
+
+	// Past the window: overslept's service renews within 1 s of the end.
+	laptop.waitExpired("overslept", 30*time.Second)
+	time.Sleep(2 * time.Second)
+	requireFail(t, laptop.TLS("renew", "overslept"), "and this service renews expired certificates only within 1s of their end")
+
+	// Revoked while it slept: within the window, and still refused.
+	laptop.waitExpired("gone", 30*time.Second)
+	host.MustTLS("ca", "revoke", "gone-laptop", "--ca", "engine", "--no-push")
+	requireFail(t, laptop.TLS("renew", "gone"), "the CA refused: this certificate was revoked by the CA's operator: it cannot renew", "(the old certificate is unchanged)")
+	if ls := laptop.MustTLS("ls", "--format", "{{.Name}} {{.Expires}}"); !strings.Contains(ls.Stdout, "gone EXPIRED") {
+		t.Errorf("a refused renewal changed the context:\n%s", ls.Stdout)
+	}
 }
