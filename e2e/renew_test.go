@@ -180,7 +180,8 @@ func TestRenewAfterExpiry(t *testing.T) {
 	shortURL, _ := caServe(t, host, "engine", "--renew-after-expiry", "1s")
 	enroll := func(name, url, cn string, flags ...string) {
 		t.Helper()
-		laptop.MustTLS(append([]string{"enroll", name, "--ca-url", url, "--token", mintToken(t, host, laptop, append([]string{"--ca", "engine", "--cn", cn}, flags...)...), "--host", d.Host, "--lifetime", "15s"})...)
+		tok := mintToken(t, host, laptop, append([]string{"--ca", "engine", "--cn", cn}, flags...)...)
+		laptop.MustTLS("enroll", name, "--ca-url", url, "--token", tok, "--host", d.Host, "--lifetime", "15s")
 	}
 	enroll("slept", graceURL, "sleeper", "--group", "ops")
 	enroll("strict", strictURL, "strict")
