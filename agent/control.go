@@ -47,7 +47,7 @@ func (a *Agent) status() Status {
 	sort.Slice(st.Contexts, func(i, j int) bool { return st.Contexts[i].Name < st.Contexts[j].Name })
 	for name, r := range a.renewals {
 		st.Renewals = append(st.Renewals, RenewalStatus{Name: name, Due: r.due.At, NotAfter: r.due.NotAfter, Failures: r.failures,
-			LastError: r.lastErr, NextTry: r.next, Renewed: r.lastOK})
+			LastError: r.lastErr, NextTry: r.next, Renewed: r.lastOK, SignIn: r.due.SignIn})
 	}
 	sort.Slice(st.Renewals, func(i, j int) bool { return st.Renewals[i].Name < st.Renewals[j].Name })
 	return st

@@ -14,6 +14,10 @@ type Due struct {
 	// renewals in the last third of a certificate's life).
 	At       time.Time
 	NotAfter time.Time
+	// SignIn says the certificate came from a sign-in: once it has
+	// expired, only a new sign-in renews it (the agent renews only valid
+	// certificates).
+	SignIn bool
 }
 
 // renewal is the agent's view of one context's renewals.
@@ -150,4 +154,5 @@ type RenewalStatus struct {
 	LastError string    `json:"lastError,omitempty"`
 	NextTry   time.Time `json:"nextTry,omitzero"`
 	Renewed   time.Time `json:"renewed,omitzero"`
+	SignIn    bool      `json:"signIn,omitempty"`
 }

@@ -184,6 +184,13 @@ func TestSignInWithIdentityProvider(t *testing.T) {
 		t.Errorf("verify of an expired sign-in: %s", v)
 	}
 	requireFail(t, laptop.TLS("renew", "--all", "--within", "1d"), "brief:", "a new sign-in is needed: docker tls renew brief")
+	// The agent renews only valid certificates; its status says so.
+	laptop.MustTLS("agent")
+	t.Cleanup(func() { laptop.TLS("agent", "stop") })
+	if st := laptop.MustTLS("agent", "status").Stdout; !regexp.MustCompile(`(?m)^  brief +EXPIRED [^ ]+: a new sign-in is needed: docker tls renew brief$`).MatchString(st) {
+		t.Errorf("agent status of an expired sign-in:\n%s", st)
+	}
+	laptop.MustTLS("agent", "stop")
 	again := laptop.Start("docker", "tls", "renew", "brief")
 	signInAs(again, "bob@example.com", "bob-pw")
 	if code := again.Wait(30 * time.Second); code != 0 || !strings.Contains(again.Output(), "brief: renewed") {

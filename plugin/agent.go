@@ -204,7 +204,7 @@ func (a *app) startAgentBackground(dir string, opts agentOptions) error {
 }
 
 // printAgentStatus prints what agent status answered, as format says.
-func printAgentStatus(out io.Writer, st *agent.Status, format string) error {
+func printAgentStatus(out io.Writer, st *agent.Status, format string, now time.Time) error {
 	if format == "json" {
 		return output.JSON(out, st)
 	}
@@ -223,13 +223,27 @@ func printAgentStatus(out io.Writer, st *agent.Status, format string) error {
 		fmt.Fprintln(out, "Automatic renewals (from the CA service each context enrolled with):")
 	}
 	for _, r := range st.Renewals {
-		line := fmt.Sprintf("  %-20s expires %s, renews from %s", r.Name, r.NotAfter.Local().Format(time.RFC3339), r.Due.Local().Format(time.RFC3339))
-		if r.LastError != "" {
-			line += fmt.Sprintf("; FAILING (%d attempt(s), next %s): %s", r.Failures, r.NextTry.Local().Format(time.RFC3339), r.LastError)
-		}
-		fmt.Fprintln(out, line)
+		fmt.Fprintln(out, renewalLine(r, now))
 	}
 	return nil
+}
+
+// renewalLine is one context's automatic renewal as agent status shows
+// it. The agent renews only valid certificates: an expired one says in
+// the same line what renews it instead.
+func renewalLine(r agent.RenewalStatus, now time.Time) string {
+	name := fmt.Sprintf("  %-20s ", r.Name)
+	switch {
+	case !now.Before(r.NotAfter) && r.SignIn:
+		return name + "EXPIRED " + r.NotAfter.Local().Format(time.RFC3339) + ": a new sign-in is needed: docker tls renew " + r.Name
+	case !now.Before(r.NotAfter):
+		return name + "EXPIRED " + r.NotAfter.Local().Format(time.RFC3339) + ": the agent renews only valid certificates: docker tls renew " + r.Name + " (a CA service run with --renew-after-expiry renews it for a while after its end), or enroll again with a new token"
+	}
+	line := fmt.Sprintf("%sexpires %s, renews from %s", name, r.NotAfter.Local().Format(time.RFC3339), r.Due.Local().Format(time.RFC3339))
+	if r.LastError != "" {
+		line += fmt.Sprintf("; FAILING (%d attempt(s), next %s): %s", r.Failures, r.NextTry.Local().Format(time.RFC3339), r.LastError)
+	}
+	return line
 }
 
 func agentControlCommand(a *app, op, short string) *cobra.Command {
@@ -251,7 +265,7 @@ func agentControlCommand(a *app, op, short string) *cobra.Command {
 			out := a.cli.Out()
 			switch op {
 			case "status":
-				return printAgentStatus(out, st, format)
+				return printAgentStatus(out, st, format, time.Now())
 			case "stop":
 				fmt.Fprintln(out, "Agent stopping")
 			case "lock":

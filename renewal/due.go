@@ -47,7 +47,7 @@ func Due(store *contexts.Store) ([]agent.Due, error) {
 		if issued.After(cert.NotAfter) {
 			issued = cert.NotBefore
 		}
-		out = append(out, agent.Due{Name: c.Name, At: remoteca.RenewalStart(issued, cert.NotAfter), NotAfter: cert.NotAfter})
+		out = append(out, agent.Due{Name: c.Name, At: remoteca.RenewalStart(issued, cert.NotAfter), NotAfter: cert.NotAfter, SignIn: c.TLS.SignIn})
 	})
 	return out, err
 }
