@@ -101,9 +101,9 @@ func (k *Keyring) wrap(op, id string, err error) error {
 	case errors.Is(err, ErrKeyringTimeout):
 		return fmt.Errorf("%s key %s: %w", op, id, err)
 	case errors.Is(err, gokeyring.ErrSetDataTooBig):
-		return fmt.Errorf("%s key %s: it is too large for this OS keyring; use a smaller key type (ecdsa-p256) or --keystore file", op, id)
+		return fmt.Errorf("%s key %s: %w", op, id, ErrKeyTooLarge)
 	}
-	return fmt.Errorf("%s key %s: %w: %s (use --keystore file on machines without one)", op, id, ErrKeyringUnavailable, unavailableReason(err))
+	return fmt.Errorf("%s key %s: %w: %s", op, id, ErrKeyringUnavailable, unavailableReason(err))
 }
 
 // vanished says that a Secret Service item was deleted (by another
@@ -182,8 +182,7 @@ func (k *Keyring) entry(id string, key crypto.Signer, token string) (string, err
 		}
 	}
 	if !fits() {
-		return "", fmt.Errorf("key %s (%s) does not fit in this OS keyring (%d bytes, limit %d): use --key-type ecdsa-p256 or --keystore file",
-			id, pki.DescribeKey(key.Public()), len(secret), k.MaxSecret)
+		return "", fmt.Errorf("key %s (%s, %d bytes, limit %d): %w", id, pki.DescribeKey(key.Public()), len(secret), k.MaxSecret, ErrKeyTooLarge)
 	}
 	return secret, nil
 }
@@ -292,13 +291,17 @@ func (k *Keyring) readIndex() ([]string, error) {
 	}
 	var ids []string
 	if err := json.Unmarshal(data, &ids); err != nil {
-		return nil, fmt.Errorf("%w: %s (%v); docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys", ErrIndexDamaged, k.IndexPath, err)
+		return nil, fmt.Errorf("%w: %s (%v)", ErrIndexDamaged, k.IndexPath, err)
 	}
 	return ids, nil
 }
 
 // ErrIndexDamaged is returned when the keyring's index cannot be read.
 var ErrIndexDamaged = errors.New("the keyring index is damaged")
+
+// ErrKeyTooLarge is returned when a key does not fit in the OS keyring's
+// entry (an RSA key in Windows' Credential Manager, say).
+var ErrKeyTooLarge = errors.New("it does not fit in this OS keyring")
 
 // RebuildIndex replaces a damaged index with ids (the keys that CAs and
 // contexts record in the keyring), keeping the damaged file beside it.

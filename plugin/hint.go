@@ -8,6 +8,7 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/renewal"
 )
 
@@ -51,6 +52,12 @@ func hint(configDir string, err error) error {
 		return hinted{fmt.Errorf("%w: use --force to replace it (its key will be deleted)", err)}
 	case errors.Is(err, contexts.ErrExists):
 		return hinted{fmt.Errorf("%w: use --force to replace it", err)}
+	case errors.Is(err, keystore.ErrKeyringUnavailable):
+		return hinted{fmt.Errorf("%w (use --keystore file on machines without one)", err)}
+	case errors.Is(err, keystore.ErrKeyTooLarge):
+		return hinted{fmt.Errorf("%w: use --key-type ecdsa-p256 or --keystore file", err)}
+	case errors.Is(err, keystore.ErrIndexDamaged):
+		return hinted{fmt.Errorf("%w; docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys", err)}
 	}
 	return err
 }

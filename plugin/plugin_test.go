@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
+	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/renewal"
 )
 
@@ -112,6 +113,9 @@ func TestHint(t *testing.T) {
 			"CA \"team\": no such CA (or give the CA certificate with --ca-file) (create it with `docker tls ca init team` or adopt one with `docker tls ca import`)"},
 		{fmt.Errorf("CA %q %w", "team", castore.ErrExists), `CA "team" already exists: use --force to replace it (its key will be deleted)`},
 		{fmt.Errorf("context %q %w", "prod", contexts.ErrExists), `context "prod" already exists: use --force to replace it`},
+		{fmt.Errorf("put key ca-team: %w: no D-Bus session", keystore.ErrKeyringUnavailable), "put key ca-team: the OS keyring is not available: no D-Bus session (use --keystore file on machines without one)"},
+		{fmt.Errorf("key ca-team (RSA 4096, 3300 bytes, limit 2560): %w", keystore.ErrKeyTooLarge), "key ca-team (RSA 4096, 3300 bytes, limit 2560): it does not fit in this OS keyring: use --key-type ecdsa-p256 or --keystore file"},
+		{fmt.Errorf("list keys: %w: /c/tls/keys/keyring-index.json (unexpected end of JSON input)", keystore.ErrIndexDamaged), "list keys: the keyring index is damaged: /c/tls/keys/keyring-index.json (unexpected end of JSON input); docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys"},
 	} {
 		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {
