@@ -192,7 +192,10 @@ func (s *Store) replacing(o CreateOptions) (old *Context, broken bool, err error
 	case o.FromCatalogOnly && (err != nil || !old.Managed() || old.TLS.Catalog != o.Catalog):
 		return nil, false, fmt.Errorf("context %q: %w", o.Name, ErrNotFromCatalog)
 	case err != nil && !o.Force:
-		return nil, false, fmt.Errorf("%w; docker tls rm --force %s removes it, or --force replaces it", err, o.Name)
+		if damaged := (*DamagedError)(nil); errors.As(err, &damaged) {
+			return nil, false, &DamagedError{Name: damaged.Name, Err: damaged.Err, Replace: true}
+		}
+		return nil, false, err
 	case err != nil:
 		return nil, true, nil
 	}
@@ -581,7 +584,7 @@ func (s *Store) Managed(name string) (*Context, error) {
 		return nil, err
 	}
 	if !c.Managed() {
-		return nil, fmt.Errorf("context %q was not created by docker tls (no %s field); manage it with docker context, or adopt its files with docker tls import", name, Field)
+		return nil, &NotManagedError{Name: name}
 	}
 	return c, nil
 }

@@ -458,10 +458,11 @@ func TestDamagedContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, errs, err := ts.List()
-	if err != nil || len(list) != 1 || list[0].Name != "good" || errs["bad"] == nil || !strings.Contains(errs["bad"].Error(), "rm --force bad") {
+	var damaged *DamagedError
+	if err != nil || len(list) != 1 || list[0].Name != "good" || !errors.As(errs["bad"], &damaged) || damaged.Name != "bad" || damaged.Replace {
 		t.Fatalf("list %v %v %v", list, errs, err)
 	}
-	if _, _, err := ts.Create(opts(t, "bad")); err == nil || !strings.Contains(err.Error(), "rm --force bad") {
+	if _, _, err := ts.Create(opts(t, "bad")); !errors.As(err, &damaged) || !damaged.Replace {
 		t.Fatalf("create over a damaged context: %v", err)
 	}
 	if _, err := ts.Remove("bad"); err != nil {

@@ -40,6 +40,26 @@ const (
 	KeyFile  = "key.pem"
 )
 
+// DamagedError is a context whose stored metadata cannot be read. Replace
+// says that the command that met it would replace it with --force.
+type DamagedError struct {
+	Name    string
+	Err     error
+	Replace bool
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("context %s is damaged (%v)", e.Name, e.Err)
+}
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// NotManagedError is a context that docker-tls did not create.
+type NotManagedError struct{ Name string }
+
+func (e *NotManagedError) Error() string {
+	return fmt.Sprintf("context %q was not created by docker tls (no %s field)", e.Name, Field)
+}
+
 // ErrNotFound is returned for an unknown context.
 var ErrNotFound = errors.New("no such context")
 
@@ -170,7 +190,7 @@ func (s *Store) Get(name string) (*Context, error) {
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // docker/cli's own "context NAME:" prefix
 		}
-		return nil, fmt.Errorf("context %s is damaged (%w): docker tls rm --force %s removes it", name, err, name)
+		return nil, &DamagedError{Name: name, Err: err}
 	}
 	return s.fromMetadata(md)
 }

@@ -27,6 +27,8 @@ func hint(configDir string, err error) error {
 		expired *renewal.ExpiredError
 		changed *renewal.CAChangedError
 		noCA    *castore.NotFoundError
+		damaged *contexts.DamagedError
+		foreign *contexts.NotManagedError
 	)
 	switch {
 	case err == nil || errors.As(err, &done):
@@ -52,6 +54,12 @@ func hint(configDir string, err error) error {
 		return hinted{fmt.Errorf("%w: use --force to replace it (its key will be deleted)", err)}
 	case errors.Is(err, contexts.ErrExists):
 		return hinted{fmt.Errorf("%w: use --force to replace it", err)}
+	case errors.As(err, &damaged) && damaged.Replace:
+		return hinted{fmt.Errorf("%w: docker tls rm --force %s removes it, or --force replaces it", err, damaged.Name)}
+	case errors.As(err, &damaged):
+		return hinted{fmt.Errorf("%w: docker tls rm --force %s removes it", err, damaged.Name)}
+	case errors.As(err, &foreign):
+		return hinted{fmt.Errorf("%w; manage it with docker context, or adopt its files with docker tls import", err)}
 	case errors.Is(err, keystore.ErrKeyringUnavailable):
 		return hinted{fmt.Errorf("%w (use --keystore file on machines without one)", err)}
 	case errors.Is(err, keystore.ErrKeyTooLarge):

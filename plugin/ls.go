@@ -112,7 +112,7 @@ func runList(a *app, opts lsOptions) error {
 		views = append(views, v)
 	}
 	for name, err := range errs {
-		views = append(views, contextView{Name: name, Error: err.Error()})
+		views = append(views, contextView{Name: name, Error: hint(a.configDir(), err).Error()})
 	}
 	l := output.Listing[contextView]{Table: contextTableFormat, Quiet: "{{.Name}}", Header: newContextListContext(),
 		Row: func(v *contextView, _ bool) formatter.SubContext { return &contextListContext{v: v} }}
