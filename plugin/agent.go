@@ -233,11 +233,12 @@ func printAgentStatus(out io.Writer, st *agent.Status, format string, now time.T
 // the same line what renews it instead.
 func renewalLine(r agent.RenewalStatus, now time.Time) string {
 	name := fmt.Sprintf("  %-20s ", r.Name)
-	switch {
-	case !now.Before(r.NotAfter) && r.SignIn:
-		return name + "EXPIRED " + r.NotAfter.Local().Format(time.RFC3339) + ": a new sign-in is needed: docker tls renew " + r.Name
-	case !now.Before(r.NotAfter):
-		return name + "EXPIRED " + r.NotAfter.Local().Format(time.RFC3339) + ": the agent renews only valid certificates: docker tls renew " + r.Name + " (a CA service run with --renew-after-expiry renews it for a while after its end), or enroll again with a new token"
+	if !now.Before(r.NotAfter) {
+		expired := name + "EXPIRED " + r.NotAfter.Local().Format(time.RFC3339) + ": "
+		if r.SignIn {
+			return expired + "a new sign-in is needed: docker tls renew " + r.Name
+		}
+		return expired + "the agent renews only valid certificates: docker tls renew " + r.Name + " (a CA service run with --renew-after-expiry renews it for a while after its end), or enroll again with a new token"
 	}
 	line := fmt.Sprintf("%sexpires %s, renews from %s", name, r.NotAfter.Local().Format(time.RFC3339), r.Due.Local().Format(time.RFC3339))
 	if r.LastError != "" {

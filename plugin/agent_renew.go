@@ -9,7 +9,9 @@ import (
 )
 
 // agentRenew renews one context for the agent, as docker tls renew would,
-// and records a failure where ls and verify find it.
+// and records a failure where ls and verify find it. A failure is worded
+// as a command's would be (hint), since no command prints it: the agent's
+// log, agent status, ls and verify show it as it is.
 func (a *app) agentRenew(ctx context.Context, name string) (time.Time, error) {
 	c, err := a.contexts().Managed(name)
 	if err == nil {
@@ -20,6 +22,7 @@ func (a *app) agentRenew(ctx context.Context, name string) (time.Time, error) {
 		}
 		err = rerr
 	}
+	err = hint(a.configDir(), err)
 	a.renewFailures().Failed(name, err, time.Now())
 	return time.Time{}, err
 }

@@ -2,6 +2,11 @@ package plugin
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,5 +49,40 @@ func TestAgentStatusRenewals(t *testing.T) {
 	out.Reset()
 	if err := printAgentStatus(&out, st, "{{range .Renewals}}{{.Name}}={{.SignIn}} {{end}}", now); err != nil || strings.TrimSpace(out.String()) != "valid=false failing=false signed-in=true enrolled=false" {
 		t.Errorf("--format over .SignIn: %q %v", out.String(), err)
+	}
+}
+
+// TestAgentRenewRecordsAdvice: a renewal the agent makes fails where no
+// command prints it, so the record that agent status, ls and verify show
+// carries the advice a command's error would.
+func TestAgentRenewRecordsAdvice(t *testing.T) {
+	c := newTestCLI(t)
+	c.must("ca", "init")
+	c.must("context", "create", "brief", "--host", "tcp://brief.example.com:2376", "--issue")
+	meta := filepath.Join(c.dir, "contexts", "meta", fmt.Sprintf("%x", sha256.Sum256([]byte("brief"))), "meta.json")
+	good, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(meta, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	a := c.app(&out, &errOut)
+	const advice = "docker tls rm --force brief removes it"
+	if _, err := a.agentRenew(context.Background(), "brief"); err == nil || !strings.Contains(err.Error(), advice) {
+		t.Fatalf("agentRenew of a damaged context: %v, want %q", err, advice)
+	}
+	if rec, err := a.renewFailures().Get("brief"); err != nil || !strings.Contains(rec.Error, advice) {
+		t.Fatalf("recorded failure: %+v %v, want %q", rec, err, advice)
+	}
+	if err := os.WriteFile(meta, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.agentRenew(context.Background(), "brief"); err != nil {
+		t.Fatalf("agentRenew of the mended context: %v", err)
+	}
+	if rec, err := a.renewFailures().Get("brief"); err == nil {
+		t.Errorf("a renewal that succeeded left its failure record: %+v", rec)
 	}
 }

@@ -55,10 +55,23 @@ func newTestCLI(t *testing.T) *testCLI {
 func (c *testCLI) run(args ...string) error {
 	c.t.Helper()
 	var out, errOut bytes.Buffer
+	root := newRootCommand(c.app(&out, &errOut))
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.Execute()
+	c.Stdout, c.Stderr = out.String(), errOut.String()
+	c.stdin = ""
+	return err
+}
+
+// app is the plugin as one command sees it, its output going to out and errOut.
+func (c *testCLI) app(out, errOut io.Writer) *app {
+	c.t.Helper()
 	dockerCLI, err := command.NewDockerCli(
 		command.WithInputStream(io.NopCloser(strings.NewReader(c.stdin))),
-		command.WithOutputStream(&out),
-		command.WithErrorStream(&errOut),
+		command.WithOutputStream(out),
+		command.WithErrorStream(errOut),
 	)
 	if err != nil {
 		c.t.Fatal(err)
@@ -68,14 +81,7 @@ func (c *testCLI) run(args ...string) error {
 	if err := dockerCLI.Initialize(opts); err != nil {
 		c.t.Fatal(err)
 	}
-	root := newRootCommand(&app{cli: dockerCLI, keyring: c.keyring})
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	err = root.Execute()
-	c.Stdout, c.Stderr = out.String(), errOut.String()
-	c.stdin = ""
-	return err
+	return &app{cli: dockerCLI, keyring: c.keyring}
 }
 
 // must runs a command that has to succeed, and returns its stdout.
