@@ -10,6 +10,7 @@ import (
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/renewal"
+	"github.com/docker-tls/docker-tls/rotation"
 )
 
 // hinted is an error hint already added what to run.
@@ -66,6 +67,26 @@ func hint(configDir string, err error) error {
 		return hinted{fmt.Errorf("%w: use --key-type ecdsa-p256 or --keystore file", err)}
 	case errors.Is(err, keystore.ErrIndexDamaged):
 		return hinted{fmt.Errorf("%w; docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys", err)}
+	}
+	return rotationHint(err)
+}
+
+// rotationHint adds to a rotation's error how docker tls ca rotate goes
+// on from where it stopped.
+func rotationHint(err error) error {
+	var (
+		retire *rotation.RetireError
+		noDB   *rotation.NoDBError
+	)
+	switch {
+	case errors.Is(err, rotation.ErrAborting):
+		return hinted{fmt.Errorf("%w: finish that with --abort", err)}
+	case errors.Is(err, rotation.ErrRetireBegun):
+		return hinted{fmt.Errorf("%w (--continue)", err)}
+	case errors.As(err, &retire):
+		return hinted{fmt.Errorf("%w (run --continue)", err)}
+	case errors.As(err, &noDB):
+		return hinted{fmt.Errorf("%w: give the same --db as when the rotation began", err)}
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/renewal"
+	"github.com/docker-tls/docker-tls/rotation"
 )
 
 func TestShellQuoting(t *testing.T) {
@@ -119,6 +120,10 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("put key ca-team: %w: no D-Bus session", keystore.ErrKeyringUnavailable), "put key ca-team: the OS keyring is not available: no D-Bus session (use --keystore file on machines without one)"},
 		{fmt.Errorf("key ca-team (RSA 4096, 3300 bytes, limit 2560): %w", keystore.ErrKeyTooLarge), "key ca-team (RSA 4096, 3300 bytes, limit 2560): it does not fit in this OS keyring: use --key-type ecdsa-p256 or --keystore file"},
 		{fmt.Errorf("list keys: %w: /c/tls/keys/keyring-index.json (unexpected end of JSON input)", keystore.ErrIndexDamaged), "list keys: the keyring index is damaged: /c/tls/keys/keyring-index.json (unexpected end of JSON input); docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys"},
+		{rotation.ErrAborting, "this rotation is being aborted: finish that with --abort"},
+		{rotation.ErrRetireBegun, "phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)"},
+		{&rotation.RetireError{Err: errors.New("disk full")}, "every engine and context uses the new CA, but retiring the old one failed: disk full (run --continue)"},
+		{&rotation.NoDBError{CA: "team"}, `the service database of CA "team", where the excluded identities are revoked, is not here: give the same --db as when the rotation began`},
 	} {
 		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {

@@ -163,7 +163,7 @@ func (j *Job) Continue(ctx context.Context, st *State) (*castore.CA, error) {
 	}
 	done, err := j.CAs.FinishRotation(st.CA, st.KeepOld)
 	if err != nil {
-		return nil, fmt.Errorf("every engine and context uses the new CA, but retiring the old one failed: %w (run --continue)", err)
+		return nil, &RetireError{Err: err}
 	}
 	if err := j.Records.Remove(st.CA); err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ func (j *Job) revokeExcluded(ctx context.Context, st *State) error {
 		return err
 	}
 	if db == nil {
-		return fmt.Errorf("the service database of CA %q, where the excluded identities are revoked, is not here: give the same --db as when the rotation began", j.CA.Name)
+		return &NoDBError{CA: j.CA.Name}
 	}
 	defer db.Close()
 	for _, cn := range st.Exclude {
@@ -282,4 +282,23 @@ func CheckExclusions(ctx context.Context, db *remoteca.DB, names []string) error
 		}
 	}
 	return nil
+}
+
+// RetireError is a rotation whose last step, retiring the old CA, failed
+// after every engine and context moved to the new one: running the
+// rotation again finishes it.
+type RetireError struct{ Err error }
+
+func (e *RetireError) Error() string {
+	return "every engine and context uses the new CA, but retiring the old one failed: " + e.Err.Error()
+}
+
+func (e *RetireError) Unwrap() error { return e.Err }
+
+// NoDBError is a rotation with excluded identities whose CA service
+// database, where they are revoked, this run was not given.
+type NoDBError struct{ CA string }
+
+func (e *NoDBError) Error() string {
+	return fmt.Sprintf("the service database of CA %q, where the excluded identities are revoked, is not here", e.CA)
 }

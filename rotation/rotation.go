@@ -197,12 +197,20 @@ func order(p Phase) []Kind {
 	return []Kind{Engine, Context}
 }
 
+// ErrAborting refuses to go on with a rotation being aborted: the way out
+// is back, to the old CA.
+var ErrAborting = errors.New("this rotation is being aborted")
+
+// ErrRetireBegun refuses to abort once phase 4 has begun: some targets
+// trust only the new CA, and the way out is forward.
+var ErrRetireBegun = errors.New("phase 4 (retiring the old CA) has begun: the rotation can only be finished")
+
 // Run moves every target through the phases after st.Phase, saving st
 // after each target's step. Engines of one group run up to parallel at a
 // time; contexts one after another (they are local and quick).
 func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, parallel int) error {
 	if st.Aborting {
-		return errors.New("this rotation is being aborted: finish that with --abort")
+		return ErrAborting
 	}
 	for phase := max(st.Phase+1, TrustBoth); phase <= Retired; phase++ {
 		if g, ok := ex.(Gate); ok && phase >= Reissued && !Begun(st, phase) {
@@ -234,7 +242,7 @@ func Run(ctx context.Context, st *State, ex Executor, save func(*State) error, p
 // some of them trust only the new CA, and the way out is forward.
 func Abort(ctx context.Context, st *State, ex Executor, save func(*State) error, parallel int) error {
 	if RetireBegun(st) {
-		return errors.New("phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)")
+		return ErrRetireBegun
 	}
 	st.Aborting = true
 	if err := save(st); err != nil {
