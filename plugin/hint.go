@@ -9,6 +9,7 @@ import (
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/engine"
 	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/remoteca"
 	"github.com/docker-tls/docker-tls/renewal"
 	"github.com/docker-tls/docker-tls/rotation"
 )
@@ -68,11 +69,17 @@ func hint(configDir string, err error) error {
 	case errors.Is(err, keystore.ErrIndexDamaged):
 		return hinted{fmt.Errorf("%w; docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys", err)}
 	}
-	return rotationHint(err)
+	if h := rotationHint(err); h != nil {
+		return h
+	}
+	if h := inventoryHint(err); h != nil {
+		return h
+	}
+	return err
 }
 
 // rotationHint adds to a rotation's error how docker tls ca rotate goes
-// on from where it stopped.
+// on from where it stopped; nil for an error it does not know.
 func rotationHint(err error) error {
 	var (
 		retire *rotation.RetireError
@@ -88,7 +95,24 @@ func rotationHint(err error) error {
 	case errors.As(err, &noDB):
 		return hinted{fmt.Errorf("%w: give the same --db as when the rotation began", err)}
 	}
-	return err
+	return nil
+}
+
+// inventoryHint adds to an error about a CA database's tokens and
+// certificates the command that lists them; nil for an error it does not
+// know.
+func inventoryHint(err error) error {
+	var (
+		token  *remoteca.NoSuchTokenError
+		serial *remoteca.NoSuchSerialError
+	)
+	switch {
+	case errors.As(err, &token):
+		return hinted{fmt.Errorf("%w (docker tls ca tokens ls)", err)}
+	case errors.As(err, &serial):
+		return hinted{fmt.Errorf("%w (docker tls ca issued ls)", err)}
+	}
+	return nil
 }
 
 // engineHint adds to an engine's error what to run on that engine.

@@ -13,6 +13,7 @@ import (
 	"github.com/docker-tls/docker-tls/castore"
 	"github.com/docker-tls/docker-tls/contexts"
 	"github.com/docker-tls/docker-tls/keystore"
+	"github.com/docker-tls/docker-tls/remoteca"
 	"github.com/docker-tls/docker-tls/renewal"
 	"github.com/docker-tls/docker-tls/rotation"
 )
@@ -124,6 +125,9 @@ func TestHint(t *testing.T) {
 		{rotation.ErrRetireBegun, "phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)"},
 		{&rotation.RetireError{Err: errors.New("disk full")}, "every engine and context uses the new CA, but retiring the old one failed: disk full (run --continue)"},
 		{&rotation.NoDBError{CA: "team"}, `the service database of CA "team", where the excluded identities are revoked, is not here: give the same --db as when the rotation began`},
+		{fmt.Errorf("revoke token: %w", &remoteca.NoSuchTokenError{ID: "abc"}), `revoke token: no token with id "abc" (docker tls ca tokens ls)`},
+		{&remoteca.NoSuchSerialError{Serial: "xyz", Malformed: true}, `"xyz" is not a serial: give at least 8 hex digits (docker tls ca issued ls)`},
+		{&remoteca.NoSuchSerialError{Serial: "0123abcd"}, "no certificate with serial 0123abcd was issued by this service (docker tls ca issued ls)"},
 	} {
 		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {

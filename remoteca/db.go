@@ -514,10 +514,15 @@ func (d *DB) Tokens() ([]*Token, error) {
 	return out, d.wrap(rows.Err())
 }
 
+// NoSuchTokenError is a token id that names no token in the database.
+type NoSuchTokenError struct{ ID string }
+
+func (e *NoSuchTokenError) Error() string { return fmt.Sprintf("no token with id %q", e.ID) }
+
 // RevokeToken revokes the one token whose id starts with id.
 func (d *DB) RevokeToken(id string) (*Token, error) {
 	if id == "" || strings.ContainsAny(id, "%_") {
-		return nil, fmt.Errorf("no token with id %q (docker tls ca tokens ls)", id)
+		return nil, &NoSuchTokenError{ID: id}
 	}
 	tx, done, err := d.begin(context.Background())
 	if err != nil {
@@ -540,7 +545,7 @@ func (d *DB) RevokeToken(id string) (*Token, error) {
 	rows.Close()
 	switch len(hits) {
 	case 0:
-		return nil, fmt.Errorf("no token with id %q (docker tls ca tokens ls)", id)
+		return nil, &NoSuchTokenError{ID: id}
 	case 2:
 		return nil, fmt.Errorf("token id %q is ambiguous: give more of it", id)
 	}

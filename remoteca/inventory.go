@@ -174,12 +174,26 @@ func (r *Revocation) LastExpiry() time.Time {
 	return last
 }
 
+// NoSuchSerialError is a serial that names no certificate in the
+// database; Malformed: not a serial at all.
+type NoSuchSerialError struct {
+	Serial    string
+	Malformed bool
+}
+
+func (e *NoSuchSerialError) Error() string {
+	if e.Malformed {
+		return fmt.Sprintf("%q is not a serial: give at least 8 hex digits", e.Serial)
+	}
+	return fmt.Sprintf("no certificate with serial %s was issued by this service", e.Serial)
+}
+
 // RevokeSerial revokes one issued certificate by its serial (hex, or a
 // unique prefix of at least 8 digits).
 func (d *DB) RevokeSerial(ctx context.Context, serial, reason string, now time.Time) (*Revocation, error) {
 	serial = strings.ToLower(strings.TrimPrefix(strings.ReplaceAll(serial, ":", ""), "0x"))
 	if len(serial) < 8 || strings.Trim(serial, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("%q is not a serial: give at least 8 hex digits (docker tls ca issued ls)", serial)
+		return nil, &NoSuchSerialError{Serial: serial, Malformed: true}
 	}
 	return d.revoke(ctx, func(tx *sql.Tx) (*Revocation, error) {
 		rows, err := tx.QueryContext(ctx, d.q(`SELECT `+issuedColumns+` FROM issued WHERE serial LIKE ? LIMIT 2`), serial+"%")
@@ -192,7 +206,7 @@ func (d *DB) RevokeSerial(ctx context.Context, serial, reason string, now time.T
 		}
 		switch {
 		case len(hits) == 0:
-			return nil, fmt.Errorf("no certificate with serial %s was issued by this service (docker tls ca issued ls)", serial)
+			return nil, &NoSuchSerialError{Serial: serial}
 		case len(hits) > 1:
 			return nil, fmt.Errorf("serial %s is ambiguous: give more of it", serial)
 		}
