@@ -695,7 +695,7 @@ func (s *Store) Unlock(name string, force bool) error {
 		case problem == nil:
 			return ErrNotLocked
 		case !force:
-			return fmt.Errorf("%w: docker tls unlock --force %s restores it from the key store", problem, name)
+			return &KeyFileError{Name: name, Err: problem}
 		}
 	}
 	key, err := s.storedKey(c, []byte(p.CertPEM))
@@ -715,7 +715,7 @@ func (s *Store) lockable(name string) (*Context, error) {
 		return nil, err
 	}
 	if c.AgentMode() {
-		return nil, fmt.Errorf("context %q is in agent mode: it has no key file to lock or unlock (docker tls agent lock drops keys from the agent's memory)", name)
+		return nil, &AgentModeError{Name: name}
 	}
 	return c, nil
 }

@@ -432,7 +432,8 @@ func TestUnlockForceRepairsTheKeyFile(t *testing.T) {
 			if err := ts.CheckKeyFile(c); err == nil || !strings.Contains(err.Error(), "key.pem") {
 				t.Fatalf("CheckKeyFile = %v", err)
 			}
-			if err := ts.Unlock("prod", false); err == nil || !strings.Contains(err.Error(), "unlock --force prod") {
+			var kf *KeyFileError
+			if err := ts.Unlock("prod", false); !errors.As(err, &kf) || kf.Name != "prod" || !strings.Contains(err.Error(), "key.pem") {
 				t.Fatalf("unlock = %v", err)
 			}
 			if err := ts.Unlock("prod", true); err != nil {

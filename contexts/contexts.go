@@ -53,6 +53,26 @@ func (e *DamagedError) Error() string {
 }
 func (e *DamagedError) Unwrap() error { return e.Err }
 
+// KeyFileError is an unlocked context whose key file is not the key of
+// its certificate (or is missing): unlocking it again, with force,
+// rewrites the file from the key store.
+type KeyFileError struct {
+	Name string
+	Err  error
+}
+
+func (e *KeyFileError) Error() string { return e.Err.Error() }
+
+func (e *KeyFileError) Unwrap() error { return e.Err }
+
+// AgentModeError is a lock or unlock of a context in agent mode, which
+// has no key file.
+type AgentModeError struct{ Name string }
+
+func (e *AgentModeError) Error() string {
+	return fmt.Sprintf("context %q is in agent mode: it has no key file to lock or unlock", e.Name)
+}
+
 // NotManagedError is a context that docker-tls did not create.
 type NotManagedError struct{ Name string }
 

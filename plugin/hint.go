@@ -75,7 +75,26 @@ func hint(configDir string, err error) error {
 	if h := inventoryHint(err); h != nil {
 		return h
 	}
+	if h := keyFileHint(err); h != nil {
+		return h
+	}
 	return err
+}
+
+// keyFileHint adds to a lock or unlock's error what mends the key file;
+// nil for an error it does not know.
+func keyFileHint(err error) error {
+	var (
+		keyFile *contexts.KeyFileError
+		agent   *contexts.AgentModeError
+	)
+	switch {
+	case errors.As(err, &keyFile):
+		return hinted{fmt.Errorf("%w: docker tls unlock --force %s restores it from the key store", err, keyFile.Name)}
+	case errors.As(err, &agent):
+		return hinted{fmt.Errorf("%w (docker tls agent lock drops keys from the agent's memory)", err)}
+	}
+	return nil
 }
 
 // rotationHint adds to a rotation's error how docker tls ca rotate goes

@@ -128,6 +128,8 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("revoke token: %w", &remoteca.NoSuchTokenError{ID: "abc"}), `revoke token: no token with id "abc" (docker tls ca tokens ls)`},
 		{&remoteca.NoSuchSerialError{Serial: "xyz", Malformed: true}, `"xyz" is not a serial: give at least 8 hex digits (docker tls ca issued ls)`},
 		{&remoteca.NoSuchSerialError{Serial: "0123abcd"}, "no certificate with serial 0123abcd was issued by this service (docker tls ca issued ls)"},
+		{&contexts.KeyFileError{Name: "prod", Err: errors.New("key.pem is not the key of cert.pem")}, "key.pem is not the key of cert.pem: docker tls unlock --force prod restores it from the key store"},
+		{fmt.Errorf("lock: %w", &contexts.AgentModeError{Name: "prod"}), `lock: context "prod" is in agent mode: it has no key file to lock or unlock (docker tls agent lock drops keys from the agent's memory)`},
 	} {
 		got := hint("/c", tc.err)
 		if (got == nil) != (tc.want == "") || (got != nil && got.Error() != tc.want) {
