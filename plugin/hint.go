@@ -69,40 +69,19 @@ func hint(configDir string, err error) error {
 	case errors.Is(err, keystore.ErrIndexDamaged):
 		return hinted{fmt.Errorf("%w; docker tls keys prune rebuilds it from the CAs and contexts that use keyring keys", err)}
 	}
-	if h := rotationHint(err); h != nil {
-		return h
-	}
-	if h := inventoryHint(err); h != nil {
-		return h
-	}
-	if h := keyFileHint(err); h != nil {
-		return h
-	}
-	return err
+	return stepHint(err)
 }
 
-// keyFileHint adds to a lock or unlock's error what mends the key file;
-// nil for an error it does not know.
-func keyFileHint(err error) error {
+// stepHint adds to the errors of a rotation, a lock or unlock, and a CA
+// database's lookups the flag or command that goes on from there.
+func stepHint(err error) error {
 	var (
+		retire  *rotation.RetireError
+		noDB    *rotation.NoDBError
+		token   *remoteca.NoSuchTokenError
+		serial  *remoteca.NoSuchSerialError
 		keyFile *contexts.KeyFileError
 		agent   *contexts.AgentModeError
-	)
-	switch {
-	case errors.As(err, &keyFile):
-		return hinted{fmt.Errorf("%w: docker tls unlock --force %s restores it from the key store", err, keyFile.Name)}
-	case errors.As(err, &agent):
-		return hinted{fmt.Errorf("%w (docker tls agent lock drops keys from the agent's memory)", err)}
-	}
-	return nil
-}
-
-// rotationHint adds to a rotation's error how docker tls ca rotate goes
-// on from where it stopped; nil for an error it does not know.
-func rotationHint(err error) error {
-	var (
-		retire *rotation.RetireError
-		noDB   *rotation.NoDBError
 	)
 	switch {
 	case errors.Is(err, rotation.ErrAborting):
@@ -113,25 +92,16 @@ func rotationHint(err error) error {
 		return hinted{fmt.Errorf("%w (run --continue)", err)}
 	case errors.As(err, &noDB):
 		return hinted{fmt.Errorf("%w: give the same --db as when the rotation began", err)}
-	}
-	return nil
-}
-
-// inventoryHint adds to an error about a CA database's tokens and
-// certificates the command that lists them; nil for an error it does not
-// know.
-func inventoryHint(err error) error {
-	var (
-		token  *remoteca.NoSuchTokenError
-		serial *remoteca.NoSuchSerialError
-	)
-	switch {
 	case errors.As(err, &token):
 		return hinted{fmt.Errorf("%w (docker tls ca tokens ls)", err)}
 	case errors.As(err, &serial):
 		return hinted{fmt.Errorf("%w (docker tls ca issued ls)", err)}
+	case errors.As(err, &keyFile):
+		return hinted{fmt.Errorf("%w: docker tls unlock --force %s restores it from the key store", err, keyFile.Name)}
+	case errors.As(err, &agent):
+		return hinted{fmt.Errorf("%w (docker tls agent lock drops keys from the agent's memory)", err)}
 	}
-	return nil
+	return err
 }
 
 // engineHint adds to an engine's error what to run on that engine.
