@@ -31,10 +31,14 @@ func hint(configDir string, err error) error {
 		noCA    *castore.NotFoundError
 		damaged *contexts.DamagedError
 		foreign *contexts.NotManagedError
+		retire  *rotation.RetireError
 	)
 	switch {
 	case err == nil || errors.As(err, &done):
 		return err
+	case errors.As(err, &retire):
+		// First: whatever made retiring fail, --continue finishes it.
+		return hinted{fmt.Errorf("%w (run --continue)", err)}
 	case errors.Is(err, syscall.ENOSPC):
 		// It arrives wrapped in the paths of scratch files nobody knows.
 		// The journal makes "nothing half written" true: the next command
@@ -76,7 +80,6 @@ func hint(configDir string, err error) error {
 // database's lookups the flag or command that goes on from there.
 func stepHint(err error) error {
 	var (
-		retire  *rotation.RetireError
 		noDB    *rotation.NoDBError
 		token   *remoteca.NoSuchTokenError
 		serial  *remoteca.NoSuchSerialError
@@ -88,8 +91,6 @@ func stepHint(err error) error {
 		return hinted{fmt.Errorf("%w: finish that with --abort", err)}
 	case errors.Is(err, rotation.ErrRetireBegun):
 		return hinted{fmt.Errorf("%w (--continue)", err)}
-	case errors.As(err, &retire):
-		return hinted{fmt.Errorf("%w (run --continue)", err)}
 	case errors.As(err, &noDB):
 		return hinted{fmt.Errorf("%w: give the same --db as when the rotation began", err)}
 	case errors.As(err, &token):

@@ -124,6 +124,7 @@ func TestHint(t *testing.T) {
 		{rotation.ErrAborting, "this rotation is being aborted: finish that with --abort"},
 		{rotation.ErrRetireBegun, "phase 4 (retiring the old CA) has begun: the rotation can only be finished (--continue)"},
 		{&rotation.RetireError{Err: errors.New("disk full")}, "every engine and context uses the new CA, but retiring the old one failed: disk full (run --continue)"},
+		{&rotation.RetireError{Err: fmt.Errorf("delete key: %w", keystore.ErrKeyringUnavailable)}, "every engine and context uses the new CA, but retiring the old one failed: delete key: the OS keyring is not available (run --continue)"},
 		{&rotation.NoDBError{CA: "team"}, `the service database of CA "team", where the excluded identities are revoked, is not here: give the same --db as when the rotation began`},
 		{fmt.Errorf("revoke token: %w", &remoteca.NoSuchTokenError{ID: "abc"}), `revoke token: no token with id "abc" (docker tls ca tokens ls)`},
 		{&remoteca.NoSuchSerialError{Serial: "xyz", Malformed: true}, `"xyz" is not a serial: give at least 8 hex digits (docker tls ca issued ls)`},
