@@ -9,9 +9,10 @@ import (
 )
 
 // agentRenew renews one context for the agent, as docker tls renew would,
-// and records a failure where ls and verify find it. A failure is worded
-// as a command's would be (hint), since no command prints it: the agent's
-// log, agent status, ls and verify show it as it is.
+// and records a failure where ls and verify find it. No command prints
+// that failure, so it is hinted here (renewOne's errors already are; the
+// context's lookup error is not): the agent's log, agent status, ls and
+// verify show it as it is.
 func (a *app) agentRenew(ctx context.Context, name string) (time.Time, error) {
 	c, err := a.contexts().Managed(name)
 	if err == nil {

@@ -169,7 +169,7 @@ func (a *app) renewOne(ctx context.Context, c *contexts.Context, opts renewOptio
 		life = time.Duration(opts.days) * 24 * time.Hour
 	}
 	cert, err := a.renewer(ctx, opts).Renew(ctx, c, renewal.Options{Rekey: opts.rekey, Lifetime: life})
-	// Hinted here too: the agent records this error where ls and verify
-	// show it.
+	// Hinted per context: renew --all joins several of these, and the
+	// command's own hint would reach only the first.
 	return cert, hint(a.configDir(), err)
 }
