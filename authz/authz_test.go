@@ -88,15 +88,13 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		// On a request it cannot decode the helper writes an error line
-		// (HTTP 400, which dockerd takes as a refusal) before the answer.
-		if i := bytes.IndexByte(body, '{'); i > 0 {
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Errorf("an error line with status %d", resp.StatusCode)
-			}
-			body = body[i:]
-		}
+		// One answer, always in the helper's content type: a request that
+		// does not decode is refused like any other, not with an error
+		// line ahead of an answer.
 		var out authorization.Response
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != sdk.DefaultContentTypeV1_1 {
+			t.Errorf("answer %d %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
 		if err := json.Unmarshal(body, &out); err != nil {
 			t.Fatalf("%v: %s", err, body)
 		}
@@ -132,6 +130,11 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 		{"a revoked certificate is refused whatever its role", req("GET", "/_ping", "", nil, carol), false, "is revoked"},
 		{"the host's own socket", req("GET", "/v1.47/info", "", nil, nil), true, ""},
 		{"a request that did not decode", []byte(`{"RequestMethod": 5`), false, "could not be read"},
+		// Method and path decode before the certificate: a request whose
+		// certificate does not parse must not pass as a local call.
+		{"a certificate that does not parse", []byte(`{"RequestMethod":"GET","RequestUri":"/v1.47/info","RequestPeerCertificates":["bm90IGEgY2VydGlmaWNhdGU="]}`), false, "could not be read"},
+		{"a certificate that is not a string", []byte(`{"RequestMethod":"GET","RequestUri":"/v1.47/info","RequestPeerCertificates":[5]}`), false, "could not be read"},
+		{"the same certificate again (cached)", req("POST", "/v1.47/containers/abc/start", "", nil, bob), false, `"bob" has the role viewer on this engine`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,8 +202,8 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 11 { // every decided call; the undecodable one never reached a decision
-		t.Errorf("%d audit lines, want 11:\n%s", len(lines), data)
+	if len(lines) != 12 { // every decided call; the undecodable ones never reached a decision
+		t.Errorf("%d audit lines, want 12:\n%s", len(lines), data)
 	}
 	var d Decision
 	if err := json.Unmarshal([]byte(lines[1]), &d); err != nil || d.Allow || d.User != "alice" || d.Path != "/v1.47/containers/create" || d.Needs != "admin" || d.Role != "operator" {
@@ -208,6 +211,40 @@ func TestPluginThroughTheProtocol(t *testing.T) {
 	}
 	if fi, err := os.Stat(audit.Path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("audit log mode %v, %v", fi.Mode().Perm(), err)
+	}
+}
+
+// TestPeerCacheBounded: a certificate is parsed once per wire form, and
+// the cache starts over when full rather than growing with every new
+// client.
+func TestPeerCacheBounded(t *testing.T) {
+	ca := pkitest.NewCA(t, "engine CA", "")
+	alice := client(t, ca, "alice", "ops")
+	raw, err := json.Marshal(pki.EncodeCertificate(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c peerCache
+	first, err := c.one(raw)
+	if err != nil || first.Subject.CommonName != "alice" || !first.Equal(alice) {
+		t.Fatalf("parse: %v, %v", first, err)
+	}
+	if again, _ := c.one(raw); again != first {
+		t.Error("the same wire form was parsed again")
+	}
+	// Distinct wire forms of one certificate: JSON decodes the string
+	// whatever white space leads it.
+	for i := 1; i <= peerCacheMax; i++ {
+		cert, err := c.one(json.RawMessage(strings.Repeat(" ", i) + string(raw)))
+		if err != nil || !cert.Equal(alice) {
+			t.Fatalf("variant %d: %v", i, err)
+		}
+		if len(c.m) > peerCacheMax {
+			t.Fatalf("%d entries after %d certificates, bound %d", len(c.m), i+1, peerCacheMax)
+		}
+	}
+	if len(c.m) >= peerCacheMax {
+		t.Errorf("%d entries: the cache did not start over when full", len(c.m))
 	}
 }
 

@@ -200,7 +200,7 @@ type CRLFile struct {
 	Rejected func(error)
 
 	mu      sync.Mutex
-	stamp   string
+	stamp   crlStamp
 	held    map[string]heldCRL
 	revoked map[string]map[string]bool // CA key -> serial (hex)
 }
@@ -227,16 +227,21 @@ func (f *CRLFile) Held(caPath string) []CRLInfo {
 	return out
 }
 
+// crlStamp is the lists' file and the CA bundle they were checked against,
+// as read.
+type crlStamp struct {
+	crl    fileStamp
+	caPath string
+	ca     fileStamp
+}
+
 func (f *CRLFile) reload(caPath string) {
 	fi, err := os.Stat(f.Path)
 	if err != nil || caPath == "" {
 		return // none yet, or gone: what is in force stays
 	}
 	ci, _ := os.Stat(caPath)
-	stamp := fmt.Sprintf("%d/%d/%s", fi.ModTime().UnixNano(), fi.Size(), caPath)
-	if ci != nil {
-		stamp += fmt.Sprintf("/%d/%d", ci.ModTime().UnixNano(), ci.Size())
-	}
+	stamp := crlStamp{crl: stampOf(fi), caPath: caPath, ca: stampOf(ci)}
 	if stamp == f.stamp {
 		return
 	}

@@ -91,7 +91,7 @@ func (d *Decider) Decide(cfg *Config, c Call, now time.Time) Decision {
 	}
 	leaf := c.Certs[0]
 	id := policy.Identity{User: leaf.Subject.CommonName, Groups: pki.GroupsOf(leaf)}
-	dec.User, dec.Groups, dec.Serial = id.User, id.Groups, fmt.Sprintf("%x", leaf.SerialNumber)
+	dec.User, dec.Groups, dec.Serial = id.User, id.Groups, leaf.SerialNumber.Text(16)
 	if d.Revoked != nil && d.Revoked(cfg.CAs, leaf) {
 		dec.Role, dec.Rule = "revoked", "crl"
 		dec.Message = fmt.Sprintf("the certificate of %s (serial %s) is revoked: ask the CA's operator for a new one", who(id), short(dec.Serial))

@@ -42,16 +42,19 @@ type Status struct {
 // endpoint beside it.
 func Handler(p *Plugin, started time.Time) *authorization.Handler {
 	h := authorization.NewHandler(p)
-	// dockerd sends every answer back for AuthZRes, with the client's
-	// certificates and the answer's body; the helper would parse the one
-	// and decode the other for a reply that is always "allow" (AuthZRes
-	// above). This pattern, more specific than the helper's (Go's ServeMux
-	// takes the most specific), drains the request and answers at once:
-	// that was half the plugin's work per API call.
+	// Both calls dockerd makes per API call take patterns more specific
+	// than the helper's (Go's ServeMux takes the most specific):
+	//  - AuthZReq decodes only what a decision reads, and parses each
+	//    client certificate once (serveAuthZReq);
+	//  - AuthZRes: dockerd sends every answer back, with the client's
+	//    certificates and the answer's body, for a reply that is always
+	//    "allow" (AuthZRes above). It is drained and answered at once:
+	//    that was half the plugin's work per API call.
 	h.HandleFunc("POST /"+authorization.AuthZApiResponse, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		sdk.EncodeResponse(w, authorization.Response{Allow: true}, false)
 	})
+	h.HandleFunc("POST /"+authorization.AuthZApiRequest, p.serveAuthZReq)
 	h.HandleFunc(StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		cfg, err := p.Config.Current()
 		if err != nil {
