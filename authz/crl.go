@@ -180,6 +180,21 @@ func InstallCRL(path, caPath, lockPath string, incoming []byte) (bool, []CRLInfo
 	return changed, infos, nil
 }
 
+// TakePushedCRL installs a pushed list (InstallCRL) and, when it changed,
+// asks the plugin on socket for its status, which puts the list in force
+// before the push returns. A plugin that does not answer takes it when it
+// starts, or on a call within Recheck.
+func TakePushedCRL(path, caPath, lockPath, socket string, incoming []byte) (bool, []CRLInfo, error) {
+	changed, held, err := InstallCRL(path, caPath, lockPath, incoming)
+	if err != nil || !changed {
+		return changed, held, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = QueryStatus(ctx, socket)
+	return changed, held, nil
+}
+
 func readCAs(path string) ([]*x509.Certificate, error) {
 	data, err := fsutil.ReadSmall(path, 1<<20)
 	if err != nil {
@@ -199,27 +214,31 @@ type CRLFile struct {
 	Path     string
 	Rejected func(error)
 
-	mu      sync.Mutex
-	stamp   crlStamp
-	held    map[string]heldCRL
-	revoked map[string]map[string]bool // CA key -> serial (hex)
+	mu    sync.Mutex
+	stamp crlStamp
+	// checked is when the files were last looked at, for the CA bundle
+	// checkedFor.
+	checked    time.Time
+	checkedFor string
+	held       map[string]heldCRL
+	revoked    map[string]map[string]bool // CA key -> serial (hex)
 }
 
 // Revoked says whether the CA that issued leaf revoked it. caPath is the
 // engine's CA bundle as the policy in force names it ("": nothing is
-// revoked).
+// revoked). The files are looked at again after Recheck.
 func (f *CRLFile) Revoked(caPath string, leaf *x509.Certificate) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reload(caPath)
+	f.reload(caPath, false)
 	return f.revoked[issuerKey(leaf)][leaf.SerialNumber.Text(16)]
 }
 
-// Held describes the lists in force.
+// Held describes the lists in force, the files looked at now.
 func (f *CRLFile) Held(caPath string) []CRLInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reload(caPath)
+	f.reload(caPath, true)
 	out := make([]CRLInfo, 0, len(f.held))
 	for _, h := range f.held {
 		out = append(out, h.info())
@@ -235,9 +254,13 @@ type crlStamp struct {
 	ca     fileStamp
 }
 
-func (f *CRLFile) reload(caPath string) {
+func (f *CRLFile) reload(caPath string, now bool) {
+	if caPath == "" || !now && caPath == f.checkedFor && time.Since(f.checked) < Recheck {
+		return
+	}
+	f.checked, f.checkedFor = time.Now(), caPath
 	fi, err := os.Stat(f.Path)
-	if err != nil || caPath == "" {
+	if err != nil {
 		return // none yet, or gone: what is in force stays
 	}
 	ci, _ := os.Stat(caPath)
@@ -289,6 +312,9 @@ func (f *CRLFile) load(caPath string) error {
 type Puller struct {
 	Config            *ConfigFile
 	CRLPath, LockPath string
+	// CRLs, when set, takes a changed list at once rather than within
+	// Recheck.
+	CRLs *CRLFile
 	// Logf is told what changed, and each new kind of failure once.
 	Logf func(format string, args ...any)
 }
@@ -328,6 +354,9 @@ func (p *Puller) pull(ctx context.Context, cfg *Config, last string) string {
 		return err.Error()
 	}
 	if changed {
+		if p.CRLs != nil {
+			p.CRLs.Held(cfg.CAs)
+		}
 		for _, i := range infos {
 			p.Logf("revocation list of %s: number %s, %d revoked", i.CA, i.Number, i.Revoked)
 		}

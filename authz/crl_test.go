@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/go-plugins-helpers/authorization"
+
 	"github.com/docker-tls/docker-tls/internal/pkitest"
 	"github.com/docker-tls/docker-tls/pki"
+	"github.com/docker-tls/docker-tls/policy"
 )
 
 func signedCRL(t *testing.T, ca *pki.CA, number int64, revoked ...*big.Int) []byte {
@@ -80,7 +85,7 @@ func TestCRLFileAndPull(t *testing.T) {
 	if err := os.WriteFile(caPath, pki.EncodeCertificate(ca.Cert), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	alice, bob := client(t, ca, "alice"), client(t, ca, "bob")
+	alice, bob, carol := client(t, ca, "alice"), client(t, ca, "bob"), client(t, ca, "carol")
 	crlPath, lock := filepath.Join(dir, "crl.pem"), filepath.Join(dir, "run", "crl.lock")
 	var rejected []error
 	f := &CRLFile{Path: crlPath, Rejected: func(err error) { rejected = append(rejected, err) }}
@@ -90,6 +95,8 @@ func TestCRLFileAndPull(t *testing.T) {
 	if _, _, err := InstallCRL(crlPath, caPath, lock, signedCRL(t, ca, 2, alice.SerialNumber)); err != nil {
 		t.Fatal(err)
 	}
+	// A push ends by asking the plugin's status, which looks at once.
+	f.Held(caPath)
 	if !f.Revoked(caPath, alice) || f.Revoked(caPath, bob) {
 		t.Errorf("after a pushed list: alice %v, bob %v", f.Revoked(caPath, alice), f.Revoked(caPath, bob))
 	}
@@ -98,6 +105,7 @@ func TestCRLFileAndPull(t *testing.T) {
 	if err := os.WriteFile(crlPath, signedCRL(t, ca, 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	f.Held(caPath)
 	for range 3 {
 		if !f.Revoked(caPath, alice) {
 			t.Fatal("an older list undid a revocation")
@@ -122,11 +130,29 @@ func TestCRLFileAndPull(t *testing.T) {
 	if err != nil || !changed || len(infos) != 1 || infos[0].Number != "5" || infos[0].Revoked != 2 {
 		t.Fatalf("pull: %v, changed %v, %+v", err, changed, infos)
 	}
-	if !f.Revoked(caPath, bob) {
-		t.Error("bob is not revoked after the pull")
+	// The plugin's own puller puts what it took in force at once.
+	crl = signedCRL(t, ca, 6, alice.SerialNumber, bob.SerialNumber)
+	var logged []string
+	puller := &Puller{CRLPath: crlPath, LockPath: lock, CRLs: f, Logf: func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }}
+	if last := puller.pull(context.Background(), cfg, ""); last != "" {
+		t.Fatalf("pull: %s", last)
 	}
-	if held := f.Held(caPath); len(held) != 1 || held[0].Number != "5" || held[0].CA != "engine CA" {
+	if !f.Revoked(caPath, bob) {
+		t.Errorf("bob is not revoked after the pull (%q)", logged)
+	}
+	if held := f.Held(caPath); len(held) != 1 || held[0].Number != "6" || held[0].CA != "engine CA" {
 		t.Errorf("held: %+v", held)
+	}
+
+	// A list written behind the plugin's back is taken by an API call
+	// once Recheck has passed.
+	f.Revoked(caPath, carol)
+	if err := os.WriteFile(crlPath, signedCRL(t, ca, 7, alice.SerialNumber, bob.SerialNumber, carol.SerialNumber), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(Recheck + 50*time.Millisecond)
+	if !f.Revoked(caPath, carol) {
+		t.Errorf("a list written %v ago is not in force", Recheck)
 	}
 }
 
@@ -238,5 +264,54 @@ func TestRevocationAge(t *testing.T) {
 		if got := st.RevocationAge(now); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.crls, got, tc.want)
 		}
+	}
+}
+
+// TestPushedCRLInForceAtOnce: a pushed list is in force for the next API
+// call, though the plugin looked at its files a moment before (Recheck).
+func TestPushedCRLInForceAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	ca := pkitest.NewCA(t, "engine CA", "")
+	alice := client(t, ca, "alice")
+	caPath, crlPath, cfgPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "crl.pem"), filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(caPath, pki.EncodeCertificate(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, cfgPath, Config{Engine: "e", CAs: caPath, Policy: policy.Policy{Grants: []policy.Grant{{Subject: "*", Role: policy.Admin}}}})
+	crls := &CRLFile{Path: crlPath}
+	p := &Plugin{Decider: &Decider{Rules: policy.NewRules(), Revoked: crls.Revoked}, Config: &ConfigFile{Path: cfgPath}, CRLs: crls}
+	sock := filepath.Join(dir, "p.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() { _ = Handler(p, time.Now()).Serve(l) }()
+	pc := authorization.PeerCertificate(*alice)
+	body, _ := json.Marshal(authorization.Request{RequestMethod: "GET", RequestURI: "/v1.47/info", RequestPeerCertificates: []*authorization.PeerCertificate{&pc}})
+	hc := unixClient(sock)
+	defer hc.CloseIdleConnections()
+	ask := func() authorization.Response {
+		t.Helper()
+		resp, err := hc.Post("http://plugin/"+authorization.AuthZApiRequest, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out authorization.Response
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := ask(); !got.Allow {
+		t.Fatalf("before the push: %q", got.Msg)
+	}
+	changed, _, err := TakePushedCRL(crlPath, caPath, filepath.Join(dir, "crl.lock"), sock, signedCRL(t, ca, 1, alice.SerialNumber))
+	if err != nil || !changed {
+		t.Fatalf("push: %v, changed %v", err, changed)
+	}
+	if got := ask(); got.Allow || !strings.Contains(got.Msg, "is revoked") {
+		t.Errorf("the call after the push: allow %v, %q", got.Allow, got.Msg)
 	}
 }

@@ -178,27 +178,35 @@ type ConfigFile struct {
 	// Rejected is told why a changed file was not taken; nil: not told.
 	Rejected func(error)
 
-	mu    sync.Mutex
-	stamp fileStamp
-	last  *Config
+	mu      sync.Mutex
+	stamp   fileStamp
+	last    *Config
+	checked time.Time
 }
 
-// fileStamp tells a changed file from the one read: it is compared on
-// every API call, so it is a value, not a formatted string.
-type fileStamp struct{ mtime, size int64 }
+// Recheck is how long the plugin trusts what it read of its files (policy,
+// revocation lists, CA bundle) before it looks at them again on an API
+// call. Looking on every call was a tenth of its CPU on a busy engine.
+// What docker-tls changes takes effect at once, not within Recheck: policy
+// set and a pushed list end by asking the plugin's status, which looks
+// now, and so does a pull.
+const Recheck = time.Second
 
-func stampOf(fi os.FileInfo) fileStamp {
-	if fi == nil {
-		return fileStamp{}
-	}
-	return fileStamp{fi.ModTime().UnixNano(), fi.Size()}
-}
+// Current is the policy in force, the file looked at again when it was
+// last looked at Recheck ago or more.
+func (f *ConfigFile) Current() (*Config, error) { return f.current(false) }
 
-// Current is the policy in force.
-func (f *ConfigFile) Current() (*Config, error) {
-	fi, err := os.Stat(f.Path)
+// Fresh is the policy in force, the file looked at now.
+func (f *ConfigFile) Fresh() (*Config, error) { return f.current(true) }
+
+func (f *ConfigFile) current(now bool) (*Config, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !now && f.last != nil && time.Since(f.checked) < Recheck {
+		return f.last, nil
+	}
+	f.checked = time.Now()
+	fi, err := os.Stat(f.Path)
 	if err != nil {
 		if f.last != nil {
 			return f.last, nil
@@ -222,6 +230,17 @@ func (f *ConfigFile) Current() (*Config, error) {
 	}
 	f.stamp, f.last = stamp, cfg
 	return cfg, nil
+}
+
+// fileStamp tells a changed file from the one read: it is compared on
+// every API call, so it is a value, not a formatted string.
+type fileStamp struct{ mtime, size int64 }
+
+func stampOf(fi os.FileInfo) fileStamp {
+	if fi == nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime().UnixNano(), fi.Size()}
 }
 
 // ReadConfig reads and checks a policy file.

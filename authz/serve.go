@@ -39,7 +39,7 @@ func (s Service) Run(ctx context.Context) error {
 	crls := &CRLFile{Path: s.CRL, Rejected: func(err error) {
 		s.Logf("refused a revocation list, the last good one stays in force: %v", err)
 	}}
-	go (&Puller{Config: cfgFile, CRLPath: s.CRL, LockPath: s.CRLLock, Logf: s.Logf}).Run(ctx)
+	go (&Puller{Config: cfgFile, CRLPath: s.CRL, LockPath: s.CRLLock, CRLs: crls, Logf: s.Logf}).Run(ctx)
 	p := &Plugin{
 		Decider: &Decider{Rules: policy.NewRules(), Revoked: crls.Revoked},
 		CRLs:    crls,

@@ -55,8 +55,10 @@ func Handler(p *Plugin, started time.Time) *authorization.Handler {
 		sdk.EncodeResponse(w, authorization.Response{Allow: true}, false)
 	})
 	h.HandleFunc("POST /"+authorization.AuthZApiRequest, p.serveAuthZReq)
+	// The status looks at the files now: what asks it (policy set, a
+	// pushed list) must see its change in force.
 	h.HandleFunc(StatusPath, func(w http.ResponseWriter, r *http.Request) {
-		cfg, err := p.Config.Current()
+		cfg, err := p.Config.Fresh()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return

@@ -143,7 +143,7 @@ func runAuthzInstallCRL(a *app, opts authzPluginOptions) error {
 	if err != nil {
 		return err
 	}
-	changed, held, err := authz.InstallCRL(opts.crl, cfg.CAs, opts.crlLock, in)
+	changed, held, err := authz.TakePushedCRL(opts.crl, cfg.CAs, opts.crlLock, opts.socket, in)
 	if err != nil {
 		return err
 	}
