@@ -176,7 +176,7 @@ func TestPlanPolicy(t *testing.T) {
 
 func TestPolicyUnits(t *testing.T) {
 	svc := string(serviceUnitText())
-	for _, want := range []string{"Restart=always", "StartLimitIntervalSec=0", "Requires=" + pluginSocketUnit, "ExecStart=" + PluginBinaryPath + " authz-plugin --config " + PolicyPath} {
+	for _, want := range []string{"Restart=always", "StartLimitIntervalSec=0", "Requires=" + pluginSocketUnit, "ExecStart=" + PluginBinaryPath + " authz-plugin --config " + PolicyPath, "Environment=GOMAXPROCS=1 GOGC=400"} {
 		if !strings.Contains(svc, want) {
 			t.Errorf("the service unit has no %q:\n%s", want, svc)
 		}
