@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -310,14 +314,23 @@ done`)
 
 // loadList runs clients keep-alive clients, each calling url in a loop
 // for d, and returns the calls per second and the 99th percentile.
+//
+// Each client is one goroutine on one mutual-TLS connection that writes a
+// request and reads the answer in turn, as wrk does (wrk itself cannot
+// present a client certificate). net/http's client, with two goroutines
+// per connection handing each call over, took about 210 us of CPU per
+// call, a fifth of this 2-core machine that the engine under test
+// shares; this takes about 110.
 func loadList(b *testing.B, cfg *tls.Config, url string, clients int, d time.Duration) (float64, time.Duration) {
-	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: clients}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	u, err := neturl.Parse(url)
+	if err != nil || u.Scheme != "https" {
+		b.Fatalf("load: %q is not an https URL (%v)", url, err)
+	}
+	req := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: docker-tls-bench\r\n\r\n")
 	var (
 		mu    sync.Mutex
 		lat   []time.Duration
-		fails int
+		fails []error
 		wg    sync.WaitGroup
 	)
 	deadline := time.Now().Add(d)
@@ -325,34 +338,54 @@ func loadList(b *testing.B, cfg *tls.Config, url string, clients int, d time.Dur
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var mine []time.Duration
-			bad := 0
-			for time.Now().Before(deadline) {
-				start := time.Now()
-				resp, err := client.Get(url)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("%s", resp.Status)
-					}
-				}
-				if err != nil {
-					bad++
-					continue
-				}
-				mine = append(mine, time.Since(start))
-			}
+			mine, err := loadOne(cfg, u.Host, req, deadline)
 			mu.Lock()
+			defer mu.Unlock()
 			lat = append(lat, mine...)
-			fails += bad
-			mu.Unlock()
+			if err != nil {
+				fails = append(fails, err)
+			}
 		}()
 	}
 	wg.Wait()
-	if fails > 0 || len(lat) == 0 {
-		b.Fatalf("GET %s: %d failed, %d answered", url, fails, len(lat))
+	if len(fails) > 0 || len(lat) == 0 {
+		b.Fatalf("GET %s: %d clients failed (%v), %d calls answered", url, len(fails), errors.Join(fails...), len(lat))
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return float64(len(lat)) / d.Seconds(), lat[len(lat)*99/100]
+}
+
+// loadOne calls on one connection until deadline: the latency of each
+// call, and what stopped it early.
+func loadOne(cfg *tls.Config, addr string, req []byte, deadline time.Time) ([]time.Duration, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	var lat []time.Duration
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		if err := conn.SetDeadline(start.Add(10 * time.Second)); err != nil {
+			return lat, err
+		}
+		if _, err := conn.Write(req); err != nil {
+			return lat, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return lat, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return lat, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return lat, fmt.Errorf("%s", resp.Status)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return lat, nil
 }
