@@ -13,6 +13,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -181,7 +182,8 @@ func BenchmarkEngineRotation(b *testing.B) {
 // authorization plugin then judges every API call), side by side on the
 // same host: docker version and docker ps through the real CLI, docker cp
 // of 256 MiB in and out, and GET /containers/json from a Go load
-// generator of 20 keep-alive mutual-TLS clients (calls/s and p99).
+// generator of 20 keep-alive mutual-TLS clients (calls/s and p99); then
+// the time from ca revoke to the first refused call, pushed and pulled.
 func BenchmarkEnginePolicy(b *testing.B) {
 	e := NewEnv(b)
 	c := NewSSHClient(b)
@@ -208,6 +210,9 @@ func BenchmarkEnginePolicy(b *testing.B) {
 		on.add(measureEngine(b, e, h, cfg, url, big))
 		e.MustTLS("engine", "policy", "off", "perf")
 	}
+	push, pull := revocationToRefusal(b, e, h)
+	b.ReportMetric(push.Seconds()*1e3, "revoke-push-ms")
+	b.ReportMetric(pull.Seconds()*1e3, "revoke-pull-ms")
 	n := float64(b.N)
 	b.ReportMetric(off.version.Seconds()*1e3/n, "version-off-ms")
 	b.ReportMetric(on.version.Seconds()*1e3/n, "version-on-ms")
@@ -231,6 +236,50 @@ func BenchmarkEnginePolicy(b *testing.B) {
 	b.ReportMetric(float64(on.pluginCPU.Microseconds())/n, "plugin-cpu-us/call")
 }
 
+// revocationToRefusal times, on the engine "perf", from ca revoke to the
+// revoked identity's first refused call (docker version through the real
+// CLI): pushed (ca revoke reaches the engine over SSH), and pulled (the
+// plugin fetches the CA service's list every 5 s; nothing is pushed).
+func revocationToRefusal(b *testing.B, e *Env, h *EngineHost) (push, pull time.Duration) {
+	endpoint := strings.TrimSpace(e.MustTLS("ls", "--format", `{{if eq .Name "perf"}}{{.Host}}{{end}}`).Stdout)
+	for _, id := range []string{"gone-pushed", "gone-pulled"} {
+		e.MustTLS("context", "create", id, "--host", endpoint, "--issue", "--client-name", id, "--group", "admins")
+	}
+	port, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	listen := fmt.Sprintf("%s:%d", h.Gateway, port)
+	serve := e.Start("docker", "tls", "ca", "serve", "--listen", listen, "--san", h.Gateway)
+	defer serve.Stop()
+	serve.WaitFor("Serving CA")
+	e.MustTLS("engine", "policy", "set", "perf", "--grant", "group:admins=admin")
+	push = untilRefused(b, e, "gone-pushed", "ca", "revoke", "gone-pushed")
+	e.MustTLS("engine", "policy", "set", "perf", "--grant", "group:admins=admin", "--crl-url", "https://"+listen+"/crl", "--crl-interval", "5s")
+	pull = untilRefused(b, e, "gone-pulled", "ca", "revoke", "gone-pulled", "--no-push")
+	e.MustTLS("engine", "policy", "off", "perf")
+	return push, pull
+}
+
+// untilRefused runs docker tls revoke… and then docker version as ctx
+// until the engine refuses it as revoked (at most 30 s): the time from the
+// start of the revocation.
+func untilRefused(b *testing.B, e *Env, ctx string, revoke ...string) time.Duration {
+	requireOK(b, e.Docker("--context", ctx, "version"))
+	start := time.Now()
+	e.MustTLS(revoke...)
+	for {
+		r := e.Docker("--context", ctx, "version")
+		if r.Code != 0 && strings.Contains(r.Stderr, "is revoked") {
+			return time.Since(start)
+		}
+		if time.Since(start) > 30*time.Second {
+			b.Fatalf("%s is not refused 30 s after docker tls %s: %s", ctx, strings.Join(revoke, " "), r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // policyFigures are one engine's figures, summed over iterations.
 type policyFigures struct {
 	version, ps, cpIn, cpOut, p99 time.Duration
@@ -251,7 +300,7 @@ func (f *policyFigures) add(g policyFigures) {
 }
 
 // measureEngine takes one set of figures, after a warm-up: the mean of 20
-// docker version and 20 docker ps, the best of two copies each way, 3 s of
+// docker version and 20 docker ps, the best of three copies each way, 3 s of
 // load with the CPU dockerd and the plugin used per call.
 func measureEngine(b *testing.B, e *Env, h *EngineHost, cfg *tls.Config, url, big string) policyFigures {
 	var f policyFigures
@@ -269,14 +318,23 @@ func measureEngine(b *testing.B, e *Env, h *EngineHost, cfg *tls.Config, url, bi
 	loadList(b, cfg, url, 20, time.Second)
 	f.version = mean("version")
 	f.ps = mean("ps")
-	// Copies: the best of two each way.
+	// Copies: the best of three each way, each after a sync, so that
+	// none pays for writing back what the one before left dirty (the
+	// engine's disk is this machine's).
 	back := e.Path("back.bin")
-	for range 2 {
+	flush := func() {
+		if out, err := exec.Command("sync").CombinedOutput(); err != nil {
+			b.Fatalf("sync: %v %s", err, out)
+		}
+	}
+	for range 3 {
+		flush()
 		start := time.Now()
 		requireOK(b, e.Docker("--context", "perf", "cp", big, "box:/tmp/in.bin"))
 		if d := time.Since(start); f.cpIn == 0 || d < f.cpIn {
 			f.cpIn = d
 		}
+		flush()
 		start = time.Now()
 		requireOK(b, e.Docker("--context", "perf", "cp", "box:/tmp/in.bin", back))
 		if d := time.Since(start); f.cpOut == 0 || d < f.cpOut {

@@ -52,6 +52,8 @@ if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
            printf "%-45s %6.0f / %6.0f calls/s  %5.2f (goal: 2000/s with it)\n", "GET /containers/json, 20 keep-alive clients", m["list-off-calls/s"], m["list-on-calls/s"], m["list-on/off"]
            printf "%-45s %6.1f / %6.1f ms\n", "  p99 of those calls", m["p99-off-ms"], m["p99-on-ms"]
            printf "%-45s %6.0f / %6.0f us (the plugin: %.0f us)\n", "  dockerd CPU per call", m["dockerd-cpu-off-us/call"], m["dockerd-cpu-on-us/call"], m["plugin-cpu-us/call"]
+           printf "%-45s %6.0f ms\n", "ca revoke to the first refused call, pushed", m["revoke-push-ms"]
+           printf "%-45s %6.0f ms (the plugin pulls every 5 s)\n", "ca revoke to the first refused call, pulled", m["revoke-pull-ms"]
          }'
 else
   echo "skipped: needs root and systemd-nspawn (scripts/deps.sh)"
