@@ -234,6 +234,13 @@ func (f *CRLFile) Revoked(caPath string, leaf *x509.Certificate) bool {
 	return f.revoked[issuerKey(leaf)][leaf.SerialNumber.Text(16)]
 }
 
+// Reload looks at the files now, rather than within Recheck.
+func (f *CRLFile) Reload(caPath string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reload(caPath, true)
+}
+
 // Held describes the lists in force, the files looked at now.
 func (f *CRLFile) Held(caPath string) []CRLInfo {
 	f.mu.Lock()
@@ -355,7 +362,7 @@ func (p *Puller) pull(ctx context.Context, cfg *Config, last string) string {
 	}
 	if changed {
 		if p.CRLs != nil {
-			p.CRLs.Held(cfg.CAs)
+			p.CRLs.Reload(cfg.CAs)
 		}
 		for _, i := range infos {
 			p.Logf("revocation list of %s: number %s, %d revoked", i.CA, i.Number, i.Revoked)

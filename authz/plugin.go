@@ -56,9 +56,9 @@ func (p *Plugin) AuthZReq(r authorization.Request) authorization.Response {
 	return p.judge(Call{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody, Headers: r.RequestHeaders, Certs: certs})
 }
 
-// unreadable is the answer to a request that did not decode: it must not
+// unreadable is the refusal of a request that did not decode: it must not
 // pass as a local call, which is what a request without certificates is.
-var unreadable = authorization.Response{Allow: false, Msg: "docker-tls: the authorization request could not be read, so the call is refused"}
+const unreadable = "docker-tls: the authorization request could not be read, so the call is refused"
 
 func (p *Plugin) judge(c Call) authorization.Response {
 	now := time.Now()
@@ -66,7 +66,7 @@ func (p *Plugin) judge(c Call) authorization.Response {
 		now = p.Now()
 	}
 	if c.Method == "" || c.URI == "" {
-		return unreadable
+		return authorization.Response{Msg: unreadable}
 	}
 	if i := strings.Index(c.URI, ProbeParam+"="); i >= 0 {
 		nonce := strings.SplitN(c.URI[i+len(ProbeParam)+1:], "&", 2)[0]
@@ -103,7 +103,7 @@ type wireRequest struct {
 // decoding went on with what it had read so far.
 func (p *Plugin) serveAuthZReq(w http.ResponseWriter, r *http.Request) {
 	var req wireRequest
-	res := unreadable
+	res := authorization.Response{Msg: unreadable}
 	if err := json.NewDecoder(r.Body).Decode(&req); err == nil {
 		if certs, err := p.peers.parse(req.RequestPeerCertificates); err == nil {
 			res = p.judge(Call{Method: req.RequestMethod, URI: req.RequestURI, Body: req.RequestBody, Headers: req.RequestHeaders, Certs: certs})
