@@ -237,8 +237,7 @@ func BenchmarkEnginePolicy(b *testing.B) {
 }
 
 // revocationToRefusal times, on the engine "perf", from ca revoke to the
-// revoked identity's first refused call (docker version through the real
-// CLI): pushed (ca revoke reaches the engine over SSH), and pulled (the
+// revoked identity's first refused call (docker ps through the real CLI): pushed (ca revoke reaches the engine over SSH), and pulled (the
 // plugin fetches the CA service's list every 5 s; nothing is pushed).
 func revocationToRefusal(b *testing.B, e *Env, h *EngineHost) (push, pull time.Duration) {
 	endpoint := strings.TrimSpace(e.MustTLS("ls", "--format", `{{if eq .Name "perf"}}{{.Host}}{{end}}`).Stdout)
@@ -254,27 +253,29 @@ func revocationToRefusal(b *testing.B, e *Env, h *EngineHost) (push, pull time.D
 	defer serve.Stop()
 	serve.WaitFor("Serving CA")
 	e.MustTLS("engine", "policy", "set", "perf", "--grant", "group:admins=admin")
-	push = untilRefused(b, e, "gone-pushed", "ca", "revoke", "gone-pushed")
+	push = untilRefused(b, e, h, "gone-pushed", "ca", "revoke", "gone-pushed")
 	e.MustTLS("engine", "policy", "set", "perf", "--grant", "group:admins=admin", "--crl-url", "https://"+listen+"/crl", "--crl-interval", "5s")
-	pull = untilRefused(b, e, "gone-pulled", "ca", "revoke", "gone-pulled", "--no-push")
+	pull = untilRefused(b, e, h, "gone-pulled", "ca", "revoke", "gone-pulled", "--no-push")
 	e.MustTLS("engine", "policy", "off", "perf")
 	return push, pull
 }
 
-// untilRefused runs docker tls revoke… and then docker version as ctx
-// until the engine refuses it as revoked (at most 30 s): the time from the
-// start of the revocation.
-func untilRefused(b *testing.B, e *Env, ctx string, revoke ...string) time.Duration {
-	requireOK(b, e.Docker("--context", ctx, "version"))
+// untilRefused checks ctx may docker ps on the engine h, runs docker tls
+// revoke…, then docker ps as ctx until the engine refuses it as revoked
+// (at most 30 s; the plugin's log on failure): the time from the start of
+// the revocation.
+func untilRefused(t testing.TB, e *Env, h *EngineHost, ctx string, revoke ...string) time.Duration {
+	t.Helper()
+	requireOK(t, e.Docker("--context", ctx, "ps"))
 	start := time.Now()
 	e.MustTLS(revoke...)
 	for {
-		r := e.Docker("--context", ctx, "version")
+		r := e.Docker("--context", ctx, "ps")
 		if r.Code != 0 && strings.Contains(r.Stderr, "is revoked") {
 			return time.Since(start)
 		}
 		if time.Since(start) > 30*time.Second {
-			b.Fatalf("%s is not refused 30 s after docker tls %s: %s", ctx, strings.Join(revoke, " "), r)
+			t.Fatalf("%s is not refused 30 s after docker tls %s: %s\n%s", ctx, strings.Join(revoke, " "), r, h.MustRoot("journalctl -u docker-tls-authz --no-pager | tail -20"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
