@@ -3,6 +3,9 @@
 
 GO        ?= go
 BIN       := bin/docker-tls
+# The plugin hands the commands that open a CA's database to its helper,
+# the same program with the SQLite and PostgreSQL drivers (internal/dbhelper).
+HELPER    := bin/docker-tls.d/docker-tls-db
 PKG       := github.com/docker-tls/docker-tls
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
@@ -16,6 +19,7 @@ FUZZTIME  ?= 50000x
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/docker-tls
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(HELPER) ./cmd/docker-tls-db
 
 # Installs as a Docker CLI plugin: `docker tls ...`.
 install: build
@@ -55,6 +59,8 @@ cross:
 		echo "build $$os/$$arch"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
 			-o bin/$$os-$$arch/docker-tls$$ext ./cmd/docker-tls || exit 1; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o bin/$$os-$$arch/docker-tls.d/docker-tls-db$$ext ./cmd/docker-tls-db || exit 1; \
 	done; done
 
 clean:

@@ -166,8 +166,12 @@ func (e *Env) keyMaterialOutside(allowScratch bool) []string {
 	var bad []string
 	keysDir := filepath.Join(e.ConfigDir, "tls", "keys")
 	scratch := []string{filepath.Join(e.ConfigDir, "tls", "tmp"), filepath.Join(keysDir, ".tmp")}
+	plugins := filepath.Join(e.ConfigDir, "cli-plugins")
 	_ = filepath.WalkDir(e.ConfigDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Base(filepath.Dir(p)) == "cli-plugins" {
+		if p == plugins {
+			return filepath.SkipDir // the executables, which name PEM blocks
+		}
+		if err != nil || d.IsDir() {
 			return nil
 		}
 		data, err := os.ReadFile(p)

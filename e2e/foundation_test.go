@@ -225,3 +225,87 @@ func isZombie(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+// TestDatabaseHelper: the plugin runs what opens no database itself and
+// hands the rest to docker-tls-db by execve, so the docker CLI's child is
+// the helper, not a parent of it. Without the helper, such a command fails
+// in one sentence that names the helper's path, and changes nothing; the
+// rest still runs.
+func TestDatabaseHelper(t *testing.T) {
+	need(t, "docker")
+	e := NewEnv(t)
+	e.MustTLS("ca", "init")
+	helper := filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls.d", "docker-tls-db")
+
+	// Issuing records into the CA's inventory, in the helper.
+	requireOK(t, e.TLS("client", "issue", "alice", "--out", e.Path("alice")))
+	ls := e.MustTLS("ca", "issued", "ls", "--format", "{{.CN}}")
+	if strings.TrimSpace(ls.Stdout) != "alice" {
+		t.Fatalf("ca issued ls after client issue: %s", ls)
+	}
+
+	// ca serve: the docker CLI's one child is the helper itself.
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := e.Start("docker", "tls", "ca", "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--san", "127.0.0.1")
+	serve.WaitFor("Serving CA")
+	kids := childrenOf(t, serve.cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("docker tls ca serve: the docker CLI has children %v, want one", kids)
+	}
+	exe, err := os.Readlink("/proc/" + kids[0] + "/exe")
+	if err != nil || exe != helper {
+		t.Fatalf("the docker CLI's child runs %q (%v), want the helper %s", exe, err, helper)
+	}
+	pid, _ := strconv.Atoi(kids[0])
+	if grand := childrenOf(t, pid); len(grand) != 0 {
+		t.Fatalf("the helper has children %v: the plugin ran it as a child, not by execve", grand)
+	}
+	serve.Stop()
+
+	// Without the helper.
+	if err := os.Rename(helper, helper+".away"); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, e.ConfigDir)
+	for _, args := range [][]string{
+		{"client", "issue", "bob", "--out", e.Path("bob")},
+		{"ca", "token", "--cn", "bob"},
+	} {
+		r := e.TLS(args...)
+		requireFail(t, r, "docker tls "+strings.Join(args[:2], " ")+" opens a CA's database, which docker-tls does through its helper "+helper+": file does not exist: install docker-tls again")
+		if n := strings.Count(strings.TrimSpace(r.Stderr), "\n"); n != 0 {
+			t.Errorf("%v: %d lines on stderr, want one: %s", args, n+1, r.Stderr)
+		}
+	}
+	if after := snapshot(t, e.ConfigDir); after != before {
+		t.Fatalf("a refused command changed DOCKER_CONFIG:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if _, err := os.Stat(e.Path("bob")); err == nil {
+		t.Fatal("client issue without the helper wrote its output directory")
+	}
+	ca := e.MustTLS("ca", "ls", "--quiet")
+	if strings.TrimSpace(ca.Stdout) != "default" {
+		t.Fatalf("ca ls without the helper: %s", ca)
+	}
+}
+
+// childrenOf lists the pids of pid's children, from every one of its
+// threads (a Go program forks from whichever thread runs).
+func childrenOf(t *testing.T, pid int) []string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Skipf("no /proc children lists here (%v)", err)
+	}
+	var kids []string
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			kids = append(kids, strings.Fields(string(data))...)
+		}
+	}
+	return kids
+}

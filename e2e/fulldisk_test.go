@@ -23,11 +23,14 @@ func (e *Env) mountSmallConfig() {
 	if err := os.Mkdir(e.ConfigDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(pluginBinary)
-	if err != nil {
-		t.Fatal(err)
+	size := int64(4 << 20)
+	for _, b := range []string{pluginBinary, helperBinary} {
+		fi, err := os.Stat(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
 	}
-	size := fi.Size() + 4<<20
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "docker-tls-e2e-full", e.ConfigDir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs to fill (%v): %s", err, out)
 	}

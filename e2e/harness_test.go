@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-tls/docker-tls/internal/dbhelper"
 	"github.com/docker-tls/docker-tls/internal/enginehost"
 	"github.com/docker-tls/docker-tls/internal/testpg"
 	"github.com/docker-tls/docker-tls/keystore"
@@ -33,9 +34,12 @@ import (
 )
 
 // pluginBinary is the docker-tls binary TestMain builds once for the
-// package; crashBinary the same built with -tags crashtest, which dies at a
-// named step (package crashpoint), for the crash suite only.
-var pluginBinary, crashBinary string
+// package, with helperBinary, its database helper (cmd/docker-tls-db), where
+// the plugin looks for it (internal/dbhelper); crashBinary the helper built
+// with -tags crashtest, which dies at a named step (package crashpoint), for
+// the crash suite only: it links the database drivers, so it runs every
+// command itself.
+var pluginBinary, helperBinary, crashBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "docker-tls-e2e-bin-")
@@ -44,25 +48,29 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	pluginBinary = filepath.Join(dir, "docker-tls")
-	args := []string{"build", "-o", pluginBinary}
+	helperBinary = dbhelper.Path(pluginBinary)
+	var cover []string
 	if os.Getenv("DOCKER_TLS_E2E_COVERDIR") != "" {
 		// make test: the plugin records which statements the e2e suite
 		// ran, in every package, for the coverage report beside the unit
 		// tests' (scripts/test.sh).
-		args = append(args, "-cover", "-coverpkg=github.com/docker-tls/docker-tls/...")
-	}
-	build := exec.Command("go", append(args, "../cmd/docker-tls")...)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build docker-tls: %v\n%s", err, out)
-		os.Exit(1)
+		cover = []string{"-cover", "-coverpkg=github.com/docker-tls/docker-tls/..."}
 	}
 	crashBinary = filepath.Join(dir, "docker-tls-crashtest")
-	build = exec.Command("go", "build", "-tags", "crashtest", "-o", crashBinary, "../cmd/docker-tls")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build docker-tls -tags crashtest: %v\n%s", err, out)
-		os.Exit(1)
+	for _, b := range []struct {
+		out, pkg string
+		flags    []string
+	}{
+		{pluginBinary, "../cmd/docker-tls", cover},
+		{helperBinary, "../cmd/docker-tls-db", cover},
+		{crashBinary, "../cmd/docker-tls-db", []string{"-tags", "crashtest"}},
+	} {
+		build := exec.Command("go", append(append([]string{"build", "-o", b.out}, b.flags...), b.pkg)...)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s %v: %v\n%s", b.pkg, b.flags, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -149,17 +157,28 @@ func NewEnv(t testing.TB) *Env {
 			t.Fatal(err)
 		}
 	}
-	data, err := os.ReadFile(pluginBinary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls"), data, 0o755); err != nil {
-		t.Fatal(err)
+	plugin := filepath.Join(e.ConfigDir, "cli-plugins", "docker-tls")
+	for _, b := range [][2]string{{pluginBinary, plugin}, {helperBinary, dbhelper.Path(plugin)}} {
+		if err := copyFile(b[0], b[1]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if keyringProbe() != nil {
 		e.UseFileKeystore()
 	}
 	return e
+}
+
+// copyFile copies an executable, making the directory it goes in.
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o755)
 }
 
 // UseFileKeystore selects the file key store in the Env's config.json, the

@@ -16,6 +16,9 @@ import (
 	cliflags "github.com/docker/cli/cli/flags"
 
 	"github.com/docker-tls/docker-tls/internal/keyringtest"
+	// The plugin's commands run here as docker-tls-db runs them, with
+	// the database drivers linked.
+	_ "github.com/docker-tls/docker-tls/remoteca/drivers"
 )
 
 // update rewrites the golden files: go test ./plugin -run Golden -update

@@ -18,6 +18,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/authz"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/dbhelper"
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/internal/output"
 	"github.com/docker-tls/docker-tls/pki"
@@ -233,7 +234,9 @@ func pluginBinary(flag string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find this docker-tls executable to copy to the hosts: %w (give --plugin-binary)", err)
 		}
-		path = exe
+		// policy set runs in docker-tls-db; the hosts get the plugin, which
+		// is all the authorization plugin needs, and smaller.
+		path = dbhelper.PluginPath(exe)
 	}
 	bin, err := fsutil.ReadSmall(path, 256<<20)
 	if err != nil {

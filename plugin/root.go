@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/agent"
 	"github.com/docker-tls/docker-tls/engine"
+	"github.com/docker-tls/docker-tls/internal/dbhelper"
 )
 
 // NewRootCommand returns the `tls` command with every verb under it. The same
@@ -68,13 +70,41 @@ keys are written 0600 and never printed.`,
 		newAuthzPluginCommand(a),
 	)
 	wrapRuns(a, cmd)
+	markLean(cmd)
 	return cmd
+}
+
+// leanCommands are the commands (paths under `docker tls`) that run in the
+// plugin itself. Every other command runs in docker-tls-db, the same program
+// with the database drivers linked (package dbhelper), because it opens a
+// CA's database or may: issuing records into the CA's inventory, renewing
+// issues. These are what people run often (verify, ls, and the docker CLI's
+// hook call) or what runs where only the plugin is installed (authz-plugin,
+// on an engine's host); none of them opens a database.
+func leanCommands() []string {
+	return []string{
+		"verify", "ls", "inspect", "env", "export", "daemon-config", "lock", "unlock",
+		"docker-cli-plugin-hooks", "authz-plugin",
+		"agent install", "agent status", "agent stop", "agent lock",
+		"keys ls", "ca ls", "ca inspect", "engine ls", "engine audit", "engine policy show",
+	}
+}
+
+// markLean marks the root (its help) and the lean commands; commands that
+// only group others are marked by groupCommand.
+func markLean(root *cobra.Command) {
+	dbhelper.MarkLean(root)
+	for _, path := range leanCommands() {
+		if c, rest, err := root.Find(strings.Fields(path)); err == nil && len(rest) == 0 {
+			dbhelper.MarkLean(c)
+		}
+	}
 }
 
 // groupCommand is a command that only groups others: run alone, it prints
 // its help.
 func groupCommand(use, short string) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cli.NoArgs,
@@ -82,6 +112,8 @@ func groupCommand(use, short string) *cobra.Command {
 			return cmd.Help()
 		},
 	}
+	dbhelper.MarkLean(c)
+	return c
 }
 
 // wrapRuns makes every command print the expiry notice, once, on stderr

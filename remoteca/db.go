@@ -20,16 +20,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	// PostgreSQL through database/sql, pure Go: one `ca serve` state shared
-	// by replicas.
-	_ "github.com/jackc/pgx/v5/stdlib"
-	// SQLite in pure Go (no cgo): docker-tls builds with CGO_ENABLED=0.
-	"modernc.org/sqlite"
-
 	"github.com/docker-tls/docker-tls/internal/fsutil"
 	"github.com/docker-tls/docker-tls/pki"
 )
+
+// ErrNoDrivers: this executable links no database driver. docker-tls-db,
+// which does, runs the commands that open a database (package dbhelper).
+var ErrNoDrivers = errors.New("this docker-tls executable links no database driver: only docker-tls-db opens a CA's database")
 
 // Errors the database refuses an enrollment or a renewal with.
 var (
@@ -123,6 +120,9 @@ const userInfoPassword = (`^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^:@/\s]*:)[^\s
 // path of a SQLite file (created 0600 in a 0700 directory). The schema is
 // created if missing, by one process at a time.
 func OpenDB(ctx context.Context, where string) (*DB, error) {
+	if !slices.Contains(sql.Drivers(), "sqlite") || !slices.Contains(sql.Drivers(), "pgx") {
+		return nil, ErrNoDrivers
+	}
 	if IsPostgresURL(where) {
 		return openPostgres(ctx, where)
 	}
@@ -167,8 +167,7 @@ func retryBusy(ctx context.Context, f func() error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
 		err := f()
-		var se *sqlite.Error
-		if err == nil || !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().After(deadline) {
+		if err == nil || sqliteCode(err) != 5 || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -347,6 +346,18 @@ func (d *DB) begin(ctx context.Context) (*sql.Tx, func(), error) {
 	return tx, func() { _ = tx.Rollback(); unlock() }, nil
 }
 
+// sqliteCode is the primary result code of a SQLite error (SQLITE_BUSY 5,
+// SQLITE_IOERR 10, SQLITE_FULL 13), or -1. The driver's error is matched by
+// its method, so that this package does not link the driver (package
+// drivers does).
+func sqliteCode(err error) int {
+	var se interface{ Code() int }
+	if !errors.As(err, &se) {
+		return -1
+	}
+	return se.Code() & 0xff
+}
+
 func (d *DB) wrap(err error) error {
 	if err == nil {
 		return nil
@@ -354,8 +365,7 @@ func (d *DB) wrap(err error) error {
 	// SQLite says a full disk in its own code (SQLITE_FULL, 13), or as an
 	// I/O error (10) when the shared-memory file could not grow: as ENOSPC,
 	// so the command layer says it as it says every full disk.
-	var se *sqlite.Error
-	if errors.As(err, &se) && (se.Code()&0xff == 13 || se.Code()&0xff == 10 && fsutil.NearlyFull(filepath.Dir(d.Where))) {
+	if c := sqliteCode(err); c == 13 || c == 10 && fsutil.NearlyFull(filepath.Dir(d.Where)) {
 		return fmt.Errorf("the database %s: %w (%w)", d.Where, err, syscall.ENOSPC)
 	}
 	return fmt.Errorf("the database %s: %w", d.Where, err)
@@ -389,9 +399,9 @@ func (d *DB) forUpdate() string {
 }
 
 func isUniqueViolation(err error) bool {
-	var pg *pgconn.PgError
+	var pg interface{ SQLState() string }
 	if errors.As(err, &pg) {
-		return pg.Code == "23505"
+		return pg.SQLState() == "23505"
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

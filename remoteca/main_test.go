@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/docker-tls/docker-tls/internal/testpg"
+	// The drivers docker-tls-db links; the plugin does not.
+	_ "github.com/docker-tls/docker-tls/remoteca/drivers"
 )
 
 // pg is the package's PostgreSQL server, started once by TestMain when

@@ -17,6 +17,7 @@ import (
 	"github.com/docker-tls/docker-tls/keystore"
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
+	_ "github.com/docker-tls/docker-tls/remoteca/drivers"
 )
 
 type reportLog struct{ rotating []int }

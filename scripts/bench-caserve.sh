@@ -33,8 +33,7 @@ cleanup() {
 trap cleanup EXIT
 export GOPATH="$(go env GOPATH)" GOMODCACHE="$(go env GOMODCACHE)" GOCACHE="$(go env GOCACHE)"
 export DOCKER_CONFIG="$tmp/config" HOME="$tmp"
-mkdir -p "$DOCKER_CONFIG/cli-plugins"
-cp bin/docker-tls "$DOCKER_CONFIG/cli-plugins/docker-tls"
+./scripts/install.sh bin/docker-tls "$DOCKER_CONFIG" >/dev/null
 echo '{"plugins": {"tls": {"keystore": "file"}}}' >"$DOCKER_CONFIG/config.json"
 
 # A loopback port nothing listens on (bounded tries).

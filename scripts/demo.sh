@@ -47,8 +47,7 @@ trap cleanup EXIT
 
 export DOCKER_CONFIG="$work/docker-config"
 unset DOCKER_HOST DOCKER_CONTEXT DOCKER_CERT_PATH DOCKER_TLS_VERIFY
-mkdir -p "$DOCKER_CONFIG/cli-plugins"
-cp "$bin" "$DOCKER_CONFIG/cli-plugins/docker-tls"
+./scripts/install.sh "$bin" "$DOCKER_CONFIG" >/dev/null
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
   # No Secret Service here (make demo runs under scripts/with-keyring.sh,
   # which provides one when dbus and gnome-keyring are installed).

@@ -32,6 +32,7 @@ import (
 
 	"github.com/docker-tls/docker-tls/pki"
 	"github.com/docker-tls/docker-tls/remoteca"
+	_ "github.com/docker-tls/docker-tls/remoteca/drivers"
 )
 
 func main() {
