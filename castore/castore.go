@@ -202,6 +202,11 @@ func (s *Store) Create(name string, ca *pki.CA, opts CreateOptions) (*CA, error)
 func (c *CA) KeyRef() keystore.Ref { return keystore.Ref{Store: c.KeyStore, ID: c.KeyID} }
 
 func (s *Store) run(op, name string, p plan, key crypto.Signer, passphrase []byte) error {
+	if p.PutKey {
+		if err := s.keys.Ready(p.New.Store); err != nil {
+			return fmt.Errorf("store CA key: %w", err)
+		}
+	}
 	e, err := s.j.Begin(owner, op, name, p)
 	if err != nil {
 		return err

@@ -247,3 +247,24 @@ func TestFailedReplaceKeepsTheOld(t *testing.T) {
 		t.Fatalf("keys %v", keys)
 	}
 }
+
+// A keyring that cannot be reached at all (no Secret Service) is refused
+// before the change records its intent: nothing is left whose undo would
+// need that keyring, so the next command, with the file store, just runs.
+func TestCreateWithUnreachableKeyringRecordsNothing(t *testing.T) {
+	s, stores, kr, base := newStoreWithKeyring(t)
+	kr.Unreachable(true)
+	_, err := s.Create("default", newCA(t), CreateOptions{KeyStore: keystore.KindKeyring})
+	if !errors.Is(err, keystore.ErrKeyringUnavailable) {
+		t.Fatalf("Create into an unreachable keyring = %v, want ErrKeyringUnavailable", err)
+	}
+	if pending, err := journal.New(base, stores.TempDir()).Pending(); err != nil || len(pending) != 0 {
+		t.Fatalf("journal after the refusal: %v, %v; want nothing pending", pending, err)
+	}
+	if _, err := s.Get("default"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after the refusal = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Create("default", newCA(t), CreateOptions{KeyStore: keystore.KindFile}); err != nil {
+		t.Fatalf("the next Create, with the file store: %v", err)
+	}
+}

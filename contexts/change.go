@@ -236,6 +236,11 @@ func createPlan(o CreateOptions, old *Context) plan {
 
 // run carries out p for context name: journal, key, context, old key.
 func (s *Store) run(op, name string, p plan, key crypto.Signer) error {
+	if p.PutKey {
+		if err := s.keys.Ready(p.New.Store); err != nil {
+			return fmt.Errorf("store the client key: %w", err)
+		}
+	}
 	e, err := s.j.Begin(owner, op, name, p)
 	if err != nil {
 		return err

@@ -309,3 +309,38 @@ func childrenOf(t *testing.T, pid int) []string {
 	}
 	return kids
 }
+
+// TestNoSecretService: on a machine with no Secret Service (an SSH session,
+// a server), the keyring, docker-tls's default key store, is refused before
+// anything is recorded: one sentence that says to use the file store, and
+// the next command, given --keystore file, runs (it used to be refused
+// too, by a recorded intent it could not undo without the keyring).
+func TestNoSecretService(t *testing.T) {
+	e := NewEnv(t)
+	if err := os.Remove(filepath.Join(e.ConfigDir, "config.json")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	e.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+e.Path("no-such-bus"))
+	before := snapshot(t, e.ConfigDir)
+	for _, args := range [][]string{
+		{"ca", "init"},
+		{"context", "create", "lab", "--host", "tcp://127.0.0.1:2376", "--issue"},
+	} {
+		r := e.Standalone(args...)
+		requireFail(t, r, "the OS keyring is not available", "use --keystore file on machines without one")
+		if n := strings.Count(strings.TrimSpace(r.Stderr), "\n"); n != 0 || strings.Contains(r.Stderr, "undoing") {
+			t.Fatalf("%v: want one sentence and nothing to undo: %s", args, r.Stderr)
+		}
+		if after := snapshot(t, e.ConfigDir); after != before {
+			t.Fatalf("%v refused, but changed DOCKER_CONFIG:\nbefore\n%s\nafter\n%s", args, before, after)
+		}
+		if args[0] == "ca" {
+			requireOK(t, e.Standalone("ca", "init", "--keystore", "file"))
+			before = snapshot(t, e.ConfigDir)
+		}
+	}
+	requireOK(t, e.Standalone("context", "create", "lab", "--host", "tcp://127.0.0.1:2376", "--issue", "--keystore", "file"))
+	if r := e.MustTLS("ls", "--format", "{{.Name}}"); !strings.Contains(r.Stdout, "lab") {
+		t.Fatalf("ls after the file-store context: %s", r)
+	}
+}

@@ -118,6 +118,27 @@ func vanished(err error) bool {
 		(strings.Contains(msg, "No such interface") || strings.Contains(msg, "does not exist") || strings.Contains(msg, "No such object"))
 }
 
+// readyProbe is the id Ready looks up; no key is ever stored under it.
+const readyProbe = "docker-tls-ready-probe"
+
+// Ready checks that the keyring answers, by looking up an id no key has.
+// A change that puts a key records its intent first; checked before that,
+// a keyring that cannot be reached leaves no record whose undo would need
+// the keyring, and so block every later command until it came back.
+func (k *Keyring) Ready() error {
+	err := k.call(func() error {
+		_, err := k.Backend.Get(Service, readyProbe)
+		return err
+	})
+	switch {
+	case err == nil, errors.Is(err, gokeyring.ErrNotFound), vanished(err):
+		return nil
+	case errors.Is(err, ErrKeyringTimeout):
+		return err
+	}
+	return fmt.Errorf("%w: %s", ErrKeyringUnavailable, unavailableReason(err))
+}
+
 // unavailableReason explains the common Linux case in words: godbus reports
 // a missing session bus as a failure to run dbus-launch.
 func unavailableReason(err error) string {

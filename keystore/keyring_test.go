@@ -13,6 +13,7 @@ import (
 
 	gokeyring "github.com/zalando/go-keyring"
 
+	"github.com/docker-tls/docker-tls/internal/keyringtest"
 	"github.com/docker-tls/docker-tls/pki"
 )
 
@@ -275,5 +276,26 @@ func TestKeyringTokenTooLarge(t *testing.T) {
 	}
 	if err := k.PutWithToken("ctx-1", key, strings.Repeat("t", 1000), false); err != nil {
 		t.Fatalf("a token that fits: %v", err)
+	}
+}
+
+func TestKeyringReady(t *testing.T) {
+	k, _ := newTestKeyring(t)
+	if err := k.Ready(); err != nil {
+		t.Fatalf("Ready on an answering keyring: %v", err)
+	}
+	kr := keyringtest.New()
+	kr.Unreachable(true)
+	k.Backend = kr
+	if err := k.Ready(); !errors.Is(err, ErrKeyringUnavailable) {
+		t.Fatalf("Ready on an unreachable keyring = %v, want ErrKeyringUnavailable", err)
+	}
+	if err := (Stores{Dir: t.TempDir(), Backend: kr}).Ready(KindFile); err != nil {
+		t.Fatalf("the file store is not ready while the keyring is unreachable: %v", err)
+	}
+	k.Timeout = 50 * time.Millisecond
+	k.Backend = &mapBackend{m: map[string]string{}, block: make(chan struct{})}
+	if err := k.Ready(); !errors.Is(err, ErrKeyringTimeout) {
+		t.Fatalf("Ready on a keyring that does not answer = %v, want ErrKeyringTimeout", err)
 	}
 }

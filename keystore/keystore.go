@@ -79,6 +79,16 @@ func (s Stores) Open(kind string, passphrase []byte) (Store, error) {
 	return nil, CheckKind(kind)
 }
 
+// Ready checks, before a change records its intent to put a key into the
+// store of kind, that the store can take it now: the keyring answers
+// (Keyring.Ready); the file store always can.
+func (s Stores) Ready(kind string) error {
+	if kind == KindKeyring {
+		return s.Keyring().Ready()
+	}
+	return CheckKind(kind)
+}
+
 // Keyring is the keyring store, for what only it has (its index).
 func (s Stores) Keyring() *Keyring {
 	k := NewKeyring(s.Dir)

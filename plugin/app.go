@@ -33,6 +33,9 @@ type app struct {
 	journal  *journal.Journal
 	ctxStore *contexts.Store
 	caStore  *castore.Store
+	// readyStore is the key store defaultKeystore found ready, so that a
+	// command asking twice asks the keyring once.
+	readyStore string
 }
 
 // configDir is $DOCKER_CONFIG (or --config), as the docker CLI resolved it.
@@ -50,7 +53,8 @@ func (a *app) keyStores() keystore.Stores {
 	return keystore.Stores{Dir: filepath.Join(a.stateDir(), "keys"), Backend: a.keyring}
 }
 
-// defaultKeystore is the kind of store new keys go to.
+// defaultKeystore is the kind of store new keys go to, once it can take
+// them.
 func (a *app) defaultKeystore() (string, error) {
 	kind := a.keystore
 	if kind == "" {
@@ -63,6 +67,15 @@ func (a *app) defaultKeystore() (string, error) {
 	}
 	if err := keystore.CheckKind(kind); err != nil {
 		return "", fmt.Errorf("%w (from --keystore or plugins.tls.keystore in config.json)", err)
+	}
+	// Checked here, before a command writes anything: a keyring that cannot
+	// be reached is refused in one sentence, not after a certificate was
+	// issued or a token spent for a key that has nowhere to go.
+	if a.readyStore != kind {
+		if err := a.keyStores().Ready(kind); err != nil {
+			return "", err
+		}
+		a.readyStore = kind
 	}
 	return kind, nil
 }

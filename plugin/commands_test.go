@@ -462,3 +462,22 @@ func TestKeysPrune(t *testing.T) {
 	}
 	c.must("ca", "ls")
 }
+
+// With no Secret Service, a command whose new key would go to the keyring
+// is refused before it writes anything: no certificate recorded in the CA's
+// inventory, no intent that the next command would have to undo in a
+// keyring it cannot reach either.
+func TestUnreachableKeyringIsRefusedFirst(t *testing.T) {
+	c := listingState(t)
+	c.keyring.Unreachable(true)
+	for _, args := range [][]string{
+		{"ca", "init", "other"},
+		{"context", "create", "new", "--host", "tcp://h:2376", "--issue"},
+		{"context", "create", "new", "--host", "tcp://h:2376", "--issue", "--keystore", "keyring", "--ca", "team"},
+	} {
+		// The reason after "not available:" depends on whether this test
+		// runs with a session bus; the hint is given for that error alone.
+		c.fails("(use --keystore file on machines without one)", args...)
+	}
+	c.must("ca", "init", "other", "--keystore", "file")
+}

@@ -245,8 +245,8 @@ func defaultClientName() string {
 	return name
 }
 
-// preflight checks the name and host before any key is made, and refuses
-// an existing context without --force.
+// preflight checks the name, the host and the key store before any key is
+// made, and refuses an existing context without --force.
 func (a *app) preflight(name, rawHost string, force bool) (string, error) {
 	if err := contexts.ValidateName(name); err != nil {
 		return "", err
@@ -262,6 +262,9 @@ func (a *app) preflight(name, rawHost string, force bool) (string, error) {
 		if _, err := a.contexts().Get(name); err == nil {
 			return "", fmt.Errorf("context %q %w", name, contexts.ErrExists)
 		}
+	}
+	if _, err := a.defaultKeystore(); err != nil {
+		return "", err
 	}
 	return host, nil
 }

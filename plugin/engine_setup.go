@@ -176,6 +176,13 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		return nil
 	}
 
+	if !haveContext {
+		// The new context's key goes there: refused now, not after the host
+		// changed.
+		if _, err := a.defaultKeystore(); err != nil {
+			return err
+		}
+	}
 	target, client, err := a.engineIdentity(ctx, opts, name, endpoint, stored, existing)
 	if err != nil {
 		return err

@@ -13,11 +13,16 @@ import (
 // ErrLocked is what Set returns while FailSet is on.
 var ErrLocked = errors.New("the keyring is locked")
 
+// ErrNoBus is what every call returns while Unreachable is on, as godbus
+// says it when there is no session bus.
+var ErrNoBus = errors.New("exec: \"dbus-launch\": executable file not found in $PATH")
+
 // Backend implements keystore.Backend in memory.
 type Backend struct {
-	mu      sync.Mutex
-	m       map[string]string
-	failSet bool
+	mu          sync.Mutex
+	m           map[string]string
+	failSet     bool
+	unreachable bool
 }
 
 // New returns an empty keyring.
@@ -30,6 +35,14 @@ func (b *Backend) FailSet(fail bool) {
 	b.failSet = fail
 }
 
+// Unreachable makes every call fail, as on a machine with no Secret
+// Service, until called with false.
+func (b *Backend) Unreachable(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unreachable = on
+}
+
 // Len is the number of entries.
 func (b *Backend) Len() int {
 	b.mu.Lock()
@@ -40,6 +53,9 @@ func (b *Backend) Len() int {
 func (b *Backend) Set(service, user, secret string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.unreachable {
+		return ErrNoBus
+	}
 	if b.failSet {
 		return ErrLocked
 	}
@@ -50,6 +66,9 @@ func (b *Backend) Set(service, user, secret string) error {
 func (b *Backend) Get(service, user string) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.unreachable {
+		return "", ErrNoBus
+	}
 	v, ok := b.m[service+"/"+user]
 	if !ok {
 		return "", gokeyring.ErrNotFound
@@ -60,6 +79,9 @@ func (b *Backend) Get(service, user string) (string, error) {
 func (b *Backend) Delete(service, user string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.unreachable {
+		return ErrNoBus
+	}
 	if _, ok := b.m[service+"/"+user]; !ok {
 		return gokeyring.ErrNotFound
 	}
