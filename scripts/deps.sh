@@ -7,12 +7,13 @@
 # of: debootstrap, systemd-nspawn (systemd-container; installing it may
 # upgrade the machine's systemd), iproute2 and OpenSSH, and PostgreSQL, which
 # the CA service's tests start in a temp dir (internal/testpg), and sqlite3,
-# with which make bench creates cfssl's certificate database.
+# with which make bench creates cfssl's certificate database, and socat, the
+# hand-made relay make bench times agent mode against.
 # Idempotent. Without root it lists what is missing and carries on, so the
 # unit tests still run and the rest skip with a reason.
 set -euo pipefail
 pkgs=(docker.io openssl curl busybox-static dbus gnome-keyring libsecret-tools ca-certificates systemd
-  debootstrap systemd-container iproute2 openssh-client util-linux postgresql sqlite3)
+  debootstrap systemd-container iproute2 openssh-client util-linux postgresql sqlite3 socat)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
