@@ -95,10 +95,29 @@ func leanCommands() []string {
 func markLean(root *cobra.Command) {
 	dbhelper.MarkLean(root)
 	for _, path := range leanCommands() {
-		if c, rest, err := root.Find(strings.Fields(path)); err == nil && len(rest) == 0 {
+		if c := subcommand(root, strings.Fields(path)); c != nil {
 			dbhelper.MarkLean(c)
 		}
 	}
+}
+
+// subcommand follows names down from c, or returns nil. Unlike cobra's
+// Find it parses no flags: every docker tls command builds the tree.
+func subcommand(c *cobra.Command, names []string) *cobra.Command {
+	for _, name := range names {
+		var next *cobra.Command
+		for _, sub := range c.Commands() {
+			if sub.Name() == name {
+				next = sub
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		c = next
+	}
+	return c
 }
 
 // groupCommand is a command that only groups others: run alone, it prints
