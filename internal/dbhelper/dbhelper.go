@@ -4,17 +4,21 @@
 // The docker CLI execs a plugin twice for every `docker tls …` (once for its
 // metadata, once for the command), and Go runs every linked package's
 // initialisation and loads its code on each exec. The SQLite and PostgreSQL
-// drivers alone cost about 5 ms an exec, a quarter of the plugin's start, on
+// drivers alone cost 3–5 ms an exec, a sixth of the plugin's start, on
 // every command, though only the commands that open a CA's database use
 // them. Go cannot load a package lazily, so the drivers live in a second
-// executable: docker-tls-db is the same program with the drivers linked. A
-// command that opens a database (or may: issuing records into the CA's
-// inventory) is handed to it before it does anything, by execve(2), so the
-// process, its arguments, environment, standard streams and pid stay the
-// same and the docker CLI sees no difference (on Windows, which has no
-// execve, the helper runs as a child and its exit code is the plugin's). The commands people run often,
-// and those that run where only the plugin is installed (the authorization
-// plugin on an engine's host), are marked lean and run in the plugin.
+// executable: docker-tls-db is the same program with the drivers linked.
+//
+// A command runs in the plugin only if it is marked lean: the commands
+// people run often, and those that run where only the plugin is installed
+// (the authorization plugin on an engine's host). Every other command, each
+// that opens a database or may (issuing records into the CA's inventory)
+// and the occasional rest, is handed to the helper before it reads or
+// writes anything, by execve(2): the process, its arguments, environment,
+// standard streams and pid stay the same, and the docker CLI sees no
+// difference. On Windows, which has no execve, the helper runs as a child
+// and its exit code is the plugin's. A command added without a mark runs
+// in the helper: slower, never broken.
 //
 // The helper is installed beside the plugin, in a directory the docker CLI
 // does not list as a plugin: CLI-PLUGINS/docker-tls.d/docker-tls-db.
