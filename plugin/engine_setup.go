@@ -176,13 +176,6 @@ func runEngineSetup(ctx context.Context, a *app, opts engineSetupOptions) error 
 		return nil
 	}
 
-	if !haveContext {
-		// The new context's key goes there: refused now, not after the host
-		// changed.
-		if _, err := a.defaultKeystore(); err != nil {
-			return err
-		}
-	}
 	target, client, err := a.engineIdentity(ctx, opts, name, endpoint, stored, existing)
 	if err != nil {
 		return err
@@ -284,6 +277,11 @@ func (a *app) engineIdentity(ctx context.Context, opts engineSetupOptions, name,
 		t := a.contextTargets().TargetOf(existing)
 		target.Cert, target.Key = t.Cert, t.Key
 		return target, nil, nil
+	}
+	// The new context's key store, checked before its certificate is
+	// issued and long before the host changes.
+	if _, err := a.defaultKeystore(); err != nil {
+		return probe.Target{}, nil, err
 	}
 	client, err := a.issueClient(ctx, clientSpec{ca: opts.ca, name: opts.clientName, groups: opts.groups, keyType: string(pki.DefaultKeyType), passphrase: opts.passphrase, dest: "context " + name})
 	if err != nil {
