@@ -116,11 +116,25 @@ const keyValuePassword = (`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S
 // the host.
 const userInfoPassword = (`^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^:@/\s]*:)[^\s/]*@`)
 
+// The database/sql drivers a service database is opened with, linked by
+// package drivers.
+const (
+	sqliteDriver   = "sqlite"
+	postgresDriver = "pgx"
+)
+
+// DriversLinked says whether this executable links both drivers (package
+// drivers): docker-tls-db does, the plugin does not (package dbhelper).
+func DriversLinked() bool {
+	have := sql.Drivers()
+	return slices.Contains(have, sqliteDriver) && slices.Contains(have, postgresDriver)
+}
+
 // OpenDB opens the service database where says: a postgres:// URL, or the
 // path of a SQLite file (created 0600 in a 0700 directory). The schema is
 // created if missing, by one process at a time.
 func OpenDB(ctx context.Context, where string) (*DB, error) {
-	if !slices.Contains(sql.Drivers(), "sqlite") || !slices.Contains(sql.Drivers(), "pgx") {
+	if !DriversLinked() {
 		return nil, ErrNoDrivers
 	}
 	if IsPostgresURL(where) {
@@ -146,7 +160,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// interleave with another.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open(sqliteDriver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -180,7 +194,7 @@ func retryBusy(ctx context.Context, f func() error) error {
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	where := RedactURL(dsn)
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open(postgresDriver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("the database %s: %s", where, redactErr(err, dsn))
 	}

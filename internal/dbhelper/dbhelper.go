@@ -25,16 +25,16 @@
 package dbhelper
 
 import (
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/docker-tls/docker-tls/remoteca"
 )
 
 const (
@@ -51,17 +51,7 @@ const (
 
 // Linked says whether this executable has the database drivers: it is the
 // helper, or a test binary that imported them.
-func Linked() bool {
-	have := sql.Drivers()
-	// The drivers remoteca opens a CA's database with: the helper links
-	// them (package remoteca/drivers), the plugin does not.
-	for _, d := range [...]string{"sqlite", "pgx"} {
-		if !slices.Contains(have, d) {
-			return false
-		}
-	}
-	return true
-}
+func Linked() bool { return remoteca.DriversLinked() }
 
 // MarkLean marks commands that never open a CA's database, so that they
 // run in the plugin without the helper's start-up cost.
